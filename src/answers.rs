@@ -1,0 +1,179 @@
+//! The answers file (version 1) as the user writes it: raw values, no I/O
+//! beyond reading the file, no validation beyond YAML types. `config` turns it
+//! into a checked `Config`. The wizard produces the same structure.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// A YAML scalar that may be written as a number or a string (`timeout: 600`
+/// or `timeout: 10m`).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(untagged)]
+pub enum Scalar {
+    Int(i64),
+    Text(String),
+}
+
+impl Scalar {
+    pub fn as_text(&self) -> String {
+        match self {
+            Scalar::Int(n) => n.to_string(),
+            Scalar::Text(s) => s.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Answers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub users: Vec<UserAnswer>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<HttpsAnswers>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Scalar>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bcrypt_cost: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_group: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paths: Option<PathAnswers>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserAnswer {
+    #[serde(default)]
+    pub username: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_hash: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpsAnswers {
+    #[serde(default)]
+    pub enabled: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_directory: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_ca_root: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http_port: Option<i64>,
+}
+
+/// Every file location the tool uses; each defaults per OS (see `paths`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PathAnswers {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_conf: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_site: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_site_link: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub htpasswd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nginx_pid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_cache: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caddyfile: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caddy_site: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caddy_pid: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caddy_log: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_webroot: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub letsencrypt: Option<String>,
+}
+
+impl Answers {
+    /// Parses answers from YAML text; `source` names the file in errors.
+    /// Errors name the field (`users[1].pasword`) and the line.
+    pub fn from_yaml(text: &str, source: &str) -> Result<Answers> {
+        let deserializer = serde_yaml::Deserializer::from_str(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|err| {
+            let field = err.path().to_string();
+            let inner = err.into_inner();
+            let message = inner.to_string();
+            // serde_yaml appends " at line L column C"; keep it, it helps.
+            if field == "." || field.is_empty() {
+                Error::input(format!("{source}: {message}"))
+            } else {
+                Error::input(format!("{source}: {field}: {message}"))
+            }
+        })
+    }
+
+    pub fn load(path: &Path) -> Result<Answers> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(format!("cannot read answers file {}: {e}", path.display())))?;
+        Answers::from_yaml(&text, &path.display().to_string())
+    }
+
+    pub fn to_yaml(&self) -> String {
+        serde_yaml::to_string(self).expect("answers always serialize")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Answers::from_yaml("proxy: nginx\ndomian: x\n", "a.yaml").unwrap_err();
+        assert!(err.message.starts_with("a.yaml: "), "{}", err.message);
+        assert!(err.message.contains("unknown field `domian`"), "{}", err.message);
+
+        let err = Answers::from_yaml("users:\n  - username: a\n    pasword: x\n", "a.yaml").unwrap_err();
+        assert!(err.message.contains("users[0]"), "{}", err.message);
+        assert!(err.message.contains("pasword"), "{}", err.message);
+    }
+
+    #[test]
+    fn wrong_types_name_the_field() {
+        let err = Answers::from_yaml("port: [1]\n", "a.yaml").unwrap_err();
+        assert!(err.message.contains("a.yaml: port: "), "{}", err.message);
+    }
+
+    #[test]
+    fn timeout_as_number_or_text() {
+        let a = Answers::from_yaml("timeout: 600\n", "a").unwrap();
+        assert_eq!(a.timeout, Some(Scalar::Int(600)));
+        let a = Answers::from_yaml("timeout: 10m\n", "a").unwrap();
+        assert_eq!(a.timeout, Some(Scalar::Text("10m".into())));
+    }
+}

@@ -1,0 +1,520 @@
+//! Answers → `Config`: every field checked and typed, defaults filled in.
+//! All problems are collected and reported together, each naming the file,
+//! the field and what is allowed. Nothing here writes anything.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use crate::answers::{Answers, HttpsAnswers, PathAnswers, UserAnswer};
+use crate::error::{Error, Result};
+use crate::fields::{self, Host, Upstream};
+use crate::paths::{Os, Paths};
+use crate::secret::Secret;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    Nginx,
+    Caddy,
+}
+
+impl Proxy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Proxy::Nginx => "nginx",
+            Proxy::Caddy => "caddy",
+        }
+    }
+
+    /// The Debian package, and the binary, of this proxy.
+    pub fn package(self) -> &'static str {
+        self.name()
+    }
+}
+
+impl fmt::Display for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Where a user's password comes from, once the answers are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PasswordSource {
+    /// A plaintext password (from `password`, `password_env` or `password_file`).
+    Given(Secret),
+    /// A bcrypt hash given as is (`password_hash`).
+    Hash(String),
+    /// Generate a strong password, unless this user already has one.
+    Generate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSpec {
+    pub username: String,
+    pub password: PasswordSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Https {
+    pub email: Option<String>,
+    pub acme_directory: Option<String>,
+    /// A PEM file with the root of a private ACME server (pebble in tests).
+    pub acme_ca_root: Option<PathBuf>,
+    /// Port of the plain-HTTP server: ACME challenges and the redirect.
+    pub http_port: u16,
+}
+
+/// bcrypt cost for new hashes. Generated passwords carry 142 bits of entropy,
+/// so a low cost loses nothing and keeps nginx's per-request check cheap;
+/// passwords people choose need the slower hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CostPolicy {
+    pub fixed: Option<u32>,
+}
+
+impl CostPolicy {
+    pub const GENERATED_DEFAULT: u32 = 5;
+    pub const CHOSEN_DEFAULT: u32 = 12;
+
+    pub fn for_generated(self) -> u32 {
+        self.fixed.unwrap_or(Self::GENERATED_DEFAULT)
+    }
+
+    pub fn for_chosen(self) -> u32 {
+        self.fixed.unwrap_or(Self::CHOSEN_DEFAULT)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub proxy: Proxy,
+    /// `None`: answer on any host name.
+    pub domain: Option<Host>,
+    /// `None`: all addresses (IPv4 and IPv6).
+    pub listen_address: Option<IpAddr>,
+    pub port: u16,
+    pub upstream: Upstream,
+    pub users: Vec<UserSpec>,
+    pub https: Option<Https>,
+    pub timeout_secs: u64,
+    pub cost: CostPolicy,
+    pub install: bool,
+    /// Group that owns the password-bearing files (the proxy's worker user).
+    pub file_group: String,
+    pub paths: Paths,
+    /// Things worth saying that do not stop the run.
+    pub warnings: Vec<String>,
+}
+
+impl Config {
+    /// The URL clients use, for messages and the check at the end.
+    pub fn public_url(&self) -> String {
+        let scheme = if self.https.is_some() { "https" } else { "http" };
+        let host = match (&self.domain, self.listen_address) {
+            (Some(domain), _) => domain.url_form(),
+            (None, Some(addr)) if !addr.is_unspecified() => Host::Ip(addr).url_form(),
+            (None, _) => "127.0.0.1".to_string(),
+        };
+        let default_port = if self.https.is_some() { 443 } else { 80 };
+        if self.port == default_port {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}:{}", self.port)
+        }
+    }
+}
+
+/// Where `password_env` and `password_file` are read from. Tests pass a map.
+pub trait SecretSource {
+    fn env(&self, name: &str) -> Option<String>;
+    fn read_file(&self, path: &Path) -> io::Result<String>;
+}
+
+/// The real process environment and filesystem.
+pub struct ProcessSecrets;
+
+impl SecretSource for ProcessSecrets {
+    fn env(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+
+    fn read_file(&self, path: &Path) -> io::Result<String> {
+        std::fs::read_to_string(path)
+    }
+}
+
+/// Passwords shorter than this get a warning (the length the seed guide asks for).
+pub const SHORT_PASSWORD: usize = 20;
+
+/// Collects field errors so one run reports all of them.
+struct Problems {
+    source: String,
+    list: Vec<String>,
+}
+
+impl Problems {
+    fn add(&mut self, field: &str, message: impl fmt::Display) {
+        self.list.push(format!("{}: {field}: {message}", self.source));
+    }
+
+    /// Runs a validator, recording its error under `field`.
+    fn check<T>(&mut self, field: &str, result: std::result::Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.add(field, e)).ok()
+    }
+}
+
+impl Config {
+    /// `source` names the answers file (or "wizard") in messages.
+    pub fn from_answers(answers: &Answers, source: &str, os: Os, secrets: &dyn SecretSource) -> Result<Config> {
+        let mut p = Problems { source: source.to_string(), list: Vec::new() };
+        let mut warnings = Vec::new();
+
+        if let Some(version) = answers.version
+            && version != 1
+        {
+            p.add("version", format_args!("{version} is not supported; this tool reads version 1"));
+        }
+
+        let proxy = match answers.proxy.as_deref() {
+            Some("nginx") => Some(Proxy::Nginx),
+            Some("caddy") => Some(Proxy::Caddy),
+            Some(other) => {
+                p.add("proxy", format_args!("{other:?} is not supported: use nginx or caddy"));
+                None
+            }
+            None => {
+                p.add("proxy", "is required: use nginx or caddy");
+                None
+            }
+        };
+
+        let domain =
+            answers.domain.as_deref().filter(|d| !d.is_empty()).and_then(|d| p.check("domain", fields::host(d)));
+        let listen_address =
+            answers.listen_address.as_deref().and_then(|a| p.check("listen_address", fields::listen_address(a)));
+
+        let https = answers.https.as_ref().filter(|h| h.enabled).and_then(|h| https(h, &mut p));
+        if https.is_some() {
+            match (&answers.domain, &domain) {
+                (None, _) => p.add("https.enabled", "needs a domain: certificates are issued for a name; set `domain:`"),
+                (Some(_), Some(Host::Ip(_))) => {
+                    p.add("domain", "must be a host name, not an IP address, when https is enabled (ACME issues certificates for names)")
+                }
+                _ => {}
+            }
+        }
+
+        let default_port = if https.is_some() { 443 } else { 8080 };
+        let port = match answers.port {
+            Some(n) => p.check("port", fields::port(n)).unwrap_or(default_port),
+            None => default_port,
+        };
+        if let Some(h) = &https
+            && h.http_port == port
+        {
+            p.add(
+                "https.http_port",
+                format_args!("is the same as port ({port}); the HTTP server (challenges, redirect) needs its own port"),
+            );
+        }
+
+        let upstream_text = answers.upstream.as_deref().unwrap_or("127.0.0.1:11434");
+        let upstream = p.check("upstream", fields::upstream(upstream_text));
+        if let Some(up) = &upstream {
+            if up.rewrote_localhost {
+                warnings.push(format!(
+                    "upstream: using {} instead of localhost: proxies may try ::1 first, where Ollama does not listen by default",
+                    up.host_port()
+                ));
+            }
+            if let Host::Ip(ip) = up.host
+                && !fields::is_loopback(ip)
+                && up.scheme == fields::Scheme::Http
+            {
+                warnings.push(format!(
+                    "upstream: Ollama at {} is reached over the network without encryption, and anyone who can reach that address bypasses the password",
+                    up.host_port()
+                ));
+            }
+        }
+
+        if answers.users.is_empty() {
+            p.add("users", "at least one user is required (username plus one of password, password_env, password_file, password_hash, generate)");
+        }
+        let mut users = Vec::new();
+        for (i, user) in answers.users.iter().enumerate() {
+            if let Some(spec) = user_spec(user, &format!("users[{i}]"), secrets, &mut p, &mut warnings) {
+                if users.iter().any(|u: &UserSpec| u.username == spec.username) {
+                    p.add(&format!("users[{i}].username"), format_args!("{:?} appears twice", spec.username));
+                }
+                users.push(spec);
+            }
+        }
+
+        let timeout_secs = match &answers.timeout {
+            Some(t) => p.check("timeout", fields::timeout_seconds(&t.as_text())).unwrap_or(600),
+            None => 600,
+        };
+        let cost =
+            CostPolicy { fixed: answers.bcrypt_cost.and_then(|c| p.check("bcrypt_cost", fields::bcrypt_cost(c))) };
+
+        let file_group = match &answers.file_group {
+            Some(g) => p.check("file_group", fields::group_name(g)).unwrap_or_default(),
+            None => default_group(proxy.unwrap_or(Proxy::Nginx), os).to_string(),
+        };
+        let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
+
+        if https.is_none()
+            && answers.https.as_ref().is_none_or(|h| !h.enabled)
+            && listen_address.is_none_or(|a| !fields::is_loopback(a))
+        {
+            warnings.push(
+                "https is off: passwords cross the network readable by anyone on the path; enable https for anything reachable from the internet"
+                    .to_string(),
+            );
+        }
+
+        if !p.list.is_empty() {
+            return Err(Error::input(p.list.join("\n")));
+        }
+        Ok(Config {
+            proxy: proxy.expect("checked above"),
+            domain,
+            listen_address,
+            port,
+            upstream: upstream.expect("checked above"),
+            users,
+            https,
+            timeout_secs,
+            cost,
+            install: answers.install.unwrap_or(false),
+            file_group,
+            paths,
+            warnings,
+        })
+    }
+}
+
+fn default_group(proxy: Proxy, os: Os) -> &'static str {
+    match (proxy, os) {
+        (Proxy::Nginx, Os::Debian) => "www-data",
+        (Proxy::Caddy, Os::Debian) => "caddy",
+        (_, Os::MacHomebrew) => "staff",
+    }
+}
+
+fn https(answers: &HttpsAnswers, p: &mut Problems) -> Option<Https> {
+    let email = answers.email.as_deref().and_then(|e| p.check("https.email", fields::email(e)));
+    let acme_directory =
+        answers.acme_directory.as_deref().and_then(|d| p.check("https.acme_directory", fields::acme_directory(d)));
+    let acme_ca_root =
+        answers.acme_ca_root.as_deref().and_then(|f| p.check("https.acme_ca_root", fields::absolute_path(f)));
+    let http_port = match answers.http_port {
+        Some(n) => p.check("https.http_port", fields::port(n))?,
+        None => 80,
+    };
+    Some(Https { email, acme_directory, acme_ca_root, http_port })
+}
+
+fn user_spec(
+    user: &UserAnswer,
+    field: &str,
+    secrets: &dyn SecretSource,
+    p: &mut Problems,
+    warnings: &mut Vec<String>,
+) -> Option<UserSpec> {
+    let username = p.check(&format!("{field}.username"), fields::username(&user.username));
+    let given = [
+        user.password.is_some(),
+        user.password_env.is_some(),
+        user.password_file.is_some(),
+        user.password_hash.is_some(),
+        user.generate == Some(true),
+    ]
+    .iter()
+    .filter(|set| **set)
+    .count();
+    if given != 1 {
+        p.add(
+            field,
+            format_args!(
+                "give exactly one of password, password_env, password_file, password_hash or generate: true ({given} given)"
+            ),
+        );
+        return None;
+    }
+
+    let secret = if let Some(password) = &user.password {
+        Some(Secret::new(password.clone()))
+    } else if let Some(var) = &user.password_env {
+        let var = p.check(&format!("{field}.password_env"), fields::env_var_name(var))?;
+        match secrets.env(&var) {
+            Some(value) => Some(Secret::new(value)),
+            None => {
+                p.add(&format!("{field}.password_env"), format_args!("the environment variable {var} is not set"));
+                return None;
+            }
+        }
+    } else if let Some(file) = &user.password_file {
+        match secrets.read_file(Path::new(file)) {
+            // One trailing line break is how editors and `echo` end a file, not part of the password.
+            Ok(text) => {
+                Some(Secret::new(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text)))
+            }
+            Err(e) => {
+                p.add(&format!("{field}.password_file"), format_args!("cannot read {file}: {e}"));
+                return None;
+            }
+        }
+    } else {
+        None
+    };
+
+    let password = if let Some(secret) = secret {
+        if secret.is_empty() {
+            p.add(field, "the password is empty");
+            return None;
+        }
+        if secret.len() < SHORT_PASSWORD
+            && let Some(name) = &username
+        {
+            warnings.push(format!(
+                "{field}: the password for {name} has {} characters; use at least {SHORT_PASSWORD}, or generate: true",
+                secret.len()
+            ));
+        }
+        PasswordSource::Given(secret)
+    } else if let Some(hash) = &user.password_hash {
+        PasswordSource::Hash(p.check(&format!("{field}.password_hash"), fields::bcrypt_hash(hash))?)
+    } else {
+        PasswordSource::Generate
+    };
+    Some(UserSpec { username: username?, password })
+}
+
+fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> Paths {
+    let Some(a) = answers else { return paths };
+    let mut set = |field: &str, value: &Option<String>, target: &mut PathBuf| {
+        if let Some(v) = value
+            && let Some(path) = p.check(&format!("paths.{field}"), fields::absolute_path(v))
+        {
+            *target = path;
+        }
+    };
+    set("nginx_conf", &a.nginx_conf, &mut paths.nginx_conf);
+    set("nginx_site", &a.nginx_site, &mut paths.nginx_site);
+    set("htpasswd", &a.htpasswd, &mut paths.htpasswd);
+    set("nginx_pid", &a.nginx_pid, &mut paths.nginx_pid);
+    set("auth_cache", &a.auth_cache, &mut paths.auth_cache);
+    set("caddyfile", &a.caddyfile, &mut paths.caddyfile);
+    set("caddy_site", &a.caddy_site, &mut paths.caddy_site);
+    set("caddy_pid", &a.caddy_pid, &mut paths.caddy_pid);
+    set("caddy_log", &a.caddy_log, &mut paths.caddy_log);
+    set("acme_webroot", &a.acme_webroot, &mut paths.acme_webroot);
+    set("letsencrypt", &a.letsencrypt, &mut paths.letsencrypt);
+    set("nginx_site_link", &a.nginx_site_link, &mut paths.nginx_site_link);
+    paths
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    struct FakeSecrets(HashMap<String, String>);
+
+    impl SecretSource for FakeSecrets {
+        fn env(&self, name: &str) -> Option<String> {
+            self.0.get(name).cloned()
+        }
+        fn read_file(&self, path: &Path) -> io::Result<String> {
+            self.0.get(path.to_str().unwrap()).cloned().ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))
+        }
+    }
+
+    fn load(yaml: &str) -> Result<Config> {
+        let secrets = FakeSecrets(HashMap::from([
+            ("BOB_PASSWORD".to_string(), "bob's long password, 24ch".to_string()),
+            ("/run/secrets/dave".to_string(), "dave's password from a file\n".to_string()),
+        ]));
+        Config::from_answers(&Answers::from_yaml(yaml, "t.yaml")?, "t.yaml", Os::Debian, &secrets)
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let c = load("proxy: nginx\nusers: [{username: alice, generate: true}]\n").unwrap();
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.upstream.url(), "http://127.0.0.1:11434");
+        assert_eq!(c.timeout_secs, 600);
+        assert_eq!(c.file_group, "www-data");
+        assert!(!c.install);
+        assert_eq!(c.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn https_defaults_to_443_and_needs_a_name() {
+        let c = load("proxy: caddy\ndomain: ollama.example.com\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n").unwrap();
+        assert_eq!((c.port, c.https.as_ref().unwrap().http_port), (443, 80));
+        assert_eq!(c.public_url(), "https://ollama.example.com");
+
+        let err = load("proxy: caddy\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n").unwrap_err();
+        assert!(err.message.contains("https.enabled: needs a domain"), "{err}");
+        let err =
+            load("proxy: caddy\ndomain: 192.0.2.1\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n")
+                .unwrap_err();
+        assert!(err.message.contains("t.yaml: domain: must be a host name"), "{err}");
+    }
+
+    #[test]
+    fn password_sources_resolve() {
+        let c = load(
+            "proxy: nginx\nusers:\n  - {username: bob, password_env: BOB_PASSWORD}\n  - {username: dave, password_file: /run/secrets/dave}\n",
+        )
+        .unwrap();
+        assert_eq!(c.users[0].password, PasswordSource::Given(Secret::new("bob's long password, 24ch")));
+        assert_eq!(c.users[1].password, PasswordSource::Given(Secret::new("dave's password from a file")));
+    }
+
+    #[test]
+    fn every_problem_is_reported_with_file_and_field() {
+        let err = load(
+            "proxy: apache\ndomain: \"a.com; }\"\nport: 0\nusers:\n  - {username: \"bo:b\", password: x}\n  - {username: carol}\n  - {username: erin, password_env: NOPE}\n  - {username: frank, password: a, generate: true}\n",
+        )
+        .unwrap_err();
+        let m = &err.message;
+        for expected in [
+            "t.yaml: proxy: \"apache\" is not supported",
+            "t.yaml: domain: ",
+            "t.yaml: port: 0 is not a TCP port",
+            "t.yaml: users[0].username: \"bo:b\" contains ':'",
+            "t.yaml: users[1]: give exactly one of",
+            "t.yaml: users[2].password_env: the environment variable NOPE is not set",
+            "t.yaml: users[3]: give exactly one of",
+        ] {
+            assert!(m.contains(expected), "missing {expected:?} in:\n{m}");
+        }
+        assert_eq!(err.exit_code(), crate::error::exit::INPUT);
+    }
+
+    #[test]
+    fn duplicate_users_and_short_passwords() {
+        let err =
+            load("proxy: nginx\nusers: [{username: a, generate: true}, {username: a, generate: true}]\n").unwrap_err();
+        assert!(err.message.contains("users[1].username: \"a\" appears twice"), "{err}");
+        let c = load("proxy: nginx\nusers: [{username: a, password: short}]\n").unwrap();
+        assert!(c.warnings.iter().any(|w| w.contains("5 characters")), "{:?}", c.warnings);
+        assert!(!c.warnings.iter().any(|w| w.contains("short")), "the password leaked into a warning");
+    }
+
+    #[test]
+    fn paths_are_validated_and_overridable() {
+        let c = load("proxy: nginx\nusers: [{username: a, generate: true}]\npaths: {htpasswd: /tmp/x/h, nginx_site_link: /tmp/x/l}\n").unwrap();
+        assert_eq!(c.paths.htpasswd, PathBuf::from("/tmp/x/h"));
+        assert_eq!(c.paths.nginx_site_link, PathBuf::from("/tmp/x/l"));
+        let err = load("proxy: nginx\nusers: [{username: a, generate: true}]\npaths: {htpasswd: \"/tmp/x;h\"}\n")
+            .unwrap_err();
+        assert!(err.message.contains("paths.htpasswd"), "{err}");
+    }
+}

@@ -1,0 +1,446 @@
+//! Validators for every value that can reach a configuration file.
+//!
+//! Each one accepts a narrow, documented alphabet instead of trying to escape
+//! for two config languages (nginx, Caddyfile): a value that passes here cannot
+//! contain `;`, `{`, `}`, quotes, whitespace, `$` or control characters, so it
+//! cannot end a directive or open a block. The messages say what is allowed.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A host name (RFC 1123, lower-cased) or an IP literal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Name(String),
+    Ip(IpAddr),
+}
+
+impl Host {
+    /// The form that goes into URLs and `Host` headers: IPv6 in brackets.
+    pub fn url_form(&self) -> String {
+        match self {
+            Host::Name(name) => name.clone(),
+            Host::Ip(IpAddr::V4(ip)) => ip.to_string(),
+            Host::Ip(IpAddr::V6(ip)) => format!("[{ip}]"),
+        }
+    }
+
+    pub fn is_name(&self) -> bool {
+        matches!(self, Host::Name(_))
+    }
+}
+
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Host::Name(name) => f.write_str(name),
+            Host::Ip(ip) => write!(f, "{ip}"),
+        }
+    }
+}
+
+/// Names the first character of `value` that is outside `allowed`, in a form
+/// that shows invisible characters (`'\n'`, `' '`).
+fn first_disallowed(value: &str, allowed: impl Fn(char) -> bool) -> Option<String> {
+    value.chars().find(|c| !allowed(*c)).map(|c| match c {
+        ' ' => "a space".to_string(),
+        '\t' => "a tab".to_string(),
+        '\n' | '\r' => "a line break".to_string(),
+        c if c.is_control() => format!("the control character {:?}", c),
+        c => format!("'{c}'"),
+    })
+}
+
+/// An IP literal, with or without brackets for IPv6.
+fn ip_literal(value: &str) -> Option<IpAddr> {
+    let inner = value.strip_prefix('[').and_then(|v| v.strip_suffix(']')).unwrap_or(value);
+    inner.parse().ok()
+}
+
+/// A DNS host name as RFC 1123 defines it, or an IP literal.
+pub fn host(value: &str) -> Result<Host, String> {
+    const EXAMPLE: &str = "use a host name such as ollama.example.com (letters, digits, '-' and '.') or an IP address";
+    if value.is_empty() {
+        return Err(format!("must not be empty; {EXAMPLE}"));
+    }
+    if let Some(ip) = ip_literal(value) {
+        return Ok(Host::Ip(ip));
+    }
+    if let Some(bad) = first_disallowed(value, |c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
+        return Err(format!("{value:?} is not a valid host name: {bad} is not allowed; {EXAMPLE}"));
+    }
+    if value.len() > 253 {
+        return Err(format!("is {} characters long; a host name has at most 253", value.len()));
+    }
+    for label in value.split('.') {
+        if label.is_empty() {
+            return Err(format!(
+                "{value:?} has an empty label (two dots in a row, or a dot at the start or end); {EXAMPLE}"
+            ));
+        }
+        if label.len() > 63 {
+            return Err(format!("{value:?}: the label {label:?} is longer than 63 characters"));
+        }
+        if label.starts_with('-') || label.ends_with('-') {
+            return Err(format!(
+                "{value:?}: the label {label:?} starts or ends with '-', which host names do not allow"
+            ));
+        }
+    }
+    if value.split('.').next_back().is_some_and(|tld| tld.chars().all(|c| c.is_ascii_digit())) {
+        return Err(format!("{value:?} looks like an IP address but is not a valid one"));
+    }
+    Ok(Host::Name(value.to_ascii_lowercase()))
+}
+
+pub fn port(value: i64) -> Result<u16, String> {
+    match u16::try_from(value) {
+        Ok(port) if port > 0 => Ok(port),
+        _ => Err(format!("{value} is not a TCP port: use a number from 1 to 65535")),
+    }
+}
+
+/// An address to listen on: an IP literal only (names would make nginx resolve
+/// at start-up and could bind somewhere unexpected).
+pub fn listen_address(value: &str) -> Result<IpAddr, String> {
+    ip_literal(value).ok_or_else(|| {
+        format!("{value:?} is not an IP address: use e.g. 127.0.0.1, 192.0.2.10 or ::1 (omit the key to listen on all addresses)")
+    })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+impl Scheme {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        }
+    }
+}
+
+/// Where Ollama listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upstream {
+    pub scheme: Scheme,
+    pub host: Host,
+    pub port: u16,
+    /// Set when the answers said `localhost`, which we replace by 127.0.0.1.
+    pub rewrote_localhost: bool,
+}
+
+impl Upstream {
+    /// `host:port`, the value of the Host header Ollama will accept (it checks
+    /// the host part) and the address proxies connect to.
+    pub fn host_port(&self) -> String {
+        format!("{}:{}", self.host.url_form(), self.port)
+    }
+
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme.as_str(), self.host_port())
+    }
+}
+
+/// `host:port`, `http://host:port` or `https://host:port` (trailing `/` allowed).
+/// `localhost` becomes 127.0.0.1: proxies may resolve it to ::1 first, where
+/// Ollama does not listen by default.
+pub fn upstream(value: &str) -> Result<Upstream, String> {
+    const FORMS: &str = "use host:port, http://host:port or https://host:port, e.g. 127.0.0.1:11434";
+    let (scheme, rest) = if let Some(rest) = value.strip_prefix("http://") {
+        (Scheme::Http, rest)
+    } else if let Some(rest) = value.strip_prefix("https://") {
+        (Scheme::Https, rest)
+    } else if value.contains("://") {
+        return Err(format!("{value:?}: only http:// and https:// upstreams are supported; {FORMS}"));
+    } else {
+        (Scheme::Http, value)
+    };
+    let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('/') {
+        return Err(format!("{value:?}: Ollama serves its API at the root; remove the path; {FORMS}"));
+    }
+    let (host_part, port_part) = match rest.rfind(':') {
+        Some(i) if !rest[i..].contains(']') => (&rest[..i], &rest[i + 1..]),
+        _ => return Err(format!("{value:?} has no port; {FORMS}")),
+    };
+    if host_part.contains(':') && !host_part.starts_with('[') {
+        return Err(format!("{value:?}: write IPv6 addresses in brackets, e.g. [::1]:11434"));
+    }
+    let port = port_part
+        .parse::<i64>()
+        .map_err(|_| format!("{value:?}: {port_part:?} is not a port number; {FORMS}"))
+        .and_then(port)?;
+    let (host, rewrote_localhost) = if host_part.eq_ignore_ascii_case("localhost") {
+        (Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), true)
+    } else {
+        (host(host_part).map_err(|e| format!("upstream host: {e}"))?, false)
+    };
+    Ok(Upstream { scheme, host, port, rewrote_localhost })
+}
+
+/// Usernames go into htpasswd (`user:hash`) and Caddyfile (`user hash`) lines.
+pub fn username(value: &str) -> Result<String, String> {
+    const ALLOWED: &str = "letters, digits, '.', '_', '-', '@' and '+'";
+    if value.is_empty() {
+        return Err("must not be empty".into());
+    }
+    if value.contains(':') {
+        return Err(format!(
+            "{value:?} contains ':', which separates the name from the hash in an htpasswd file; use {ALLOWED}"
+        ));
+    }
+    if let Some(bad) = first_disallowed(value, |c| c.is_ascii_alphanumeric() || "._-@+".contains(c)) {
+        return Err(format!("{value:?}: {bad} is not allowed in a username; use {ALLOWED}"));
+    }
+    if value.len() > 64 {
+        return Err(format!("is {} characters long; use at most 64", value.len()));
+    }
+    Ok(value.to_string())
+}
+
+/// A bcrypt hash as nginx (libxcrypt) and Caddy accept it.
+pub fn bcrypt_hash(value: &str) -> Result<String, String> {
+    const FORM: &str = "expected a bcrypt hash such as $2y$12$ followed by 53 characters of [./A-Za-z0-9] (make one with `htpasswd -nbB user password`)";
+    let shape_ok = value.len() == 60
+        && (value.starts_with("$2a$") || value.starts_with("$2b$") || value.starts_with("$2y$"))
+        && value[4..6].chars().all(|c| c.is_ascii_digit())
+        && &value[6..7] == "$"
+        && value[7..].chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '/');
+    if !shape_ok {
+        return Err(format!("not a bcrypt hash: {FORM}"));
+    }
+    let cost: u32 = value[4..6].parse().unwrap_or(0);
+    if !(4..=31).contains(&cost) {
+        return Err(format!("bcrypt cost {cost} is outside 4..=31"));
+    }
+    Ok(value.to_string())
+}
+
+/// The cost field of a bcrypt hash already checked by [`bcrypt_hash`].
+pub fn bcrypt_cost_of(hash: &str) -> Option<u32> {
+    hash.get(4..6)?.parse().ok()
+}
+
+pub fn bcrypt_cost(value: i64) -> Result<u32, String> {
+    match u32::try_from(value) {
+        Ok(cost) if (4..=17).contains(&cost) => Ok(cost),
+        _ => Err(format!(
+            "{value} is not a usable bcrypt cost: use 4 to 17 (each step doubles the time nginx spends per uncached check; 12 takes about 250 ms here)"
+        )),
+    }
+}
+
+pub fn email(value: &str) -> Result<String, String> {
+    const FORM: &str = "use an address such as ops@example.com";
+    let Some((local, domain)) = value.split_once('@') else {
+        return Err(format!("{value:?} is not an email address; {FORM}"));
+    };
+    if local.is_empty() {
+        return Err(format!("{value:?} has nothing before '@'; {FORM}"));
+    }
+    if let Some(bad) = first_disallowed(local, |c| c.is_ascii_alphanumeric() || "._%+-".contains(c)) {
+        return Err(format!("{value:?}: {bad} is not allowed here; {FORM}"));
+    }
+    match host(domain) {
+        Ok(Host::Name(name)) if name.contains('.') => Ok(format!("{local}@{name}")),
+        _ => Err(format!("{value:?}: {domain:?} is not a mail domain; {FORM}")),
+    }
+}
+
+/// An absolute path that is safe to write into nginx and Caddy configs.
+pub fn absolute_path(value: &str) -> Result<PathBuf, String> {
+    const ALLOWED: &str = "letters, digits, '/', '.', '_', '-' and '+'";
+    if !value.starts_with('/') {
+        return Err(format!("{value:?} is not an absolute path (it must start with '/')"));
+    }
+    if let Some(bad) = first_disallowed(value, |c| c.is_ascii_alphanumeric() || "/._-+".contains(c)) {
+        return Err(format!("{value:?}: {bad} is not allowed in a path here; use {ALLOWED}"));
+    }
+    if value.split('/').any(|part| part == "..") {
+        return Err(format!("{value:?} contains '..'; write the path without it"));
+    }
+    if value.len() > 1 && value.ends_with('/') {
+        return Err(format!("{value:?} ends with '/'; name the file itself"));
+    }
+    Ok(PathBuf::from(value))
+}
+
+/// An ACME directory URL (Let's Encrypt staging, a private CA, pebble in tests).
+pub fn acme_directory(value: &str) -> Result<String, String> {
+    const FORM: &str = "use an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory";
+    let Some(rest) = value.strip_prefix("https://") else {
+        return Err(format!("{value:?} is not an https:// URL; {FORM}"));
+    };
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host_part = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => {
+            p.parse::<i64>().map_err(|_| format!("{value:?}: {p:?} is not a port")).and_then(port)?;
+            h
+        }
+        _ => authority,
+    };
+    host(host_part).map_err(|e| format!("{value:?}: {e}"))?;
+    if let Some(bad) = first_disallowed(path, |c| c.is_ascii_alphanumeric() || "/._-~".contains(c)) {
+        return Err(format!("{value:?}: {bad} is not allowed in the URL path; {FORM}"));
+    }
+    Ok(value.to_string())
+}
+
+/// An environment variable name for `password_env`.
+pub fn env_var_name(value: &str) -> Result<String, String> {
+    let starts_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !starts_ok || first_disallowed(value, |c| c.is_ascii_alphanumeric() || c == '_').is_some() {
+        return Err(format!(
+            "{value:?} is not an environment variable name: use letters, digits and '_', not starting with a digit"
+        ));
+    }
+    Ok(value.to_string())
+}
+
+/// A Unix group name (the group the proxy's workers run as).
+pub fn group_name(value: &str) -> Result<String, String> {
+    let starts_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
+    if !starts_ok
+        || value.len() > 32
+        || first_disallowed(value, |c| c.is_ascii_alphanumeric() || "_-".contains(c)).is_some()
+    {
+        return Err(format!("{value:?} is not a group name: use letters, digits, '_' and '-', at most 32 characters"));
+    }
+    Ok(value.to_string())
+}
+
+/// Upper bound for `timeout`: longer than any model load, short enough that a
+/// stuck upstream connection is eventually released.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// `timeout` as seconds: a number of seconds, or a duration like `10m`, `90s`, `1h`.
+pub fn timeout_seconds(value: &str) -> Result<u64, String> {
+    const FORM: &str = "use a duration such as 90s, 10m or 1h (from 1s to 24h)";
+    if value != value.trim() || value.chars().any(|c| !(c.is_ascii_alphanumeric() || c == ' ')) {
+        return Err(format!("{value:?}: only letters, digits and single spaces are allowed; {FORM}"));
+    }
+    let duration = match value.trim().parse::<u64>() {
+        Ok(secs) => Duration::from_secs(secs),
+        Err(_) => humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}; {FORM}"))?,
+    };
+    if duration < Duration::from_secs(1) || duration > MAX_TIMEOUT {
+        return Err(format!("{value:?} is out of range; {FORM}"));
+    }
+    if duration.subsec_nanos() != 0 {
+        return Err(format!("{value:?}: use whole seconds; {FORM}"));
+    }
+    Ok(duration.as_secs())
+}
+
+/// True for addresses that only this machine can reach.
+pub fn is_loopback(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4.is_loopback(),
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
+    }
+}
+
+pub const IPV6_ANY: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_accepts_names_and_ip_literals() {
+        assert_eq!(host("Ollama.Example.com"), Ok(Host::Name("ollama.example.com".into())));
+        assert_eq!(host("127.0.0.1"), Ok(Host::Ip("127.0.0.1".parse().unwrap())));
+        assert_eq!(host("[::1]"), Ok(Host::Ip("::1".parse().unwrap())));
+        assert_eq!(host("ollama"), Ok(Host::Name("ollama".into())));
+    }
+
+    #[test]
+    fn host_rejects_injection_and_malformed_names() {
+        for bad in [
+            "",
+            "a.com; } server { listen 9999",
+            "a.com\nlisten 1",
+            "a.com{",
+            "\"a.com\"",
+            "a..com",
+            ".a.com",
+            "a.com.",
+            "-a.com",
+            "a-.com",
+            "$host",
+            "a b",
+            "999.1.1.1",
+            "*.example.com",
+            "exa_mple.com",
+            &"a".repeat(64),
+        ] {
+            assert!(host(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn upstream_forms() {
+        let up = upstream("127.0.0.1:11434").unwrap();
+        assert_eq!((up.url(), up.rewrote_localhost), ("http://127.0.0.1:11434".into(), false));
+        let up = upstream("http://localhost:11434/").unwrap();
+        assert_eq!((up.url(), up.rewrote_localhost), ("http://127.0.0.1:11434".into(), true));
+        assert_eq!(upstream("[::1]:11434").unwrap().host_port(), "[::1]:11434");
+        assert_eq!(upstream("https://gpu-box.internal:443").unwrap().url(), "https://gpu-box.internal:443");
+        for bad in ["127.0.0.1", "ftp://a:1", "a:1/api", "::1:11434", "a:0", "a:99999", "a;b:1", "a:1;"] {
+            assert!(upstream(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn usernames() {
+        assert!(username("alice.b-c_d@x+y").is_ok());
+        for bad in ["", "bo:b", "bob smith", "bob\n", "b{", "b;", "$b", "b\"", "é"] {
+            assert!(username(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(username("bo:b").unwrap_err().contains("':'"));
+    }
+
+    #[test]
+    fn hashes() {
+        let good = "$2y$12$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
+        assert_eq!(good.len(), 60);
+        assert!(bcrypt_hash(good).is_ok());
+        assert_eq!(bcrypt_cost_of(good), Some(12));
+        assert!(bcrypt_hash("$apr1$abc$def").is_err());
+        assert!(bcrypt_hash(&good.replace('a', ";")).is_err());
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(timeout_seconds("10m"), Ok(600));
+        assert_eq!(timeout_seconds("90"), Ok(90));
+        assert_eq!(timeout_seconds("1h"), Ok(3600));
+        assert_eq!(timeout_seconds("1h 30m"), Ok(5400));
+        for bad in ["0", "0s", "25h", "10 parsecs", "1.5s", "500ms", "", "600s\n", " 10m", "10m;"] {
+            assert!(timeout_seconds(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn paths_and_urls() {
+        assert!(absolute_path("/etc/nginx/ollama.htpasswd").is_ok());
+        for bad in ["etc/x", "/etc/x y", "/etc/x;", "/etc/../x", "/etc/x/", "/etc/{x}", "/etc/\"x\""] {
+            assert!(absolute_path(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(acme_directory("https://127.0.0.1:14000/dir").is_ok());
+        assert!(acme_directory("https://acme-staging-v02.api.letsencrypt.org/directory").is_ok());
+        for bad in ["http://x/dir", "https://x/dir;", "https://x:99999/", "https://x/a b"] {
+            assert!(acme_directory(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(email("ops@example.com").is_ok());
+        for bad in ["ops", "@example.com", "o ps@example.com", "ops@localhost", "ops@a.com;"] {
+            assert!(email(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+}

@@ -1,0 +1,83 @@
+//! Every file location the tool reads or writes, in one place, with per-OS
+//! defaults. The answers file can override each (`paths:`), which is how the
+//! tests point everything into a temporary directory.
+
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Os {
+    /// Debian, Ubuntu and relatives: packages from apt, sites-available/enabled.
+    Debian,
+    /// macOS with Homebrew (Apple silicon prefix). Not exercised by the test suite.
+    MacHomebrew,
+}
+
+impl Os {
+    pub fn current() -> Os {
+        if cfg!(target_os = "macos") { Os::MacHomebrew } else { Os::Debian }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// nginx's main configuration file (passed to `nginx -t -c`).
+    pub nginx_conf: PathBuf,
+    /// Our nginx site file.
+    pub nginx_site: PathBuf,
+    /// The symlink in the directory nginx includes that enables the site.
+    /// The site itself lives outside that directory, so that its backups are
+    /// never loaded as a second copy.
+    pub nginx_site_link: PathBuf,
+    pub htpasswd: PathBuf,
+    /// Where nginx writes its PID (tells whether it runs, without systemd).
+    pub nginx_pid: PathBuf,
+    /// Cache of successful password checks (tmpfs; see the README).
+    pub auth_cache: PathBuf,
+    /// Caddy's main Caddyfile; we add one `import` line to it.
+    pub caddyfile: PathBuf,
+    /// Our Caddy site file, imported by the main Caddyfile.
+    pub caddy_site: PathBuf,
+    /// PID file for `caddy start` when there is no systemd.
+    pub caddy_pid: PathBuf,
+    /// Caddy's output when we start it ourselves (no systemd).
+    pub caddy_log: PathBuf,
+    /// Webroot for ACME HTTP-01 challenges (nginx + certbot).
+    pub acme_webroot: PathBuf,
+    /// certbot's configuration directory (`--config-dir`).
+    pub letsencrypt: PathBuf,
+}
+
+impl Paths {
+    pub fn defaults(os: Os) -> Paths {
+        match os {
+            Os::Debian => Paths {
+                nginx_conf: "/etc/nginx/nginx.conf".into(),
+                nginx_site: "/etc/nginx/sites-available/ollama".into(),
+                nginx_site_link: "/etc/nginx/sites-enabled/ollama".into(),
+                htpasswd: "/etc/nginx/ollama.htpasswd".into(),
+                nginx_pid: "/run/nginx.pid".into(),
+                auth_cache: "/run/ollama-secure/auth-cache".into(),
+                caddyfile: "/etc/caddy/Caddyfile".into(),
+                caddy_site: "/etc/caddy/ollama.caddy".into(),
+                caddy_pid: "/run/caddy-ollama-secure.pid".into(),
+                caddy_log: "/var/log/caddy/ollama-secure.log".into(),
+                acme_webroot: "/var/lib/ollama-secure/acme".into(),
+                letsencrypt: "/etc/letsencrypt".into(),
+            },
+            Os::MacHomebrew => Paths {
+                nginx_conf: "/opt/homebrew/etc/nginx/nginx.conf".into(),
+                nginx_site: "/opt/homebrew/etc/nginx/ollama-secure/ollama.conf".into(),
+                nginx_site_link: "/opt/homebrew/etc/nginx/servers/ollama.conf".into(),
+                htpasswd: "/opt/homebrew/etc/nginx/ollama.htpasswd".into(),
+                nginx_pid: "/opt/homebrew/var/run/nginx.pid".into(),
+                auth_cache: "/opt/homebrew/var/run/ollama-secure/auth-cache".into(),
+                caddyfile: "/opt/homebrew/etc/Caddyfile".into(),
+                caddy_site: "/opt/homebrew/etc/ollama.caddy".into(),
+                caddy_pid: "/opt/homebrew/var/run/caddy-ollama-secure.pid".into(),
+                caddy_log: "/opt/homebrew/var/log/caddy-ollama-secure.log".into(),
+                acme_webroot: "/opt/homebrew/var/ollama-secure/acme".into(),
+                letsencrypt: "/opt/homebrew/etc/letsencrypt".into(),
+            },
+        }
+    }
+}
