@@ -1,0 +1,337 @@
+//! Carries out a `Plan`: the same steps `--dry-run` prints, in order. Every
+//! change is journaled; if a step fails, the journal is undone in reverse so
+//! the previous files come back byte for byte, and the proxy is reloaded with
+//! them if it had already been reloaded.
+
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::plan::{Change, Command, Plan, Step};
+use crate::render::RenderedFile;
+use crate::runner::Runner;
+
+/// How to undo one change that was made.
+#[derive(Debug)]
+enum Undo {
+    RemoveFile(PathBuf),
+    Restore {
+        path: PathBuf,
+        backup: PathBuf,
+    },
+    RemoveDir(PathBuf),
+    RemoveLink(PathBuf),
+    /// The proxy was reloaded: after restoring the files, reload again.
+    ReloadAgain(Command),
+    /// The proxy was started by us: stop it again.
+    Stop(Command),
+}
+
+/// What apply did, for the summary.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub backups: Vec<PathBuf>,
+    pub changed: usize,
+}
+
+fn gid_of(group: &str) -> Result<u32> {
+    match nix::unistd::Group::from_name(group) {
+        Ok(Some(g)) => Ok(g.gid.as_raw()),
+        _ => Err(Error::failed(format!(
+            "the group {group} does not exist; it should have come with the proxy package (or set file_group in the answers file)"
+        ))),
+    }
+}
+
+fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
+    Error::failed(format!("{what} {}: {e}", path.display()))
+}
+
+/// Writes `content` to `path` atomically: a temporary file in the same
+/// folder, with mode and owner set before any byte is visible, then a rename.
+pub fn write_atomic(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) -> Result<()> {
+    let dir = path.parent().ok_or_else(|| Error::failed(format!("{} has no parent folder", path.display())))?;
+    let mut temp = tempfile::Builder::new()
+        .prefix(".ollama-secure-")
+        .tempfile_in(dir)
+        .map_err(|e| io_error("cannot create a temporary file next to", path, e))?;
+    let file = temp.as_file_mut();
+    // Mode first: the temp file must never be readable by others, not even briefly.
+    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| io_error("cannot set the mode of", path, e))?;
+    std::os::unix::fs::fchown(&*file, Some(uid), Some(gid))
+        .map_err(|e| io_error("cannot set the owner of", path, e))?;
+    file.write_all(content).map_err(|e| io_error("cannot write", path, e))?;
+    file.sync_all().map_err(|e| io_error("cannot flush", path, e))?;
+    temp.persist(path).map_err(|e| io_error("cannot move the new file into place at", path, e.error))?;
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error("cannot flush the folder", dir, e))?;
+    Ok(())
+}
+
+/// Copies `path` to `backup` with the same bytes, mode and owner. Never
+/// overwrites an existing file: a later backup gets a numbered name.
+fn make_backup(path: &Path, backup: &Path) -> Result<PathBuf> {
+    let meta = fs::metadata(path).map_err(|e| io_error("cannot read", path, e))?;
+    let content = fs::read(path).map_err(|e| io_error("cannot read", path, e))?;
+    let mut target = backup.to_path_buf();
+    for n in 1.. {
+        if fs::symlink_metadata(&target).is_err() {
+            break;
+        }
+        target = PathBuf::from(format!("{}.{n}", backup.display()));
+    }
+    write_atomic(&target, &content, meta.mode() & 0o7777, meta.uid(), meta.gid())?;
+    Ok(target)
+}
+
+/// Restores `path` from `backup` (bytes, mode, owner) and removes the backup.
+fn restore(path: &Path, backup: &Path) -> Result<()> {
+    let meta = fs::metadata(backup).map_err(|e| io_error("cannot read the backup", backup, e))?;
+    let content = fs::read(backup).map_err(|e| io_error("cannot read the backup", backup, e))?;
+    write_atomic(path, &content, meta.mode() & 0o7777, meta.uid(), meta.gid())?;
+    fs::remove_file(backup).map_err(|e| io_error("cannot remove the backup", backup, e))
+}
+
+fn write_file(file: &RenderedFile, change: &Change, journal: &mut Vec<Undo>, report: &mut Report) -> Result<String> {
+    let gid = gid_of(&file.group)?;
+    match change {
+        Change::Create => {
+            write_atomic(&file.path, file.content.as_bytes(), file.mode, 0, gid)?;
+            journal.push(Undo::RemoveFile(file.path.clone()));
+            Ok(format!("wrote {} (new)", file.path.display()))
+        }
+        Change::Replace { backup } => {
+            let backup = make_backup(&file.path, backup)?;
+            journal.push(Undo::Restore { path: file.path.clone(), backup: backup.clone() });
+            write_atomic(&file.path, file.content.as_bytes(), file.mode, 0, gid)?;
+            report.backups.push(backup.clone());
+            Ok(format!("wrote {} (previous version kept as {})", file.path.display(), backup.display()))
+        }
+    }
+}
+
+fn create_dirs(path: &Path, journal: &mut Vec<Undo>) -> Result<()> {
+    let mut missing = Vec::new();
+    let mut current = Some(path);
+    while let Some(dir) = current {
+        if dir.exists() {
+            break;
+        }
+        missing.push(dir.to_path_buf());
+        current = dir.parent();
+    }
+    for dir in missing.into_iter().rev() {
+        fs::create_dir(&dir).map_err(|e| io_error("cannot create the folder", &dir, e))?;
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| io_error("cannot set the mode of", &dir, e))?;
+        journal.push(Undo::RemoveDir(dir));
+    }
+    Ok(())
+}
+
+fn run_checked(runner: &mut dyn Runner, command: &Command, what: &str) -> Result<()> {
+    let result = runner.run(command);
+    if result.success {
+        Ok(())
+    } else {
+        let output = result.output.trim();
+        Err(Error::failed(format!(
+            "{what} failed: `{command}`\n{}",
+            if output.is_empty() { "(no output)" } else { output }
+        )))
+    }
+}
+
+/// Worker processes of the nginx master named in `pid_file`.
+fn nginx_workers(pid_file: &Path) -> Vec<u32> {
+    let Some(master) = fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<u32>().ok()) else {
+        return Vec::new();
+    };
+    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
+        .filter(|pid| {
+            // Field 4 of /proc/PID/stat is the parent; the name in field 2 may contain spaces.
+            fs::read_to_string(format!("/proc/{pid}/stat"))
+                .ok()
+                .and_then(|stat| {
+                    stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
+                })
+                .flatten()
+                .is_some_and(|ppid| ppid == master.to_string())
+        })
+        .collect()
+}
+
+/// `nginx -s reload` returns before the new workers take over; waits (up to
+/// `limit`) until the old ones have left, so the check that follows talks to
+/// the new configuration. Old workers finishing a long stream may outlive it.
+fn wait_for_old_workers(old: &[u32], limit: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if old.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists() || is_exiting(*pid)) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A worker that is "shutting down" has stopped accepting connections.
+fn is_exiting(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("shutting down")) || {
+        fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+    }
+}
+
+/// Undoes the journal in reverse. Returns what could not be undone.
+fn roll_back(journal: Vec<Undo>, runner: &mut dyn Runner, out: &mut dyn Write) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut after_files = Vec::new();
+    for undo in journal.into_iter().rev() {
+        let result = match &undo {
+            Undo::RemoveFile(path) | Undo::RemoveLink(path) => {
+                fs::remove_file(path).map_err(|e| io_error("cannot remove", path, e))
+            }
+            Undo::Restore { path, backup } => restore(path, backup),
+            Undo::RemoveDir(path) => fs::remove_dir(path).map_err(|e| io_error("cannot remove the folder", path, e)),
+            Undo::ReloadAgain(_) | Undo::Stop(_) => {
+                after_files.push(undo);
+                continue;
+            }
+        };
+        match result {
+            Ok(()) => {
+                let _ = writeln!(out, "  undone: {}", describe_undo(&undo));
+            }
+            Err(e) => failures.push(e.message),
+        }
+    }
+    // Service actions run once the old files are back.
+    for undo in after_files {
+        let (command, what) = match &undo {
+            Undo::ReloadAgain(c) => (c, "reload with the previous configuration"),
+            Undo::Stop(c) => (c, "stop the proxy we had started"),
+            _ => unreachable!("only service actions are deferred"),
+        };
+        match run_checked(runner, command, what) {
+            Ok(()) => {
+                let _ = writeln!(out, "  undone: {what} (`{command}`)");
+            }
+            Err(e) => failures.push(e.message),
+        }
+    }
+    failures
+}
+
+fn describe_undo(undo: &Undo) -> String {
+    match undo {
+        Undo::RemoveFile(p) => format!("removed new file {}", p.display()),
+        Undo::RemoveLink(p) => format!("removed link {}", p.display()),
+        Undo::RemoveDir(p) => format!("removed new folder {}", p.display()),
+        Undo::Restore { path, .. } => format!("restored {}", path.display()),
+        Undo::ReloadAgain(c) | Undo::Stop(c) => c.to_string(),
+    }
+}
+
+/// Extra facts apply needs about the proxy beyond the plan.
+pub struct ServiceHooks {
+    /// nginx's PID file, to wait for old workers after a reload.
+    pub nginx_pid: Option<PathBuf>,
+    /// How to stop the proxy if we started it and a later step fails.
+    pub stop: Option<Command>,
+}
+
+/// Executes `plan`. On failure, rolls back and returns the error (with what
+/// was undone, and what could not be).
+pub fn apply(plan: &Plan, hooks: &ServiceHooks, runner: &mut dyn Runner, out: &mut dyn Write) -> Result<Report> {
+    let mut journal = Vec::new();
+    let mut report = Report::default();
+    for step in &plan.steps {
+        let result = run_step(step, hooks, runner, &mut journal, &mut report, out);
+        if let Err(error) = result {
+            let _ = writeln!(out, "  failed: {}", error.message.lines().next().unwrap_or_default());
+            if journal.is_empty() {
+                return Err(Error::failed(format!("{error}\nNothing had been changed.")));
+            }
+            let _ = writeln!(out, "Rolling back:");
+            let failures = roll_back(journal, runner, out);
+            return Err(if failures.is_empty() {
+                Error::failed(format!("{error}\nEvery change was rolled back; the previous files are in place."))
+            } else {
+                Error::rollback_incomplete(format!(
+                    "{error}\nThe rollback did not complete; check these by hand:\n  - {}",
+                    failures.join("\n  - ")
+                ))
+            });
+        }
+        if step.changes_files() {
+            report.changed += 1;
+        }
+    }
+    Ok(report)
+}
+
+fn run_step(
+    step: &Step,
+    hooks: &ServiceHooks,
+    runner: &mut dyn Runner,
+    journal: &mut Vec<Undo>,
+    report: &mut Report,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let announce = |out: &mut dyn Write, text: &str| {
+        let _ = writeln!(out, "  … {text}");
+        let _ = out.flush();
+    };
+    match step {
+        Step::Install { command } => {
+            announce(out, &format!("installing: `{command}` (this can take a minute)"));
+            let start = Instant::now();
+            run_checked(runner, command, "installing the proxy")?;
+            let _ = writeln!(out, "  ✓ installed ({} s)", start.elapsed().as_secs());
+        }
+        Step::CreateDir { path } => {
+            create_dirs(path, journal)?;
+            let _ = writeln!(out, "  ✓ created {}", path.display());
+        }
+        Step::Write { file, change } => {
+            let done = write_file(file, change, journal, report)?;
+            let _ = writeln!(out, "  ✓ {done}");
+        }
+        Step::Link { link, target } => {
+            std::os::unix::fs::symlink(target, link).map_err(|e| io_error("cannot create the link", link, e))?;
+            journal.push(Undo::RemoveLink(link.clone()));
+            let _ = writeln!(out, "  ✓ linked {} -> {}", link.display(), target.display());
+        }
+        Step::Validate { command } => {
+            announce(out, &format!("validating: `{command}`"));
+            run_checked(runner, command, "validating the configuration")?;
+            let _ = writeln!(out, "  ✓ configuration is valid");
+        }
+        Step::Start { command } => {
+            announce(out, &format!("starting: `{command}`"));
+            run_checked(runner, command, "starting the proxy")?;
+            if let Some(stop) = &hooks.stop {
+                journal.push(Undo::Stop(stop.clone()));
+            }
+            let _ = writeln!(out, "  ✓ started");
+        }
+        Step::Reload { command } => {
+            announce(out, &format!("reloading: `{command}`"));
+            let old_workers = hooks.nginx_pid.as_deref().map(nginx_workers).unwrap_or_default();
+            run_checked(runner, command, "reloading the proxy")?;
+            journal.push(Undo::ReloadAgain(command.clone()));
+            wait_for_old_workers(&old_workers, Duration::from_secs(10));
+            let _ = writeln!(out, "  ✓ reloaded");
+        }
+        Step::Enable { command } => {
+            run_checked(runner, command, "enabling the service at boot")?;
+            let _ = writeln!(out, "  ✓ enabled at boot");
+        }
+    }
+    Ok(())
+}

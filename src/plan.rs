@@ -1,0 +1,518 @@
+//! Rendered files + facts about the system → the list of steps that make the
+//! system match. Pure. `--dry-run` prints this plan; apply executes this same
+//! plan, step by step.
+
+use std::fmt::{self, Write as _};
+use std::path::{Path, PathBuf};
+
+use crate::config::{Config, Proxy};
+use crate::error::{Error, Result};
+use crate::facts::{Existing, Facts, OllamaProbe, PackageManager};
+use crate::render::{RenderedFile, Role, redact_hashes};
+
+/// Where a command's output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Captured and shown when the command fails.
+    Capture,
+    /// Appended to a log file: for commands that leave a daemon behind, which
+    /// would otherwise hold our pipe open.
+    LogFile(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Extra environment (never secrets: it is printed).
+    pub env: Vec<(String, String)>,
+    pub output: Output,
+}
+
+impl Command {
+    pub fn new(program: &str, args: &[&str]) -> Command {
+        Command {
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            output: Output::Capture,
+        }
+    }
+
+    pub fn arg_path(mut self, path: &Path) -> Command {
+        self.args.push(path.to_string_lossy().into_owned());
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Command {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Command {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn log_to(mut self, path: &Path) -> Command {
+        self.output = Output::LogFile(path.to_path_buf());
+        self
+    }
+}
+
+/// Quotes a word for display the way a POSIX shell would need it.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+%".contains(c));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", shell_word(v))).collect();
+        words.push(shell_word(&self.program));
+        words.extend(self.args.iter().map(|a| shell_word(a)));
+        f.write_str(&words.join(" "))?;
+        if let Output::LogFile(path) = &self.output {
+            write!(f, " >>{} 2>&1", shell_word(&path.to_string_lossy()))?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Create,
+    /// Replace an existing file, keeping its current bytes at `backup`.
+    Replace {
+        backup: PathBuf,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    Install {
+        command: Command,
+    },
+    CreateDir {
+        path: PathBuf,
+    },
+    Write {
+        file: RenderedFile,
+        change: Change,
+    },
+    Link {
+        link: PathBuf,
+        target: PathBuf,
+    },
+    /// Checks the whole configuration; on failure everything is rolled back.
+    Validate {
+        command: Command,
+    },
+    Start {
+        command: Command,
+    },
+    Reload {
+        command: Command,
+    },
+    Enable {
+        command: Command,
+    },
+}
+
+impl Step {
+    /// Steps that change files, as opposed to running the proxy.
+    pub fn changes_files(&self) -> bool {
+        matches!(self, Step::CreateDir { .. } | Step::Write { .. } | Step::Link { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub proxy: Proxy,
+    /// What was found, in words (printed before the steps).
+    pub findings: Vec<String>,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    pub fn changes_files(&self) -> bool {
+        self.steps.iter().any(Step::changes_files)
+    }
+}
+
+pub fn backup_path(path: &Path, stamp: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".bak-{stamp}"));
+    path.with_file_name(name)
+}
+
+/// The commands that validate, start and reload the proxy, by init system.
+pub struct ServiceCommands {
+    pub validate: Command,
+    pub start: Command,
+    pub reload: Command,
+    /// Undoes `start` when a later step fails.
+    pub stop: Command,
+    pub enable: Option<Command>,
+}
+
+pub fn service_commands(config: &Config, systemd: bool) -> ServiceCommands {
+    let p = &config.paths;
+    let name = config.proxy.name();
+    let (validate, direct_start, direct_reload, direct_stop) = match config.proxy {
+        Proxy::Nginx => (
+            Command::new("nginx", &["-t", "-c"]).arg_path(&p.nginx_conf),
+            Command::new("nginx", &["-c"]).arg_path(&p.nginx_conf),
+            Command::new("nginx", &["-s", "reload", "-c"]).arg_path(&p.nginx_conf),
+            Command::new("nginx", &["-s", "quit", "-c"]).arg_path(&p.nginx_conf),
+        ),
+        Proxy::Caddy => (
+            Command::new("caddy", &["validate", "--config"]).arg_path(&p.caddyfile).args(&["--adapter", "caddyfile"]),
+            Command::new("caddy", &["start", "--config"])
+                .arg_path(&p.caddyfile)
+                .args(&["--adapter", "caddyfile", "--pidfile"])
+                .arg_path(&p.caddy_pid)
+                .log_to(&p.caddy_log),
+            Command::new("caddy", &["reload", "--config"]).arg_path(&p.caddyfile).args(&["--adapter", "caddyfile"]),
+            Command::new("caddy", &["stop", "--config"]).arg_path(&p.caddyfile).args(&["--adapter", "caddyfile"]),
+        ),
+    };
+    if systemd {
+        ServiceCommands {
+            validate,
+            start: Command::new("systemctl", &["enable", "--now", name]),
+            reload: Command::new("systemctl", &["reload", name]),
+            stop: Command::new("systemctl", &["stop", name]),
+            enable: Some(Command::new("systemctl", &["enable", name])),
+        }
+    } else {
+        ServiceCommands { validate, start: direct_start, reload: direct_reload, stop: direct_stop, enable: None }
+    }
+}
+
+/// The line we add to the main Caddyfile.
+pub fn caddy_import_line(config: &Config) -> String {
+    format!("import {}", config.paths.caddy_site.display())
+}
+
+/// The main Caddyfile with our `import` line, or `None` if it is there already.
+fn caddyfile_with_import(config: &Config, existing: Option<&[u8]>) -> Option<String> {
+    let line = caddy_import_line(config);
+    let current = existing.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    if current.lines().any(|l| l.trim() == line) {
+        return None;
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str("# Added by ollama-secure: the Ollama site lives in its own file.\n");
+    text.push_str(&line);
+    text.push('\n');
+    Some(text)
+}
+
+/// Plans the writes for `file`: nothing if the system already has exactly
+/// this content, mode and group.
+fn plan_write(file: RenderedFile, facts: &Facts, steps: &mut Vec<Step>) -> Result<()> {
+    let wanted_gid = facts.groups.get(&file.group).copied();
+    match facts.file(&file.path) {
+        Existing::Missing => steps.push(Step::Write { file, change: Change::Create }),
+        Existing::File { content, mode, uid, gid } => {
+            let same = *content == file.content.as_bytes()
+                && *mode == file.mode
+                && *uid == 0
+                && wanted_gid.is_some_and(|g| g == *gid);
+            if !same {
+                let backup = backup_path(&file.path, &facts.stamp);
+                steps.push(Step::Write { file, change: Change::Replace { backup } });
+            }
+        }
+        Existing::Symlink { target } => {
+            return Err(Error::input(format!(
+                "{} is a symbolic link (to {}); refusing to write through it: move it away or choose another path in `paths:`",
+                file.path.display(),
+                target.display()
+            )));
+        }
+        Existing::Other => {
+            return Err(Error::input(format!(
+                "{} exists and is not a regular file; choose another path in `paths:`",
+                file.path.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn plan_parent_dirs(paths: &[&Path], facts: &Facts, steps: &mut Vec<Step>) {
+    for path in paths {
+        if let Some(parent) = path.parent()
+            && matches!(facts.file(parent), Existing::Missing)
+            && !steps.iter().any(|s| matches!(s, Step::CreateDir { path } if path == parent))
+        {
+            steps.push(Step::CreateDir { path: parent.to_path_buf() });
+        }
+    }
+}
+
+fn preflight(config: &Config, facts: &Facts, findings: &mut Vec<String>) -> Result<Option<Command>> {
+    let proxy = config.proxy.name();
+    let mut problems = Vec::new();
+    if !facts.is_root {
+        problems.push(format!(
+            "applying needs root: it writes under {} and reloads {proxy}; run it with sudo (or use --dry-run to only see the plan)",
+            config.paths.nginx_site.parent().unwrap_or(Path::new("/")).display()
+        ));
+    }
+    let install = if facts.proxy_installed {
+        findings.push(format!("{proxy} is installed"));
+        None
+    } else {
+        match (config.install, facts.package_manager) {
+            (true, Some(PackageManager::Apt)) => {
+                findings.push(format!("{proxy} is not installed: it will be installed with apt-get"));
+                Some(
+                    Command::new("apt-get", &["install", "-y", config.proxy.package()])
+                        .env("DEBIAN_FRONTEND", "noninteractive"),
+                )
+            }
+            (true, Some(PackageManager::Brew)) => {
+                findings.push(format!("{proxy} is not installed: it will be installed with Homebrew"));
+                Some(Command::new("brew", &["install", config.proxy.package()]))
+            }
+            (true, None) => {
+                problems.push(format!("{proxy} is not installed and no known package manager (apt-get, brew) was found: install {proxy} yourself, then run this again"));
+                None
+            }
+            (false, _) => {
+                problems.push(format!("{proxy} is not installed: install it (e.g. `apt-get install {proxy}`) or set `install: true` in the answers file"));
+                None
+            }
+        }
+    };
+    findings.push(if facts.systemd {
+        format!("systemd is running: {proxy} is managed with systemctl")
+    } else {
+        format!("systemd is not running (PID 1 is something else): {proxy} is started and reloaded directly")
+    });
+    findings.push(if facts.proxy_running { format!("{proxy} is running") } else { format!("{proxy} is not running") });
+    for used in &facts.port_uses {
+        match &used.owner {
+            Some(owner) if owner.name == proxy => {}
+            Some(owner) => problems.push(format!(
+                "port {} is already in use by {} (pid {}) on {}: stop it, or choose another port",
+                used.port, owner.name, owner.pid, used.address
+            )),
+            None => problems.push(format!(
+                "port {} is already in use on {} by a process we cannot see: choose another port",
+                used.port, used.address
+            )),
+        }
+    }
+    findings.push(match &facts.ollama {
+        OllamaProbe::Answers { version } => format!("Ollama {version} answers at {}", config.upstream.url()),
+        OllamaProbe::Unexpected(why) => {
+            format!("warning: something answers at {} but not like Ollama ({why})", config.upstream.url())
+        }
+        OllamaProbe::NotReachable(why) => {
+            format!(
+                "warning: Ollama does not answer at {} ({why}); the proxy will answer 502 until it does",
+                config.upstream.url()
+            )
+        }
+        OllamaProbe::NotProbed => format!("Ollama at {} was not probed", config.upstream.url()),
+    });
+    if !problems.is_empty() {
+        return Err(Error::input(format!("cannot apply; nothing was changed:\n  - {}", problems.join("\n  - "))));
+    }
+    Ok(install)
+}
+
+/// Builds the plan. `rendered` comes from `render::render`.
+pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Result<Plan> {
+    let mut findings = Vec::new();
+    let mut steps = Vec::new();
+    if let Some(command) = preflight(config, facts, &mut findings)? {
+        steps.push(Step::Install { command });
+    }
+
+    let mut files = rendered;
+    if config.proxy == Proxy::Caddy {
+        let existing = match facts.file(&config.paths.caddyfile) {
+            Existing::File { content, .. } => Some(content.as_slice()),
+            _ => None,
+        };
+        if let Some(content) = caddyfile_with_import(config, existing) {
+            let (mode, group) = match facts.file(&config.paths.caddyfile) {
+                Existing::File { mode, .. } => (*mode, "root".to_string()),
+                _ => (0o644, "root".to_string()),
+            };
+            files.push(RenderedFile {
+                path: config.paths.caddyfile.clone(),
+                role: Role::MainConfig,
+                mode,
+                group,
+                secret: false,
+                content,
+            });
+        }
+    }
+
+    let mut dirs: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    if config.proxy == Proxy::Nginx {
+        dirs.push(&config.paths.nginx_site_link);
+    }
+    plan_parent_dirs(&dirs, facts, &mut steps);
+    for file in files {
+        plan_write(file, facts, &mut steps)?;
+    }
+
+    if config.proxy == Proxy::Nginx {
+        let link = &config.paths.nginx_site_link;
+        let target = &config.paths.nginx_site;
+        match facts.file(link) {
+            Existing::Missing => steps.push(Step::Link { link: link.clone(), target: target.clone() }),
+            Existing::Symlink { target: current } if current == target => {}
+            Existing::Symlink { target: current } => {
+                return Err(Error::input(format!(
+                    "{} already exists and points to {}, not to {}: move it away or set paths.nginx_site_link",
+                    link.display(),
+                    current.display(),
+                    target.display()
+                )));
+            }
+            _ => {
+                return Err(Error::input(format!(
+                    "{} already exists and is not ollama-secure's link to {}: move it away or set paths.nginx_site_link",
+                    link.display(),
+                    target.display()
+                )));
+            }
+        }
+    }
+
+    let service = service_commands(config, facts.systemd);
+    let changed = !steps.is_empty();
+    if changed || !facts.proxy_running {
+        steps.push(Step::Validate { command: service.validate });
+        if facts.proxy_running {
+            steps.push(Step::Reload { command: service.reload });
+        } else {
+            steps.push(Step::Start { command: service.start });
+        }
+    }
+    if facts.systemd
+        && facts.proxy_running
+        && !facts.service_enabled
+        && let Some(command) = service.enable
+    {
+        steps.push(Step::Enable { command });
+    }
+    Ok(Plan { proxy: config.proxy, findings, steps })
+}
+
+fn owner_text(file: &RenderedFile) -> String {
+    format!("root:{}", file.group)
+}
+
+/// The plan as `--dry-run` prints it. File contents are shown in full, with
+/// password hashes redacted (plaintext passwords never reach a plan).
+pub fn describe(plan: &Plan) -> String {
+    let mut out = String::new();
+    if !plan.findings.is_empty() {
+        out.push_str("Found:\n");
+        for finding in &plan.findings {
+            let _ = writeln!(out, "  - {finding}");
+        }
+        out.push('\n');
+    }
+    if plan.is_empty() {
+        out.push_str("Nothing to change: the system already matches the answers.\n");
+        return out;
+    }
+    out.push_str("Steps:\n");
+    for (i, step) in plan.steps.iter().enumerate() {
+        let n = i + 1;
+        let _ = match step {
+            Step::Install { command } => writeln!(out, "{n:>2}. install {}: run `{command}`", plan.proxy),
+            Step::CreateDir { path } => {
+                writeln!(out, "{n:>2}. create directory {} (mode 0755, owner root:root)", path.display())
+            }
+            Step::Write { file, change } => {
+                let what = match change {
+                    Change::Create => "new file".to_string(),
+                    Change::Replace { backup } => {
+                        format!("replaces the current file, which is kept as {}", backup.display())
+                    }
+                };
+                let _ = writeln!(
+                    out,
+                    "{n:>2}. write {} ({what}; mode {:04o}, owner {}){}",
+                    file.path.display(),
+                    file.mode,
+                    owner_text(file),
+                    if file.secret { "; password hashes shown redacted" } else { "" }
+                );
+                let content = if file.secret { redact_hashes(&file.content) } else { file.content.clone() };
+                for line in content.lines() {
+                    let _ = writeln!(out, "      | {line}");
+                }
+                Ok(())
+            }
+            Step::Link { link, target } => writeln!(out, "{n:>2}. link {} -> {}", link.display(), target.display()),
+            Step::Validate { command } => {
+                writeln!(out, "{n:>2}. validate: run `{command}` (if it fails, every change above is undone)")
+            }
+            Step::Start { command } => writeln!(out, "{n:>2}. start {}: run `{command}`", plan.proxy),
+            Step::Reload { command } => writeln!(out, "{n:>2}. reload {}: run `{command}`", plan.proxy),
+            Step::Enable { command } => writeln!(out, "{n:>2}. enable {} at boot: run `{command}`", plan.proxy),
+        };
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_display_as_shell_lines() {
+        let c = Command::new("nginx", &["-t", "-c", "/tmp/a b/nginx.conf"]).env("A", "x y");
+        assert_eq!(c.to_string(), "A='x y' nginx -t -c '/tmp/a b/nginx.conf'");
+        let c = Command::new("caddy", &["start"]).log_to(Path::new("/var/log/c.log"));
+        assert_eq!(c.to_string(), "caddy start >>/var/log/c.log 2>&1");
+    }
+
+    #[test]
+    fn backups_sit_next_to_the_file() {
+        assert_eq!(
+            backup_path(Path::new("/etc/caddy/Caddyfile"), "20261130T175200Z"),
+            PathBuf::from("/etc/caddy/Caddyfile.bak-20261130T175200Z")
+        );
+    }
+
+    #[test]
+    fn the_import_line_is_added_once() {
+        let config = crate::config::Config::from_answers(
+            &crate::answers::Answers::from_yaml("proxy: caddy\nusers: [{username: a, generate: true}]\n", "t").unwrap(),
+            "t",
+            crate::paths::Os::Debian,
+            &crate::config::ProcessSecrets,
+        )
+        .unwrap();
+        let added = caddyfile_with_import(&config, Some(b":80 {\n\tfile_server\n}")).unwrap();
+        assert_eq!(
+            added,
+            ":80 {\n\tfile_server\n}\n\n# Added by ollama-secure: the Ollama site lives in its own file.\nimport /etc/caddy/ollama.caddy\n"
+        );
+        assert_eq!(caddyfile_with_import(&config, Some(added.as_bytes())), None);
+    }
+}
