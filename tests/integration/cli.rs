@@ -1,0 +1,166 @@
+//! The binary as users run it: help, version, dry-run, render, errors.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+
+use crate::support::{ROOT, Ran, Sandbox, Tool, sh};
+
+/// examples/NAME.yaml with every path moved into the sandbox.
+fn example_in_sandbox(sandbox: &Sandbox, name: &str) -> String {
+    let yaml = fs::read_to_string(format!("{ROOT}/examples/{name}.yaml")).unwrap();
+    sandbox.write(&format!("{name}.yaml"), &format!("{yaml}\n{}", sandbox.paths_yaml())).display().to_string()
+}
+
+fn files_under(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path.strip_prefix(dir).unwrap().display().to_string());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn help_and_version() {
+    let ran = Tool::new().args(["--help"]).run();
+    ran.assert_code(0);
+    for word in ["init", "render", "Exit codes"] {
+        assert!(ran.stdout.contains(word), "--help lacks {word:?}:\n{}", ran.stdout);
+    }
+    let ran = Tool::new().args(["init", "--help"]).run();
+    ran.assert_code(0);
+    for flag in ["--answers", "--dry-run"] {
+        assert!(ran.stdout.contains(flag), "init --help lacks {flag}:\n{}", ran.stdout);
+    }
+    let ran = Tool::new().args(["--version"]).run();
+    ran.assert_code(0);
+    assert_eq!(ran.stdout.trim(), format!("ollama-secure {}", env!("CARGO_PKG_VERSION")));
+    Tool::new().args(["frobnicate"]).run().assert_code(2);
+}
+
+#[test]
+fn dry_run_prints_the_plan_and_changes_nothing() {
+    let sandbox = Sandbox::new();
+    let answers = example_in_sandbox(&sandbox, "nginx");
+    let answers = sandbox
+        .write(
+            "with-bob.yaml",
+            &fs::read_to_string(&answers).unwrap().replace("users:\n", "users:\n  - {username: bob, password_env: BOB_PASSWORD}\n"),
+        )
+        .display()
+        .to_string();
+    let before = files_under(sandbox.root());
+    let secret = "bob's password is long enough";
+    let ran = Tool::new().args(["init", "--answers", &answers, "--dry-run"]).env("BOB_PASSWORD", secret).run();
+    ran.assert_code(0);
+    let out = &ran.stdout;
+    for expected in [
+        "ollama.htpasswd (new file; mode 0640, owner root:www-data)",
+        "bob:$2y$12$<redacted>",
+        "alice:$2y$05$<redacted>",
+        "proxy_set_header Authorization \"\";",
+        "sites-enabled/ollama -> ",
+        "validate: run `nginx -t -c ",
+        "Passwords will be generated for: alice",
+        "Dry run: nothing was changed.",
+    ] {
+        assert!(out.contains(expected), "dry-run output lacks {expected:?}:\n{out}");
+    }
+    assert!(!ran.all().contains(secret), "the plaintext password was printed");
+    assert_eq!(files_under(sandbox.root()), before, "dry-run wrote files");
+}
+
+#[test]
+fn the_readme_command_runs_on_the_bundled_example() {
+    // Exactly what the README tells a new user to run (paths left at their defaults).
+    let site = std::path::Path::new("/etc/nginx/sites-available/ollama");
+    let existed = site.exists();
+    let ran = Tool::new()
+        .args(["init", "--answers", "examples/nginx.yaml", "--dry-run"])
+        .env("BOB_PASSWORD", "a long password for bob ok")
+        .run();
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("write /etc/nginx/sites-available/ollama"), "{}", ran.stdout);
+    assert_eq!(site.exists(), existed, "a dry run changed /etc");
+}
+
+#[test]
+fn input_errors_name_file_and_field_and_exit_2() {
+    let sandbox = Sandbox::new();
+    let cases = [
+        ("proxy: nginx\ndomian: x\nusers: [{username: a, generate: true}]\n", "domian"),
+        ("proxy: nginx\nusers: [{username: \"a:b\", generate: true}]\n", "users[0].username"),
+        ("proxy: nginx\ndomain: \"a.com; } server { listen 9999\"\nusers: [{username: a, generate: true}]\n", "domain"),
+        ("proxy: nginx\nusers: [{username: a, password_env: SURELY_NOT_SET_ANYWHERE}]\n", "users[0].password_env"),
+        ("proxy: nginx\nusers: []\n", "users"),
+        ("proxy: nginx\nport: 70000\nusers: [{username: a, generate: true}]\n", "port"),
+    ];
+    for (yaml, field) in cases {
+        let path = sandbox.write("bad.yaml", yaml).display().to_string();
+        let ran = Tool::new().args(["init", "--answers", &path, "--dry-run"]).run();
+        ran.assert_code(2);
+        assert!(ran.stderr.contains(&format!("{path}: ")), "the error does not name the file: {}", ran.stderr);
+        assert!(ran.stderr.contains(field), "{yaml:?}: the error does not name {field}: {}", ran.stderr);
+        let ran =
+            Tool::new().args(["render", "--answers", &path, "--out", sandbox.path("out").to_str().unwrap()]).run();
+        ran.assert_code(2);
+        assert!(!sandbox.path("out").exists(), "render wrote files for bad input {yaml:?}");
+    }
+    let ran = Tool::new().args(["init", "--answers", "/nonexistent/answers.yaml", "--dry-run"]).run();
+    ran.assert_code(2);
+    assert!(ran.stderr.contains("cannot read answers file /nonexistent/answers.yaml"), "{}", ran.stderr);
+}
+
+#[test]
+fn render_writes_below_out_and_prints_generated_passwords_once() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    let answers = sandbox.write(
+        "answers.yaml",
+        "proxy: nginx\nusers:\n  - {username: alice, generate: true}\n  - {username: bob, password_env: BOB_PASSWORD}\n",
+    );
+    let ran: Ran = Tool::new()
+        .args(["render", "--answers", answers.to_str().unwrap(), "--out", out.to_str().unwrap()])
+        .env("BOB_PASSWORD", "bob's password is long enough")
+        .run();
+    ran.assert_code(0);
+    assert_eq!(files_under(&out), ["etc/nginx/ollama.htpasswd", "etc/nginx/sites-available/ollama"]);
+    let htpasswd = out.join("etc/nginx/ollama.htpasswd");
+    assert_eq!(
+        fs::metadata(&htpasswd).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the rendered htpasswd is private"
+    );
+    // The generated password is printed once and verifies against the written hash.
+    let line = ran.stdout.lines().find(|l| l.trim_start().starts_with("alice: ")).expect("alice's password is printed");
+    let password = line.trim().trim_start_matches("alice: ");
+    assert_eq!(password.len(), 24);
+    assert_eq!(ran.stdout.matches(password).count(), 1);
+    let (ok, output) = sh("htpasswd", &["-vb", htpasswd.to_str().unwrap(), "alice", password]);
+    assert!(ok, "htpasswd -vb rejects the generated password: {output}");
+    let (ok, _) = sh("htpasswd", &["-vb", htpasswd.to_str().unwrap(), "bob", "bob's password is long enough"]);
+    assert!(ok, "htpasswd -vb rejects bob's password");
+    let (ok, _) = sh("htpasswd", &["-vb", htpasswd.to_str().unwrap(), "bob", "wrong"]);
+    assert!(!ok, "htpasswd -vb accepts a wrong password");
+}
+
+#[test]
+fn render_for_caddy_adds_the_import_to_a_new_main_caddyfile() {
+    let sandbox = Sandbox::new();
+    let out = sandbox.path("out");
+    Tool::new()
+        .args(["render", "--answers", "examples/caddy.yaml", "--out", out.to_str().unwrap()])
+        .run()
+        .assert_code(0);
+    assert_eq!(files_under(&out), ["etc/caddy/Caddyfile", "etc/caddy/ollama.caddy"]);
+    let main = fs::read_to_string(out.join("etc/caddy/Caddyfile")).unwrap();
+    assert!(main.contains("import /etc/caddy/ollama.caddy"), "{main}");
+}

@@ -1,0 +1,320 @@
+//! Values that would inject directives are refused with an error that names
+//! the field; random strings in every field either get a clean error or
+//! produce a config the real validator accepts with no extra directive.
+
+use ollama_secure::answers::{Answers, HttpsAnswers, PathAnswers, Scalar, UserAnswer};
+use ollama_secure::config::{Config, Proxy};
+use ollama_secure::paths::Os;
+
+use crate::support::{MapSecrets, Sandbox};
+use crate::validators::{prepare_main_config, render_and_validate, sandboxed_config};
+
+#[derive(Clone, Copy, Debug)]
+enum Field {
+    Domain,
+    Username,
+    Upstream,
+    Email,
+    AcmeDirectory,
+    HtpasswdPath,
+    CaddySitePath,
+    ListenAddress,
+    Timeout,
+    PasswordHash,
+    FileGroup,
+    PasswordEnv,
+}
+
+impl Field {
+    fn name(self) -> &'static str {
+        match self {
+            Field::Domain => "domain",
+            Field::Username => "users[0].username",
+            Field::Upstream => "upstream",
+            Field::Email => "https.email",
+            Field::AcmeDirectory => "https.acme_directory",
+            Field::HtpasswdPath => "paths.htpasswd",
+            Field::CaddySitePath => "paths.caddy_site",
+            Field::ListenAddress => "listen_address",
+            Field::Timeout => "timeout",
+            Field::PasswordHash => "users[0].password_hash",
+            Field::FileGroup => "file_group",
+            Field::PasswordEnv => "users[0].password_env",
+        }
+    }
+}
+
+/// Valid answers with `value` put into `field`. HTTPS fields come with a
+/// domain and https enabled so that they reach the output.
+fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
+    let mut a = Answers {
+        proxy: Some(proxy.name().to_string()),
+        users: vec![UserAnswer {
+            username: "alice".into(),
+            password: Some("correct horse battery staple".into()),
+            ..Default::default()
+        }],
+        bcrypt_cost: Some(4),
+        ..Default::default()
+    };
+    let v = value.to_string();
+    match field {
+        Field::Domain => a.domain = Some(v),
+        Field::Username => a.users[0].username = v,
+        Field::Upstream => a.upstream = Some(v),
+        Field::Email | Field::AcmeDirectory => {
+            a.domain = Some("ollama.example.com".into());
+            a.https = Some(HttpsAnswers {
+                enabled: true,
+                email: matches!(field, Field::Email).then(|| v.clone()),
+                acme_directory: matches!(field, Field::AcmeDirectory).then(|| v.clone()),
+                ..Default::default()
+            });
+        }
+        Field::HtpasswdPath => a.paths = Some(PathAnswers { htpasswd: Some(v), ..Default::default() }),
+        Field::CaddySitePath => a.paths = Some(PathAnswers { caddy_site: Some(v), ..Default::default() }),
+        Field::ListenAddress => a.listen_address = Some(v),
+        Field::Timeout => a.timeout = Some(Scalar::Text(v)),
+        Field::PasswordHash => {
+            a.users[0] = UserAnswer { username: "alice".into(), password_hash: Some(v), ..Default::default() }
+        }
+        Field::FileGroup => a.file_group = Some(v),
+        Field::PasswordEnv => {
+            a.users[0] = UserAnswer { username: "alice".into(), password_env: Some(v), ..Default::default() }
+        }
+    }
+    a
+}
+
+fn load(answers: &Answers) -> Result<Config, String> {
+    Config::from_answers(answers, "hostile.yaml", Os::Debian, &MapSecrets(Default::default())).map_err(|e| e.message)
+}
+
+#[test]
+fn hostile_values_are_refused_with_the_field_named() {
+    let hash = "$2y$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
+    let table: &[(Field, &[&str])] = &[
+        (
+            Field::Domain,
+            &[
+                "a.com; } server { listen 9999",
+                "a.com\nlisten 9999;",
+                "a.com{",
+                "\"a.com\"",
+                "'a.com'",
+                "a.com #x",
+                "$host",
+                "a com",
+                "a.com;",
+                "a.com\r",
+                "{$HOME}.com",
+                "a.com\\",
+            ],
+        ),
+        (
+            Field::Username,
+            &["bob:x", "bob smith", "bob\n", "bo{b", "bob;", "$bob", "bob\"", "bob'", "bob#", "{bob}", "bob\t", ""],
+        ),
+        (
+            Field::Upstream,
+            &[
+                "127.0.0.1:11434; } server {",
+                "127.0.0.1:11434\n",
+                "http://a b:1",
+                "127.0.0.1:11434/{x}",
+                "a\";b:1",
+                "unix:/x",
+            ],
+        ),
+        (Field::Email, &["a@b.com; }", "a b@c.com", "a@b.com\n", "\"a\"@b.com", "a{x}@b.com"]),
+        (
+            Field::AcmeDirectory,
+            &[
+                "https://a.com/dir; }",
+                "https://a.com/d\"ir",
+                "https://a.com/{x}",
+                "https://a.com/dir\n",
+                "https://a.com/#x",
+            ],
+        ),
+        (Field::HtpasswdPath, &["/etc/x; }", "/etc/x y", "/etc/x\n", "/etc/{x}", "/etc/x#", "/etc/'x'", "relative/x"]),
+        (Field::CaddySitePath, &["/etc/x; }", "/etc/x y", "/etc/{x}"]),
+        (Field::ListenAddress, &["127.0.0.1; }", "0.0.0.0 ssl", "localhost", "127.0.0.1\n"]),
+        (Field::Timeout, &["10m; }", "600s\n", "1h{", "forever"]),
+        (Field::PasswordHash, &[&format!("{hash};"), &format!("{hash}\nbob:x"), "$apr1$x$y", "plain"]),
+        (Field::FileGroup, &["www-data; }", "www data", "{x}"]),
+        (Field::PasswordEnv, &["A B", "A;B", "1A"]),
+    ];
+    for (field, values) in table {
+        for proxy in [Proxy::Nginx, Proxy::Caddy] {
+            for value in *values {
+                match load(&answers_with(proxy, *field, value)) {
+                    Ok(_) => panic!("{proxy:?}: {field:?} = {value:?} was accepted"),
+                    Err(message) => assert!(
+                        message.contains(&format!("hostile.yaml: {}", field.name())),
+                        "{field:?} = {value:?}: the error does not name the field:\n{message}"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// xorshift64: a fixed seed makes any failure reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick(&mut self, items: &[char]) -> char {
+        items[(self.next() % items.len() as u64) as usize]
+    }
+}
+
+/// Mostly characters a field accepts, with hostile ones mixed in, so that
+/// both outcomes (refused, accepted) occur.
+fn random_value(rng: &mut Rng, field: Field) -> String {
+    let hostile: Vec<char> = ";{}\"' \n\t$#\\`\r".chars().collect();
+    let base: Vec<char> = match field {
+        Field::Domain => "abcxyz019-.".chars().collect(),
+        Field::Username => "abcXYZ019._-@+:".chars().collect(),
+        Field::Upstream => "127.0.1:34htps/[]".chars().collect(),
+        Field::Email => "abc.-+@example.com".chars().collect(),
+        Field::AcmeDirectory => "https://a.b/c-d:14".chars().collect(),
+        Field::HtpasswdPath | Field::CaddySitePath => "/tmp/ab._-+".chars().collect(),
+        Field::ListenAddress => "127.0.1:".chars().collect(),
+        Field::Timeout => "0123456789smh".chars().collect(),
+        Field::PasswordHash => "$2y10./abcXYZ".chars().collect(),
+        Field::FileGroup => "www-data_".chars().collect(),
+        Field::PasswordEnv => "AB_1".chars().collect(),
+    };
+    let len = 1 + (rng.next() % 24) as usize;
+    let mut value: String =
+        (0..len).map(|_| if rng.next() % 10 < 8 { rng.pick(&base) } else { rng.pick(&hostile) }).collect();
+    // Seed some structurally valid values so the "accepted" branch is exercised.
+    if rng.next().is_multiple_of(4) {
+        value = match field {
+            Field::Domain => format!("ollama{}.example.com", rng.next() % 100),
+            Field::Username => format!("user.{}", rng.next() % 100),
+            Field::Upstream => format!("127.0.0.{}:{}", rng.next() % 250 + 1, rng.next() % 60000 + 1),
+            Field::Email => format!("ops{}@example.com", rng.next() % 100),
+            Field::AcmeDirectory => format!("https://acme{}.example.com:14000/dir", rng.next() % 10),
+            Field::ListenAddress => format!("127.0.0.{}", rng.next() % 250 + 1),
+            Field::Timeout => format!("{}m", rng.next() % 60 + 1),
+            _ => value,
+        };
+    }
+    value
+}
+
+/// The shape of a config file: its non-comment lines reduced to directive
+/// names (a Caddy site address counts as "site", a basicauth user line as
+/// "user"), and its braces and semicolons. An injected directive changes
+/// this shape.
+fn shape(text: &str) -> (Vec<String>, usize, usize, usize) {
+    let mut names = Vec::new();
+    let mut in_users = false;
+    let mut depth = 0usize;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let first = line.split_whitespace().next().unwrap().to_string();
+        let opens_site = depth == 0 && line.ends_with('{') && !["upstream", "server"].contains(&first.as_str());
+        depth = (depth + line.matches('{').count()).saturating_sub(line.matches('}').count());
+        if in_users && line != "}" {
+            names.push("user".to_string());
+            continue;
+        }
+        in_users = line == "basicauth {";
+        names.push(if opens_site { "site".to_string() } else { first });
+    }
+    names.sort();
+    let count = |c: char| text.lines().filter(|l| !l.trim_start().starts_with('#')).map(|l| l.matches(c).count()).sum();
+    (names, count('{'), count('}'), count(';'))
+}
+
+fn site_text(config: &Config) -> String {
+    let path = match config.proxy {
+        Proxy::Nginx => &config.paths.nginx_site,
+        Proxy::Caddy => &config.paths.caddy_site,
+    };
+    std::fs::read_to_string(path).unwrap()
+}
+
+#[test]
+fn random_values_get_a_clean_error_or_a_valid_config_without_extra_directives() {
+    let fields = [
+        Field::Domain,
+        Field::Username,
+        Field::Upstream,
+        Field::Email,
+        Field::AcmeDirectory,
+        Field::ListenAddress,
+        Field::Timeout,
+        Field::PasswordHash,
+    ];
+    let mut rng = Rng(0x5eed_0115_ec0e);
+    let (mut refused, mut validated) = (0, 0);
+    for field in fields {
+        for proxy in [Proxy::Nginx, Proxy::Caddy] {
+            let sandbox = Sandbox::new();
+            prepare_main_config(&sandbox, proxy);
+            let baseline_answers = answers_with(
+                proxy,
+                field,
+                match field {
+                    Field::Domain => "baseline.example.com",
+                    Field::Username => "baseline",
+                    Field::Upstream => "127.0.0.1:11434",
+                    Field::Email => "baseline@example.com",
+                    Field::AcmeDirectory => "https://baseline.example.com/dir",
+                    Field::ListenAddress => "127.0.0.1",
+                    Field::Timeout => "10m",
+                    _ => "$2y$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
+                },
+            );
+            let yaml_of = |a: &Answers| a.to_yaml();
+            let baseline = sandboxed_config(&sandbox, &yaml_of(&baseline_answers));
+            let (ok, output) = render_and_validate(&sandbox, &baseline);
+            assert!(ok, "baseline for {field:?} does not validate: {output}");
+            let baseline_shape = shape(&site_text(&baseline));
+            let mut checked_here = 0;
+            for _ in 0..150 {
+                let value = random_value(&mut rng, field);
+                let answers = answers_with(proxy, field, &value);
+                match load(&answers) {
+                    Err(message) => {
+                        assert!(message.contains(field.name()), "{field:?} = {value:?}: {message}");
+                        refused += 1;
+                    }
+                    // Validating costs a process start: a dozen accepted values per field is plenty.
+                    Ok(_) if checked_here >= 12 => {}
+                    Ok(_) => {
+                        for hostile in [';', '{', '}', '"', '\'', '\n', '#', '`', '\\'] {
+                            assert!(!value.contains(hostile), "{field:?} accepted {value:?}");
+                        }
+                        let config = sandboxed_config(&sandbox, &yaml_of(&answers));
+                        let (ok, output) = render_and_validate(&sandbox, &config);
+                        assert!(ok, "{proxy:?}: {field:?} = {value:?} was accepted but does not validate:\n{output}");
+                        assert_eq!(
+                            shape(&site_text(&config)),
+                            baseline_shape,
+                            "{proxy:?}: {field:?} = {value:?} changed the config's shape"
+                        );
+                        checked_here += 1;
+                        validated += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(refused > 500, "too few random values were refused ({refused}): the generator is off");
+    assert!(validated > 40, "too few random values were accepted and validated ({validated}): the generator is off");
+}

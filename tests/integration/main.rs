@@ -1,0 +1,10 @@
+//! The integration tests: one binary (`cargo test --test integration`), one
+//! module per capability, sharing the harness in `support`.
+
+mod support;
+
+mod cli;
+mod hostile_input;
+mod render_snapshots;
+mod standin_fidelity;
+mod validators;

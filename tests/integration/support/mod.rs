@@ -1,0 +1,214 @@
+//! Test harness: run the real binary, build sandboxes whose paths point into
+//! a temporary directory, and load configs for library-level tests.
+
+#![allow(dead_code)]
+
+pub mod proxies;
+pub mod standin;
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use ollama_secure::answers::Answers;
+use ollama_secure::config::{Config, SecretSource};
+use ollama_secure::paths::Os;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_ollama-secure");
+pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// A run of the real binary, builder style.
+pub struct Tool {
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    stdin: Option<String>,
+}
+
+pub struct Ran {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Ran {
+    pub fn assert_code(&self, code: i32) -> &Ran {
+        assert_eq!(self.code, code, "exit code\n--- stdout:\n{}\n--- stderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+
+    pub fn all(&self) -> String {
+        format!("{}{}", self.stdout, self.stderr)
+    }
+}
+
+impl Tool {
+    pub fn new() -> Tool {
+        Tool { args: Vec::new(), env: Vec::new(), stdin: None }
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Tool {
+        self.args.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Tool {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn stdin(mut self, text: &str) -> Tool {
+        self.stdin = Some(text.into());
+        self
+    }
+
+    pub fn run(self) -> Ran {
+        let mut command = Command::new(BIN);
+        command.args(&self.args).current_dir(ROOT).env("NO_COLOR", "1");
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+        command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("the binary runs");
+        if let Some(text) = &self.stdin {
+            use std::io::Write;
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+        }
+        let Output { status, stdout, stderr } = child.wait_with_output().expect("the binary finishes");
+        Ran {
+            code: status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        }
+    }
+}
+
+/// A temporary directory that nginx's workers (www-data) and Caddy (caddy)
+/// can read: tempfile makes 0700 folders, which would lock them out.
+pub struct Sandbox {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("ollama-secure-test-").tempdir().expect("temp dir");
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        Sandbox { dir }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Writes a file (creating folders, 0755) and returns its path.
+    pub fn write(&self, relative: &str, content: &str) -> PathBuf {
+        let path = self.path(relative);
+        self.mkdir(path.parent().unwrap().strip_prefix(self.root()).unwrap().to_str().unwrap());
+        fs::write(&path, content).unwrap();
+        path
+    }
+
+    pub fn mkdir(&self, relative: &str) -> PathBuf {
+        let path = self.path(relative);
+        fs::create_dir_all(&path).unwrap();
+        let mut current = path.as_path();
+        while current != self.root() {
+            fs::set_permissions(current, fs::Permissions::from_mode(0o755)).unwrap();
+            current = current.parent().unwrap();
+        }
+        path
+    }
+
+    /// The `paths:` section that keeps every file of the tool in here.
+    pub fn paths_yaml(&self) -> String {
+        let p = |rel: &str| self.path(rel).display().to_string();
+        format!(
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n",
+            p("etc/nginx/nginx.conf"),
+            p("etc/nginx/sites-available/ollama"),
+            p("etc/nginx/sites-enabled/ollama"),
+            p("etc/nginx/ollama.htpasswd"),
+            p("run/nginx.pid"),
+            p("run/ollama-secure/auth-cache"),
+            p("etc/caddy/Caddyfile"),
+            p("etc/caddy/ollama.caddy"),
+            p("run/caddy.pid"),
+            p("log/caddy.log"),
+            p("var/lib/ollama-secure/acme"),
+            p("etc/letsencrypt"),
+        )
+    }
+}
+
+/// Secrets for library-level loads: env vars from a map, files from disk.
+pub struct MapSecrets(pub HashMap<String, String>);
+
+impl SecretSource for MapSecrets {
+    fn env(&self, name: &str) -> Option<String> {
+        self.0.get(name).cloned()
+    }
+    fn read_file(&self, path: &Path) -> std::io::Result<String> {
+        fs::read_to_string(path)
+    }
+}
+
+pub fn load_config(yaml: &str, source: &str) -> ollama_secure::error::Result<Config> {
+    let answers = Answers::from_yaml(yaml, source)?;
+    Config::from_answers(&answers, source, Os::Debian, &MapSecrets(HashMap::new()))
+}
+
+/// Every answers file in tests/render-inputs, sorted.
+pub fn render_inputs() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(Path::new(ROOT).join("tests/render-inputs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Runs a command, returning (success, combined output).
+pub fn sh(program: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program).args(args).output().unwrap_or_else(|e| panic!("{program} cannot run: {e}"));
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// A self-signed certificate and key for `name` (for `nginx -t` with TLS).
+pub fn self_signed(cert: &Path, key: &Path, name: &str) {
+    fs::create_dir_all(cert.parent().unwrap()).unwrap();
+    let (ok, out) = sh(
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            &format!("subjectAltName=DNS:{name}"),
+            "-keyout",
+            key.to_str().unwrap(),
+            "-out",
+            cert.to_str().unwrap(),
+        ],
+    );
+    assert!(ok, "openssl failed: {out}");
+}

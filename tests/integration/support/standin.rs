@@ -1,0 +1,329 @@
+//! A stand-in for Ollama, listening on loopback: its read-only endpoints,
+//! streamed ndjson generation, blob uploads with digest checking, and the
+//! Host-header check Ollama applies when it listens on a loopback address
+//! (server/routes.go, allowedHostsMiddleware): 403 with an empty body unless
+//! Host is local.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+pub const VERSION: &str = "0.13.0";
+pub const MODEL: &str = "tinyllama:latest";
+/// The tokens a generation streams, one chunk each.
+pub const TOKENS: [&str; 5] = ["The", " sky", " is", " blue", "."];
+/// A prompt that makes the stand-in send the first token, then wait for
+/// `release_stream()` before sending the rest.
+pub const GATED_PROMPT: &str = "wait for the test";
+
+/// What the stand-in saw of one request.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub host: Option<String>,
+    pub authorization: Option<String>,
+    pub body_len: usize,
+    pub status: u16,
+}
+
+struct Shared {
+    log: Mutex<Vec<Seen>>,
+    released: Mutex<bool>,
+    release: Condvar,
+    shutdown: AtomicBool,
+}
+
+pub struct StandIn {
+    pub addr: SocketAddr,
+    shared: Arc<Shared>,
+}
+
+impl StandIn {
+    /// Listens on 127.0.0.1, on a free port.
+    pub fn start() -> StandIn {
+        StandIn::start_on("127.0.0.1:0")
+    }
+
+    pub fn start_on(address: &str) -> StandIn {
+        let listener = TcpListener::bind(address).expect("the stand-in binds");
+        let addr = listener.local_addr().unwrap();
+        assert!(addr.ip().is_loopback(), "tests only listen on loopback");
+        listener.set_nonblocking(true).unwrap();
+        let shared = Arc::new(Shared {
+            log: Mutex::new(Vec::new()),
+            released: Mutex::new(false),
+            release: Condvar::new(),
+            shutdown: AtomicBool::new(false),
+        });
+        let accept_shared = shared.clone();
+        thread::spawn(move || {
+            while !accept_shared.shutdown.load(Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((stream, _)) => {
+                        let conn_shared = accept_shared.clone();
+                        thread::spawn(move || serve_connection(stream, addr, conn_shared));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        StandIn { addr, shared }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `host:port` as the answers file's `upstream` takes it.
+    pub fn upstream(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.shared.log.lock().unwrap().clone()
+    }
+
+    /// Lets a gated generation send the rest of its tokens.
+    pub fn release_stream(&self) {
+        *self.shared.released.lock().unwrap() = true;
+        self.shared.release.notify_all();
+    }
+}
+
+impl Drop for StandIn {
+    fn drop(&mut self) {
+        self.shared.shutdown.store(true, Ordering::SeqCst);
+        self.release_stream();
+    }
+}
+
+/// Ollama's allowedHost and allowedHostsMiddleware, for a loopback listener.
+pub fn host_allowed(host_header: &str) -> bool {
+    let host = match host_header.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) && !h.ends_with(':') => h,
+        _ => host_header,
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']').to_lowercase();
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        let private = match ip {
+            IpAddr::V4(v4) => v4.is_private() || v4.is_loopback() || v4.is_unspecified(),
+            IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || (v6.segments()[0] & 0xfe00) == 0xfc00,
+        };
+        return private;
+    }
+    let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default().trim().to_lowercase();
+    host.is_empty()
+        || host == "localhost"
+        || (!hostname.is_empty() && host == hostname)
+        || [".localhost", ".local", ".internal"].iter().any(|tld| host.ends_with(tld))
+}
+
+struct Request {
+    method: String,
+    path: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Request {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) => return None,
+            Ok(_) if line.trim().is_empty() => continue,
+            Ok(_) => break,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => continue,
+            Err(_) => return None,
+        }
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next()?.to_string();
+    let path = parts.next()?.to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).ok()? == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        let (k, v) = h.split_once(':')?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut request = Request { method, path, headers, body: Vec::new() };
+    if let Some(len) = request.header("content-length").and_then(|v| v.parse::<usize>().ok()) {
+        let mut body = vec![0u8; len];
+        reader.read_exact(&mut body).ok()?;
+        request.body = body;
+    } else if request.header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            let mut size_line = String::new();
+            reader.read_line(&mut size_line).ok()?;
+            let size = usize::from_str_radix(size_line.trim().split(';').next()?, 16).ok()?;
+            let mut chunk = vec![0u8; size + 2];
+            reader.read_exact(&mut chunk).ok()?;
+            if size == 0 {
+                break;
+            }
+            request.body.extend_from_slice(&chunk[..size]);
+        }
+    }
+    Some(request)
+}
+
+fn respond(stream: &mut TcpStream, status: u16, content_type: &str, body: &[u8]) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        400 => "Bad Request",
+        403 => "Forbidden",
+        404 => "Not Found",
+        _ => "Status",
+    };
+    let mut head = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n", body.len());
+    if !content_type.is_empty() {
+        head.push_str(&format!("Content-Type: {content_type}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()
+}
+
+fn chunk(stream: &mut TcpStream, data: &[u8]) -> std::io::Result<()> {
+    stream.write_all(format!("{:x}\r\n", data.len()).as_bytes())?;
+    stream.write_all(data)?;
+    stream.write_all(b"\r\n")?;
+    stream.flush()
+}
+
+fn stream_generation(stream: &mut TcpStream, request: &Request, shared: &Shared, chat: bool) -> std::io::Result<()> {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+    let gated = body.get("prompt").and_then(|p| p.as_str()) == Some(GATED_PROMPT)
+        || body.pointer("/messages/0/content").and_then(|p| p.as_str()) == Some(GATED_PROMPT);
+    let piece = |token: &str, done: bool| {
+        let mut v = if chat {
+            serde_json::json!({"model": MODEL, "created_at": "2026-11-30T00:00:00Z", "message": {"role": "assistant", "content": token}, "done": done})
+        } else {
+            serde_json::json!({"model": MODEL, "created_at": "2026-11-30T00:00:00Z", "response": token, "done": done})
+        };
+        if done {
+            v["done_reason"] = "stop".into();
+            v["eval_count"] = TOKENS.len().into();
+        }
+        format!("{v}\n")
+    };
+    if body.get("stream") == Some(&serde_json::Value::Bool(false)) {
+        let text: String = TOKENS.concat();
+        return respond(stream, 200, "application/json; charset=utf-8", piece(&text, true).trim_end().as_bytes());
+    }
+    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+    for (i, token) in TOKENS.iter().enumerate() {
+        chunk(stream, piece(token, false).as_bytes())?;
+        if i == 0 && gated {
+            let mut released = shared.released.lock().unwrap();
+            while !*released && !shared.shutdown.load(Ordering::SeqCst) {
+                released = shared.release.wait_timeout(released, Duration::from_millis(200)).unwrap().0;
+            }
+        } else {
+            thread::sleep(Duration::from_millis(5));
+        }
+    }
+    chunk(stream, piece("", true).as_bytes())?;
+    stream.write_all(b"0\r\n\r\n")?;
+    stream.flush()
+}
+
+fn serve_connection(stream: TcpStream, local: SocketAddr, shared: Arc<Shared>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
+    let mut writer = match stream.try_clone() {
+        Ok(w) => w,
+        Err(_) => return,
+    };
+    let mut reader = BufReader::new(stream);
+    while !shared.shutdown.load(Ordering::SeqCst) {
+        let Some(request) = read_request(&mut reader) else { return };
+        // Logged before answering, so a test that has its answer sees the entry.
+        let record = |status: u16| {
+            shared.log.lock().unwrap().push(Seen {
+                method: request.method.clone(),
+                path: request.path.clone(),
+                host: request.header("host").map(str::to_string),
+                authorization: request.header("authorization").map(str::to_string),
+                body_len: request.body.len(),
+                status,
+            })
+        };
+        if handle(&mut writer, &request, local, &shared, record).is_err() {
+            return;
+        }
+        if request.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close")) {
+            return;
+        }
+    }
+}
+
+fn handle(
+    stream: &mut TcpStream,
+    request: &Request,
+    local: SocketAddr,
+    shared: &Shared,
+    record: impl Fn(u16),
+) -> std::io::Result<()> {
+    // Like Ollama: the Host check applies only when listening on loopback.
+    if local.ip().is_loopback() && !host_allowed(request.header("host").unwrap_or("")) {
+        record(403);
+        return respond(stream, 403, "", b"");
+    }
+    let json = "application/json; charset=utf-8";
+    let path = request.path.split('?').next().unwrap_or("");
+    let (status, content_type, body): (u16, &str, Vec<u8>) = match (request.method.as_str(), path) {
+        ("GET" | "HEAD", "/") => (200, "text/plain; charset=utf-8", b"Ollama is running".to_vec()),
+        ("GET", "/api/version") => (200, json, format!("{{\"version\":\"{VERSION}\"}}").into_bytes()),
+        ("GET", "/api/tags") => {
+            let body = serde_json::json!({"models": [{
+                "name": MODEL, "model": MODEL, "modified_at": "2026-11-01T00:00:00Z", "size": 637700138u64,
+                "digest": "2644915ede352ea7bdfaff0bfac0be74c719d5d5202acb63a6fb095b52f394a4",
+                "details": {"format": "gguf", "family": "llama", "parameter_size": "1B", "quantization_level": "Q4_0"}
+            }]});
+            (200, json, body.to_string().into_bytes())
+        }
+        ("GET", "/api/ps") => (200, json, b"{\"models\":[]}".to_vec()),
+        ("POST", "/api/generate" | "/api/chat") => {
+            record(200);
+            return stream_generation(stream, request, shared, path == "/api/chat");
+        }
+        ("POST", p) if p.starts_with("/api/blobs/sha256:") => {
+            let expected = &p["/api/blobs/".len()..];
+            let got = format!("sha256:{:x}", Sha256::digest(&request.body));
+            if got == expected {
+                (201, "", Vec::new())
+            } else {
+                (
+                    400,
+                    json,
+                    format!("{{\"error\":\"digest mismatch, expected \\\"{expected}\\\", got \\\"{got}\\\"\"}}")
+                        .into_bytes(),
+                )
+            }
+        }
+        _ => (404, "text/plain", b"404 page not found".to_vec()),
+    };
+    record(status);
+    respond(stream, status, content_type, &body)
+}

@@ -1,0 +1,128 @@
+//! Every rendered variant passes the real validators: `nginx -t` (with a
+//! Debian-like main config in a sandbox) and `caddy validate`. Hashes verify
+//! with Apache's `htpasswd -v`.
+
+use std::fs;
+
+use ollama_secure::config::{Config, Proxy};
+use ollama_secure::credentials::SeededEntropy;
+use ollama_secure::facts::Facts;
+use ollama_secure::plan::Step;
+use ollama_secure::render::certificate_paths;
+use ollama_secure::setup;
+
+use crate::support::proxies::{caddy_env, write_caddy_main, write_nginx_main_conf};
+use crate::support::{Sandbox, load_config, render_inputs, self_signed, sh};
+
+/// Loads `yaml` with every path moved into `sandbox`, and creates what the
+/// config refers to (certificates, CA file) so validators can open it.
+/// `nginx -t` really binds the listen addresses, so every listener moves to
+/// loopback on a free port: tests never bind other addresses, and parallel
+/// tests never collide on a port.
+pub fn sandboxed_config(sandbox: &Sandbox, yaml: &str) -> Config {
+    let mut config = load_config(&format!("{yaml}\n{}", sandbox.paths_yaml()), "input.yaml").unwrap();
+    if !config.listen_address.is_some_and(|a| a.is_loopback()) {
+        config.listen_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    config.port = crate::support::free_port();
+    if let Some(https) = config.https.as_mut() {
+        https.http_port = crate::support::free_port();
+    }
+    if let Some(https) = config.https.as_mut()
+        && https.acme_ca_root.is_some()
+    {
+        let ca = sandbox.path("pebble-ca.pem");
+        if !ca.exists() {
+            self_signed(&ca, &sandbox.path("pebble-ca.key"), "ca.test");
+        }
+        https.acme_ca_root = Some(ca);
+    }
+    if config.proxy == Proxy::Nginx
+        && let Some((cert, key)) = certificate_paths(&config)
+        && !cert.exists()
+    {
+        self_signed(&cert, &key, &config.domain.as_ref().unwrap().to_string());
+    }
+    config
+}
+
+/// Renders `config` into the sandbox and runs the proxy's validator.
+/// Returns (valid, validator output).
+pub fn render_and_validate(sandbox: &Sandbox, config: &Config) -> (bool, String) {
+    let prepared = setup::prepare(config, &Facts::empty("20261130T175200Z"), &mut SeededEntropy(7)).unwrap();
+    for step in &prepared.plan.steps {
+        match step {
+            Step::Write { file, .. } => {
+                fs::create_dir_all(file.path.parent().unwrap()).unwrap();
+                fs::write(&file.path, &file.content).unwrap();
+            }
+            Step::Link { link, target } => {
+                let _ = fs::remove_file(link);
+                std::os::unix::fs::symlink(target, link).unwrap();
+            }
+            _ => {}
+        }
+    }
+    match config.proxy {
+        Proxy::Nginx => sh("nginx", &["-t", "-c", config.paths.nginx_conf.to_str().unwrap()]),
+        Proxy::Caddy => {
+            let mut command = std::process::Command::new("caddy");
+            command.args(["validate", "--config", config.paths.caddyfile.to_str().unwrap(), "--adapter", "caddyfile"]);
+            for (k, v) in caddy_env(sandbox) {
+                command.env(k, v);
+            }
+            let out = command.output().unwrap();
+            (
+                out.status.success(),
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),
+            )
+        }
+    }
+}
+
+pub fn prepare_main_config(sandbox: &Sandbox, proxy: Proxy) {
+    match proxy {
+        Proxy::Nginx => {
+            write_nginx_main_conf(sandbox);
+        }
+        Proxy::Caddy => {
+            write_caddy_main(sandbox, "");
+        }
+    }
+}
+
+#[test]
+fn every_rendered_variant_passes_the_real_validator() {
+    for input in render_inputs() {
+        let sandbox = Sandbox::new();
+        let yaml = fs::read_to_string(&input).unwrap();
+        let config = sandboxed_config(&sandbox, &yaml);
+        prepare_main_config(&sandbox, config.proxy);
+        let (ok, output) = render_and_validate(&sandbox, &config);
+        assert!(ok, "{} does not validate:\n{output}", input.display());
+    }
+}
+
+#[test]
+fn hashes_verify_with_apache_htpasswd() {
+    let sandbox = Sandbox::new();
+    let yaml = "proxy: nginx\nusers:\n  - {username: alice, password: \"correct horse battery staple\"}\n  - {username: carol, generate: true}\n";
+    let config = sandboxed_config(&sandbox, yaml);
+    let prepared = setup::prepare(&config, &Facts::empty("x"), &mut ollama_secure::credentials::OsEntropy).unwrap();
+    let Some(Step::Write { file, .. }) = prepared
+        .plan
+        .steps
+        .iter()
+        .find(|s| matches!(s, Step::Write { file, .. } if file.path == config.paths.htpasswd))
+    else {
+        panic!("no htpasswd in the plan");
+    };
+    let path = sandbox.write("h", &file.content);
+    let path = path.to_str().unwrap();
+    assert!(file.content.contains("alice:$2y$12$"), "chosen passwords use cost 12:\n{}", file.content);
+    assert!(file.content.contains("carol:$2y$05$"), "generated passwords use cost 5:\n{}", file.content);
+    assert!(sh("htpasswd", &["-vb", path, "alice", "correct horse battery staple"]).0);
+    assert!(!sh("htpasswd", &["-vb", path, "alice", "correct horse battery stapl"]).0);
+    let carol = prepared.credentials.iter().find(|c| c.username == "carol").unwrap().generated.clone().unwrap();
+    assert!(sh("htpasswd", &["-vb", path, "carol", carol.expose()]).0);
+}
