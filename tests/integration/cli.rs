@@ -53,7 +53,9 @@ fn dry_run_prints_the_plan_and_changes_nothing() {
     let answers = sandbox
         .write(
             "with-bob.yaml",
-            &fs::read_to_string(&answers).unwrap().replace("users:\n", "users:\n  - {username: bob, password_env: BOB_PASSWORD}\n"),
+            &fs::read_to_string(&answers)
+                .unwrap()
+                .replace("users:\n", "users:\n  - {username: bob, password_env: BOB_PASSWORD}\n"),
         )
         .display()
         .to_string();

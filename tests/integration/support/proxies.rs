@@ -87,7 +87,8 @@ fn send_signal(pid: i32, signal: i32) -> bool {
 }
 
 /// Stops the daemon whose PID is in `pid_file` when dropped (TERM, then
-/// KILL after 5 s), so no test leaves nginx or Caddy running.
+/// KILL after 5 s), so no test leaves nginx or Caddy running. Drop it before
+/// the sandbox that holds the PID file.
 pub struct DaemonGuard {
     pub pid_file: PathBuf,
 }

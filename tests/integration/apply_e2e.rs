@@ -1,0 +1,338 @@
+//! `init` for real: the binary applies answers whose paths point into a
+//! sandbox, starts the real nginx or Caddy on a loopback port in front of the
+//! stand-in Ollama, and real HTTP requests prove the result.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::support::proxies::{DaemonGuard, caddy_env, write_caddy_main, write_nginx_main_conf};
+use crate::support::standin::{GATED_PROMPT, StandIn, TOKENS};
+use crate::support::{Ran, Sandbox, Tool, free_port};
+
+pub const ALICE: &str = "alice's password is long enough";
+
+/// One proxy set up by `init` in a sandbox, with everything needed to talk
+/// to it and to clean it up.
+pub struct Deployed {
+    /// First, so it is dropped first: it needs the PID file in the sandbox.
+    pub guard: DaemonGuard,
+    pub sandbox: Sandbox,
+    pub ollama: StandIn,
+    pub port: u16,
+    pub answers: String,
+    pub proxy: &'static str,
+}
+
+impl Deployed {
+    /// URLs use the public name, as real clients do; `client()` connects
+    /// that name to 127.0.0.1.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{DOMAIN}:{}{path}", self.port)
+    }
+
+    pub fn client(&self) -> reqwest::blocking::Client {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(20))
+            .resolve(DOMAIN, ([127, 0, 0, 1], self.port).into())
+            .build()
+            .unwrap()
+    }
+
+    pub fn status(&self, path: &str, auth: Option<(&str, &str)>) -> u16 {
+        let mut request = self.client().get(self.url(path));
+        if let Some((user, password)) = auth {
+            request = request.basic_auth(user, Some(password));
+        }
+        request.send().unwrap().status().as_u16()
+    }
+
+    /// Runs the binary with this deployment's environment.
+    pub fn tool(&self) -> Tool {
+        let mut tool = Tool::new().env("ALICE_PASSWORD", ALICE);
+        for (k, v) in caddy_env(&self.sandbox) {
+            tool = tool.env(&k, &v);
+        }
+        tool
+    }
+
+    pub fn init(&self) -> Ran {
+        self.tool().args(["init", "--answers", &self.answers]).run()
+    }
+
+    pub fn write_answers(&self, users_yaml: &str) {
+        fs::write(&self.answers, answers_yaml(&self.sandbox, self.proxy, self.port, &self.ollama, users_yaml)).unwrap();
+    }
+}
+
+pub const DOMAIN: &str = "ollama.example.com";
+
+pub fn answers_yaml(sandbox: &Sandbox, proxy: &str, port: u16, ollama: &StandIn, users_yaml: &str) -> String {
+    format!(
+        "proxy: {proxy}\ndomain: {DOMAIN}\nlisten_address: 127.0.0.1\nport: {port}\nupstream: {}\nusers:\n{users_yaml}bcrypt_cost: 4\ntimeout: 2m\n{}",
+        ollama.upstream(),
+        sandbox.paths_yaml()
+    )
+}
+
+pub const ALICE_ONLY: &str = "  - {username: alice, password_env: ALICE_PASSWORD}\n";
+
+/// Writes the machine's main config for `proxy` into a fresh sandbox and
+/// answers for it; does not run anything yet.
+pub fn prepare(proxy: &'static str, users_yaml: &str) -> Deployed {
+    let sandbox = Sandbox::new();
+    let pid_file = match proxy {
+        "nginx" => {
+            write_nginx_main_conf(&sandbox);
+            sandbox.path("run/nginx.pid")
+        }
+        _ => {
+            write_caddy_main(&sandbox, "");
+            sandbox.mkdir("run");
+            sandbox.path("run/caddy.pid")
+        }
+    };
+    let ollama = StandIn::start();
+    let port = free_port();
+    let answers =
+        sandbox.write("answers.yaml", &answers_yaml(&sandbox, proxy, port, &ollama, users_yaml)).display().to_string();
+    Deployed { guard: DaemonGuard { pid_file }, sandbox, ollama, port, answers, proxy }
+}
+
+/// `prepare`, then `init`, which must succeed.
+pub fn deploy(proxy: &'static str, users_yaml: &str) -> Deployed {
+    let deployed = prepare(proxy, users_yaml);
+    deployed.init().assert_code(0);
+    deployed
+}
+
+fn mtimes(paths: &[&Path]) -> Vec<(i64, i64)> {
+    paths.iter().map(|p| fs::symlink_metadata(p).map(|m| (m.mtime(), m.mtime_nsec())).unwrap_or((0, 0))).collect()
+}
+
+/// What a client must see through a correctly configured proxy.
+fn proves_protected_ollama(d: &Deployed) {
+    // Without credentials, and with wrong ones: 401 with a Basic challenge.
+    let resp = d.client().get(d.url("/api/tags")).send().unwrap();
+    assert_eq!(resp.status(), 401);
+    let challenge = resp.headers().get("www-authenticate").expect("a WWW-Authenticate header").to_str().unwrap();
+    assert!(challenge.starts_with("Basic"), "{challenge}");
+    assert_eq!(d.status("/api/tags", Some(("alice", "wrong password"))), 401);
+    assert_eq!(d.status("/api/tags", Some(("mallory", ALICE))), 401);
+
+    // With them: Ollama's answers. The Host sent is the public name, which
+    // Ollama would refuse with 403 if the proxy passed it on.
+    let resp = d.client().get(d.url("/api/tags")).basic_auth("alice", Some(ALICE)).send().unwrap();
+    assert_eq!(resp.status(), 200);
+    let tags: serde_json::Value = resp.json().unwrap();
+    assert_eq!(tags["models"][0]["name"], "tinyllama:latest");
+    let seen = d.ollama.seen();
+    let last = seen.last().unwrap();
+    assert_eq!(last.path, "/api/tags");
+    assert_eq!(last.authorization, None, "the password was passed on to Ollama");
+    assert_eq!(last.host.as_deref(), Some(d.ollama.upstream().as_str()), "Ollama should see its own address as Host");
+
+    // Tokens stream: the first token arrives while the stand-in still holds
+    // the rest back, which a buffering proxy could not deliver.
+    let mut resp = d
+        .client()
+        .post(d.url("/api/generate"))
+        .basic_auth("alice", Some(ALICE))
+        .header("Accept-Encoding", "gzip")
+        .json(&serde_json::json!({"model": "tinyllama", "prompt": GATED_PROMPT}))
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().get("content-encoding").is_none(), "the stream was compressed, which delays tokens");
+    let mut first = vec![0u8; 4096];
+    let n = resp.read(&mut first).unwrap();
+    let first: serde_json::Value = serde_json::from_slice(&first[..n]).expect("exactly the first token, alone");
+    assert_eq!(first["response"], TOKENS[0]);
+    d.ollama.release_stream();
+    let mut rest = String::new();
+    resp.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest.lines().count(), TOKENS.len(), "every other token, each on its own line: {rest}");
+
+    // A 5 MB body reaches Ollama (its 400 "digest mismatch" proves it read
+    // the body; a proxy limit would answer 413 itself).
+    let body = vec![b'o'; 5 * 1024 * 1024];
+    let resp = d
+        .client()
+        .post(d.url(&format!("/api/blobs/sha256:{}", "0".repeat(64))))
+        .basic_auth("alice", Some(ALICE))
+        .body(body)
+        .send()
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().unwrap().contains("digest mismatch"));
+    assert!(d.ollama.seen().iter().any(|s| s.body_len == 5 * 1024 * 1024), "the whole body reached Ollama");
+}
+
+fn applies_and_protects(proxy: &'static str) {
+    let d = prepare(proxy, ALICE_ONLY);
+    let ran = d.init();
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("✓ configuration is valid"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("✓ started"), "{}", ran.stdout);
+    assert!(!ran.all().contains(ALICE), "the password was printed");
+    proves_protected_ollama(&d);
+
+    // Password-bearing files: root, the proxy's group, not world-readable.
+    let secret_file = if proxy == "nginx" {
+        d.sandbox.path("etc/nginx/ollama.htpasswd")
+    } else {
+        d.sandbox.path("etc/caddy/ollama.caddy")
+    };
+    let meta = fs::metadata(&secret_file).unwrap();
+    assert_eq!(meta.mode() & 0o777, 0o640);
+    assert_eq!(meta.uid(), 0);
+    let group = if proxy == "nginx" { "www-data" } else { "caddy" };
+    assert_eq!(meta.gid(), nix::unistd::Group::from_name(group).unwrap().unwrap().gid.as_raw());
+}
+
+#[test]
+fn nginx_applies_and_protects_ollama() {
+    applies_and_protects("nginx");
+}
+
+#[test]
+fn caddy_applies_and_protects_ollama() {
+    applies_and_protects("caddy");
+}
+
+fn second_run_changes_nothing(proxy: &'static str) {
+    let d = deploy(proxy, ALICE_ONLY);
+    let files: Vec<std::path::PathBuf> = if proxy == "nginx" {
+        ["etc/nginx/ollama.htpasswd", "etc/nginx/sites-available/ollama", "etc/nginx/sites-enabled/ollama"]
+            .map(|p| d.sandbox.path(p))
+            .to_vec()
+    } else {
+        ["etc/caddy/ollama.caddy", "etc/caddy/Caddyfile"].map(|p| d.sandbox.path(p)).to_vec()
+    };
+    let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+    let backups = || {
+        fs::read_dir(files[0].parent().unwrap())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".bak-"))
+            .count()
+    };
+    let (before, backups_before) = (mtimes(&paths), backups());
+    let pid = d.guard.pid();
+    let ran = d.init();
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("Nothing to change"), "{}", ran.stdout);
+    assert_eq!(mtimes(&paths), before, "a second run touched files");
+    assert_eq!(d.guard.pid(), pid, "the proxy was restarted");
+    assert_eq!(backups(), backups_before, "a run without changes made backups");
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
+}
+
+#[test]
+fn nginx_second_run_changes_nothing() {
+    second_run_changes_nothing("nginx");
+}
+
+#[test]
+fn caddy_second_run_changes_nothing() {
+    second_run_changes_nothing("caddy");
+}
+
+fn changed_answers_update_only_what_changed(proxy: &'static str) {
+    let d = deploy(proxy, ALICE_ONLY);
+    let (users_file, site) = if proxy == "nginx" {
+        (d.sandbox.path("etc/nginx/ollama.htpasswd"), Some(d.sandbox.path("etc/nginx/sites-available/ollama")))
+    } else {
+        (d.sandbox.path("etc/caddy/ollama.caddy"), None)
+    };
+    let site_mtime = site.as_deref().map(|s| mtimes(&[s]));
+    let old_users = fs::read(&users_file).unwrap();
+
+    d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, generate: true}}\n"));
+    let ran = d.init();
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("✓ reloaded"), "{}", ran.stdout);
+    let bob = ran
+        .stdout
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("bob: "))
+        .expect("bob's generated password is printed")
+        .to_string();
+    assert_eq!(bob.len(), 24);
+
+    // The users file was replaced, and its previous version kept next to it.
+    let backup = fs::read_dir(users_file.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&format!("{}.bak-", users_file.file_name().unwrap().to_string_lossy()))
+        })
+        .expect("a backup of the users file");
+    assert_eq!(fs::read(&backup).unwrap(), old_users);
+    assert_eq!(fs::metadata(&backup).unwrap().mode() & 0o777, 0o640, "the backup keeps the private mode");
+    if let (Some(site), Some(before)) = (site.as_deref(), site_mtime) {
+        assert_eq!(mtimes(&[site]), before, "the unchanged site file was rewritten");
+    }
+    // Both users work after the reload; nobody else does.
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
+    assert_eq!(d.status("/api/version", Some(("bob", &bob))), 200);
+    assert_eq!(d.status("/api/version", Some(("bob", "not bob's password"))), 401);
+}
+
+#[test]
+fn nginx_changed_answers_update_only_what_changed() {
+    changed_answers_update_only_what_changed("nginx");
+}
+
+#[test]
+fn caddy_changed_answers_update_only_what_changed() {
+    changed_answers_update_only_what_changed("caddy");
+}
+
+#[test]
+fn failed_validation_restores_the_exact_previous_bytes() {
+    let d = prepare("nginx", ALICE_ONLY);
+    // The machine already has a hand-made htpasswd (which init will extend)
+    // and, elsewhere, a broken site that makes `nginx -t` fail.
+    let htpasswd =
+        d.sandbox.write("etc/nginx/ollama.htpasswd", "# hand-made\nbob:$apr1$hJ3hV9w1$8YHcqcKgxwP/8F0p1Nb2a/\n");
+    fs::set_permissions(&htpasswd, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let before = fs::read(&htpasswd).unwrap();
+    d.sandbox.write("etc/nginx/sites-enabled/broken", "server { listen 127.0.0.1:1; this_is_not_a_directive on; }\n");
+
+    let ran = d.init();
+    ran.assert_code(1);
+    assert!(ran.stderr.contains("this_is_not_a_directive"), "nginx's error is shown: {}", ran.stderr);
+    assert!(ran.stderr.contains("rolled back"), "{}", ran.stderr);
+    assert_eq!(fs::read(&htpasswd).unwrap(), before, "the htpasswd is not byte-identical");
+    assert_eq!(fs::metadata(&htpasswd).unwrap().mode() & 0o777, 0o600, "the htpasswd mode was not restored");
+    assert!(!d.sandbox.path("etc/nginx/sites-available/ollama").exists(), "the new site file was left behind");
+    assert!(
+        fs::symlink_metadata(d.sandbox.path("etc/nginx/sites-enabled/ollama")).is_err(),
+        "the new link was left behind"
+    );
+    let leftovers: Vec<_> = fs::read_dir(d.sandbox.path("etc/nginx"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".bak-") || n.starts_with(".ollama-secure-"))
+        .collect();
+    assert!(leftovers.is_empty(), "backups or temp files were left behind: {leftovers:?}");
+    assert!(!d.sandbox.path("run/nginx.pid").exists(), "nginx was started despite the failure");
+}
+
+#[test]
+fn a_port_taken_by_another_program_is_refused_before_any_change() {
+    let d = prepare("nginx", ALICE_ONLY);
+    let _squatter = std::net::TcpListener::bind(("127.0.0.1", d.port)).unwrap();
+    let ran = d.init();
+    ran.assert_code(2);
+    assert!(ran.stderr.contains(&format!("port {} is already in use", d.port)), "{}", ran.stderr);
+    assert!(!d.sandbox.path("etc/nginx/ollama.htpasswd").exists(), "files were written");
+}
