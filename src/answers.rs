@@ -117,6 +117,8 @@ pub struct PathAnswers {
     pub acme_webroot: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letsencrypt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
 }
 
 impl Answers {

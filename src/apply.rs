@@ -4,15 +4,47 @@
 //! them if it had already been reloaded.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::plan::{Change, Command, Plan, Step};
 use crate::render::RenderedFile;
 use crate::runner::Runner;
+
+/// A file or link as it was, held in memory so a rollback can put it back.
+#[derive(Debug)]
+enum Snapshot {
+    File { content: Vec<u8>, mode: u32, uid: u32, gid: u32 },
+    Symlink { target: PathBuf },
+    Missing,
+}
+
+fn snapshot(path: &Path) -> Result<Snapshot> {
+    Ok(match crate::facts::read_existing(path) {
+        crate::facts::Existing::File { content, mode, uid, gid } => Snapshot::File { content, mode, uid, gid },
+        crate::facts::Existing::Symlink { target } => Snapshot::Symlink { target },
+        crate::facts::Existing::Missing => Snapshot::Missing,
+        crate::facts::Existing::Other => {
+            return Err(Error::failed(format!("{} is not a regular file or link; leaving it alone", path.display())));
+        }
+    })
+}
+
+fn put_back(path: &Path, snapshot: &Snapshot) -> Result<()> {
+    let _ = fs::remove_file(path);
+    match snapshot {
+        Snapshot::File { content, mode, uid, gid } => write_atomic(path, content, *mode, *uid, *gid),
+        Snapshot::Symlink { target } => {
+            std::os::unix::fs::symlink(target, path).map_err(|e| io_error("cannot recreate the link", path, e))
+        }
+        Snapshot::Missing => Ok(()),
+    }
+}
 
 /// How to undo one change that was made.
 #[derive(Debug)]
@@ -24,6 +56,12 @@ enum Undo {
     },
     RemoveDir(PathBuf),
     RemoveLink(PathBuf),
+    /// Put a file or link back exactly as it was.
+    PutBack {
+        path: PathBuf,
+        snapshot: Snapshot,
+    },
+    CreateDir(PathBuf),
     /// The proxy was reloaded: after restoring the files, reload again.
     ReloadAgain(Command),
     /// The proxy was started by us: stop it again.
@@ -97,6 +135,17 @@ fn restore(path: &Path, backup: &Path) -> Result<()> {
 fn write_file(file: &RenderedFile, change: &Change, journal: &mut Vec<Undo>, report: &mut Report) -> Result<String> {
     let gid = gid_of(&file.group)?;
     match change {
+        Change::Overwrite => {
+            let before = snapshot(&file.path)?;
+            // Same mode and owner as now: only the content is ours to change.
+            let (mode, uid, gid) = match &before {
+                Snapshot::File { mode, uid, gid, .. } => (*mode, *uid, *gid),
+                _ => (file.mode, 0, gid),
+            };
+            journal.push(Undo::PutBack { path: file.path.clone(), snapshot: before });
+            write_atomic(&file.path, file.content.as_bytes(), mode, uid, gid)?;
+            Ok(format!("wrote {}", file.path.display()))
+        }
         Change::Create => {
             write_atomic(&file.path, file.content.as_bytes(), file.mode, 0, gid)?;
             journal.push(Undo::RemoveFile(file.path.clone()));
@@ -131,8 +180,54 @@ fn create_dirs(path: &Path, journal: &mut Vec<Undo>) -> Result<()> {
     Ok(())
 }
 
+/// Shows elapsed seconds on the terminal while a slow step runs (after one
+/// second, so quick steps stay quiet). Off when stderr is not a terminal.
+struct Progress {
+    done: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn start(label: &str) -> Progress {
+        let done = Arc::new(AtomicBool::new(false));
+        let thread = io::stderr().is_terminal().then(|| {
+            let (done, label) = (done.clone(), label.to_string());
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                let frames = ['|', '/', '-', '\\'];
+                let mut shown = false;
+                for tick in 0.. {
+                    if done.load(Ordering::SeqCst) {
+                        break;
+                    }
+                    if start.elapsed() >= Duration::from_secs(1) {
+                        eprint!("\r    {} {label} ({} s)", frames[tick % 4], start.elapsed().as_secs());
+                        shown = true;
+                    }
+                    std::thread::sleep(Duration::from_millis(120));
+                }
+                if shown {
+                    eprint!("\r\x1b[2K");
+                }
+            })
+        });
+        Progress { done, thread }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.done.store(true, Ordering::SeqCst);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 fn run_checked(runner: &mut dyn Runner, command: &Command, what: &str) -> Result<()> {
+    let progress = Progress::start(what);
     let result = runner.run(command);
+    drop(progress);
     if result.success {
         Ok(())
     } else {
@@ -198,6 +293,10 @@ fn roll_back(journal: Vec<Undo>, runner: &mut dyn Runner, out: &mut dyn Write) -
             }
             Undo::Restore { path, backup } => restore(path, backup),
             Undo::RemoveDir(path) => fs::remove_dir(path).map_err(|e| io_error("cannot remove the folder", path, e)),
+            Undo::PutBack { path, snapshot } => put_back(path, snapshot),
+            Undo::CreateDir(path) => fs::create_dir(path)
+                .and_then(|_| fs::set_permissions(path, fs::Permissions::from_mode(0o755)))
+                .map_err(|e| io_error("cannot recreate the folder", path, e)),
             Undo::ReloadAgain(_) | Undo::Stop(_) => {
                 after_files.push(undo);
                 continue;
@@ -232,7 +331,8 @@ fn describe_undo(undo: &Undo) -> String {
         Undo::RemoveFile(p) => format!("removed new file {}", p.display()),
         Undo::RemoveLink(p) => format!("removed link {}", p.display()),
         Undo::RemoveDir(p) => format!("removed new folder {}", p.display()),
-        Undo::Restore { path, .. } => format!("restored {}", path.display()),
+        Undo::Restore { path, .. } | Undo::PutBack { path, .. } => format!("restored {}", path.display()),
+        Undo::CreateDir(p) => format!("recreated folder {}", p.display()),
         Undo::ReloadAgain(c) | Undo::Stop(c) => c.to_string(),
     }
 }
@@ -332,6 +432,145 @@ fn run_step(
             run_checked(runner, command, "enabling the service at boot")?;
             let _ = writeln!(out, "  ✓ enabled at boot");
         }
+        Step::Remove { path } => {
+            let before = snapshot(path)?;
+            fs::remove_file(path).map_err(|e| io_error("cannot remove", path, e))?;
+            journal.push(Undo::PutBack { path: path.clone(), snapshot: before });
+            let _ = writeln!(out, "  ✓ removed {}", path.display());
+        }
+        Step::RemoveDir { path } => match fs::remove_dir(path) {
+            Ok(()) => {
+                journal.push(Undo::CreateDir(path.clone()));
+                let _ = writeln!(out, "  ✓ removed folder {}", path.display());
+            }
+            // Something else lives there now: keeping the folder is right.
+            Err(_) if fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) => {
+                let _ = writeln!(out, "  - kept folder {} (not empty)", path.display());
+            }
+            Err(e) => return Err(io_error("cannot remove the folder", path, e)),
+        },
+        Step::Restore { path, from } => {
+            let (current, original) = (snapshot(path)?, snapshot(from)?);
+            let Snapshot::File { content, mode, uid, gid } = &original else {
+                return Err(Error::failed(format!(
+                    "the backup {} is missing; cannot restore {}",
+                    from.display(),
+                    path.display()
+                )));
+            };
+            journal.push(Undo::PutBack { path: path.clone(), snapshot: current });
+            write_atomic(path, content, *mode, *uid, *gid)?;
+            journal.push(Undo::PutBack { path: from.clone(), snapshot: original });
+            fs::remove_file(from).map_err(|e| io_error("cannot remove the backup", from, e))?;
+            let _ = writeln!(out, "  ✓ restored {} (the file that was there before)", path.display());
+        }
+        Step::Stop { command } => {
+            announce(out, &format!("stopping: `{command}`"));
+            run_checked(runner, command, "stopping the proxy")?;
+            let _ = writeln!(out, "  ✓ stopped");
+        }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Proxy;
+    use crate::render::Role;
+    use crate::runner::RunOutput;
+
+    /// Records every command; fails those whose program is in `failing`.
+    struct FakeRunner {
+        failing: Vec<&'static str>,
+        ran: Vec<String>,
+    }
+
+    impl Runner for FakeRunner {
+        fn run(&mut self, command: &Command) -> RunOutput {
+            self.ran.push(command.to_string());
+            RunOutput { success: !self.failing.contains(&command.program.as_str()), output: "boom".into() }
+        }
+    }
+
+    fn file(path: &Path, content: &str) -> RenderedFile {
+        RenderedFile {
+            path: path.into(),
+            role: Role::Site,
+            mode: 0o644,
+            group: "root".into(),
+            secret: false,
+            content: content.into(),
+        }
+    }
+
+    fn hooks() -> ServiceHooks {
+        ServiceHooks { nginx_pid: None, stop: Some(Command::new("stop-proxy", &[])) }
+    }
+
+    #[test]
+    fn a_failure_after_a_reload_restores_files_and_reloads_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        fs::write(&site, "old").unwrap();
+        let backup = dir.path().join("site.bak-1");
+        let plan = Plan {
+            proxy: Proxy::Nginx,
+            findings: vec![],
+            steps: vec![
+                Step::Write { file: file(&site, "new"), change: Change::Replace { backup: backup.clone() } },
+                Step::Validate { command: Command::new("check-config", &[]) },
+                Step::Reload { command: Command::new("reload-proxy", &[]) },
+                Step::Enable { command: Command::new("enable-proxy", &[]) },
+            ],
+        };
+        let mut runner = FakeRunner { failing: vec!["enable-proxy"], ran: vec![] };
+        let mut out = Vec::new();
+        let err = apply(&plan, &hooks(), &mut runner, &mut out).unwrap_err();
+        assert_eq!(err.kind, crate::error::Kind::Failed);
+        assert!(err.message.contains("rolled back"), "{err}");
+        assert_eq!(fs::read_to_string(&site).unwrap(), "old");
+        assert!(!backup.exists(), "the backup should be consumed by the restore");
+        assert_eq!(runner.ran, ["check-config", "reload-proxy", "enable-proxy", "reload-proxy"]);
+    }
+
+    #[test]
+    fn a_failed_start_removes_new_files_and_does_not_stop_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let new_dir = dir.path().join("a/b");
+        let site = new_dir.join("site");
+        let plan = Plan {
+            proxy: Proxy::Caddy,
+            findings: vec![],
+            steps: vec![
+                Step::CreateDir { path: new_dir.clone() },
+                Step::Write { file: file(&site, "new"), change: Change::Create },
+                Step::Start { command: Command::new("start-proxy", &[]) },
+            ],
+        };
+        let mut runner = FakeRunner { failing: vec!["start-proxy"], ran: vec![] };
+        let err = apply(&plan, &hooks(), &mut runner, &mut Vec::new()).unwrap_err();
+        assert!(err.message.contains("start-proxy"), "{err}");
+        assert!(!dir.path().join("a").exists(), "created folders are removed again");
+        assert_eq!(runner.ran, ["start-proxy"]);
+    }
+
+    #[test]
+    fn a_failure_after_a_start_stops_the_proxy_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("link");
+        let plan = Plan {
+            proxy: Proxy::Nginx,
+            findings: vec![],
+            steps: vec![
+                Step::Link { link: link.clone(), target: "/nonexistent".into() },
+                Step::Start { command: Command::new("start-proxy", &[]) },
+                Step::Enable { command: Command::new("enable-proxy", &[]) },
+            ],
+        };
+        let mut runner = FakeRunner { failing: vec!["enable-proxy"], ran: vec![] };
+        apply(&plan, &hooks(), &mut runner, &mut Vec::new()).unwrap_err();
+        assert!(fs::symlink_metadata(&link).is_err());
+        assert_eq!(runner.ran, ["start-proxy", "enable-proxy", "stop-proxy"]);
+    }
 }

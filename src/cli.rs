@@ -28,6 +28,9 @@ pub enum Command {
     Init(InitArgs),
     /// Write the files `init` would install into a folder, for review or other tools.
     Render(RenderArgs),
+    /// Undo what `init` changed: remove its files and links, restore the files it
+    /// replaced, reload (or stop) the proxy. Packages stay installed.
+    Uninstall(UninstallArgs),
 }
 
 #[derive(Debug, Args)]
@@ -37,6 +40,18 @@ pub struct InitArgs {
     pub answers: Option<PathBuf>,
 
     /// Print every file and command the setup would write or run, then stop. Changes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UninstallArgs {
+    /// The answers file used for `init` (only its `paths:` matter); without it,
+    /// the default paths are used.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+
+    /// Print what would be removed and restored, then stop. Changes nothing.
     #[arg(long)]
     pub dry_run: bool,
 }

@@ -415,6 +415,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("acme_webroot", &a.acme_webroot, &mut paths.acme_webroot);
     set("letsencrypt", &a.letsencrypt, &mut paths.letsencrypt);
     set("nginx_site_link", &a.nginx_site_link, &mut paths.nginx_site_link);
+    set("state", &a.state, &mut paths.state);
     paths
 }
 

@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::config::{Config, Proxy};
+use crate::paths::Paths;
 use crate::sockets::{self, Owner};
+use crate::state::State;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageManager {
@@ -85,7 +87,7 @@ impl Facts {
             proxy_installed: true,
             proxy_running: false,
             service_enabled: false,
-            files: BTreeMap::new(),
+            files: BTreeMap::from([(PathBuf::from("/"), Existing::Other)]),
             groups: BTreeMap::new(),
             port_uses: Vec::new(),
             ollama: OllamaProbe::NotProbed,
@@ -113,22 +115,44 @@ pub fn read_existing(path: &Path) -> Existing {
     }
 }
 
-/// Every path the plan for `config` may read or replace.
+/// Every path the plan for `config` may read or replace, with all their
+/// parent folders (so the plan knows which folders it creates).
 pub fn paths_of_interest(config: &Config) -> Vec<PathBuf> {
     let p = &config.paths;
     let mut paths = match config.proxy {
         Proxy::Nginx => vec![p.htpasswd.clone(), p.nginx_site.clone(), p.nginx_site_link.clone(), p.nginx_conf.clone()],
         Proxy::Caddy => vec![p.caddy_site.clone(), p.caddyfile.clone()],
     };
-    let parents: Vec<PathBuf> = paths.iter().filter_map(|x| x.parent().map(Path::to_path_buf)).collect();
-    paths.extend(parents);
+    paths.push(p.state.clone());
     if config.https.is_some() {
         paths.push(p.acme_webroot.clone());
         if let Some((cert, key)) = crate::render::certificate_paths(config) {
             paths.extend([cert, key]);
         }
     }
+    let ancestors: Vec<PathBuf> =
+        paths.iter().flat_map(|x| x.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>()).collect();
+    paths.extend(ancestors);
+    paths.sort();
+    paths.dedup();
     paths
+}
+
+/// The recorded state, if the state file exists and parses.
+pub fn state(paths: &Paths, facts: &Facts) -> crate::error::Result<Option<State>> {
+    match facts.file(&paths.state) {
+        Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(content), &paths.state).map(Some),
+        _ => Ok(None),
+    }
+}
+
+/// A timestamp for backup names that no existing file uses yet.
+fn unique_stamp(now: SystemTime, paths: &[PathBuf]) -> String {
+    let base = stamp(now);
+    (0..)
+        .map(|n| if n == 0 { base.clone() } else { format!("{base}-{n}") })
+        .find(|candidate| paths.iter().all(|p| fs::symlink_metadata(crate::plan::backup_path(p, candidate)).is_err()))
+        .expect("some suffix is free")
 }
 
 fn systemctl_ok(args: &[&str]) -> bool {
@@ -159,8 +183,43 @@ pub fn probe_ollama(base_url: &str, timeout: Duration) -> OllamaProbe {
     }
 }
 
+/// What to look at; `probe` fills it from a config, `probe_installed`
+/// from paths alone (uninstall, users).
+pub struct Probe<'a> {
+    pub proxy: Proxy,
+    pub paths: &'a Paths,
+    pub interest: Vec<PathBuf>,
+    pub ports: Vec<u16>,
+    pub groups: Vec<String>,
+    /// Ollama's URL, to see whether it answers.
+    pub upstream: Option<String>,
+}
+
 pub fn probe(config: &Config) -> Facts {
-    let proxy = config.proxy.name();
+    let mut ports = vec![config.port];
+    ports.extend(config.https.as_ref().map(|h| h.http_port));
+    run_probe(Probe {
+        proxy: config.proxy,
+        paths: &config.paths,
+        interest: paths_of_interest(config),
+        ports,
+        groups: vec![config.file_group.clone()],
+        upstream: Some(config.upstream.url()),
+    })
+}
+
+/// Facts about an installed setup: the proxy, the state file and every
+/// path it mentions.
+pub fn probe_installed(proxy: Proxy, paths: &Paths) -> Facts {
+    let interest = match proxy {
+        Proxy::Nginx => vec![paths.htpasswd.clone(), paths.nginx_site.clone(), paths.nginx_site_link.clone()],
+        Proxy::Caddy => vec![paths.caddy_site.clone(), paths.caddyfile.clone()],
+    };
+    run_probe(Probe { proxy, paths, interest, ports: Vec::new(), groups: Vec::new(), upstream: None })
+}
+
+pub fn run_probe(probe: Probe) -> Facts {
+    let proxy = probe.proxy.name();
     let systemd = Path::new("/run/systemd/system").is_dir();
     let package_manager = if which::which("apt-get").is_ok() {
         Some(PackageManager::Apt)
@@ -172,22 +231,31 @@ pub fn probe(config: &Config) -> Facts {
     let proxy_running = if systemd {
         systemctl_ok(&["is-active", "--quiet", proxy])
     } else {
-        let pid_file = match config.proxy {
-            Proxy::Nginx => &config.paths.nginx_pid,
-            Proxy::Caddy => &config.paths.caddy_pid,
+        let pid_file = match probe.proxy {
+            Proxy::Nginx => &probe.paths.nginx_pid,
+            Proxy::Caddy => &probe.paths.caddy_pid,
         };
         pid_alive(pid_file, proxy)
     };
-    let files = paths_of_interest(config).into_iter().map(|p| (p.clone(), read_existing(&p))).collect();
-    let groups = [config.file_group.as_str(), "root"]
+    let mut interest = probe.interest;
+    interest.push(probe.paths.state.clone());
+    // Everything the state file mentions, for uninstall and for keeping records.
+    if let Existing::File { content, .. } = read_existing(&probe.paths.state)
+        && let Ok(state) = State::parse(&String::from_utf8_lossy(&content), &probe.paths.state)
+    {
+        interest.extend(state.paths());
+    }
+    let files = interest.iter().map(|p| (p.clone(), read_existing(p))).collect();
+    let groups = probe
+        .groups
         .iter()
+        .map(String::as_str)
+        .chain(["root"])
         .filter_map(|g| nix::unistd::Group::from_name(g).ok().flatten().map(|grp| (g.to_string(), grp.gid.as_raw())))
         .collect();
-    let mut ports = vec![config.port];
-    ports.extend(config.https.as_ref().map(|h| h.http_port));
     let port_uses = sockets::listeners()
         .into_iter()
-        .filter(|l| ports.contains(&l.port))
+        .filter(|l| probe.ports.contains(&l.port))
         .map(|l| PortUse { port: l.port, address: l.address, owner: sockets::owner(l.inode) })
         .collect();
     Facts {
@@ -200,8 +268,8 @@ pub fn probe(config: &Config) -> Facts {
         files,
         groups,
         port_uses,
-        ollama: probe_ollama(&config.upstream.url(), Duration::from_secs(3)),
-        stamp: stamp(SystemTime::now()),
+        ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(&url, Duration::from_secs(3))),
+        stamp: unique_stamp(SystemTime::now(), &interest),
     }
 }
 

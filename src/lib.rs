@@ -15,11 +15,13 @@ pub mod facts;
 pub mod fields;
 pub mod paths;
 pub mod plan;
+pub mod removal;
 pub mod render;
 pub mod runner;
 pub mod secret;
 pub mod setup;
 pub mod sockets;
+pub mod state;
 pub mod userfile;
 
 use std::ffi::OsString;

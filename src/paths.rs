@@ -45,6 +45,8 @@ pub struct Paths {
     pub acme_webroot: PathBuf,
     /// certbot's configuration directory (`--config-dir`).
     pub letsencrypt: PathBuf,
+    /// What ollama-secure changed, for `uninstall`.
+    pub state: PathBuf,
 }
 
 impl Paths {
@@ -63,6 +65,7 @@ impl Paths {
                 caddy_log: "/var/log/caddy/ollama-secure.log".into(),
                 acme_webroot: "/var/lib/ollama-secure/acme".into(),
                 letsencrypt: "/etc/letsencrypt".into(),
+                state: "/var/lib/ollama-secure/state.yaml".into(),
             },
             Os::MacHomebrew => Paths {
                 nginx_conf: "/opt/homebrew/etc/nginx/nginx.conf".into(),
@@ -77,6 +80,7 @@ impl Paths {
                 caddy_log: "/opt/homebrew/var/log/caddy-ollama-secure.log".into(),
                 acme_webroot: "/opt/homebrew/var/ollama-secure/acme".into(),
                 letsencrypt: "/opt/homebrew/etc/letsencrypt".into(),
+                state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
             },
         }
     }

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use crate::config::{Config, Proxy};
 use crate::error::{Error, Result};
 use crate::facts::{Existing, Facts, OllamaProbe, PackageManager};
+use crate::paths::Paths;
 use crate::render::{RenderedFile, Role, redact_hashes};
+use crate::state::State;
 
 /// Where a command's output goes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +88,9 @@ pub enum Change {
     Replace {
         backup: PathBuf,
     },
+    /// Replace a file of our own (the state file), or remove our own lines
+    /// from one (uninstall): the previous bytes are held for rollback only.
+    Overwrite,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,12 +122,36 @@ pub enum Step {
     Enable {
         command: Command,
     },
+    /// Removes a file or link that ollama-secure created.
+    Remove {
+        path: PathBuf,
+    },
+    /// Removes a folder that ollama-secure created, if it is empty.
+    RemoveDir {
+        path: PathBuf,
+    },
+    /// Puts back the file that was there before ollama-secure, from its backup.
+    Restore {
+        path: PathBuf,
+        from: PathBuf,
+    },
+    Stop {
+        command: Command,
+    },
 }
 
 impl Step {
     /// Steps that change files, as opposed to running the proxy.
     pub fn changes_files(&self) -> bool {
-        matches!(self, Step::CreateDir { .. } | Step::Write { .. } | Step::Link { .. })
+        matches!(
+            self,
+            Step::CreateDir { .. }
+                | Step::Write { .. }
+                | Step::Link { .. }
+                | Step::Remove { .. }
+                | Step::RemoveDir { .. }
+                | Step::Restore { .. }
+        )
     }
 }
 
@@ -160,10 +189,9 @@ pub struct ServiceCommands {
     pub enable: Option<Command>,
 }
 
-pub fn service_commands(config: &Config, systemd: bool) -> ServiceCommands {
-    let p = &config.paths;
-    let name = config.proxy.name();
-    let (validate, direct_start, direct_reload, direct_stop) = match config.proxy {
+pub fn service_commands(proxy: Proxy, p: &Paths, systemd: bool) -> ServiceCommands {
+    let name = proxy.name();
+    let (validate, direct_start, direct_reload, direct_stop) = match proxy {
         Proxy::Nginx => (
             Command::new("nginx", &["-t", "-c"]).arg_path(&p.nginx_conf),
             Command::new("nginx", &["-c"]).arg_path(&p.nginx_conf),
@@ -195,13 +223,29 @@ pub fn service_commands(config: &Config, systemd: bool) -> ServiceCommands {
 }
 
 /// The line we add to the main Caddyfile.
-pub fn caddy_import_line(config: &Config) -> String {
-    format!("import {}", config.paths.caddy_site.display())
+pub fn caddy_import_line(paths: &Paths) -> String {
+    format!("import {}", paths.caddy_site.display())
+}
+
+const IMPORT_COMMENT: &str = "# Added by ollama-secure: the Ollama site lives in its own file.";
+
+/// The main Caddyfile without what `caddyfile_with_import` added.
+pub fn caddyfile_without_import(paths: &Paths, text: &str) -> String {
+    let line = caddy_import_line(paths);
+    let block = format!("{IMPORT_COMMENT}\n{line}\n");
+    if text == block {
+        return String::new();
+    }
+    if let Some(original) = text.strip_suffix(&format!("\n{block}")) {
+        return original.to_string();
+    }
+    // Edited since: drop just our two lines, wherever they are now.
+    text.lines().filter(|l| l.trim() != line && *l != IMPORT_COMMENT).map(|l| format!("{l}\n")).collect()
 }
 
 /// The main Caddyfile with our `import` line, or `None` if it is there already.
 fn caddyfile_with_import(config: &Config, existing: Option<&[u8]>) -> Option<String> {
-    let line = caddy_import_line(config);
+    let line = caddy_import_line(&config.paths);
     let current = existing.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
     if current.lines().any(|l| l.trim() == line) {
         return None;
@@ -213,7 +257,8 @@ fn caddyfile_with_import(config: &Config, existing: Option<&[u8]>) -> Option<Str
     if !text.is_empty() {
         text.push('\n');
     }
-    text.push_str("# Added by ollama-secure: the Ollama site lives in its own file.\n");
+    text.push_str(IMPORT_COMMENT);
+    text.push('\n');
     text.push_str(&line);
     text.push('\n');
     Some(text)
@@ -252,26 +297,74 @@ fn plan_write(file: RenderedFile, facts: &Facts, steps: &mut Vec<Step>) -> Resul
     Ok(())
 }
 
+/// Plans every missing folder above `paths`, outermost first.
 fn plan_parent_dirs(paths: &[&Path], facts: &Facts, steps: &mut Vec<Step>) {
     for path in paths {
-        if let Some(parent) = path.parent()
-            && matches!(facts.file(parent), Existing::Missing)
-            && !steps.iter().any(|s| matches!(s, Step::CreateDir { path } if path == parent))
-        {
-            steps.push(Step::CreateDir { path: parent.to_path_buf() });
+        let mut missing: Vec<&Path> =
+            path.ancestors().skip(1).take_while(|dir| matches!(facts.file(dir), Existing::Missing)).collect();
+        missing.reverse();
+        for dir in missing {
+            if !steps.iter().any(|s| matches!(s, Step::CreateDir { path } if path == dir)) {
+                steps.push(Step::CreateDir { path: dir.to_path_buf() });
+            }
         }
     }
+}
+
+/// The state after `steps`. What a path was before ollama-secure first
+/// touched it stays recorded as first seen.
+fn record_state(previous: Option<State>, config: &Config, steps: &[Step]) -> State {
+    let mut state = previous.unwrap_or_else(|| State::new(config.proxy.name()));
+    for step in steps {
+        match step {
+            Step::CreateDir { path } => state.note_dir(path),
+            Step::Write { file, change } => {
+                let main_config = file.role == Role::MainConfig;
+                if main_config {
+                    state.caddyfile_import = Some(file.path.clone());
+                }
+                match change {
+                    Change::Create => state.note_write(&file.path, None),
+                    Change::Replace { backup } => {
+                        // The main Caddyfile stays the user's: uninstall removes our lines only.
+                        if !main_config {
+                            state.note_write(&file.path, Some(backup));
+                        }
+                        state.note_backup(backup);
+                    }
+                    Change::Overwrite => {}
+                }
+            }
+            Step::Link { link, .. } => state.note_link(link),
+            Step::Start { .. } => state.started = true,
+            _ => {}
+        }
+    }
+    state
+}
+
+/// The step that writes `state`, unless the state file already says exactly that.
+fn state_step(config: &Config, state: &State, facts: &Facts) -> Option<Step> {
+    let content = state.to_text();
+    let change = match facts.file(&config.paths.state) {
+        Existing::File { content: current, .. } if *current == content.as_bytes() => return None,
+        Existing::File { .. } => Change::Overwrite,
+        _ => Change::Create,
+    };
+    let file = RenderedFile {
+        path: config.paths.state.clone(),
+        role: Role::State,
+        mode: 0o644,
+        group: "root".into(),
+        secret: false,
+        content,
+    };
+    Some(Step::Write { file, change })
 }
 
 fn preflight(config: &Config, facts: &Facts, findings: &mut Vec<String>) -> Result<Option<Command>> {
     let proxy = config.proxy.name();
     let mut problems = Vec::new();
-    if !facts.is_root {
-        problems.push(format!(
-            "applying needs root: it writes under {} and reloads {proxy}; run it with sudo (or use --dry-run to only see the plan)",
-            config.paths.nginx_site.parent().unwrap_or(Path::new("/")).display()
-        ));
-    }
     let install = if facts.proxy_installed {
         findings.push(format!("{proxy} is installed"));
         None
@@ -399,16 +492,26 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
         }
     }
 
-    let service = service_commands(config, facts.systemd);
+    let service = service_commands(config.proxy, &config.paths, facts.systemd);
+    let mut service_steps = Vec::new();
     let changed = !steps.is_empty();
     if changed || !facts.proxy_running {
-        steps.push(Step::Validate { command: service.validate });
+        service_steps.push(Step::Validate { command: service.validate });
         if facts.proxy_running {
-            steps.push(Step::Reload { command: service.reload });
+            service_steps.push(Step::Reload { command: service.reload });
         } else {
-            steps.push(Step::Start { command: service.start });
+            service_steps.push(Step::Start { command: service.start });
         }
     }
+    // Recorded before the proxy is touched, so a failure rolls it back too.
+    if changed {
+        plan_parent_dirs(&[config.paths.state.as_path()], facts, &mut steps);
+    }
+    let previous = crate::facts::state(&config.paths, facts)?;
+    let state =
+        record_state(previous, config, steps.iter().chain(&service_steps).cloned().collect::<Vec<_>>().as_slice());
+    steps.extend(state_step(config, &state, facts));
+    steps.extend(service_steps);
     if facts.systemd
         && facts.proxy_running
         && !facts.service_enabled
@@ -452,6 +555,7 @@ pub fn describe(plan: &Plan) -> String {
                     Change::Replace { backup } => {
                         format!("replaces the current file, which is kept as {}", backup.display())
                     }
+                    Change::Overwrite => "replaces ollama-secure's own content".to_string(),
                 };
                 let _ = writeln!(
                     out,
@@ -474,6 +578,19 @@ pub fn describe(plan: &Plan) -> String {
             Step::Start { command } => writeln!(out, "{n:>2}. start {}: run `{command}`", plan.proxy),
             Step::Reload { command } => writeln!(out, "{n:>2}. reload {}: run `{command}`", plan.proxy),
             Step::Enable { command } => writeln!(out, "{n:>2}. enable {} at boot: run `{command}`", plan.proxy),
+            Step::Remove { path } => writeln!(out, "{n:>2}. remove {}", path.display()),
+            Step::RemoveDir { path } => writeln!(out, "{n:>2}. remove the folder {} if it is empty", path.display()),
+            Step::Restore { path, from } => {
+                writeln!(
+                    out,
+                    "{n:>2}. restore {} from {} (the file that was there before)",
+                    path.display(),
+                    from.display()
+                )
+            }
+            Step::Stop { command } => {
+                writeln!(out, "{n:>2}. stop {} (ollama-secure started it): run `{command}`", plan.proxy)
+            }
         };
     }
     out
@@ -514,5 +631,13 @@ mod tests {
             ":80 {\n\tfile_server\n}\n\n# Added by ollama-secure: the Ollama site lives in its own file.\nimport /etc/caddy/ollama.caddy\n"
         );
         assert_eq!(caddyfile_with_import(&config, Some(added.as_bytes())), None);
+        assert_eq!(caddyfile_without_import(&config.paths, &added), ":80 {\n\tfile_server\n}\n");
+        let fresh = caddyfile_with_import(&config, None).unwrap();
+        assert_eq!(caddyfile_without_import(&config.paths, &fresh), "");
+        let edited = format!("{{\n\temail a@b.c\n}}\n{added}:81 {{\n}}\n");
+        assert_eq!(
+            caddyfile_without_import(&config.paths, &edited),
+            "{\n\temail a@b.c\n}\n:80 {\n\tfile_server\n}\n\n:81 {\n}\n"
+        );
     }
 }

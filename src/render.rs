@@ -22,6 +22,8 @@ pub enum Role {
     Passwords,
     /// Caddy's main Caddyfile (only the `import` line is ours).
     MainConfig,
+    /// ollama-secure's record of what it changed.
+    State,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

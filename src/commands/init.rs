@@ -6,7 +6,7 @@ use crate::config::{Config, Proxy};
 use crate::credentials::OsEntropy;
 use crate::error::{Error, Result};
 use crate::facts;
-use crate::plan::{self, describe, service_commands};
+use crate::plan::{describe, service_commands};
 use crate::runner::ProcessRunner;
 use crate::setup;
 
@@ -64,7 +64,7 @@ pub fn run(args: InitArgs) -> Result<()> {
     if prepared.plan.is_empty() {
         println!("Nothing to change: the system already matches the answers.");
     } else {
-        let commands = service_commands(&config, facts.systemd);
+        let commands = service_commands(config.proxy, &config.paths, facts.systemd);
         let hooks = ServiceHooks {
             nginx_pid: (config.proxy == Proxy::Nginx).then(|| config.paths.nginx_pid.clone()),
             stop: Some(commands.stop),
@@ -79,7 +79,6 @@ pub fn run(args: InitArgs) -> Result<()> {
             }
         }
     }
-    let _ = plan::Plan::is_empty;
     super::print_generated(&prepared.credentials);
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod init;
 mod render;
+mod uninstall;
 
 use crate::cli::Command;
 use crate::error::Result;
@@ -11,6 +12,7 @@ pub fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Init(args) => init::run(args),
         Command::Render(args) => render::run(args),
+        Command::Uninstall(args) => uninstall::run(args),
     }
 }
 

@@ -17,7 +17,8 @@ pub fn run(args: RenderArgs) -> Result<()> {
     let prepared = setup::prepare(&config, &facts, &mut OsEntropy)?;
     for step in &prepared.plan.steps {
         match step {
-            Step::Write { file, .. } => {
+            // The state file records changes to a system; a folder of files has none.
+            Step::Write { file, .. } if file.role != crate::render::Role::State => {
                 let relative = file.path.strip_prefix("/").unwrap_or(&file.path);
                 let target = args.out.join(relative);
                 if let Some(dir) = target.parent() {

@@ -8,4 +8,6 @@ mod cli;
 mod hostile_input;
 mod render_snapshots;
 mod standin_fidelity;
+mod system;
+mod uninstall_e2e;
 mod validators;

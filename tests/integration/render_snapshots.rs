@@ -26,7 +26,9 @@ fn every_template_variant_renders_as_snapshotted() {
             let prepared = setup::prepare(&config, &Facts::empty("20261130T175200Z"), &mut SeededEntropy(42)).unwrap();
             let mut out = String::new();
             for step in &prepared.plan.steps {
-                if let ollama_secure::plan::Step::Write { file, .. } = step {
+                if let ollama_secure::plan::Step::Write { file, .. } = step
+                    && file.role != ollama_secure::render::Role::State
+                {
                     out.push_str(&format!(
                         "=== {} (mode {:04o}, owner root:{}) ===\n{}\n",
                         file.path.display(),
@@ -47,13 +49,31 @@ fn every_template_variant_renders_as_snapshotted() {
     });
 }
 
+/// A fresh Debian machine with both proxies installed and nothing of ours.
+fn fresh_debian() -> Facts {
+    let mut facts = Facts::empty("20261130T175200Z");
+    for dir in [
+        "/etc",
+        "/etc/nginx",
+        "/etc/nginx/sites-available",
+        "/etc/nginx/sites-enabled",
+        "/etc/caddy",
+        "/var",
+        "/var/lib",
+    ] {
+        facts.files.insert(dir.into(), ollama_secure::facts::Existing::Other);
+    }
+    facts.groups.extend([("root".to_string(), 0), ("www-data".to_string(), 33), ("caddy".to_string(), 995)]);
+    facts
+}
+
 #[test]
 fn the_dry_run_plan_is_snapshotted_for_both_proxies() {
     settings().bind(|| {
         for name in ["nginx-http-any-several", "caddy-https-domain-one"] {
             let yaml = std::fs::read_to_string(format!("{ROOT}/tests/render-inputs/{name}.yaml")).unwrap();
             let config = load_config(&yaml, "input.yaml").unwrap();
-            let prepared = setup::prepare(&config, &Facts::empty("20261130T175200Z"), &mut SeededEntropy(42)).unwrap();
+            let prepared = setup::prepare(&config, &fresh_debian(), &mut SeededEntropy(42)).unwrap();
             let text = describe(&prepared.plan);
             assert!(text.contains("<redacted>"), "hashes are redacted in plans:\n{text}");
             for credential in &prepared.credentials {

@@ -129,7 +129,7 @@ impl Sandbox {
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
         format!(
-            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n",
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  state: {}\n",
             p("etc/nginx/nginx.conf"),
             p("etc/nginx/sites-available/ollama"),
             p("etc/nginx/sites-enabled/ollama"),
@@ -142,6 +142,7 @@ impl Sandbox {
             p("log/caddy.log"),
             p("var/lib/ollama-secure/acme"),
             p("etc/letsencrypt"),
+            p("var/lib/ollama-secure/state.yaml"),
         )
     }
 }
@@ -211,4 +212,30 @@ pub fn self_signed(cert: &Path, key: &Path, name: &str) {
         ],
     );
     assert!(ok, "openssl failed: {out}");
+}
+
+/// Every file, link and folder below `dir` with its content (or link target)
+/// and mode, for "exactly as before" comparisons.
+pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = fs::read_dir(&d) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let meta = fs::symlink_metadata(&path).unwrap();
+            let key = path.strip_prefix(dir).unwrap().display().to_string();
+            let value = if meta.file_type().is_symlink() {
+                format!("link -> {}", fs::read_link(&path).unwrap().display())
+            } else if meta.is_dir() {
+                stack.push(path.clone());
+                format!("dir {:o}", meta.mode() & 0o7777)
+            } else {
+                format!("file {:o} {}:{} {:?}", meta.mode() & 0o7777, meta.uid(), meta.gid(), fs::read(&path).unwrap())
+            };
+            out.insert(key, value);
+        }
+    }
+    out
 }

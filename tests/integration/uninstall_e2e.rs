@@ -1,0 +1,71 @@
+//! `uninstall` undoes `init`: the sandbox's etc/ and var/lib/ are exactly as
+//! before (files, links, folders, bytes, modes), including a file `init` had
+//! replaced, and the proxy that `init` started is stopped.
+
+use std::collections::BTreeMap;
+use std::fs;
+
+use crate::apply_e2e::{ALICE, ALICE_ONLY, Deployed, prepare};
+use crate::support::tree;
+
+fn system_files(d: &Deployed) -> BTreeMap<String, String> {
+    let mut all = tree(&d.sandbox.path("etc"));
+    all.extend(tree(&d.sandbox.path("var/lib")).into_iter().map(|(k, v)| (format!("var/lib/{k}"), v)));
+    all
+}
+
+fn uninstall(d: &Deployed, dry_run: bool) -> crate::support::Ran {
+    let mut args = vec!["uninstall", "--answers", &d.answers];
+    if dry_run {
+        args.push("--dry-run");
+    }
+    d.tool().args(args).run()
+}
+
+fn undoes_everything(proxy: &'static str) {
+    let d = prepare(proxy, ALICE_ONLY);
+    // Something of the user's sits where init will write: it must come back.
+    let users_own = if proxy == "nginx" { "etc/nginx/sites-available/ollama" } else { "etc/caddy/ollama.caddy" };
+    d.sandbox.write(users_own, "# the user's own file, from before\n");
+    let before = system_files(&d);
+
+    d.init().assert_code(0);
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
+    // A second init with another user makes backups of our own files too.
+    d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, generate: true}}\n"));
+    d.init().assert_code(0);
+    let installed = system_files(&d);
+    assert_ne!(installed, before);
+
+    let ran = uninstall(&d, true);
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("Dry run: nothing was changed."), "{}", ran.stdout);
+    assert!(ran.stdout.contains(&format!("restore {}", d.sandbox.path(users_own).display())), "{}", ran.stdout);
+    assert_eq!(system_files(&d), installed, "uninstall --dry-run changed files");
+
+    let ran = uninstall(&d, false);
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("✓ stopped"), "init started the proxy, so uninstall stops it: {}", ran.stdout);
+    let after = system_files(&d);
+    assert_eq!(after, before, "uninstall did not restore etc/ and var/lib/ exactly");
+    assert_eq!(fs::read_to_string(d.sandbox.path(users_own)).unwrap(), "# the user's own file, from before\n");
+    assert!(
+        d.client().get(d.url("/api/version")).send().is_err(),
+        "something still answers on the proxy's port after uninstall"
+    );
+
+    // Nothing left to undo.
+    let ran = uninstall(&d, false);
+    ran.assert_code(2);
+    assert!(ran.stderr.contains("nothing to uninstall"), "{}", ran.stderr);
+}
+
+#[test]
+fn nginx_uninstall_restores_the_system_exactly() {
+    undoes_everything("nginx");
+}
+
+#[test]
+fn caddy_uninstall_restores_the_system_exactly() {
+    undoes_everything("caddy");
+}
