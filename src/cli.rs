@@ -28,6 +28,8 @@ pub enum Command {
     Init(InitArgs),
     /// Write the files `init` would install into a folder, for review or other tools.
     Render(RenderArgs),
+    /// Prove that a protected Ollama endpoint works, the way a client sees it.
+    Check(CheckArgs),
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
@@ -42,6 +44,61 @@ pub struct InitArgs {
     /// Print every file and command the setup would write or run, then stop. Changes nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Do not run `check` against the result at the end.
+    #[arg(long)]
+    pub no_check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The protected endpoint, e.g. https://ollama.example.com or http://192.0.2.10:8080.
+    #[arg(long)]
+    pub url: String,
+
+    /// The user to log in as.
+    #[arg(long)]
+    pub username: String,
+
+    /// Read the password from this environment variable. Without this and
+    /// --password-file, the password is asked for (hidden); never pass it
+    /// as an argument, where `ps` would show it.
+    #[arg(long, value_name = "VAR", conflicts_with = "password_file")]
+    pub password_env: Option<String>,
+
+    /// Read the password from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Trust this CA certificate (PEM) as well, for private CAs.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Seconds to wait for each answer.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    pub timeout: u64,
+
+    /// Print the results as JSON.
+    #[arg(long)]
+    pub json: bool,
+
+    /// Also run a tiny streamed generation with this model (time to first
+    /// chunk, chunk count, buffering).
+    #[arg(long, value_name = "NAME")]
+    pub model: Option<String>,
+
+    /// Connect HOST:PORT to ADDRESS instead of asking DNS (like curl), to
+    /// check a server before DNS points to it. Repeatable.
+    #[arg(long, value_name = "HOST:PORT:ADDRESS")]
+    pub resolve: Vec<String>,
+
+    /// Port of the plain-HTTP server, for the redirect check of https URLs.
+    #[arg(long, value_name = "PORT", default_value_t = 80)]
+    pub http_port: u16,
+
+    /// Port Ollama listens on, when it runs on this machine (exposure check).
+    #[arg(long, value_name = "PORT", default_value_t = 11434)]
+    pub ollama_port: u16,
 }
 
 #[derive(Debug, Args)]

@@ -1,8 +1,12 @@
 use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
 
 use crate::apply::{self, ServiceHooks};
+use crate::check;
 use crate::cli::InitArgs;
-use crate::config::{Config, Proxy};
+use crate::config::{Config, PasswordSource, Proxy};
+use crate::credentials::Credential;
 use crate::credentials::OsEntropy;
 use crate::error::{Error, Result};
 use crate::facts;
@@ -80,5 +84,63 @@ pub fn run(args: InitArgs) -> Result<()> {
         }
     }
     super::print_generated(&prepared.credentials);
-    Ok(())
+    if args.no_check {
+        return Ok(());
+    }
+    match self_check_options(&config, &prepared.credentials) {
+        None => {
+            println!(
+                "\nNot checked: this run knows no user's password (only hashes). Run `ollama-secure check --url {} --username NAME`.",
+                config.public_url()
+            );
+            Ok(())
+        }
+        Some(options) => {
+            println!();
+            let report = check::run(&options)?;
+            print!("{}", report.text());
+            if report.passed {
+                Ok(())
+            } else {
+                Err(Error::check_failed("the setup was applied, but the check found problems (see above)"))
+            }
+        }
+    }
+}
+
+/// How `init` checks the server it just set up: as a client would, but
+/// connected to this machine whatever DNS says, with a password this run
+/// knows (given in the answers, or generated now).
+fn self_check_options(config: &Config, credentials: &[Credential]) -> Option<check::Options> {
+    let (username, password) = config.users.iter().find_map(|u| match &u.password {
+        PasswordSource::Given(secret) => Some((u.username.clone(), secret.clone())),
+        _ => credentials
+            .iter()
+            .find(|c| c.username == u.username)
+            .and_then(|c| c.generated.clone())
+            .map(|p| (u.username.clone(), p)),
+    })?;
+    let address = match config.listen_address {
+        Some(addr) if !addr.is_unspecified() => addr,
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    };
+    let mut resolve = Vec::new();
+    if let Some(domain) = &config.domain {
+        resolve.push((domain.to_string(), SocketAddr::new(address, config.port)));
+        if let Some(https) = &config.https {
+            resolve.push((domain.to_string(), SocketAddr::new(address, https.http_port)));
+        }
+    }
+    Some(check::Options {
+        url: reqwest::Url::parse(&config.public_url()).expect("public URLs parse"),
+        username,
+        password,
+        cacert: None,
+        timeout: Duration::from_secs(30),
+        model: None,
+        resolve,
+        http_port: config.https.as_ref().map_or(80, |h| h.http_port),
+        ollama_port: config.upstream.port,
+        body_bytes: 5 * 1024 * 1024,
+    })
 }

@@ -1,6 +1,7 @@
 //! One module per subcommand: each reads its flags, runs the stages in order
 //! and prints the result. The logic lives in the stage modules.
 
+mod check;
 mod init;
 mod render;
 mod uninstall;
@@ -12,6 +13,7 @@ pub fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::Init(args) => init::run(args),
         Command::Render(args) => render::run(args),
+        Command::Check(args) => check::run(args),
         Command::Uninstall(args) => uninstall::run(args),
     }
 }

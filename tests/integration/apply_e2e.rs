@@ -146,9 +146,11 @@ fn proves_protected_ollama(d: &Deployed) {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().get("content-encoding").is_none(), "the stream was compressed, which delays tokens");
-    let mut first = vec![0u8; 4096];
-    let n = resp.read(&mut first).unwrap();
-    let first: serde_json::Value = serde_json::from_slice(&first[..n]).expect("exactly the first token, alone");
+    // Read until the first line is complete; the stand-in sends nothing more
+    // until released, so a buffering proxy would block here (and time out).
+    let text = crate::support::read_first_line(&mut resp);
+    assert_eq!(text.lines().count(), 1, "only the first token can have arrived: {text}");
+    let first: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
     assert_eq!(first["response"], TOKENS[0]);
     d.ollama.release_stream();
     let mut rest = String::new();
@@ -176,6 +178,8 @@ fn applies_and_protects(proxy: &'static str) {
     ran.assert_code(0);
     assert!(ran.stdout.contains("✓ configuration is valid"), "{}", ran.stdout);
     assert!(ran.stdout.contains("✓ started"), "{}", ran.stdout);
+    assert!(ran.stdout.contains("PASS  without credentials: 401"), "init checks its result: {}", ran.stdout);
+    assert!(ran.stdout.contains("All 7 checks passed."), "{}", ran.stdout);
     assert!(!ran.all().contains(ALICE), "the password was printed");
     proves_protected_ollama(&d);
 

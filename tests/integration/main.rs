@@ -4,6 +4,7 @@
 mod support;
 
 mod apply_e2e;
+mod check_e2e;
 mod cli;
 mod hostile_input;
 mod render_snapshots;

@@ -64,9 +64,9 @@ fn streams_ndjson_one_token_per_chunk_and_holds_a_gated_stream() {
         .send()
         .unwrap();
     assert_eq!(resp.headers()["content-type"], "application/x-ndjson");
-    let mut first = [0u8; 4096];
-    let n = resp.read(&mut first).unwrap();
-    let first: serde_json::Value = serde_json::from_slice(&first[..n]).unwrap();
+    let first = crate::support::read_first_line(&mut resp);
+    assert_eq!(first.lines().count(), 1, "the gated stream sent more than the first token: {first}");
+    let first: serde_json::Value = serde_json::from_str(first.trim_end()).unwrap();
     assert_eq!(first["response"], TOKENS[0]);
     ollama.release_stream();
     let mut rest = String::new();

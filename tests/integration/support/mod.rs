@@ -239,3 +239,15 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
     }
     out
 }
+
+/// Reads until the first line break (a single read may return part of a line).
+pub fn read_first_line(reader: &mut impl std::io::Read) -> String {
+    let mut text = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !text.contains(&b'\n') {
+        let n = reader.read(&mut buf).unwrap();
+        assert!(n > 0, "the stream ended before its first line");
+        text.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8(text).unwrap()
+}

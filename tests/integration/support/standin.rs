@@ -20,6 +20,8 @@ pub const TOKENS: [&str; 5] = ["The", " sky", " is", " blue", "."];
 /// A prompt that makes the stand-in send the first token, then wait for
 /// `release_stream()` before sending the rest.
 pub const GATED_PROMPT: &str = "wait for the test";
+/// Time between two streamed tokens.
+pub const TOKEN_GAP: Duration = Duration::from_millis(40);
 
 /// What the stand-in saw of one request.
 #[derive(Debug, Clone)]
@@ -241,7 +243,8 @@ fn stream_generation(stream: &mut TcpStream, request: &Request, shared: &Shared,
                 released = shared.release.wait_timeout(released, Duration::from_millis(200)).unwrap().0;
             }
         } else {
-            thread::sleep(Duration::from_millis(5));
+            // Paced like a small model on a CPU, so streaming is observable.
+            thread::sleep(TOKEN_GAP);
         }
     }
     chunk(stream, piece("", true).as_bytes())?;

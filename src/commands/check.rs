@@ -1,0 +1,59 @@
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use crate::check::{self, Options};
+use crate::cli::CheckArgs;
+use crate::error::{Error, Result};
+use crate::secret::Secret;
+
+/// The password: from the environment, a file, or a hidden prompt. Never
+/// from the command line, where `ps` shows it.
+fn password(args: &CheckArgs) -> Result<Secret> {
+    if let Some(var) = &args.password_env {
+        return std::env::var(var)
+            .map(Secret::new)
+            .map_err(|_| Error::input(format!("--password-env: the environment variable {var} is not set")));
+    }
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(format!("--password-file: cannot read {}: {e}", path.display())))?;
+        return Ok(Secret::new(text.lines().next().unwrap_or_default()));
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(Error::input(
+            "no password: give --password-env VAR or --password-file FILE (there is no terminal to ask on)",
+        ));
+    }
+    dialoguer::Password::new()
+        .with_prompt(format!("Password for {}", args.username))
+        .interact()
+        .map(Secret::new)
+        .map_err(|e| Error::input(format!("no password read: {e}")))
+}
+
+pub fn run(args: CheckArgs) -> Result<()> {
+    let url = reqwest::Url::parse(&args.url)
+        .ok()
+        .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
+        .ok_or_else(|| Error::input(format!("--url {:?}: give an http:// or https:// URL", args.url)))?;
+    let resolve = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
+    let options = Options {
+        url,
+        username: args.username.clone(),
+        password: password(&args)?,
+        cacert: args.cacert.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        model: args.model.clone(),
+        resolve,
+        http_port: args.http_port,
+        ollama_port: args.ollama_port,
+        body_bytes: 5 * 1024 * 1024,
+    };
+    let report = check::run(&options)?;
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.text());
+    }
+    if report.passed { Ok(()) } else { Err(Error::check_failed("the check found problems (see above)")) }
+}

@@ -1,0 +1,254 @@
+//! `check` against the stand-in Ollama behind the real proxies: a correct
+//! setup passes every check; each deliberately broken config is caught by
+//! the check meant for it, with a hint that names the fix.
+
+use std::fs;
+use std::time::Duration;
+
+use crate::apply_e2e::{ALICE, ALICE_ONLY, DOMAIN, Deployed, deploy};
+use crate::support::proxies::caddy_env;
+use crate::support::{ROOT, Ran, sh};
+
+fn check(d: &Deployed, extra: &[&str]) -> Ran {
+    let url = format!("http://{DOMAIN}:{}", d.port);
+    let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
+    let ollama_port = d.ollama.addr.port().to_string();
+    let mut args = vec![
+        "check",
+        "--url",
+        &url,
+        "--username",
+        "alice",
+        "--password-env",
+        "ALICE_PASSWORD",
+        "--resolve",
+        &resolve,
+        "--ollama-port",
+        &ollama_port,
+        "--timeout",
+        "20",
+    ];
+    args.extend_from_slice(extra);
+    d.tool().args(args).run()
+}
+
+fn json(ran: &Ran) -> serde_json::Value {
+    serde_json::from_str(&ran.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", ran.stdout, ran.stderr))
+}
+
+fn status_of(report: &serde_json::Value, name: &str) -> String {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {report}"))["status"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Rewrites the deployed site with `edit` and makes the proxy load it.
+fn break_site(d: &Deployed, edit: impl Fn(String) -> String) {
+    match d.proxy {
+        "nginx" => {
+            let site = d.sandbox.path("etc/nginx/sites-available/ollama");
+            let text = fs::read_to_string(&site).unwrap();
+            let broken = edit(text.clone());
+            assert_ne!(broken, text, "the edit changed nothing");
+            fs::write(&site, broken).unwrap();
+            let conf = d.sandbox.path("etc/nginx/nginx.conf");
+            // A fresh start rather than a reload: no old worker can answer.
+            let (ok, out) = sh("nginx", &["-s", "stop", "-c", conf.to_str().unwrap()]);
+            assert!(ok, "{out}");
+            let pid = d.sandbox.path("run/nginx.pid");
+            for _ in 0..100 {
+                if !pid.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let (ok, out) = sh("nginx", &["-c", conf.to_str().unwrap()]);
+            assert!(ok, "{out}");
+        }
+        _ => {
+            let site = d.sandbox.path("etc/caddy/ollama.caddy");
+            let text = fs::read_to_string(&site).unwrap();
+            let broken = edit(text.clone());
+            assert_ne!(broken, text, "the edit changed nothing");
+            fs::write(&site, broken).unwrap();
+            let mut reload = std::process::Command::new("caddy");
+            reload.args([
+                "reload",
+                "--config",
+                d.sandbox.path("etc/caddy/Caddyfile").to_str().unwrap(),
+                "--adapter",
+                "caddyfile",
+            ]);
+            for (k, v) in caddy_env(&d.sandbox) {
+                reload.env(k, v);
+            }
+            let out = reload.output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
+
+fn correct_setup_passes_every_check(proxy: &'static str) {
+    let d = deploy(proxy, ALICE_ONLY);
+    let ran = check(&d, &["--model", "tinyllama", "--json"]);
+    ran.assert_code(0);
+    let report = json(&ran);
+    assert_eq!(report["passed"], true);
+    for name in
+        ["no_credentials", "wrong_password", "version", "models", "host_header", "large_body", "streaming", "exposure"]
+    {
+        assert_eq!(status_of(&report, name), "pass", "{name} in {report}");
+    }
+    let streaming = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "streaming").unwrap();
+    assert!(streaming["detail"].as_str().unwrap().contains("6 chunks"), "{streaming}");
+    assert!(!ran.all().contains(ALICE), "the password was printed");
+}
+
+#[test]
+fn nginx_correct_setup_passes_every_check() {
+    correct_setup_passes_every_check("nginx");
+}
+
+#[test]
+fn caddy_correct_setup_passes_every_check() {
+    correct_setup_passes_every_check("caddy");
+}
+
+#[test]
+fn the_human_report_is_snapshotted() {
+    let d = deploy("nginx", ALICE_ONLY);
+    let ran = check(&d, &["--model", "tinyllama"]);
+    ran.assert_code(0);
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(format!("{ROOT}/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings.add_filter(r"\d+ ms", "[N] ms");
+    settings.add_filter(&format!(":{}", d.port), ":[PORT]");
+    settings.add_filter(&format!("port {}", d.ollama.addr.port()), "port [OLLAMA-PORT]");
+    settings.add_filter(r"in \d+ burst\(s\)", "in [N] burst(s)");
+    settings.bind(|| insta::assert_snapshot!("check-report-nginx", ran.stdout));
+}
+
+fn caught(d: &Deployed, name: &str, hint_word: &str) {
+    let ran = check(d, &["--model", "tinyllama", "--json"]);
+    ran.assert_code(3);
+    let report = json(&ran);
+    assert_eq!(report["passed"], false);
+    assert_eq!(status_of(&report, name), "fail", "{name} should fail: {report}");
+    let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
+    let words = format!("{} {}", check["detail"], check["hint"]);
+    assert!(words.contains(hint_word), "{name}: expected {hint_word:?} in {words}");
+}
+
+#[test]
+fn nginx_without_auth_is_caught_as_open() {
+    let d = deploy("nginx", ALICE_ONLY);
+    break_site(&d, |t| t.lines().filter(|l| !l.contains("auth_basic")).map(|l| format!("{l}\n")).collect());
+    caught(&d, "no_credentials", "OPEN TO ANYONE");
+}
+
+#[test]
+fn nginx_forwarding_the_public_host_is_caught() {
+    let d = deploy("nginx", ALICE_ONLY);
+    let header = format!("proxy_set_header Host {};", d.ollama.upstream());
+    break_site(&d, |t| t.replace(&header, "proxy_set_header Host $host;"));
+    caught(&d, "host_header", "proxy_set_header Host");
+}
+
+#[test]
+fn nginx_with_the_1_mb_body_limit_is_caught() {
+    let d = deploy("nginx", ALICE_ONLY);
+    break_site(&d, |t| t.replace("client_max_body_size 0;", ""));
+    caught(&d, "large_body", "413");
+}
+
+#[test]
+fn nginx_buffering_the_stream_is_caught() {
+    let d = deploy("nginx", ALICE_ONLY);
+    // The guide's config: buffering on, and the server's gzip applying to ndjson.
+    break_site(&d, |t| t.replace("proxy_buffering off;", "proxy_buffering on;").replace("gzip off;", ""));
+    caught(&d, "streaming", "proxy_buffering off");
+}
+
+#[test]
+fn caddy_forwarding_the_public_host_is_caught() {
+    let d = deploy("caddy", ALICE_ONLY);
+    break_site(&d, |t| t.replace("header_up Host {upstream_hostport}", ""));
+    caught(&d, "host_header", "header_up Host");
+}
+
+#[test]
+fn caddy_without_auth_is_caught_as_open() {
+    let d = deploy("caddy", ALICE_ONLY);
+    break_site(&d, |t| {
+        let start = t.find("\tbasicauth {").unwrap();
+        let end = start + t[start..].find("\t}\n").unwrap() + 3;
+        format!("{}{}", &t[..start], &t[end..])
+    });
+    caught(&d, "no_credentials", "OPEN TO ANYONE");
+}
+
+#[test]
+fn ollama_listening_on_all_interfaces_is_caught() {
+    // Binding 0.0.0.0 is only done inside a network namespace of our own,
+    // whose one interface is loopback. The check runs in there too, because
+    // /proc/net/tcp shows the sockets of the reader's namespace.
+    let bin = crate::support::BIN;
+    for (bind, expected) in [("0.0.0.0", "fail"), ("127.0.0.1", "pass")] {
+        let script = format!(
+            "ip link set lo up && (python3 -m http.server --bind {bind} 11434 >/dev/null 2>&1 &) && \
+             for i in $(seq 50); do grep -q ':2CAA ' /proc/net/tcp && break; sleep 0.1; done; \
+             P=x {bin} check --url http://127.0.0.1:9 --username a --password-env P --json --timeout 2; \
+             pkill -f 'http.server --bind {bind} 11434'"
+        );
+        let out = std::process::Command::new("unshare").args(["--net", "sh", "-c", &script]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report: serde_json::Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!("{e}: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+        });
+        assert_eq!(status_of(&report, "exposure"), expected, "Ollama bound to {bind}: {report}");
+        assert_eq!(status_of(&report, "no_credentials"), "fail", "nothing listens on port 9");
+        let detail = report["checks"][0]["detail"].as_str().unwrap();
+        assert_eq!(detail, "connection refused: nothing listens there");
+    }
+}
+
+#[test]
+fn check_reports_errors_in_words_and_never_asks_without_a_terminal() {
+    let ran = crate::support::Tool::new()
+        .args(["check", "--url", "http://127.0.0.1:9", "--username", "a", "--password-env", "P", "--timeout", "3"])
+        .env("P", "x")
+        .run();
+    ran.assert_code(3);
+    assert!(ran.stdout.contains("connection refused: nothing listens there"), "{}", ran.stdout);
+    assert!(!ran.all().contains("panicked"), "{}", ran.all());
+    let ran = crate::support::Tool::new().args(["check", "--url", "http://127.0.0.1:9", "--username", "a"]).run();
+    ran.assert_code(2);
+    assert!(ran.stderr.contains("--password-env"), "{}", ran.stderr);
+    let ran = crate::support::Tool::new()
+        .args(["check", "--url", "ftp://x", "--username", "a", "--password-env", "P"])
+        .env("P", "x")
+        .run();
+    ran.assert_code(2);
+}
+
+#[test]
+fn days_left_reads_the_certificate() {
+    let sandbox = crate::support::Sandbox::new();
+    let (cert, key) = (sandbox.path("c.pem"), sandbox.path("k.pem"));
+    crate::support::self_signed(&cert, &key, "x.test");
+    let (ok, der) = sh(
+        "openssl",
+        &["x509", "-in", cert.to_str().unwrap(), "-outform", "DER", "-out", sandbox.path("c.der").to_str().unwrap()],
+    );
+    assert!(ok, "{der}");
+    let der = fs::read(sandbox.path("c.der")).unwrap();
+    let days = ollama_secure::check::days_left(&der, std::time::SystemTime::now()).expect("notAfter is readable");
+    assert!((1..=2).contains(&days), "a 2-day certificate has {days} days left");
+}
