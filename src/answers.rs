@@ -118,6 +118,10 @@ pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letsencrypt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certbot_work: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certbot_logs: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
 }
 

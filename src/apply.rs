@@ -9,8 +9,9 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
+use crate::config::Proxy;
 use crate::error::{Error, Result};
 use crate::plan::{Change, Command, Plan, Step};
 use crate::render::RenderedFile;
@@ -283,7 +284,7 @@ fn is_exiting(pid: u32) -> bool {
 }
 
 /// Undoes the journal in reverse. Returns what could not be undone.
-fn roll_back(journal: Vec<Undo>, runner: &mut dyn Runner, out: &mut dyn Write) -> Vec<String> {
+fn roll_back(journal: Vec<Undo>, hooks: &ServiceHooks, runner: &mut dyn Runner, out: &mut dyn Write) -> Vec<String> {
     let mut failures = Vec::new();
     let mut after_files = Vec::new();
     for undo in journal.into_iter().rev() {
@@ -292,6 +293,12 @@ fn roll_back(journal: Vec<Undo>, runner: &mut dyn Runner, out: &mut dyn Write) -
                 fs::remove_file(path).map_err(|e| io_error("cannot remove", path, e))
             }
             Undo::Restore { path, backup } => restore(path, backup),
+            // Another program (certbot, say) may have put something in a
+            // folder we made: then it stays, which is not a failed rollback.
+            Undo::RemoveDir(path) if fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) => {
+                let _ = writeln!(out, "  kept folder {} (something else uses it now)", path.display());
+                continue;
+            }
             Undo::RemoveDir(path) => fs::remove_dir(path).map_err(|e| io_error("cannot remove the folder", path, e)),
             Undo::PutBack { path, snapshot } => put_back(path, snapshot),
             Undo::CreateDir(path) => fs::create_dir(path)
@@ -311,12 +318,17 @@ fn roll_back(journal: Vec<Undo>, runner: &mut dyn Runner, out: &mut dyn Write) -
     }
     // Service actions run once the old files are back.
     for undo in after_files {
+        let result = match &undo {
+            Undo::ReloadAgain(c) => run_checked(runner, c, "reload with the previous configuration"),
+            Undo::Stop(c) => stop_and_wait(runner, c, hooks.pid_file.as_deref(), "stop the proxy we had started"),
+            _ => unreachable!("only service actions are deferred"),
+        };
         let (command, what) = match &undo {
             Undo::ReloadAgain(c) => (c, "reload with the previous configuration"),
             Undo::Stop(c) => (c, "stop the proxy we had started"),
             _ => unreachable!("only service actions are deferred"),
         };
-        match run_checked(runner, command, what) {
+        match result {
             Ok(()) => {
                 let _ = writeln!(out, "  undone: {what} (`{command}`)");
             }
@@ -337,12 +349,149 @@ fn describe_undo(undo: &Undo) -> String {
     }
 }
 
-/// Extra facts apply needs about the proxy beyond the plan.
+fn acme_reachability_hint(domain: &str, http_port: u16) -> String {
+    let port = if http_port == 80 { String::new() } else { format!(":{http_port}") };
+    format!(
+        "The ACME server must reach http://{domain}{port}/.well-known/acme-challenge/: is port {http_port} open to the internet, \
+         and does {domain} resolve to this server?"
+    )
+}
+
+/// certbot's failure in words: the likely cause first, then the lines of
+/// its output that carry the detail.
+pub fn explain_certbot_failure(output: &str, domain: &str, http_port: u16) -> String {
+    let details: Vec<&str> = output
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            l.starts_with("Type:") || l.starts_with("Detail:") || l.starts_with("Domain:") || l.contains("Error")
+        })
+        .collect();
+    let lower = output.to_lowercase();
+    let cause = if ["connection refused", "timeout", "no such host", "nxdomain", "no valid ip", "connection reset"]
+        .iter()
+        .any(|needle| lower.contains(needle))
+    {
+        format!(
+            "the ACME server could not reach this server for {domain}. {}",
+            acme_reachability_hint(domain, http_port)
+        )
+    } else if lower.contains("unauthorized") || lower.contains("404") {
+        format!(
+            "the ACME server reached {domain} but did not find the challenge file: does {domain} point to this server, \
+             and does nothing else answer on port {http_port}?"
+        )
+    } else if lower.contains("ratelimit") || lower.contains("too many") {
+        "the ACME server's rate limit was hit: wait, or test with https.acme_directory set to Let's Encrypt staging"
+            .to_string()
+    } else if lower.contains("certificate verify failed") || lower.contains("ssl") {
+        "certbot could not connect securely to the ACME server: for a private ACME server, set https.acme_ca_root"
+            .to_string()
+    } else {
+        format!("certbot could not obtain a certificate for {domain}")
+    };
+    let detail = if details.is_empty() { output.trim().to_string() } else { details.join("\n") };
+    format!("{cause}\ncertbot said:\n{detail}")
+}
+
+/// Polls until something at `address` completes a TLS handshake for
+/// `domain` (Caddy has no certificate to offer until ACME succeeded). Trust
+/// is not judged here; `check` does that afterwards. Stops early at the
+/// first ACME error Caddy logs for `domain` after the wait began.
+fn await_certificate(
+    domain: &str,
+    address: std::net::SocketAddr,
+    limit: Duration,
+    log: Option<&Path>,
+) -> std::result::Result<(), String> {
+    let start = Instant::now();
+    let since = SystemTime::now();
+    let client = reqwest::blocking::Client::builder()
+        .danger_accept_invalid_certs(true)
+        .resolve(domain, address)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!("https://{domain}:{}/", address.port());
+    while start.elapsed() < limit {
+        if client.get(&url).send().is_ok() {
+            return Ok(());
+        }
+        if let Some(error) = log.and_then(|log| acme_error_since(log, domain, since)) {
+            return Err(error);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    Err(match log {
+        Some(_) => format!("no certificate after {} s, and no ACME error in Caddy's log", limit.as_secs()),
+        None => {
+            format!("no certificate after {} s; Caddy's log (journalctl -u caddy) has the ACME error", limit.as_secs())
+        }
+    })
+}
+
+/// The first error Caddy logged about `domain` since `since`, in its words.
+fn acme_error_since(log: &Path, domain: &str, since: SystemTime) -> Option<String> {
+    let since = since.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64();
+    let text = fs::read_to_string(log).ok()?;
+    text.lines().filter(|l| l.contains("\"level\":\"error\"") && l.contains(&format!("\"{domain}\""))).find_map(
+        |line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            if v.get("ts")?.as_f64()? < since {
+                return None;
+            }
+            let msg = v.get("msg")?.as_str()?;
+            let error = v.get("error").and_then(|e| e.as_str()).unwrap_or("");
+            Some(format!("{msg}: {error}"))
+        },
+    )
+}
+
+/// What apply needs to know about the running proxy beyond the plan.
 pub struct ServiceHooks {
-    /// nginx's PID file, to wait for old workers after a reload.
-    pub nginx_pid: Option<PathBuf>,
+    pub proxy: Proxy,
+    /// The proxy's PID file: to wait for nginx's old workers after a reload,
+    /// and for the process to exit after a stop.
+    pub pid_file: Option<PathBuf>,
     /// How to stop the proxy if we started it and a later step fails.
     pub stop: Option<Command>,
+}
+
+impl ServiceHooks {
+    pub fn new(proxy: Proxy, paths: &crate::paths::Paths, stop: Option<Command>) -> ServiceHooks {
+        let pid_file = match proxy {
+            Proxy::Nginx => paths.nginx_pid.clone(),
+            Proxy::Caddy => paths.caddy_pid.clone(),
+        };
+        ServiceHooks { proxy, pid_file: Some(pid_file), stop }
+    }
+}
+
+fn read_pid(pid_file: &Path) -> Option<u32> {
+    fs::read_to_string(pid_file).ok()?.trim().parse().ok()
+}
+
+fn gone(pid: u32) -> bool {
+    !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
+}
+
+fn is_zombie(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
+}
+
+/// Stop commands return before the process has finished (nginx's quit is
+/// graceful): wait, so that what follows sees it gone and its ports free.
+fn stop_and_wait(runner: &mut dyn Runner, command: &Command, pid_file: Option<&Path>, what: &str) -> Result<()> {
+    let pid = pid_file.and_then(read_pid);
+    run_checked(runner, command, what)?;
+    if let Some(pid) = pid {
+        let start = Instant::now();
+        while !gone(pid) && start.elapsed() < Duration::from_secs(15) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    Ok(())
 }
 
 /// Executes `plan`. On failure, rolls back and returns the error (with what
@@ -358,7 +507,7 @@ pub fn apply(plan: &Plan, hooks: &ServiceHooks, runner: &mut dyn Runner, out: &m
                 return Err(Error::failed(format!("{error}\nNothing had been changed.")));
             }
             let _ = writeln!(out, "Rolling back:");
-            let failures = roll_back(journal, runner, out);
+            let failures = roll_back(journal, hooks, runner, out);
             return Err(if failures.is_empty() {
                 Error::failed(format!("{error}\nEvery change was rolled back; the previous files are in place."))
             } else {
@@ -422,7 +571,10 @@ fn run_step(
         }
         Step::Reload { command } => {
             announce(out, &format!("reloading: `{command}`"));
-            let old_workers = hooks.nginx_pid.as_deref().map(nginx_workers).unwrap_or_default();
+            let old_workers = match (hooks.proxy, &hooks.pid_file) {
+                (Proxy::Nginx, Some(pid_file)) => nginx_workers(pid_file),
+                _ => Vec::new(),
+            };
             run_checked(runner, command, "reloading the proxy")?;
             journal.push(Undo::ReloadAgain(command.clone()));
             wait_for_old_workers(&old_workers, Duration::from_secs(10));
@@ -466,8 +618,35 @@ fn run_step(
         }
         Step::Stop { command } => {
             announce(out, &format!("stopping: `{command}`"));
-            run_checked(runner, command, "stopping the proxy")?;
+            stop_and_wait(runner, command, hooks.pid_file.as_deref(), "stopping the proxy")?;
             let _ = writeln!(out, "  ✓ stopped");
+        }
+        Step::ObtainCertificate { command, domain, http_port } => {
+            announce(out, &format!("obtaining a certificate for {domain} with certbot"));
+            let progress = Progress::start("obtaining the certificate");
+            let result = runner.run(command);
+            drop(progress);
+            if !result.success {
+                return Err(Error::failed(explain_certbot_failure(&result.output, domain, *http_port)));
+            }
+            let _ = writeln!(out, "  ✓ certificate obtained for {domain}");
+        }
+        Step::AwaitCertificate { domain, address, timeout_secs, log } => {
+            announce(out, &format!("waiting for Caddy to obtain a certificate for {domain}"));
+            let progress = Progress::start("waiting for the certificate");
+            let result = await_certificate(domain, *address, Duration::from_secs(*timeout_secs), log.as_deref());
+            drop(progress);
+            if let Err(why) = result {
+                return Err(Error::failed(format!(
+                    "Caddy did not obtain a certificate for {domain}: {why}\n{}",
+                    acme_reachability_hint(domain, 80)
+                )));
+            }
+            let _ = writeln!(out, "  ✓ Caddy serves a certificate for {domain}");
+        }
+        Step::DeleteCertificate { command } => {
+            run_checked(runner, command, "deleting the certificate")?;
+            let _ = writeln!(out, "  ✓ deleted the certificate");
         }
     }
     Ok(())
@@ -476,7 +655,6 @@ fn run_step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Proxy;
     use crate::render::Role;
     use crate::runner::RunOutput;
 
@@ -505,7 +683,18 @@ mod tests {
     }
 
     fn hooks() -> ServiceHooks {
-        ServiceHooks { nginx_pid: None, stop: Some(Command::new("stop-proxy", &[])) }
+        ServiceHooks { proxy: Proxy::Nginx, pid_file: None, stop: Some(Command::new("stop-proxy", &[])) }
+    }
+
+    #[test]
+    fn certbot_failures_are_explained() {
+        let output = "Certbot failed to authenticate some domains (authenticator: webroot).\n  Domain: ollama.test\n  Type:   connection\n  Detail: Get \"http://ollama.test:5002/.well-known/acme-challenge/x\": dial tcp 127.0.0.254:5002: connect: connection refused\n\nHint: ...";
+        let text = explain_certbot_failure(output, "ollama.test", 5002);
+        assert!(text.starts_with("the ACME server could not reach this server for ollama.test."), "{text}");
+        assert!(text.contains("http://ollama.test:5002/.well-known/acme-challenge/: is port 5002 open"), "{text}");
+        assert!(text.contains("Detail: Get"), "{text}");
+        let text = explain_certbot_failure("Type: unauthorized\nDetail: 404", "a.b", 80);
+        assert!(text.contains("did not find the challenge file"), "{text}");
     }
 
     #[test]

@@ -169,8 +169,24 @@ fn client(options: &Options, follow_redirects: bool) -> Result<Client> {
     if !follow_redirects {
         builder = builder.redirect(reqwest::redirect::Policy::none());
     }
+    // reqwest keeps one override per host and takes the port from the URL,
+    // or from the override when the URL has none: port 0 means "the URL's
+    // or the scheme's port", which is what a host-to-address mapping needs.
+    let mut seen: Vec<(&str, IpAddr)> = Vec::new();
     for (host, addr) in &options.resolve {
-        builder = builder.resolve(host, *addr);
+        match seen.iter().find(|(h, _)| h == host) {
+            Some((_, ip)) if *ip != addr.ip() => {
+                return Err(Error::input(format!(
+                    "--resolve: {host} is given two addresses ({ip} and {}); give one",
+                    addr.ip()
+                )));
+            }
+            Some(_) => {}
+            None => {
+                seen.push((host, addr.ip()));
+                builder = builder.resolve(host, SocketAddr::new(addr.ip(), 0));
+            }
+        }
     }
     if let Some(path) = &options.cacert {
         let pem =

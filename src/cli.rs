@@ -48,6 +48,11 @@ pub struct InitArgs {
     /// Do not run `check` against the result at the end.
     #[arg(long)]
     pub no_check: bool,
+
+    /// Trust this CA certificate (PEM) in the check at the end: for
+    /// certificates from a private ACME server or Let's Encrypt staging.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -87,8 +92,9 @@ pub struct CheckArgs {
     #[arg(long, value_name = "NAME")]
     pub model: Option<String>,
 
-    /// Connect HOST:PORT to ADDRESS instead of asking DNS (like curl), to
-    /// check a server before DNS points to it. Repeatable.
+    /// Connect HOST to ADDRESS instead of asking DNS (curl's syntax), to
+    /// check a server before DNS points to it. One address per host; it
+    /// serves every port of that host (HTTPS and the plain-HTTP redirect).
     #[arg(long, value_name = "HOST:PORT:ADDRESS")]
     pub resolve: Vec<String>,
 

@@ -206,6 +206,15 @@ impl Config {
             }
         }
 
+        if let (Some(Proxy::Caddy), Some(h)) = (proxy, &https)
+            && h.http_port != 80
+        {
+            p.add(
+                "https.http_port",
+                "must be 80 with Caddy: Caddy takes the port of its HTTP redirects and ACME challenges from the global \
+                 option http_port, which affects every site in your Caddyfile, and ollama-secure leaves global options alone",
+            );
+        }
         let default_port = if https.is_some() { 443 } else { 8080 };
         let port = match answers.port {
             Some(n) => p.check("port", fields::port(n)).unwrap_or(default_port),
@@ -295,6 +304,15 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// Only the file locations of an answers file, checked like every path, for
+/// commands that work on an installed setup (uninstall, users) and need no
+/// passwords.
+pub fn paths_from_answers(answers: &Answers, source: &str, os: Os) -> Result<Paths> {
+    let mut p = Problems { source: source.to_string(), list: Vec::new() };
+    let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
+    if p.list.is_empty() { Ok(paths) } else { Err(Error::input(p.list.join("\n"))) }
 }
 
 fn default_group(proxy: Proxy, os: Os) -> &'static str {
@@ -416,6 +434,8 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("letsencrypt", &a.letsencrypt, &mut paths.letsencrypt);
     set("nginx_site_link", &a.nginx_site_link, &mut paths.nginx_site_link);
     set("state", &a.state, &mut paths.state);
+    set("certbot_work", &a.certbot_work, &mut paths.certbot_work);
+    set("certbot_logs", &a.certbot_logs, &mut paths.certbot_logs);
     paths
 }
 

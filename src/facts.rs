@@ -61,6 +61,9 @@ pub struct Facts {
     pub systemd: bool,
     pub package_manager: Option<PackageManager>,
     pub proxy_installed: bool,
+    pub certbot_installed: bool,
+    /// Debian's certbot package schedules renewals from cron without systemd.
+    pub certbot_cron: bool,
     pub proxy_running: bool,
     /// Enabled at boot (systemd only).
     pub service_enabled: bool,
@@ -85,6 +88,8 @@ impl Facts {
             systemd: false,
             package_manager: None,
             proxy_installed: true,
+            certbot_installed: true,
+            certbot_cron: false,
             proxy_running: false,
             service_enabled: false,
             files: BTreeMap::from([(PathBuf::from("/"), Existing::Other)]),
@@ -263,6 +268,8 @@ pub fn run_probe(probe: Probe) -> Facts {
         systemd,
         package_manager,
         proxy_installed: which::which(proxy).is_ok(),
+        certbot_installed: which::which("certbot").is_ok(),
+        certbot_cron: Path::new("/etc/cron.d/certbot").is_file(),
         proxy_running,
         service_enabled: systemd && systemctl_ok(&["is-enabled", "--quiet", proxy]),
         files,

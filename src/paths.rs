@@ -45,6 +45,9 @@ pub struct Paths {
     pub acme_webroot: PathBuf,
     /// certbot's configuration directory (`--config-dir`).
     pub letsencrypt: PathBuf,
+    /// certbot's `--work-dir` and `--logs-dir`.
+    pub certbot_work: PathBuf,
+    pub certbot_logs: PathBuf,
     /// What ollama-secure changed, for `uninstall`.
     pub state: PathBuf,
 }
@@ -65,6 +68,8 @@ impl Paths {
                 caddy_log: "/var/log/caddy/ollama-secure.log".into(),
                 acme_webroot: "/var/lib/ollama-secure/acme".into(),
                 letsencrypt: "/etc/letsencrypt".into(),
+                certbot_work: "/var/lib/letsencrypt".into(),
+                certbot_logs: "/var/log/letsencrypt".into(),
                 state: "/var/lib/ollama-secure/state.yaml".into(),
             },
             Os::MacHomebrew => Paths {
@@ -80,6 +85,8 @@ impl Paths {
                 caddy_log: "/opt/homebrew/var/log/caddy-ollama-secure.log".into(),
                 acme_webroot: "/opt/homebrew/var/ollama-secure/acme".into(),
                 letsencrypt: "/opt/homebrew/etc/letsencrypt".into(),
+                certbot_work: "/opt/homebrew/var/lib/letsencrypt".into(),
+                certbot_logs: "/opt/homebrew/var/log/letsencrypt".into(),
                 state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
             },
         }

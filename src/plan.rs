@@ -3,6 +3,7 @@
 //! plan, step by step.
 
 use std::fmt::{self, Write as _};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Proxy};
@@ -136,6 +137,24 @@ pub enum Step {
         from: PathBuf,
     },
     Stop {
+        command: Command,
+    },
+    /// nginx: certbot fetches the certificate through the webroot.
+    ObtainCertificate {
+        command: Command,
+        domain: String,
+        http_port: u16,
+    },
+    /// Caddy: wait until it serves a certificate for `domain` at `address`.
+    AwaitCertificate {
+        domain: String,
+        address: SocketAddr,
+        timeout_secs: u64,
+        /// Where Caddy's messages are, to report the ACME error.
+        log: Option<PathBuf>,
+    },
+    /// uninstall: remove a certificate (and its renewal) that init obtained.
+    DeleteCertificate {
         command: Command,
     },
 }
@@ -337,6 +356,9 @@ fn record_state(previous: Option<State>, config: &Config, steps: &[Step]) -> Sta
             }
             Step::Link { link, .. } => state.note_link(link),
             Step::Start { .. } => state.started = true,
+            Step::ObtainCertificate { domain, .. } if !state.certificates.contains(domain) => {
+                state.certificates.push(domain.clone())
+            }
             _ => {}
         }
     }
@@ -365,28 +387,43 @@ fn state_step(config: &Config, state: &State, facts: &Facts) -> Option<Step> {
 fn preflight(config: &Config, facts: &Facts, findings: &mut Vec<String>) -> Result<Option<Command>> {
     let proxy = config.proxy.name();
     let mut problems = Vec::new();
-    let install = if facts.proxy_installed {
+    let mut packages = Vec::new();
+    if facts.proxy_installed {
         findings.push(format!("{proxy} is installed"));
+    } else {
+        packages.push(config.proxy.package());
+    }
+    // nginx gets its certificate from certbot; Caddy fetches its own.
+    if config.proxy == Proxy::Nginx && config.https.is_some() && !facts.certbot_installed {
+        packages.push("certbot");
+    }
+    let install = if packages.is_empty() {
         None
     } else {
+        let list = packages.join(" ");
         match (config.install, facts.package_manager) {
             (true, Some(PackageManager::Apt)) => {
-                findings.push(format!("{proxy} is not installed: it will be installed with apt-get"));
+                findings.push(format!("not installed: {list}; it will be installed with apt-get"));
                 Some(
-                    Command::new("apt-get", &["install", "-y", config.proxy.package()])
+                    Command::new("apt-get", &["install", "-y"])
+                        .args(&packages)
                         .env("DEBIAN_FRONTEND", "noninteractive"),
                 )
             }
             (true, Some(PackageManager::Brew)) => {
-                findings.push(format!("{proxy} is not installed: it will be installed with Homebrew"));
-                Some(Command::new("brew", &["install", config.proxy.package()]))
+                findings.push(format!("not installed: {list}; it will be installed with Homebrew"));
+                Some(Command::new("brew", &["install"]).args(&packages))
             }
             (true, None) => {
-                problems.push(format!("{proxy} is not installed and no known package manager (apt-get, brew) was found: install {proxy} yourself, then run this again"));
+                problems.push(format!(
+                    "{list} not installed and no known package manager (apt-get, brew) was found: install it yourself, then run this again"
+                ));
                 None
             }
             (false, _) => {
-                problems.push(format!("{proxy} is not installed: install it (e.g. `apt-get install {proxy}`) or set `install: true` in the answers file"));
+                problems.push(format!(
+                    "{list} not installed: install it (e.g. `apt-get install {list}`) or set `install: true` in the answers file"
+                ));
                 None
             }
         }
@@ -430,29 +467,86 @@ fn preflight(config: &Config, facts: &Facts, findings: &mut Vec<String>) -> Resu
 }
 
 /// Builds the plan. `rendered` comes from `render::render`.
+/// Plans a folder and every missing folder above it.
+fn plan_dir(dir: &Path, facts: &Facts, steps: &mut Vec<Step>) {
+    plan_parent_dirs(&[&dir.join("x")], facts, steps);
+}
+
+/// certbot's command that obtains the certificate for the site.
+fn certbot_command(config: &Config, domain: &str, reload: &Command) -> Command {
+    let p = &config.paths;
+    let https = config.https.as_ref().expect("only for https");
+    let mut command = Command::new("certbot", &["certonly", "--webroot", "-w"]).arg_path(&p.acme_webroot).args(&[
+        "-d",
+        domain,
+        "--cert-name",
+        domain,
+    ]);
+    command = match &https.email {
+        Some(email) => command.args(&["--email", email]),
+        None => command.args(&["--register-unsafely-without-email"]),
+    };
+    command = command.args(&["--agree-tos", "--no-eff-email", "--non-interactive"]);
+    if let Some(directory) = &https.acme_directory {
+        command = command.args(&["--server", directory]);
+    }
+    command = command
+        .args(&["--config-dir"])
+        .arg_path(&p.letsencrypt)
+        .args(&["--work-dir"])
+        .arg_path(&p.certbot_work)
+        .args(&["--logs-dir"])
+        .arg_path(&p.certbot_logs)
+        // Saved in the renewal configuration: every renewal reloads nginx.
+        .args(&["--deploy-hook", &reload.to_string()]);
+    if let Some(root) = &https.acme_ca_root {
+        command = command.env("REQUESTS_CA_BUNDLE", &root.to_string_lossy());
+    }
+    command
+}
+
+/// certbot's `live/` files are links into `archive/`; a link counts.
+fn certificate_present(config: &Config, facts: &Facts) -> bool {
+    let present = |path: &Path| matches!(facts.file(path), Existing::File { .. } | Existing::Symlink { .. });
+    crate::render::certificate_paths(config).is_some_and(|(cert, key)| present(&cert) && present(&key))
+}
+
+/// Builds the plan. `rendered` comes from `render::render`.
 pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Result<Plan> {
     let mut findings = Vec::new();
     let mut steps = Vec::new();
     if let Some(command) = preflight(config, facts, &mut findings)? {
         steps.push(Step::Install { command });
     }
+    let domain = config.domain.as_ref().map(|d| d.to_string()).unwrap_or_default();
+    let nginx_https = config.proxy == Proxy::Nginx && config.https.is_some();
+    // nginx cannot load a TLS server without its certificate: first a site
+    // with only the challenge server, then certbot, then the full site.
+    let acme_bootstrap = nginx_https && !certificate_present(config, facts);
 
     let mut files = rendered;
+    let mut final_site = None;
+    if acme_bootstrap {
+        let bootstrap = crate::render::render_nginx_acme_bootstrap(config)?;
+        if let Some(site) = files.iter_mut().find(|f| f.role == Role::Site) {
+            final_site = Some(std::mem::replace(site, bootstrap));
+        }
+    }
     if config.proxy == Proxy::Caddy {
         let existing = match facts.file(&config.paths.caddyfile) {
             Existing::File { content, .. } => Some(content.as_slice()),
             _ => None,
         };
         if let Some(content) = caddyfile_with_import(config, existing) {
-            let (mode, group) = match facts.file(&config.paths.caddyfile) {
-                Existing::File { mode, .. } => (*mode, "root".to_string()),
-                _ => (0o644, "root".to_string()),
+            let mode = match facts.file(&config.paths.caddyfile) {
+                Existing::File { mode, .. } => *mode,
+                _ => 0o644,
             };
             files.push(RenderedFile {
                 path: config.paths.caddyfile.clone(),
                 role: Role::MainConfig,
                 mode,
-                group,
+                group: "root".to_string(),
                 secret: false,
                 content,
             });
@@ -464,6 +558,9 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
         dirs.push(&config.paths.nginx_site_link);
     }
     plan_parent_dirs(&dirs, facts, &mut steps);
+    if nginx_https {
+        plan_dir(&config.paths.acme_webroot, facts, &mut steps);
+    }
     for file in files {
         plan_write(file, facts, &mut steps)?;
     }
@@ -496,12 +593,37 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
     let mut service_steps = Vec::new();
     let changed = !steps.is_empty();
     if changed || !facts.proxy_running {
-        service_steps.push(Step::Validate { command: service.validate });
+        service_steps.push(Step::Validate { command: service.validate.clone() });
         if facts.proxy_running {
-            service_steps.push(Step::Reload { command: service.reload });
+            service_steps.push(Step::Reload { command: service.reload.clone() });
         } else {
-            service_steps.push(Step::Start { command: service.start });
+            service_steps.push(Step::Start { command: service.start.clone() });
         }
+    }
+    if let Some(final_site) = final_site {
+        service_steps.push(Step::ObtainCertificate {
+            command: certbot_command(config, &domain, &service.reload),
+            domain: domain.clone(),
+            http_port: config.https.as_ref().map_or(80, |h| h.http_port),
+        });
+        service_steps.push(Step::Write { file: final_site, change: Change::Overwrite });
+        service_steps.push(Step::Validate { command: service.validate.clone() });
+        service_steps.push(Step::Reload { command: service.reload.clone() });
+    }
+    if config.proxy == Proxy::Caddy && config.https.is_some() && !service_steps.is_empty() {
+        let ip = match config.listen_address {
+            Some(addr) if !addr.is_unspecified() => addr,
+            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        };
+        service_steps.push(Step::AwaitCertificate {
+            domain: domain.clone(),
+            address: SocketAddr::new(ip, config.port),
+            timeout_secs: 120,
+            log: (!facts.systemd).then(|| config.paths.caddy_log.clone()),
+        });
+    }
+    if config.https.is_some() {
+        findings.push(renewal_finding(config, facts));
     }
     // Recorded before the proxy is touched, so a failure rolls it back too.
     if changed {
@@ -520,6 +642,25 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
         steps.push(Step::Enable { command });
     }
     Ok(Plan { proxy: config.proxy, findings, steps })
+}
+
+/// How the certificate will be renewed, in words.
+fn renewal_finding(config: &Config, facts: &Facts) -> String {
+    match config.proxy {
+        Proxy::Caddy => "renewal: Caddy renews its certificates itself while it runs".to_string(),
+        Proxy::Nginx if facts.systemd => {
+            "renewal: Debian's certbot.timer runs `certbot renew` twice a day; each renewal reloads nginx (deploy hook)"
+                .to_string()
+        }
+        Proxy::Nginx if facts.certbot_cron => {
+            "renewal: /etc/cron.d/certbot runs `certbot renew` twice a day when cron runs \
+             (there is no systemd here); each renewal reloads nginx (deploy hook)"
+                .to_string()
+        }
+        Proxy::Nginx => "renewal: nothing schedules `certbot renew` here (no systemd timer, no /etc/cron.d/certbot): \
+             add it to cron, e.g. `0 3,15 * * * certbot -q renew`"
+            .to_string(),
+    }
 }
 
 fn owner_text(file: &RenderedFile) -> String {
@@ -591,6 +732,18 @@ pub fn describe(plan: &Plan) -> String {
             Step::Stop { command } => {
                 writeln!(out, "{n:>2}. stop {} (ollama-secure started it): run `{command}`", plan.proxy)
             }
+            Step::ObtainCertificate { command, .. } => {
+                writeln!(
+                    out,
+                    "{n:>2}. obtain the certificate: run `{command}` (if it fails, every change above is undone)"
+                )
+            }
+            Step::AwaitCertificate { domain, address, timeout_secs, .. } => writeln!(
+                out,
+                "{n:>2}. wait (up to {timeout_secs} s) until Caddy serves a certificate for {domain} at {address} \
+                 (if it does not, every change above is undone)"
+            ),
+            Step::DeleteCertificate { command } => writeln!(out, "{n:>2}. delete the certificate: run `{command}`"),
         };
     }
     out

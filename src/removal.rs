@@ -134,5 +134,16 @@ pub fn build(paths: &Paths, facts: &Facts) -> Result<Plan> {
     } else {
         findings.push(format!("{proxy} is not running"));
     }
+    // Last: a certificate cannot be put back once deleted.
+    for name in &state.certificates {
+        let command =
+            crate::plan::Command::new("certbot", &["delete", "--cert-name", name, "--non-interactive", "--config-dir"])
+                .arg_path(&paths.letsencrypt)
+                .args(&["--work-dir"])
+                .arg_path(&paths.certbot_work)
+                .args(&["--logs-dir"])
+                .arg_path(&paths.certbot_logs);
+        steps.push(Step::DeleteCertificate { command });
+    }
     Ok(Plan { proxy, findings, steps })
 }

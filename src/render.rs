@@ -103,8 +103,6 @@ struct HttpsContext {
     acme_directory: Option<String>,
     acme_ca_root: Option<String>,
     email: Option<String>,
-    /// Whether Caddy needs an explicit `issuer acme` block.
-    issuer: bool,
 }
 
 /// certbot's names for the certificate of `domain` under its config dir.
@@ -132,7 +130,6 @@ fn https_context(config: &Config, https: &Https) -> HttpsContext {
         acme_directory: https.acme_directory.clone(),
         acme_ca_root: https.acme_ca_root.as_deref().map(path_text),
         email: https.email.clone(),
-        issuer: https.acme_directory.is_some() || https.acme_ca_root.is_some() || https.email.is_some(),
     }
 }
 
@@ -159,9 +156,12 @@ struct Context<'a> {
     htpasswd: String,
     timeout: u64,
     https: Option<HttpsContext>,
+    port: u16,
+    /// nginx only: the challenge server alone, before the certificate exists.
+    acme_bootstrap: bool,
 }
 
-fn context(config: &Config, credentials: &[Credential]) -> Value {
+fn context(config: &Config, credentials: &[Credential], acme_bootstrap: bool) -> Value {
     let upstream = &config.upstream;
     let site_address = match (&config.domain, &config.https) {
         (Some(domain), Some(_)) => format!("{}:{}", domain.url_form(), config.port),
@@ -185,6 +185,8 @@ fn context(config: &Config, credentials: &[Credential]) -> Value {
         htpasswd: path_text(&config.paths.htpasswd),
         timeout: config.timeout_secs,
         https: config.https.as_ref().map(|h| https_context(config, h)),
+        port: config.port,
+        acme_bootstrap,
     }))
 }
 
@@ -198,7 +200,7 @@ fn render_template(env: &Environment, name: &str, ctx: &Value) -> Result<String>
 /// passwords before the site that refers to them.
 pub fn render(config: &Config, credentials: &[Credential]) -> Result<Vec<RenderedFile>> {
     let env = environment();
-    let ctx = context(config, credentials);
+    let ctx = context(config, credentials, false);
     let file = |path: &PathBuf, role, secret: bool, content| RenderedFile {
         path: path.clone(),
         role,
@@ -215,6 +217,21 @@ pub fn render(config: &Config, credentials: &[Credential]) -> Result<Vec<Rendere
         Proxy::Caddy => {
             vec![file(&config.paths.caddy_site, Role::Site, true, render_template(&env, "caddy-site.caddy", &ctx)?)]
         }
+    })
+}
+
+/// The nginx site for the first stage of HTTPS: the server that answers
+/// ACME challenges (and redirects), without the TLS server that needs the
+/// certificate certbot is about to fetch.
+pub fn render_nginx_acme_bootstrap(config: &Config) -> Result<RenderedFile> {
+    let content = render_template(&environment(), "nginx-site.conf", &context(config, &[], true))?;
+    Ok(RenderedFile {
+        path: config.paths.nginx_site.clone(),
+        role: Role::Site,
+        mode: 0o644,
+        group: "root".into(),
+        secret: false,
+        content,
     })
 }
 

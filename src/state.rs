@@ -41,6 +41,9 @@ pub struct State {
     /// We started the proxy (it was not running).
     #[serde(default)]
     pub started: bool,
+    /// Certificates certbot obtained for us (by name).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<String>,
 }
 
 const HEADER: &str = "# Written by ollama-secure: what `ollama-secure uninstall` undoes. Do not edit.\n";

@@ -1,11 +1,12 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::apply::{self, ServiceHooks};
 use crate::check;
 use crate::cli::InitArgs;
-use crate::config::{Config, PasswordSource, Proxy};
+use crate::config::{Config, PasswordSource};
 use crate::credentials::Credential;
 use crate::credentials::OsEntropy;
 use crate::error::{Error, Result};
@@ -69,10 +70,7 @@ pub fn run(args: InitArgs) -> Result<()> {
         println!("Nothing to change: the system already matches the answers.");
     } else {
         let commands = service_commands(config.proxy, &config.paths, facts.systemd);
-        let hooks = ServiceHooks {
-            nginx_pid: (config.proxy == Proxy::Nginx).then(|| config.paths.nginx_pid.clone()),
-            stop: Some(commands.stop),
-        };
+        let hooks = ServiceHooks::new(config.proxy, &config.paths, Some(commands.stop));
         println!("Applying:");
         let report = apply::apply(&prepared.plan, &hooks, &mut ProcessRunner, &mut io::stdout())?;
         println!("\nDone: {} file change(s).", report.changed);
@@ -87,7 +85,7 @@ pub fn run(args: InitArgs) -> Result<()> {
     if args.no_check {
         return Ok(());
     }
-    match self_check_options(&config, &prepared.credentials) {
+    match self_check_options(&config, &prepared.credentials, args.cacert.clone()) {
         None => {
             println!(
                 "\nNot checked: this run knows no user's password (only hashes). Run `ollama-secure check --url {} --username NAME`.",
@@ -111,7 +109,7 @@ pub fn run(args: InitArgs) -> Result<()> {
 /// How `init` checks the server it just set up: as a client would, but
 /// connected to this machine whatever DNS says, with a password this run
 /// knows (given in the answers, or generated now).
-fn self_check_options(config: &Config, credentials: &[Credential]) -> Option<check::Options> {
+fn self_check_options(config: &Config, credentials: &[Credential], cacert: Option<PathBuf>) -> Option<check::Options> {
     let (username, password) = config.users.iter().find_map(|u| match &u.password {
         PasswordSource::Given(secret) => Some((u.username.clone(), secret.clone())),
         _ => credentials
@@ -124,18 +122,13 @@ fn self_check_options(config: &Config, credentials: &[Credential]) -> Option<che
         Some(addr) if !addr.is_unspecified() => addr,
         _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
     };
-    let mut resolve = Vec::new();
-    if let Some(domain) = &config.domain {
-        resolve.push((domain.to_string(), SocketAddr::new(address, config.port)));
-        if let Some(https) = &config.https {
-            resolve.push((domain.to_string(), SocketAddr::new(address, https.http_port)));
-        }
-    }
+    let resolve =
+        config.domain.iter().map(|domain| (domain.to_string(), SocketAddr::new(address, config.port))).collect();
     Some(check::Options {
         url: reqwest::Url::parse(&config.public_url()).expect("public URLs parse"),
         username,
         password,
-        cacert: None,
+        cacert,
         timeout: Duration::from_secs(30),
         model: None,
         resolve,

@@ -1,8 +1,8 @@
 use std::io;
 
+use crate::answers::Answers;
 use crate::apply::{self, ServiceHooks};
 use crate::cli::UninstallArgs;
-use crate::config::Proxy;
 use crate::error::{Error, Result};
 use crate::facts::{self, Existing};
 use crate::paths::{Os, Paths};
@@ -13,7 +13,9 @@ use crate::state::State;
 
 pub fn run(args: UninstallArgs) -> Result<()> {
     let paths = match &args.answers {
-        Some(path) => super::load_config(path)?.paths,
+        Some(path) => {
+            crate::config::paths_from_answers(&Answers::load(path)?, &path.display().to_string(), Os::current())?
+        }
         None => Paths::defaults(Os::current()),
     };
     // The state file says which proxy was set up; probe that one.
@@ -41,7 +43,7 @@ pub fn run(args: UninstallArgs) -> Result<()> {
     for finding in &plan.findings {
         println!("  - {finding}");
     }
-    let hooks = ServiceHooks { nginx_pid: (proxy == Proxy::Nginx).then(|| paths.nginx_pid.clone()), stop: None };
+    let hooks = ServiceHooks::new(proxy, &paths, None);
     println!("\nRemoving:");
     apply::apply(&plan, &hooks, &mut ProcessRunner, &mut io::stdout())?;
     println!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");

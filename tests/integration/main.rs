@@ -7,6 +7,7 @@ mod apply_e2e;
 mod check_e2e;
 mod cli;
 mod hostile_input;
+mod https_e2e;
 mod render_snapshots;
 mod standin_fidelity;
 mod system;

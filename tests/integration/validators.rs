@@ -126,3 +126,26 @@ fn hashes_verify_with_apache_htpasswd() {
     let carol = prepared.credentials.iter().find(|c| c.username == "carol").unwrap().generated.clone().unwrap();
     assert!(sh("htpasswd", &["-vb", path, "carol", carol.expose()]).0);
 }
+
+#[test]
+fn the_nginx_acme_bootstrap_site_passes_nginx_t_without_a_certificate() {
+    for input in
+        render_inputs().into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("nginx-https"))
+    {
+        let sandbox = Sandbox::new();
+        let yaml = fs::read_to_string(&input).unwrap();
+        let config = load_config(&format!("{yaml}\n{}", sandbox.paths_yaml()), "input.yaml").unwrap();
+        let mut config = config;
+        config.listen_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
+        config.https.as_mut().unwrap().http_port = crate::support::free_port();
+        prepare_main_config(&sandbox, Proxy::Nginx);
+        let site = ollama_secure::render::render_nginx_acme_bootstrap(&config).unwrap();
+        assert!(!site.content.contains("ssl_certificate"), "the bootstrap stage needs no certificate");
+        assert!(site.content.contains("/.well-known/acme-challenge/"));
+        fs::write(&config.paths.nginx_site, &site.content).unwrap();
+        std::os::unix::fs::symlink(&config.paths.nginx_site, &config.paths.nginx_site_link).unwrap();
+        assert!(!certificate_paths(&config).unwrap().0.exists());
+        let (ok, output) = sh("nginx", &["-t", "-c", config.paths.nginx_conf.to_str().unwrap()]);
+        assert!(ok, "{}: the bootstrap site does not validate:\n{output}", input.display());
+    }
+}

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod acme;
 pub mod proxies;
 pub mod standin;
 
@@ -129,7 +130,7 @@ impl Sandbox {
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
         format!(
-            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  state: {}\n",
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  state: {}\n",
             p("etc/nginx/nginx.conf"),
             p("etc/nginx/sites-available/ollama"),
             p("etc/nginx/sites-enabled/ollama"),
@@ -142,6 +143,8 @@ impl Sandbox {
             p("log/caddy.log"),
             p("var/lib/ollama-secure/acme"),
             p("etc/letsencrypt"),
+            p("var/lib/letsencrypt"),
+            p("log/letsencrypt"),
             p("var/lib/ollama-secure/state.yaml"),
         )
     }
