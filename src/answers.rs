@@ -123,6 +123,8 @@ pub struct PathAnswers {
     pub certbot_logs: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
 }
 
 impl Answers {

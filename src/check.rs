@@ -615,6 +615,29 @@ fn check_redirect(options: &Options) -> Outcome {
     }
 }
 
+/// The status `/api/version` answers at `url` for these credentials,
+/// connecting the URL's host to `connect`. For `users`: whether a changed
+/// password works. TLS trust is not judged here (`check` does that).
+pub fn status_for(
+    url: &str,
+    connect: Option<IpAddr>,
+    username: &str,
+    password: &Secret,
+) -> std::result::Result<u16, String> {
+    let url = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let mut builder = Client::builder().timeout(Duration::from_secs(15)).danger_accept_invalid_certs(true);
+    if let (Some(ip), Some(host)) = (connect, url.host_str()) {
+        builder = builder.resolve(host, SocketAddr::new(ip, 0));
+    }
+    let client = builder.build().map_err(|e| e.to_string())?;
+    client
+        .get(url.join("api/version").expect("joins"))
+        .basic_auth(username, Some(password.expose()))
+        .send()
+        .map(|r| r.status().as_u16())
+        .map_err(|e| describe_request_error(&e))
+}
+
 /// Runs every check against `options.url`.
 pub fn run(options: &Options) -> Result<Report> {
     let http = client(options, true)?;

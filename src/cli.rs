@@ -30,6 +30,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Prove that a protected Ollama endpoint works, the way a client sees it.
     Check(CheckArgs),
+    /// Add, remove, rotate and list the users of an installed setup.
+    #[command(subcommand)]
+    Users(UsersCommand),
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
@@ -129,4 +132,69 @@ pub struct RenderArgs {
     /// (e.g. OUT/etc/nginx/sites-available/ollama).
     #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    /// The answers file used for `init` (its `paths:` and `bcrypt_cost`); without
+    /// it, the default paths are used.
+    #[arg(long, value_name = "FILE", global = true)]
+    pub answers: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct PasswordArgs {
+    /// Generate a strong password (the default), printed once.
+    #[arg(long, conflicts_with_all = ["password_env", "password_file"])]
+    pub generate: bool,
+
+    /// Read the password from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "password_file")]
+    pub password_env: Option<String>,
+
+    /// Read the password from the first line of this file.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// List the usernames (never the hashes).
+    List {
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Add a user.
+    Add {
+        /// The new username.
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        /// Replace the password of an existing user instead of refusing.
+        #[arg(long)]
+        force: bool,
+        /// Print the change, then stop. Changes nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Give a user a new password; the old one stops working at the reload.
+    Rotate {
+        name: String,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Remove a user (never the last one).
+    Remove {
+        name: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
 }

@@ -434,6 +434,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("letsencrypt", &a.letsencrypt, &mut paths.letsencrypt);
     set("nginx_site_link", &a.nginx_site_link, &mut paths.nginx_site_link);
     set("state", &a.state, &mut paths.state);
+    set("lock", &a.lock, &mut paths.lock);
     set("certbot_work", &a.certbot_work, &mut paths.certbot_work);
     set("certbot_logs", &a.certbot_logs, &mut paths.certbot_logs);
     paths

@@ -13,6 +13,7 @@ pub mod credentials;
 pub mod error;
 pub mod facts;
 pub mod fields;
+pub mod lock;
 pub mod paths;
 pub mod plan;
 pub mod removal;

@@ -50,6 +50,8 @@ pub struct Paths {
     pub certbot_logs: PathBuf,
     /// What ollama-secure changed, for `uninstall`.
     pub state: PathBuf,
+    /// Held while a run changes files, so concurrent runs take turns.
+    pub lock: PathBuf,
 }
 
 impl Paths {
@@ -71,6 +73,7 @@ impl Paths {
                 certbot_work: "/var/lib/letsencrypt".into(),
                 certbot_logs: "/var/log/letsencrypt".into(),
                 state: "/var/lib/ollama-secure/state.yaml".into(),
+                lock: "/run/ollama-secure.lock".into(),
             },
             Os::MacHomebrew => Paths {
                 nginx_conf: "/opt/homebrew/etc/nginx/nginx.conf".into(),
@@ -88,6 +91,7 @@ impl Paths {
                 certbot_work: "/opt/homebrew/var/lib/letsencrypt".into(),
                 certbot_logs: "/opt/homebrew/var/log/letsencrypt".into(),
                 state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
+                lock: "/opt/homebrew/var/run/ollama-secure.lock".into(),
             },
         }
     }

@@ -334,6 +334,8 @@ fn plan_parent_dirs(paths: &[&Path], facts: &Facts, steps: &mut Vec<Step>) {
 /// touched it stays recorded as first seen.
 fn record_state(previous: Option<State>, config: &Config, steps: &[Step]) -> State {
     let mut state = previous.unwrap_or_else(|| State::new(config.proxy.name()));
+    state.url = Some(config.public_url());
+    state.connect = Some(local_address(config));
     for step in steps {
         match step {
             Step::CreateDir { path } => state.note_dir(path),
@@ -470,6 +472,14 @@ fn preflight(config: &Config, facts: &Facts, findings: &mut Vec<String>) -> Resu
 /// Plans a folder and every missing folder above it.
 fn plan_dir(dir: &Path, facts: &Facts, steps: &mut Vec<Step>) {
     plan_parent_dirs(&[&dir.join("x")], facts, steps);
+}
+
+/// The address on this machine that serves the site (for checks from here).
+pub fn local_address(config: &Config) -> IpAddr {
+    match config.listen_address {
+        Some(addr) if !addr.is_unspecified() => addr,
+        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
+    }
 }
 
 /// certbot's command that obtains the certificate for the site.
@@ -611,13 +621,9 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
         service_steps.push(Step::Reload { command: service.reload.clone() });
     }
     if config.proxy == Proxy::Caddy && config.https.is_some() && !service_steps.is_empty() {
-        let ip = match config.listen_address {
-            Some(addr) if !addr.is_unspecified() => addr,
-            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-        };
         service_steps.push(Step::AwaitCertificate {
             domain: domain.clone(),
-            address: SocketAddr::new(ip, config.port),
+            address: SocketAddr::new(local_address(config), config.port),
             timeout_secs: 120,
             log: (!facts.systemd).then(|| config.paths.caddy_log.clone()),
         });
@@ -642,6 +648,25 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
         steps.push(Step::Enable { command });
     }
     Ok(Plan { proxy: config.proxy, findings, steps })
+}
+
+/// The plan for a change to the users file of an installed setup: write it
+/// (with a backup), validate, reload. Without a running proxy the change
+/// waits for its next start.
+pub fn users_change(proxy: Proxy, paths: &Paths, facts: &Facts, file: RenderedFile) -> Result<Plan> {
+    let mut steps = Vec::new();
+    let mut findings = Vec::new();
+    plan_write(file, facts, &mut steps)?;
+    if !steps.is_empty() {
+        let service = service_commands(proxy, paths, facts.systemd);
+        steps.push(Step::Validate { command: service.validate });
+        if facts.proxy_running {
+            steps.push(Step::Reload { command: service.reload });
+        } else {
+            findings.push(format!("{proxy} is not running: the change takes effect when it starts"));
+        }
+    }
+    Ok(Plan { proxy, findings, steps })
 }
 
 /// How the certificate will be renewed, in words.

@@ -44,6 +44,12 @@ pub struct State {
     /// Certificates certbot obtained for us (by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
+    /// Where clients reach the site, and the local address that serves it:
+    /// how `users` checks a change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect: Option<std::net::IpAddr>,
 }
 
 const HEADER: &str = "# Written by ollama-secure: what `ollama-secure uninstall` undoes. Do not edit.\n";

@@ -1,5 +1,5 @@
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -31,6 +31,8 @@ pub fn run(args: InitArgs) -> Result<()> {
     };
     let config = super::load_config(answers_path)?;
     super::print_warnings(&config);
+    // From reading the system to the reload: a concurrent `users` run waits.
+    let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&config.paths.lock)?) };
     let facts = facts::probe(&config);
     let prepared = setup::prepare(&config, &facts, &mut OsEntropy)?;
     println!("{}\n", headline(&config));
@@ -118,10 +120,7 @@ fn self_check_options(config: &Config, credentials: &[Credential], cacert: Optio
             .and_then(|c| c.generated.clone())
             .map(|p| (u.username.clone(), p)),
     })?;
-    let address = match config.listen_address {
-        Some(addr) if !addr.is_unspecified() => addr,
-        _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
-    };
+    let address = crate::plan::local_address(config);
     let resolve =
         config.domain.iter().map(|domain| (domain.to_string(), SocketAddr::new(address, config.port))).collect();
     Some(check::Options {

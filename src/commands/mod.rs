@@ -5,6 +5,7 @@ mod check;
 mod init;
 mod render;
 mod uninstall;
+mod users;
 
 use crate::cli::Command;
 use crate::error::Result;
@@ -15,6 +16,7 @@ pub fn dispatch(command: Command) -> Result<()> {
         Command::Render(args) => render::run(args),
         Command::Check(args) => check::run(args),
         Command::Uninstall(args) => uninstall::run(args),
+        Command::Users(command) => users::run(command),
     }
 }
 

@@ -29,6 +29,7 @@ pub fn run(args: UninstallArgs) -> Result<()> {
         }
     };
     let proxy = removal::proxy_of(&state)?;
+    let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&paths.lock)?) };
     let facts = facts::probe_installed(proxy, &paths);
     let plan = removal::build(&paths, &facts)?;
     println!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));

@@ -12,4 +12,6 @@ mod render_snapshots;
 mod standin_fidelity;
 mod system;
 mod uninstall_e2e;
+mod users_e2e;
+mod users_property;
 mod validators;

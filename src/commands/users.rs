@@ -1,0 +1,223 @@
+use std::io;
+
+use crate::answers::Answers;
+use crate::apply::{self, ServiceHooks};
+use crate::cli::{PasswordArgs, SetupArgs, UsersCommand};
+use crate::config::{CostPolicy, Proxy};
+use crate::credentials::{self, OsEntropy};
+use crate::error::{Error, Result};
+use crate::facts::{self, Existing, Facts};
+use crate::fields;
+use crate::lock;
+use crate::paths::{Os, Paths};
+use crate::plan::{self, describe, service_commands};
+use crate::removal;
+use crate::render::{RenderedFile, Role};
+use crate::runner::ProcessRunner;
+use crate::secret::Secret;
+use crate::state::State;
+use crate::userfile::{Format, UserFile};
+
+/// An installed setup, found from the answers' paths (or the defaults) and
+/// the state file `init` wrote.
+struct Installed {
+    paths: Paths,
+    proxy: Proxy,
+    state: State,
+    cost: CostPolicy,
+}
+
+fn installed(args: &SetupArgs) -> Result<Installed> {
+    let (paths, cost) = match &args.answers {
+        Some(path) => {
+            let answers = Answers::load(path)?;
+            let source = path.display().to_string();
+            let fixed = match answers.bcrypt_cost {
+                Some(c) => {
+                    Some(fields::bcrypt_cost(c).map_err(|e| Error::input(format!("{source}: bcrypt_cost: {e}")))?)
+                }
+                None => None,
+            };
+            (crate::config::paths_from_answers(&answers, &source, Os::current())?, CostPolicy { fixed })
+        }
+        None => (Paths::defaults(Os::current()), CostPolicy { fixed: None }),
+    };
+    let state = match facts::read_existing(&paths.state) {
+        Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(&content), &paths.state)?,
+        _ => {
+            return Err(Error::input(format!(
+                "no ollama-secure setup found: {} does not exist (run init first, or pass the --answers FILE init used)",
+                paths.state.display()
+            )));
+        }
+    };
+    let proxy = removal::proxy_of(&state)?;
+    Ok(Installed { paths, proxy, state, cost })
+}
+
+fn users_path(installed: &Installed) -> &std::path::Path {
+    match installed.proxy {
+        Proxy::Nginx => &installed.paths.htpasswd,
+        Proxy::Caddy => &installed.paths.caddy_site,
+    }
+}
+
+fn read_users(installed: &Installed, facts: &Facts) -> Result<(UserFile, u32, u32)> {
+    let path = users_path(installed);
+    let format = match installed.proxy {
+        Proxy::Nginx => Format::Htpasswd,
+        Proxy::Caddy => Format::CaddyBasicauth,
+    };
+    match facts.file(path) {
+        Existing::File { content, mode, gid, .. } => {
+            Ok((UserFile::parse(&String::from_utf8_lossy(content), format, &path.display().to_string())?, *mode, *gid))
+        }
+        _ => Err(Error::input(format!("the users file {} does not exist; run init again", path.display()))),
+    }
+}
+
+/// The new password: from the environment, a file, or generated (the default).
+fn new_password(args: &PasswordArgs) -> Result<(Secret, bool)> {
+    if let Some(var) = &args.password_env {
+        let value = std::env::var(var).map_err(|_| Error::input(format!("--password-env: {var} is not set")))?;
+        return non_empty(Secret::new(value)).map(|s| (s, false));
+    }
+    if let Some(path) = &args.password_file {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::input(format!("--password-file: cannot read {}: {e}", path.display())))?;
+        return non_empty(Secret::new(text.lines().next().unwrap_or_default())).map(|s| (s, false));
+    }
+    Ok((credentials::generate_password(&mut OsEntropy), true))
+}
+
+fn non_empty(secret: Secret) -> Result<Secret> {
+    if secret.is_empty() {
+        return Err(Error::input("the password is empty"));
+    }
+    if secret.len() < crate::config::SHORT_PASSWORD {
+        eprintln!(
+            "warning: the password has {} characters; use at least {}",
+            secret.len(),
+            crate::config::SHORT_PASSWORD
+        );
+    }
+    Ok(secret)
+}
+
+pub fn run(command: UsersCommand) -> Result<()> {
+    match command {
+        UsersCommand::List { setup } => list(&setup),
+        UsersCommand::Add { name, password, force, dry_run, setup } => {
+            change(&setup, &name, Op::Add { force, password }, dry_run)
+        }
+        UsersCommand::Rotate { name, password, dry_run, setup } => {
+            change(&setup, &name, Op::Rotate { password }, dry_run)
+        }
+        UsersCommand::Remove { name, dry_run, setup } => change(&setup, &name, Op::Remove, dry_run),
+    }
+}
+
+fn list(setup: &SetupArgs) -> Result<()> {
+    let installed = installed(setup)?;
+    let facts = facts::probe_installed(installed.proxy, &installed.paths);
+    let (file, _, _) = read_users(&installed, &facts)?;
+    for entry in file.entries() {
+        println!("{}", entry.username);
+    }
+    Ok(())
+}
+
+enum Op {
+    Add { force: bool, password: PasswordArgs },
+    Rotate { password: PasswordArgs },
+    Remove,
+}
+
+fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
+    let name = fields::username(name).map_err(|e| Error::input(format!("username: {e}")))?;
+    let installed = installed(setup)?;
+    // Held from reading the file to the reload: a concurrent run waits.
+    let _lock = if dry_run { None } else { Some(lock::acquire(&installed.paths.lock)?) };
+    let facts = facts::probe_installed(installed.proxy, &installed.paths);
+    let (mut file, mode, gid) = read_users(&installed, &facts)?;
+    let exists = file.get(&name).is_some();
+    let mut new_secret = None;
+    match &op {
+        Op::Add { force: false, .. } if exists => {
+            return Err(Error::input(format!(
+                "{name} already exists: `users rotate {name}` gives a new password (or add --force)"
+            )));
+        }
+        Op::Rotate { .. } | Op::Remove if !exists => {
+            return Err(Error::input(format!("there is no user {name} (see `ollama-secure users list`)")));
+        }
+        Op::Remove if file.entries().len() == 1 => {
+            return Err(Error::input(format!(
+                "refusing to remove {name}, the last user: {}. To take the password protection away entirely, use `ollama-secure uninstall`",
+                match installed.proxy {
+                    Proxy::Nginx => "nginx would then refuse everyone (an empty user file locks the proxy)",
+                    Proxy::Caddy => "Caddy would refuse to load a basicauth block without users",
+                }
+            )));
+        }
+        Op::Remove => {
+            file.remove(&name);
+        }
+        Op::Add { password, .. } | Op::Rotate { password } => {
+            let (secret, generated) = new_password(password)?;
+            let cost = if generated { installed.cost.for_generated() } else { installed.cost.for_chosen() };
+            file.set(&name, &credentials::hash_password(&secret, cost, &mut OsEntropy)?);
+            new_secret = Some((secret, generated));
+        }
+    }
+    let group =
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name).ok_or_else(
+            || Error::failed(format!("the group (gid {gid}) of {} has no name", users_path(&installed).display())),
+        )?;
+    let rendered = RenderedFile {
+        path: users_path(&installed).to_path_buf(),
+        role: if installed.proxy == Proxy::Nginx { Role::Passwords } else { Role::Site },
+        mode,
+        group,
+        secret: true,
+        content: file.text(),
+    };
+    let plan = plan::users_change(installed.proxy, &installed.paths, &facts, rendered)?;
+    if dry_run {
+        print!("{}", describe(&plan));
+        if new_secret.as_ref().is_some_and(|(_, generated)| *generated) {
+            println!("\nA password will be generated for {name} (shown once, when applied).");
+        }
+        println!("\nDry run: nothing was changed.");
+        return Ok(());
+    }
+    if !facts.is_root {
+        return Err(Error::input("changing users needs root; run it with sudo, or add --dry-run"));
+    }
+    let stop = service_commands(installed.proxy, &installed.paths, facts.systemd).stop;
+    let hooks = ServiceHooks::new(installed.proxy, &installed.paths, Some(stop));
+    apply::apply(&plan, &hooks, &mut ProcessRunner, &mut io::stdout())?;
+    let verb = match op {
+        Op::Add { .. } if !exists => "added",
+        Op::Add { .. } | Op::Rotate { .. } => "gave a new password to",
+        Op::Remove => "removed",
+    };
+    println!("\n{verb} {name}.");
+    if let Some((secret, true)) = &new_secret {
+        println!("Generated password for {name} (shown once; store it now): {}", secret.expose());
+    }
+    if let (Some((secret, _)), Some(url), true) = (&new_secret, &installed.state.url, facts.proxy_running) {
+        match crate::check::status_for(url, installed.state.connect, &name, secret) {
+            Ok(200) => println!("Checked: {name} gets 200 at {url}."),
+            Ok(status) => {
+                return Err(Error::check_failed(format!("the change was applied, but {name} gets {status} at {url}")));
+            }
+            Err(why) => {
+                return Err(Error::check_failed(format!(
+                    "the change was applied, but {url} could not be checked: {why}"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
