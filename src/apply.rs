@@ -644,6 +644,10 @@ fn run_step(
             }
             let _ = writeln!(out, "  ✓ Caddy serves a certificate for {domain}");
         }
+        Step::RemoveCache { path } => {
+            fs::remove_dir_all(path).map_err(|e| io_error("cannot remove the cache", path, e))?;
+            let _ = writeln!(out, "  ✓ removed the cache of password checks");
+        }
         Step::DeleteCertificate { command } => {
             run_checked(runner, command, "deleting the certificate")?;
             let _ = writeln!(out, "  ✓ deleted the certificate");

@@ -217,7 +217,14 @@ pub fn probe(config: &Config) -> Facts {
 /// path it mentions.
 pub fn probe_installed(proxy: Proxy, paths: &Paths) -> Facts {
     let interest = match proxy {
-        Proxy::Nginx => vec![paths.htpasswd.clone(), paths.nginx_site.clone(), paths.nginx_site_link.clone()],
+        Proxy::Nginx => {
+            vec![
+                paths.htpasswd.clone(),
+                paths.nginx_site.clone(),
+                paths.nginx_site_link.clone(),
+                paths.auth_cache.clone(),
+            ]
+        }
         Proxy::Caddy => vec![paths.caddy_site.clone(), paths.caddyfile.clone()],
     };
     run_probe(Probe { proxy, paths, interest, ports: Vec::new(), groups: Vec::new(), upstream: None })

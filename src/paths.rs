@@ -31,7 +31,9 @@ pub struct Paths {
     pub htpasswd: PathBuf,
     /// Where nginx writes its PID (tells whether it runs, without systemd).
     pub nginx_pid: PathBuf,
-    /// Cache of successful password checks (tmpfs; see the README).
+    /// Cache of successful password checks, and the auth-only server's
+    /// socket. nginx creates it (mode 0700, owned by its worker user); it
+    /// must sit directly in a folder that exists at boot (tmpfs: see README).
     pub auth_cache: PathBuf,
     /// Caddy's main Caddyfile; we add one `import` line to it.
     pub caddyfile: PathBuf,
@@ -63,7 +65,7 @@ impl Paths {
                 nginx_site_link: "/etc/nginx/sites-enabled/ollama".into(),
                 htpasswd: "/etc/nginx/ollama.htpasswd".into(),
                 nginx_pid: "/run/nginx.pid".into(),
-                auth_cache: "/run/ollama-secure/auth-cache".into(),
+                auth_cache: "/run/ollama-secure-auth".into(),
                 caddyfile: "/etc/caddy/Caddyfile".into(),
                 caddy_site: "/etc/caddy/ollama.caddy".into(),
                 caddy_pid: "/run/caddy-ollama-secure.pid".into(),
@@ -81,7 +83,7 @@ impl Paths {
                 nginx_site_link: "/opt/homebrew/etc/nginx/servers/ollama.conf".into(),
                 htpasswd: "/opt/homebrew/etc/nginx/ollama.htpasswd".into(),
                 nginx_pid: "/opt/homebrew/var/run/nginx.pid".into(),
-                auth_cache: "/opt/homebrew/var/run/ollama-secure/auth-cache".into(),
+                auth_cache: "/opt/homebrew/var/run/ollama-secure-auth".into(),
                 caddyfile: "/opt/homebrew/etc/Caddyfile".into(),
                 caddy_site: "/opt/homebrew/etc/ollama.caddy".into(),
                 caddy_pid: "/opt/homebrew/var/run/caddy-ollama-secure.pid".into(),

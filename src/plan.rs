@@ -157,6 +157,11 @@ pub enum Step {
     DeleteCertificate {
         command: Command,
     },
+    /// uninstall: remove nginx's cache of password checks (its keys hold
+    /// credentials), once nginx no longer uses it.
+    RemoveCache {
+        path: PathBuf,
+    },
 }
 
 impl Step {
@@ -653,10 +658,12 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
 /// The plan for a change to the users file of an installed setup: write it
 /// (with a backup), validate, reload. Without a running proxy the change
 /// waits for its next start.
-pub fn users_change(proxy: Proxy, paths: &Paths, facts: &Facts, file: RenderedFile) -> Result<Plan> {
+pub fn users_change(proxy: Proxy, paths: &Paths, facts: &Facts, files: Vec<RenderedFile>) -> Result<Plan> {
     let mut steps = Vec::new();
     let mut findings = Vec::new();
-    plan_write(file, facts, &mut steps)?;
+    for file in files {
+        plan_write(file, facts, &mut steps)?;
+    }
     if !steps.is_empty() {
         let service = service_commands(proxy, paths, facts.systemd);
         steps.push(Step::Validate { command: service.validate });
@@ -769,6 +776,9 @@ pub fn describe(plan: &Plan) -> String {
                  (if it does not, every change above is undone)"
             ),
             Step::DeleteCertificate { command } => writeln!(out, "{n:>2}. delete the certificate: run `{command}`"),
+            Step::RemoveCache { path } => {
+                writeln!(out, "{n:>2}. remove the cache of password checks {}", path.display())
+            }
         };
     }
     out

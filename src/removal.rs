@@ -134,7 +134,10 @@ pub fn build(paths: &Paths, facts: &Facts) -> Result<Plan> {
     } else {
         findings.push(format!("{proxy} is not running"));
     }
-    // Last: a certificate cannot be put back once deleted.
+    // Last: neither a certificate nor the cache can be put back once deleted.
+    if proxy == Proxy::Nginx && exists(facts, &paths.auth_cache) {
+        steps.push(Step::RemoveCache { path: paths.auth_cache.clone() });
+    }
     for name in &state.certificates {
         let command =
             crate::plan::Command::new("certbot", &["delete", "--cert-name", name, "--non-interactive", "--config-dir"])

@@ -159,6 +159,10 @@ struct Context<'a> {
     port: u16,
     /// nginx only: the challenge server alone, before the certificate exists.
     acme_bootstrap: bool,
+    auth_cache: String,
+    /// Changes whenever the users file does, so cached logins never outlive
+    /// a credential change.
+    users_fingerprint: String,
 }
 
 fn context(config: &Config, credentials: &[Credential], acme_bootstrap: bool) -> Value {
@@ -187,7 +191,30 @@ fn context(config: &Config, credentials: &[Credential], acme_bootstrap: bool) ->
         https: config.https.as_ref().map(|h| https_context(config, h)),
         port: config.port,
         acme_bootstrap,
+        auth_cache: path_text(&config.paths.auth_cache),
+        users_fingerprint: users_fingerprint(credentials.iter().map(|c| (c.username.as_str(), c.hash.as_str()))),
     }))
+}
+
+/// FNV-1a (64 bit) over `user:hash` lines, as 16 hex digits: not a
+/// security measure, only a marker that changes when any user does.
+pub fn users_fingerprint<'a>(users: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
+    let hash = users
+        .into_iter()
+        .flat_map(|(user, hash)| [user.as_bytes(), b":", hash.as_bytes(), b"\n"])
+        .flatten()
+        .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
+    format!("{hash:016x}")
+}
+
+/// The nginx site with its users fingerprint replaced, for `users`, which
+/// changes the htpasswd without re-rendering the site. `None` if the site
+/// has no fingerprint line (not written by this version).
+pub fn with_users_fingerprint(site: &str, fingerprint: &str) -> Option<String> {
+    const KEY: &str = "proxy_cache_key \"";
+    let start = site.find(KEY)? + KEY.len();
+    let end = start + site[start..].find(' ')?;
+    Some(format!("{}{fingerprint}{}", &site[..start], &site[end..]))
 }
 
 fn render_template(env: &Environment, name: &str, ctx: &Value) -> Result<String> {

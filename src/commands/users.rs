@@ -182,7 +182,32 @@ fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
         secret: true,
         content: file.text(),
     };
-    let plan = plan::users_change(installed.proxy, &installed.paths, &facts, rendered)?;
+    let mut files = vec![rendered];
+    // nginx caches successful logins keyed on the users' fingerprint: the
+    // site must carry the new one, or a rotated or removed password would
+    // keep working until its cache entry expires.
+    if installed.proxy == Proxy::Nginx
+        && let Existing::File { content, mode, .. } = facts.file(&installed.paths.nginx_site)
+    {
+        let site = String::from_utf8_lossy(content);
+        let fingerprint =
+            crate::render::users_fingerprint(file.entries().iter().map(|e| (e.username.as_str(), e.hash.as_str())));
+        match crate::render::with_users_fingerprint(&site, &fingerprint) {
+            Some(updated) => files.push(RenderedFile {
+                path: installed.paths.nginx_site.clone(),
+                role: Role::Site,
+                mode: *mode,
+                group: "root".into(),
+                secret: false,
+                content: updated,
+            }),
+            None => eprintln!(
+                "warning: {} has no cache key to update (run `init` again): old logins may keep working for up to 2 minutes",
+                installed.paths.nginx_site.display()
+            ),
+        }
+    }
+    let plan = plan::users_change(installed.proxy, &installed.paths, &facts, files)?;
     if dry_run {
         print!("{}", describe(&plan));
         if new_secret.as_ref().is_some_and(|(_, generated)| *generated) {

@@ -4,6 +4,7 @@
 mod support;
 
 mod apply_e2e;
+mod auth_cache;
 mod check_e2e;
 mod cli;
 mod hostile_input;

@@ -86,6 +86,7 @@ fn round_trip(proxy: &str) {
     let ran = tool().args(["uninstall", "--answers", answers]).run();
     ran.assert_code(0);
     assert_eq!(system_state(), before, "uninstall left /etc/{proxy} different from before");
+    assert!(!Path::new("/run/ollama-secure-auth").exists(), "the cache of password checks outlived uninstall");
     std::thread::sleep(Duration::from_millis(300));
     assert!(!running(proxy), "{proxy} still runs after uninstall");
 }

@@ -48,6 +48,7 @@ fn undoes_everything(proxy: &'static str) {
     assert!(ran.stdout.contains("✓ stopped"), "init started the proxy, so uninstall stops it: {}", ran.stdout);
     let after = system_files(&d);
     assert_eq!(after, before, "uninstall did not restore etc/ and var/lib/ exactly");
+    assert!(!d.sandbox.path("run/ollama-secure-auth").exists(), "the cache of password checks outlived uninstall");
     assert_eq!(fs::read_to_string(d.sandbox.path(users_own)).unwrap(), "# the user's own file, from before\n");
     assert!(
         d.client().get(d.url("/api/version")).send().is_err(),

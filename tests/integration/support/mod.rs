@@ -136,7 +136,7 @@ impl Sandbox {
             p("etc/nginx/sites-enabled/ollama"),
             p("etc/nginx/ollama.htpasswd"),
             p("run/nginx.pid"),
-            p("run/ollama-secure/auth-cache"),
+            p("run/ollama-secure-auth"),
             p("etc/caddy/Caddyfile"),
             p("etc/caddy/ollama.caddy"),
             p("run/caddy.pid"),
