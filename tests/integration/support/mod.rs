@@ -179,9 +179,31 @@ pub fn render_inputs() -> Vec<PathBuf> {
     files
 }
 
-/// A free TCP port on 127.0.0.1 (bound, then released).
+/// A free TCP port on 127.0.0.1 for a server a test starts.
+///
+/// Not port 0's pick: between releasing such a port and nginx or Caddy
+/// binding it, the kernel may give the same ephemeral port to an outgoing
+/// connection or another test's listener. Ports below the ephemeral range
+/// are never handed out that way; each is given out once per test run.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    use std::sync::Mutex;
+    static GIVEN: Mutex<Vec<u16>> = Mutex::new(Vec::new());
+    let low = fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next().and_then(|p| p.parse::<u16>().ok()))
+        .unwrap_or(32768);
+    let (first, last) = (10_000u16, low.saturating_sub(1).max(10_001));
+    let mut given = GIVEN.lock().unwrap();
+    let seed = std::process::id() as u64
+        ^ std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos() as u64;
+    for n in 0..u64::from(last - first) {
+        let port = first + ((seed.wrapping_add(n.wrapping_mul(7919))) % u64::from(last - first)) as u16;
+        if !given.contains(&port) && std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            given.push(port);
+            return port;
+        }
+    }
+    panic!("no free port between {first} and {last}");
 }
 
 /// Runs a command, returning (success, combined output).
