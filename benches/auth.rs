@@ -1,0 +1,344 @@
+//! Authentication must never be the bottleneck: measures, for the nginx and
+//! Caddy configurations the tool generates (bcrypt cost 10), on loopback:
+//!   - req/s without auth, with auth, and their ratio (wrk, a trivial upstream);
+//!   - a legitimate user's latency (p50/p99) and failures while 8 connections
+//!     flood wrong passwords for the same username from the same address;
+//!   - streaming: time to first token direct to the stand-in Ollama vs through
+//!     the proxy, and whether every token arrives as its own chunk.
+//!
+//! Run: `cargo bench --bench auth` (needs nginx, caddy and wrk from apt).
+//! BENCH_SECONDS sets the length of each wrk run (default 10).
+//! Numbers are printed, never asserted: a test must not depend on timing.
+
+#[path = "../tests/integration/support/mod.rs"]
+mod support;
+
+use std::fs;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use support::proxies::{DaemonGuard, caddy_env, write_caddy_main, write_nginx_main_conf};
+use support::standin::StandIn;
+use support::{Sandbox, Tool, free_port, sh};
+
+const PASSWORD: &str = "a chosen password, hashed at cost 10";
+
+fn seconds() -> u64 {
+    std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10)
+}
+
+fn basic(user: &str, password: &str) -> String {
+    // A tiny base64 for the Authorization header wrk sends.
+    const T: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let input = format!("{user}:{password}").into_bytes();
+    let mut out = String::new();
+    for chunk in input.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    format!("Basic {out}")
+}
+
+/// A trivial upstream: an nginx answering /api/version from memory, so the
+/// proxy in front of it is what gets measured.
+fn trivial_upstream(sandbox: &Sandbox) -> (u16, DaemonGuard) {
+    let port = free_port();
+    let root = sandbox.root().display().to_string();
+    sandbox.mkdir("upstream");
+    let conf = sandbox.write(
+        "upstream/nginx.conf",
+        &format!(
+            "worker_processes 1;\npid {root}/upstream/nginx.pid;\nerror_log {root}/upstream/error.log;\nevents {{ worker_connections 1024; }}\n\
+             http {{ access_log off; client_body_temp_path {root}/upstream/b; proxy_temp_path {root}/upstream/p; fastcgi_temp_path {root}/upstream/f; uwsgi_temp_path {root}/upstream/u; scgi_temp_path {root}/upstream/s;\n\
+             server {{ listen 127.0.0.1:{port}; keepalive_requests 100000; location / {{ default_type application/json; return 200 '{{\"version\":\"0.13.0\"}}'; }} }} }}\n"
+        ),
+    );
+    let (ok, out) = sh("nginx", &["-c", conf.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    (port, DaemonGuard { pid_file: sandbox.path("upstream/nginx.pid") })
+}
+
+struct Proxy {
+    _guard: DaemonGuard,
+    sandbox: Sandbox,
+    proxy: &'static str,
+    port: u16,
+}
+
+impl Proxy {
+    fn start(proxy: &'static str, upstream: &str) -> Proxy {
+        let sandbox = Sandbox::new();
+        let pid = if proxy == "nginx" {
+            write_nginx_main_conf(&sandbox);
+            // The benchmark measures the proxy, not its access log.
+            let conf = sandbox.path("etc/nginx/nginx.conf");
+            let text = fs::read_to_string(&conf).unwrap();
+            fs::write(
+                &conf,
+                text.replace(
+                    &format!("access_log {}/log/nginx-access.log;", sandbox.root().display()),
+                    "access_log off;",
+                ),
+            )
+            .unwrap();
+            "run/nginx.pid"
+        } else {
+            write_caddy_main(&sandbox, "");
+            sandbox.mkdir("run");
+            "run/caddy.pid"
+        };
+        let port = free_port();
+        let answers = sandbox.write(
+            "answers.yaml",
+            &format!(
+                "proxy: {proxy}\nlisten_address: 127.0.0.1\nport: {port}\nupstream: {upstream}\n\
+                 users:\n  - {{username: alice, password_env: BENCH_PASSWORD}}\nbcrypt_cost: 10\n{}",
+                sandbox.paths_yaml()
+            ),
+        );
+        let mut tool = Tool::new().env("BENCH_PASSWORD", PASSWORD);
+        for (k, v) in caddy_env(&sandbox) {
+            tool = tool.env(&k, &v);
+        }
+        let ran = tool.args(["init", "--no-check", "--answers", answers.to_str().unwrap()]).run();
+        assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+        Proxy { _guard: DaemonGuard { pid_file: sandbox.path(pid) }, sandbox, proxy, port }
+    }
+
+    fn site(&self) -> std::path::PathBuf {
+        self.sandbox.path(if self.proxy == "nginx" {
+            "etc/nginx/sites-available/ollama"
+        } else {
+            "etc/caddy/ollama.caddy"
+        })
+    }
+
+    /// Reloads the proxy with `text` as its site file.
+    fn load_site(&self, text: &str) {
+        fs::write(self.site(), text).unwrap();
+        let out = if self.proxy == "nginx" {
+            let conf = self.sandbox.path("etc/nginx/nginx.conf");
+            let out = Command::new("nginx").args(["-s", "reload", "-c", conf.to_str().unwrap()]).output().unwrap();
+            std::thread::sleep(Duration::from_millis(700)); // old workers leave
+            out
+        } else {
+            let mut c = Command::new("caddy");
+            c.args([
+                "reload",
+                "--config",
+                self.sandbox.path("etc/caddy/Caddyfile").to_str().unwrap(),
+                "--adapter",
+                "caddyfile",
+            ]);
+            for (k, v) in caddy_env(&self.sandbox) {
+                c.env(k, v);
+            }
+            c.output().unwrap()
+        };
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    /// The generated site with authentication taken out (the baseline).
+    fn without_auth(text: &str) -> String {
+        let mut out = String::new();
+        let mut skipping = false;
+        for line in text.lines() {
+            let t = line.trim();
+            if t.starts_with("auth_request ") || t.starts_with("error_page 403") {
+                continue;
+            }
+            if t == "basicauth {" {
+                skipping = true;
+                continue;
+            }
+            if skipping {
+                skipping = t != "}";
+                continue;
+            }
+            out.push_str(line);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+struct Wrk {
+    requests_per_second: f64,
+    p99_ms: f64,
+    non_2xx: u64,
+}
+
+fn wrk(url: &str, connections: u32, secs: u64, authorization: Option<&str>) -> Wrk {
+    let mut c = Command::new("wrk");
+    c.args(["-t2", &format!("-c{connections}"), &format!("-d{secs}s"), "--latency", url]);
+    if let Some(a) = authorization {
+        c.args(["-H", &format!("Authorization: {a}")]);
+    }
+    let out = c.output().expect("wrk runs (apt-get install wrk)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let number_after = |label: &str| -> Option<f64> {
+        text.lines().find(|l| l.trim_start().starts_with(label)).and_then(|l| l.split_whitespace().nth(1)).and_then(
+            |v| {
+                let (num, unit) = v.split_at(v.find(|c: char| c.is_alphabetic()).unwrap_or(v.len()));
+                let n: f64 = num.parse().ok()?;
+                Some(match unit {
+                    "us" => n / 1000.0,
+                    "s" => n * 1000.0,
+                    _ => n,
+                })
+            },
+        )
+    };
+    Wrk {
+        requests_per_second: text
+            .lines()
+            .find(|l| l.starts_with("Requests/sec:"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0),
+        p99_ms: number_after("99%").unwrap_or(f64::NAN),
+        non_2xx: text
+            .lines()
+            .find(|l| l.contains("Non-2xx"))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+/// A legitimate user's sequential requests while a flood of wrong passwords
+/// for the same username runs from the same address.
+fn under_flood(p: &Proxy, secs: u64) -> (f64, f64, usize, usize) {
+    let url = format!("http://127.0.0.1:{}/api/version", p.port);
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    // Warm: the first check of the right password is the only one to pay bcrypt.
+    assert_eq!(client.get(&url).basic_auth("alice", Some(PASSWORD)).send().unwrap().status(), 200);
+    let mut flood = Command::new("wrk")
+        .args([
+            "-t1",
+            "-c8",
+            &format!("-d{}s", secs + 2),
+            &url,
+            "-H",
+            &format!("Authorization: {}", basic("alice", "a wrong guess")),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        let t = Instant::now();
+        let ok = client.get(&url).basic_auth("alice", Some(PASSWORD)).send().is_ok_and(|r| r.status() == 200);
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        failures += usize::from(!ok);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = flood.kill();
+    let _ = flood.wait();
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    (percentile(&latencies, 0.5), percentile(&latencies, 0.99), failures, latencies.len())
+}
+
+/// Median time to the first streamed token, and the median number of
+/// bursts the 6 ndjson lines of a generation arrive in (6 = every token
+/// its own chunk; the stand-in paces tokens 40 ms apart).
+fn ttft(url: &str, auth: bool) -> (f64, usize) {
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let mut firsts = Vec::new();
+    let mut all_bursts = Vec::new();
+    for _ in 0..25 {
+        let mut request =
+            client.post(format!("{url}/api/generate")).json(&serde_json::json!({"model": "m", "prompt": "hi"}));
+        if auth {
+            request = request.basic_auth("alice", Some(PASSWORD));
+        }
+        let start = Instant::now();
+        let mut resp = request.send().unwrap();
+        let mut buf = [0u8; 4096];
+        let mut arrivals = Vec::new();
+        loop {
+            let n = resp.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            arrivals.push(start.elapsed());
+        }
+        firsts.push(arrivals[0].as_secs_f64() * 1000.0);
+        all_bursts.push(arrivals.windows(2).filter(|w| w[1] - w[0] > Duration::from_millis(10)).count() + 1);
+    }
+    firsts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    all_bursts.sort();
+    (percentile(&firsts, 0.5), all_bursts[all_bursts.len() / 2])
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` would run this too.
+    if std::env::args().any(|a| a == "--list") {
+        return;
+    }
+    let secs = seconds();
+    let machine = format!(
+        "{} cores, {}",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        sh("nginx", &["-v"]).1.trim().replace("nginx version: ", "")
+    );
+    println!(
+        "ollama-secure auth benchmark ({machine}; caddy {}), bcrypt cost 10; req/s are medians of 5 alternating {secs} s wrk runs (2 threads, 32 connections)\n",
+        sh("caddy", &["version"]).1.trim()
+    );
+    println!(
+        "| proxy | no auth req/s | auth req/s | ratio | legit p50 / p99 under flood | legit failures | TTFT direct | TTFT proxied | bursts per 6 tokens (direct / proxied) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let upstream_sandbox = Sandbox::new();
+    let (upstream_port, _upstream) = trivial_upstream(&upstream_sandbox);
+    let ollama = StandIn::start();
+    let (direct_ttft, direct_bursts) = ttft(&ollama.url(), false);
+    for proxy in ["nginx", "caddy"] {
+        let p = Proxy::start(proxy, &format!("127.0.0.1:{upstream_port}"));
+        let url = format!("http://127.0.0.1:{}/api/version", p.port);
+        let generated = fs::read_to_string(p.site()).unwrap();
+        // Alternating runs, medians of five: the machine's noise hits both sides alike.
+        let (mut no_auth_runs, mut auth_runs) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            p.load_site(&Proxy::without_auth(&generated));
+            no_auth_runs.push(wrk(&url, 32, secs, None));
+            p.load_site(&generated);
+            let warm = reqwest::blocking::Client::new().get(&url).basic_auth("alice", Some(PASSWORD)).send().unwrap();
+            assert_eq!(warm.status(), 200);
+            let auth = wrk(&url, 32, secs, Some(&basic("alice", PASSWORD)));
+            assert_eq!(auth.non_2xx, 0, "authenticated requests failed");
+            auth_runs.push(auth);
+        }
+        let median = |runs: &mut Vec<Wrk>| {
+            runs.sort_by(|a, b| a.requests_per_second.partial_cmp(&b.requests_per_second).unwrap());
+            runs.remove(runs.len() / 2)
+        };
+        let (no_auth, auth) = (median(&mut no_auth_runs), median(&mut auth_runs));
+        let (p50, p99, failures, total) = under_flood(&p, secs);
+        drop(p);
+        let streaming = Proxy::start(proxy, &ollama.upstream());
+        let (proxied_ttft, bursts) = ttft(&format!("http://127.0.0.1:{}", streaming.port), true);
+        println!(
+            "| {proxy} | {:.0} | {:.0} (p99 {:.1} ms) | {:.2} | {p50:.1} / {p99:.1} ms | {failures} of {total} | {direct_ttft:.2} ms | {proxied_ttft:.2} ms | {direct_bursts} / {bursts} |",
+            no_auth.requests_per_second,
+            auth.requests_per_second,
+            auth.p99_ms,
+            auth.requests_per_second / no_auth.requests_per_second,
+        );
+    }
+}
