@@ -40,9 +40,20 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// YAML answers file (see examples/); without it, the wizard asks.
+    /// YAML answers file (see examples/); without it, the wizard asks on the terminal.
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
+
+    /// Write the answers to FILE (mode 0600) as an answers file that repeats
+    /// this run with --answers; passwords are stored as bcrypt hashes, never
+    /// in plain text.
+    #[arg(long, value_name = "FILE")]
+    pub save_answers: Option<PathBuf>,
+
+    /// Apply without asking for confirmation (the question is only asked on
+    /// a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 
     /// Print every file and command the setup would write or run, then stop. Changes nothing.
     #[arg(long)]

@@ -24,6 +24,7 @@ pub mod setup;
 pub mod sockets;
 pub mod state;
 pub mod userfile;
+pub mod wizard;
 
 use std::ffi::OsString;
 

@@ -695,6 +695,35 @@ fn renewal_finding(config: &Config, facts: &Facts) -> String {
     }
 }
 
+/// One line per step, without file contents: the wizard's summary before
+/// its final question (`--dry-run` shows everything).
+pub fn summary(plan: &Plan) -> String {
+    plan.steps
+        .iter()
+        .map(|step| match step {
+            Step::Install { command } => format!("  - install: {command}\n"),
+            Step::CreateDir { path } => format!("  - create {}\n", path.display()),
+            Step::Write { file, change: Change::Replace { backup } } => {
+                format!("  - replace {} (kept as {})\n", file.path.display(), backup.display())
+            }
+            Step::Write { file, .. } => format!("  - write {}\n", file.path.display()),
+            Step::Link { link, target } => format!("  - link {} -> {}\n", link.display(), target.display()),
+            Step::Validate { command }
+            | Step::Start { command }
+            | Step::Reload { command }
+            | Step::Enable { command }
+            | Step::Stop { command }
+            | Step::ObtainCertificate { command, .. }
+            | Step::DeleteCertificate { command } => format!("  - run: {command}\n"),
+            Step::Remove { path } | Step::RemoveDir { path } | Step::RemoveCache { path } => {
+                format!("  - remove {}\n", path.display())
+            }
+            Step::Restore { path, .. } => format!("  - restore {}\n", path.display()),
+            Step::AwaitCertificate { domain, .. } => format!("  - wait for Caddy's certificate for {domain}\n"),
+        })
+        .collect()
+}
+
 fn owner_text(file: &RenderedFile) -> String {
     format!("root:{}", file.group)
 }

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::answers::{Answers, UserAnswer};
 use crate::config::{Config, Proxy};
 use crate::credentials::{self, Credential, Entropy, Outcome};
 use crate::error::Result;
@@ -30,6 +31,23 @@ pub fn installed_users(config: &Config, facts: &Facts) -> Result<Vec<Entry>> {
         Proxy::Nginx => userfile::parse_htpasswd(&text, &source),
         Proxy::Caddy => userfile::parse_caddy_site(&text, &source),
     }
+}
+
+/// The answers to save with `--save-answers`: the same run again, without
+/// plaintext passwords. A typed password becomes its hash. A generated one
+/// becomes its hash once it has been shown (`passwords_shown`); in a dry
+/// run nobody has seen it, so it stays `generate: true`.
+pub fn answers_to_save(answers: &Answers, credentials: &[Credential], passwords_shown: bool) -> Answers {
+    let mut saved = answers.clone();
+    for user in &mut saved.users {
+        let hash = credentials.iter().find(|c| c.username == user.username).map(|c| c.hash.clone());
+        let typed = user.password.is_some();
+        let generated = user.generate == Some(true);
+        if typed || (generated && passwords_shown) {
+            *user = UserAnswer { username: user.username.clone(), password_hash: hash, ..Default::default() };
+        }
+    }
+    saved
 }
 
 pub fn prepare(config: &Config, facts: &Facts, entropy: &mut dyn Entropy) -> Result<Prepared> {

@@ -1,19 +1,37 @@
 use std::io;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::answers::Answers;
 use crate::apply::{self, ServiceHooks};
 use crate::check;
 use crate::cli::InitArgs;
-use crate::config::{Config, PasswordSource};
+use crate::config::{Config, PasswordSource, ProcessSecrets};
 use crate::credentials::Credential;
 use crate::credentials::OsEntropy;
 use crate::error::{Error, Result};
 use crate::facts;
-use crate::plan::{describe, service_commands};
+use crate::paths::Os;
+use crate::plan::{self, describe, service_commands};
 use crate::runner::ProcessRunner;
 use crate::setup;
+use crate::wizard;
+
+fn users_summary(answers: &Answers) -> String {
+    let how = |u: &crate::answers::UserAnswer| {
+        if u.generate == Some(true) {
+            "generated password"
+        } else if u.password.is_some() {
+            "typed password"
+        } else if u.password_hash.is_some() {
+            "given hash"
+        } else {
+            "password from the environment or a file"
+        }
+    };
+    answers.users.iter().map(|u| format!("{} ({})", u.username, how(u))).collect::<Vec<_>>().join(", ")
+}
 
 fn headline(config: &Config) -> String {
     format!(
@@ -25,11 +43,42 @@ fn headline(config: &Config) -> String {
     )
 }
 
+/// Writes `--save-answers` (mode 0600, atomically, keeping a previous
+/// file as a backup).
+fn save_answers(path: &Path, answers: &Answers) -> Result<()> {
+    let text = format!(
+        "# Saved by ollama-secure {}: `ollama-secure init --answers {}` repeats this setup.\n# Passwords appear only as bcrypt hashes.\n{}",
+        env!("CARGO_PKG_VERSION"),
+        path.display(),
+        answers.to_yaml()
+    );
+    if path.exists() {
+        let backup = crate::plan::backup_path(path, &facts::stamp(std::time::SystemTime::now()));
+        std::fs::copy(path, &backup)
+            .map_err(|e| Error::failed(format!("cannot keep {} as {}: {e}", path.display(), backup.display())))?;
+        println!("The previous {} is kept as {}.", path.display(), backup.display());
+    }
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    apply::write_atomic(path, text.as_bytes(), 0o600, uid, gid)?;
+    println!(
+        "Saved the answers to {} (run `ollama-secure init --answers {}` to repeat this setup).",
+        path.display(),
+        path.display()
+    );
+    Ok(())
+}
+
 pub fn run(args: InitArgs) -> Result<()> {
-    let Some(answers_path) = args.answers.as_deref() else {
-        return Err(Error::input("pass --answers FILE (see examples/nginx.yaml)"));
+    let (answers, source) = match args.answers.as_deref() {
+        Some(path) => (Answers::load(path)?, path.display().to_string()),
+        None if wizard::interactive() => (wizard::ask()?, "wizard".to_string()),
+        None => {
+            return Err(Error::input(
+                "no --answers FILE, and no terminal to ask on: pass --answers FILE (see examples/nginx.yaml), or run init in a terminal for the wizard",
+            ));
+        }
     };
-    let config = super::load_config(answers_path)?;
+    let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
     super::print_warnings(&config);
     // From reading the system to the reload: a concurrent `users` run waits.
     let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&config.paths.lock)?) };
@@ -55,6 +104,9 @@ pub fn run(args: InitArgs) -> Result<()> {
             println!("\nApplying needs root (sudo).");
         }
         println!("\nDry run: nothing was changed.");
+        if let Some(path) = &args.save_answers {
+            save_answers(path, &setup::answers_to_save(&answers, &prepared.credentials, false))?;
+        }
         return Ok(());
     }
 
@@ -68,6 +120,13 @@ pub fn run(args: InitArgs) -> Result<()> {
         println!("  - {finding}");
     }
     println!();
+    if !prepared.plan.is_empty() && wizard::interactive() && !args.yes {
+        println!("Users: {}", users_summary(&answers));
+        println!("Steps (see them in full with --dry-run):\n{}", plan::summary(&prepared.plan));
+        if !wizard::confirm("Apply these changes?")? {
+            return Err(Error::input("not confirmed; nothing was changed"));
+        }
+    }
     if prepared.plan.is_empty() {
         println!("Nothing to change: the system already matches the answers.");
     } else {
@@ -84,6 +143,9 @@ pub fn run(args: InitArgs) -> Result<()> {
         }
     }
     super::print_generated(&prepared.credentials);
+    if let Some(path) = &args.save_answers {
+        save_answers(path, &setup::answers_to_save(&answers, &prepared.credentials, true))?;
+    }
     if args.no_check {
         return Ok(());
     }

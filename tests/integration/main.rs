@@ -16,3 +16,4 @@ mod uninstall_e2e;
 mod users_e2e;
 mod users_property;
 mod validators;
+mod wizard_pty;

@@ -1,0 +1,193 @@
+//! The wizard, driven through a pseudo-terminal as a user would type: full
+//! nginx and Caddy runs ending in `--dry-run`, bad answers asked again, and
+//! `--save-answers` producing a file that repeats the run exactly.
+//! (These dry runs read the machine's real /etc, and change nothing.)
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::process::Command;
+use std::time::Duration;
+
+use expectrl::session::OsSession;
+use expectrl::{Eof, Expect, Session};
+
+use crate::support::{BIN, ROOT, Sandbox, Tool};
+
+const DOWN: &str = "\x1b[B";
+const ENTER: &str = "\r";
+
+fn wizard(args: &[&str]) -> OsSession {
+    let mut command = Command::new(BIN);
+    command.args(["init", "--dry-run"]).args(args).current_dir(ROOT).env("NO_COLOR", "1").env("TERM", "xterm");
+    let mut session = Session::spawn(command).expect("the wizard starts in a pseudo-terminal");
+    session.set_expect_timeout(Some(Duration::from_secs(30)));
+    session
+}
+
+fn answer(session: &mut OsSession, prompt: &str, keys: &str) {
+    session.expect(prompt).unwrap_or_else(|e| panic!("no prompt {prompt:?}: {e}"));
+    session.send(keys).unwrap();
+}
+
+/// What the run printed from its headline to the end, as plain lines.
+fn plan_output(text: &str) -> String {
+    let text = text.replace("\r\n", "\n");
+    let start = text.find("ollama-secure 0.1.0: ").map(|i| &text[i..]).unwrap_or(&text);
+    let start = start.find("\nollama-secure ").map(|i| &start[i + 1..]).unwrap_or(start);
+    let end = start
+        .find("Dry run: nothing was changed.")
+        .map(|i| i + "Dry run: nothing was changed.".len())
+        .unwrap_or(start.len());
+    let stamps = regex_free_stamp_filter(&start[..end]);
+    stamps.lines().map(str::trim_end).collect::<Vec<_>>().join("\n")
+}
+
+/// What differs between two runs by design: backup names carry the time
+/// (`bak-YYYYMMDDTHHMMSSZ` → `bak-STAMP`), and nginx's cache key carries a
+/// fingerprint of the hashes (a generated password is new in every run).
+fn regex_free_stamp_filter(text: &str) -> String {
+    const KEY: &str = "proxy_cache_key \"";
+    let text = match text.find(KEY) {
+        Some(i) => {
+            let start = i + KEY.len();
+            let end = start + text[start..].find(' ').unwrap_or(0);
+            format!("{}FINGERPRINT{}", &text[..start], &text[end..])
+        }
+        None => text.to_string(),
+    };
+    let text = text.as_str();
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find(".bak-") {
+        out.push_str(&rest[..i + 5]);
+        rest = &rest[i + 5..];
+        let len = rest.find(|c: char| !(c.is_ascii_alphanumeric() || c == '-')).unwrap_or(rest.len());
+        out.push_str("STAMP");
+        rest = &rest[len..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn nginx_through_the_wizard_and_back_through_saved_answers() {
+    let sandbox = Sandbox::new();
+    let saved = sandbox.path("saved.yaml");
+    let mut s = wizard(&["--save-answers", saved.to_str().unwrap()]);
+    answer(&mut s, "Proxy", ENTER); // nginx is preselected when installed
+    // A domain with a space and a semicolon is refused, with the reason, and asked again.
+    answer(&mut s, "Domain name", "ollama example.com;\r");
+    s.expect("a space is not allowed").unwrap();
+    s.send("\x15").unwrap(); // Ctrl-U clears the line
+    answer(&mut s, "Domain name", "ollama.example.com\r");
+    answer(&mut s, "HTTPS with a certificate for ollama.example.com?", "n");
+    answer(&mut s, "Port to listen on", ENTER); // default 8080
+    answer(&mut s, "Where Ollama listens", ENTER);
+    s.expect("127.0.0.1:11434").unwrap();
+    answer(&mut s, "Username", "\x15alice\r");
+    answer(&mut s, "Password for alice", &format!("{DOWN}{ENTER}")); // type a password
+    // A mismatched confirmation is asked again.
+    answer(&mut s, "Password for alice", "the first typed password\r");
+    answer(&mut s, "Repeat it", "a different password\r");
+    s.expect("The two passwords differ").unwrap();
+    answer(&mut s, "Password for alice", "the first typed password\r");
+    answer(&mut s, "Repeat it", "the first typed password\r");
+    answer(&mut s, "Add another user?", "y");
+    answer(&mut s, "Username", "bob\r");
+    answer(&mut s, "Password for bob", ENTER); // generate
+    answer(&mut s, "Add another user?", "n");
+    let rest = s.expect(Eof).unwrap();
+    let wizard_text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
+    assert!(wizard_text.contains("Dry run: nothing was changed."), "{wizard_text}");
+    assert!(wizard_text.contains("Passwords will be generated for: bob"), "{wizard_text}");
+    assert!(!wizard_text.contains("the first typed password"), "the typed password was printed");
+
+    // The saved answers: private, no plaintext, and they repeat the run.
+    let text = fs::read_to_string(&saved).unwrap();
+    assert_eq!(fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    assert!(!text.contains("first typed password"), "{text}");
+    assert!(text.contains("password_hash: $2y$12$"), "{text}");
+    assert!(text.contains("generate: true"), "bob's password was never shown, so it stays generated: {text}");
+    let again = Tool::new().args(["init", "--dry-run", "--answers", saved.to_str().unwrap()]).run();
+    again.assert_code(0);
+    assert_eq!(plan_output(&wizard_text), plan_output(&again.stdout), "the saved answers plan something else");
+    assert!(plan_output(&again.stdout).contains("write /etc/nginx/sites-available/ollama"));
+}
+
+#[test]
+fn caddy_through_the_wizard() {
+    let mut s = wizard(&[]);
+    answer(&mut s, "Proxy", &format!("{DOWN}{ENTER}"));
+    answer(&mut s, "Domain name", ENTER); // any host name: no HTTPS question
+    answer(&mut s, "Port to listen on", "\x15\x158443\r");
+    answer(&mut s, "Where Ollama listens", ENTER);
+    answer(&mut s, "Username", ENTER); // default "ollama"
+    answer(&mut s, "Password for ollama", ENTER);
+    answer(&mut s, "Add another user?", ENTER); // default no
+    let rest = s.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(rest.as_bytes()).replace("\r\n", "\n");
+    for expected in [
+        "caddy at http://127.0.0.1:8443 in front of Ollama at http://127.0.0.1:11434",
+        "write /etc/caddy/ollama.caddy",
+        "| :8443 {",
+        "| \t\tollama $2y$05$<redacted>",
+        "Passwords will be generated for: ollama",
+        "Dry run: nothing was changed.",
+    ] {
+        assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
+    }
+    assert!(!text.contains("HTTPS with a certificate"), "HTTPS was offered without a domain");
+}
+
+/// The machine's proxy configuration and ollama-secure's state folder.
+fn system_config() -> Vec<std::collections::BTreeMap<String, String>> {
+    ["/etc/nginx", "/etc/caddy", "/var/lib/ollama-secure"]
+        .iter()
+        .map(|d| crate::support::tree(std::path::Path::new(d)))
+        .collect()
+}
+
+#[test]
+fn ctrl_c_leaves_everything_as_it_was() {
+    let sandbox = Sandbox::new();
+    let saved = sandbox.path("saved.yaml");
+    let before = system_config();
+    let mut command = Command::new(BIN);
+    command.args(["init", "--save-answers", saved.to_str().unwrap()]).current_dir(ROOT).env("NO_COLOR", "1");
+    let mut s = Session::spawn(command).unwrap();
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    answer(&mut s, "Proxy", ENTER);
+    answer(&mut s, "Domain name", "\x03");
+    s.expect(Eof).unwrap();
+    assert!(!saved.exists(), "an interrupted wizard saved answers");
+    assert_eq!(system_config(), before, "an interrupted wizard changed the system");
+}
+
+#[test]
+fn declining_the_final_question_changes_nothing() {
+    let before = system_config();
+    let mut command = Command::new(BIN);
+    command.args(["init", "--no-check"]).current_dir(ROOT).env("NO_COLOR", "1");
+    let mut s = Session::spawn(command).unwrap();
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    answer(&mut s, "Proxy", ENTER);
+    answer(&mut s, "Domain name", ENTER);
+    answer(&mut s, "Port to listen on", ENTER);
+    answer(&mut s, "Where Ollama listens", ENTER);
+    answer(&mut s, "Username", ENTER);
+    answer(&mut s, "Password for ollama", ENTER);
+    answer(&mut s, "Add another user?", ENTER);
+    s.expect("Steps (see them in full with --dry-run):").unwrap();
+    answer(&mut s, "Apply these changes?", ENTER); // the default is no
+    let rest = s.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
+    assert!(text.contains("not confirmed; nothing was changed"), "{text}");
+    assert_eq!(system_config(), before, "declining changed the system");
+}
+
+#[test]
+fn without_a_terminal_or_answers_it_says_what_to_do() {
+    let ran = Tool::new().args(["init"]).run();
+    ran.assert_code(2);
+    assert!(ran.stderr.contains("pass --answers FILE"), "{}", ran.stderr);
+}
