@@ -124,26 +124,14 @@ impl Proxy {
     /// Reloads the proxy with `text` as its site file.
     fn load_site(&self, text: &str) {
         fs::write(self.site(), text).unwrap();
-        let out = if self.proxy == "nginx" {
+        if self.proxy == "nginx" {
             let conf = self.sandbox.path("etc/nginx/nginx.conf");
             let out = Command::new("nginx").args(["-s", "reload", "-c", conf.to_str().unwrap()]).output().unwrap();
+            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
             std::thread::sleep(Duration::from_millis(700)); // old workers leave
-            out
         } else {
-            let mut c = Command::new("caddy");
-            c.args([
-                "reload",
-                "--config",
-                self.sandbox.path("etc/caddy/Caddyfile").to_str().unwrap(),
-                "--adapter",
-                "caddyfile",
-            ]);
-            for (k, v) in caddy_env(&self.sandbox) {
-                c.env(k, v);
-            }
-            c.output().unwrap()
-        };
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            support::proxies::reload_caddy(&self.sandbox);
+        }
     }
 
     /// The generated site with authentication taken out (the baseline).

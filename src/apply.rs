@@ -242,7 +242,7 @@ fn run_checked(runner: &mut dyn Runner, command: &Command, what: &str) -> Result
 
 /// Worker processes of the nginx master named in `pid_file`.
 fn nginx_workers(pid_file: &Path) -> Vec<u32> {
-    let Some(master) = fs::read_to_string(pid_file).ok().and_then(|t| t.trim().parse::<u32>().ok()) else {
+    let Some(master) = crate::facts::read_pid(pid_file) else {
         return Vec::new();
     };
     let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
@@ -268,19 +268,17 @@ fn nginx_workers(pid_file: &Path) -> Vec<u32> {
 fn wait_for_old_workers(old: &[u32], limit: Duration) {
     let start = Instant::now();
     while start.elapsed() < limit {
-        if old.iter().all(|pid| !Path::new(&format!("/proc/{pid}")).exists() || is_exiting(*pid)) {
+        if old.iter().all(|pid| is_exiting(*pid)) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
 
-/// A worker that is "shutting down" has stopped accepting connections.
+/// A worker that is gone, or "shutting down", accepts no new connections.
 fn is_exiting(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("shutting down")) || {
-        fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
-    }
+    crate::facts::process_gone(pid)
+        || fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("shutting down"))
 }
 
 /// Undoes the journal in reverse. Returns what could not be undone.
@@ -467,27 +465,14 @@ impl ServiceHooks {
     }
 }
 
-fn read_pid(pid_file: &Path) -> Option<u32> {
-    fs::read_to_string(pid_file).ok()?.trim().parse().ok()
-}
-
-fn gone(pid: u32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists() || is_zombie(pid)
-}
-
-fn is_zombie(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')))
-}
-
 /// Stop commands return before the process has finished (nginx's quit is
 /// graceful): wait, so that what follows sees it gone and its ports free.
 fn stop_and_wait(runner: &mut dyn Runner, command: &Command, pid_file: Option<&Path>, what: &str) -> Result<()> {
-    let pid = pid_file.and_then(read_pid);
+    let pid = pid_file.and_then(crate::facts::read_pid);
     run_checked(runner, command, what)?;
     if let Some(pid) = pid {
         let start = Instant::now();
-        while !gone(pid) && start.elapsed() < Duration::from_secs(15) {
+        while !crate::facts::process_gone(pid) && start.elapsed() < Duration::from_secs(15) {
             std::thread::sleep(Duration::from_millis(50));
         }
     }

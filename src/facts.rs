@@ -164,10 +164,21 @@ fn systemctl_ok(args: &[&str]) -> bool {
     duct::cmd("systemctl", args).stdout_null().stderr_null().unchecked().run().is_ok_and(|o| o.status.success())
 }
 
+pub fn read_pid(pid_file: &Path) -> Option<u32> {
+    fs::read_to_string(pid_file).ok()?.trim().parse().ok()
+}
+
+/// The process is gone, or a zombie that only waits to be reaped.
+pub fn process_gone(pid: u32) -> bool {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"));
+    // The state letter follows the name, which may itself contain ')'.
+    stat.map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
+}
+
 fn pid_alive(pid_file: &Path, name: &str) -> bool {
-    let Ok(text) = fs::read_to_string(pid_file) else { return false };
-    let Ok(pid) = text.trim().parse::<u32>() else { return false };
-    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == name)
+    read_pid(pid_file).is_some_and(|pid| {
+        !process_gone(pid) && fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == name)
+    })
 }
 
 pub fn probe_ollama(base_url: &str, timeout: Duration) -> OllamaProbe {

@@ -9,15 +9,8 @@ use crate::secret::Secret;
 /// The password: from the environment, a file, or a hidden prompt. Never
 /// from the command line, where `ps` shows it.
 fn password(args: &CheckArgs) -> Result<Secret> {
-    if let Some(var) = &args.password_env {
-        return std::env::var(var)
-            .map(Secret::new)
-            .map_err(|_| Error::input(format!("--password-env: the environment variable {var} is not set")));
-    }
-    if let Some(path) = &args.password_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(format!("--password-file: cannot read {}: {e}", path.display())))?;
-        return Ok(Secret::new(text.lines().next().unwrap_or_default()));
+    if let Some(secret) = super::password_from(args.password_env.as_deref(), args.password_file.as_deref())? {
+        return Ok(secret);
     }
     if !std::io::stdin().is_terminal() {
         return Err(Error::input(

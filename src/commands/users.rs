@@ -1,6 +1,5 @@
 use std::io;
 
-use crate::answers::Answers;
 use crate::apply::{self, ServiceHooks};
 use crate::cli::{PasswordArgs, SetupArgs, UsersCommand};
 use crate::config::{CostPolicy, Proxy};
@@ -9,50 +8,24 @@ use crate::error::{Error, Result};
 use crate::facts::{self, Existing, Facts};
 use crate::fields;
 use crate::lock;
-use crate::paths::{Os, Paths};
 use crate::plan::{self, describe, service_commands};
-use crate::removal;
 use crate::render::{RenderedFile, Role};
 use crate::runner::ProcessRunner;
 use crate::secret::Secret;
-use crate::state::State;
 use crate::userfile::{Format, UserFile};
 
-/// An installed setup, found from the answers' paths (or the defaults) and
-/// the state file `init` wrote.
-struct Installed {
-    paths: Paths,
-    proxy: Proxy,
-    state: State,
-    cost: CostPolicy,
-}
+use super::Installed;
 
-fn installed(args: &SetupArgs) -> Result<Installed> {
-    let (paths, cost) = match &args.answers {
-        Some(path) => {
-            let answers = Answers::load(path)?;
-            let source = path.display().to_string();
-            let fixed = match answers.bcrypt_cost {
-                Some(c) => {
-                    Some(fields::bcrypt_cost(c).map_err(|e| Error::input(format!("{source}: bcrypt_cost: {e}")))?)
-                }
-                None => None,
-            };
-            (crate::config::paths_from_answers(&answers, &source, Os::current())?, CostPolicy { fixed })
-        }
-        None => (Paths::defaults(Os::current()), CostPolicy { fixed: None }),
+fn installed(args: &SetupArgs) -> Result<(Installed, CostPolicy)> {
+    let installed = super::find_installed(args.answers.as_deref())?;
+    let fixed = match &installed.answers {
+        Some((answers, source)) => match answers.bcrypt_cost {
+            Some(c) => Some(fields::bcrypt_cost(c).map_err(|e| Error::input(format!("{source}: bcrypt_cost: {e}")))?),
+            None => None,
+        },
+        None => None,
     };
-    let state = match facts::read_existing(&paths.state) {
-        Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(&content), &paths.state)?,
-        _ => {
-            return Err(Error::input(format!(
-                "no ollama-secure setup found: {} does not exist (run init first, or pass the --answers FILE init used)",
-                paths.state.display()
-            )));
-        }
-    };
-    let proxy = removal::proxy_of(&state)?;
-    Ok(Installed { paths, proxy, state, cost })
+    Ok((installed, CostPolicy { fixed }))
 }
 
 fn users_path(installed: &Installed) -> &std::path::Path {
@@ -78,16 +51,10 @@ fn read_users(installed: &Installed, facts: &Facts) -> Result<(UserFile, u32, u3
 
 /// The new password: from the environment, a file, or generated (the default).
 fn new_password(args: &PasswordArgs) -> Result<(Secret, bool)> {
-    if let Some(var) = &args.password_env {
-        let value = std::env::var(var).map_err(|_| Error::input(format!("--password-env: {var} is not set")))?;
-        return non_empty(Secret::new(value)).map(|s| (s, false));
+    match super::password_from(args.password_env.as_deref(), args.password_file.as_deref())? {
+        Some(secret) => non_empty(secret).map(|s| (s, false)),
+        None => Ok((credentials::generate_password(&mut OsEntropy), true)),
     }
-    if let Some(path) = &args.password_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::input(format!("--password-file: cannot read {}: {e}", path.display())))?;
-        return non_empty(Secret::new(text.lines().next().unwrap_or_default())).map(|s| (s, false));
-    }
-    Ok((credentials::generate_password(&mut OsEntropy), true))
 }
 
 fn non_empty(secret: Secret) -> Result<Secret> {
@@ -118,7 +85,7 @@ pub fn run(command: UsersCommand) -> Result<()> {
 }
 
 fn list(setup: &SetupArgs) -> Result<()> {
-    let installed = installed(setup)?;
+    let (installed, _) = installed(setup)?;
     let facts = facts::probe_installed(installed.proxy, &installed.paths);
     let (file, _, _) = read_users(&installed, &facts)?;
     for entry in file.entries() {
@@ -135,7 +102,7 @@ enum Op {
 
 fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     let name = fields::username(name).map_err(|e| Error::input(format!("username: {e}")))?;
-    let installed = installed(setup)?;
+    let (installed, cost) = installed(setup)?;
     // Held from reading the file to the reload: a concurrent run waits.
     let _lock = if dry_run { None } else { Some(lock::acquire(&installed.paths.lock)?) };
     let facts = facts::probe_installed(installed.proxy, &installed.paths);
@@ -165,7 +132,7 @@ fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
         }
         Op::Add { password, .. } | Op::Rotate { password } => {
             let (secret, generated) = new_password(password)?;
-            let cost = if generated { installed.cost.for_generated() } else { installed.cost.for_chosen() };
+            let cost = if generated { cost.for_generated() } else { cost.for_chosen() };
             file.set(&name, &credentials::hash_password(&secret, cost, &mut OsEntropy)?);
             new_secret = Some((secret, generated));
         }

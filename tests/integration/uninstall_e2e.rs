@@ -58,7 +58,7 @@ fn undoes_everything(proxy: &'static str) {
     // Nothing left to undo.
     let ran = uninstall(&d, false);
     ran.assert_code(2);
-    assert!(ran.stderr.contains("nothing to uninstall"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("no ollama-secure setup found"), "{}", ran.stderr);
 }
 
 #[test]

@@ -66,6 +66,23 @@ pub fn caddy_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     ]
 }
 
+/// `caddy reload` of the sandbox's main Caddyfile (what the tool runs too).
+pub fn reload_caddy(sandbox: &Sandbox) {
+    let mut reload = std::process::Command::new("caddy");
+    reload.args([
+        "reload",
+        "--config",
+        sandbox.path("etc/caddy/Caddyfile").to_str().unwrap(),
+        "--adapter",
+        "caddyfile",
+    ]);
+    for (k, v) in caddy_env(sandbox) {
+        reload.env(k, v);
+    }
+    let out = reload.output().unwrap();
+    assert!(out.status.success(), "caddy reload: {}", String::from_utf8_lossy(&out.stderr));
+}
+
 fn read_pid(pid_file: &Path) -> Option<i32> {
     fs::read_to_string(pid_file).ok()?.trim().parse().ok()
 }
