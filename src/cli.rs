@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand};
         configuration with HTTP Basic Auth, installs it safely (backups, validation, rollback) and checks \
         that it works.",
     after_help = "Exit codes: 0 success; 1 failed (changes rolled back); 2 bad input (nothing changed); \
-        3 applied, but the check afterwards failed; 4 rollback incomplete (look at the listed files)."
+        3 a check found a problem (after init: the changes were applied); 4 rollback incomplete (look at the listed files)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -192,6 +192,7 @@ pub enum UsersCommand {
     },
     /// Give a user a new password; the old one stops working at the reload.
     Rotate {
+        /// The user whose password changes.
         name: String,
         #[command(flatten)]
         password: PasswordArgs,
@@ -202,6 +203,7 @@ pub enum UsersCommand {
     },
     /// Remove a user (never the last one).
     Remove {
+        /// The user to remove.
         name: String,
         #[arg(long)]
         dry_run: bool,

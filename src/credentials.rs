@@ -68,21 +68,12 @@ pub fn verify(password: &Secret, hash: &str) -> bool {
     bcrypt::verify(password.expose(), hash).unwrap_or(false)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// The hash on the system still matches: kept as is.
-    Kept,
-    New,
-    Changed,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Credential {
     pub username: String,
     pub hash: String,
     /// A password this run generated: printed once at the end, never stored.
     pub generated: Option<Secret>,
-    pub outcome: Outcome,
 }
 
 /// Hashes every user's password. `existing` maps usernames to the hashes
@@ -102,22 +93,17 @@ fn resolve_one(
     existing: Option<&String>,
     entropy: &mut dyn Entropy,
 ) -> Result<Credential> {
-    let changed = if existing.is_some() { Outcome::Changed } else { Outcome::New };
-    let credential =
-        |hash: String, generated, outcome| Credential { username: user.username.clone(), hash, generated, outcome };
+    let credential = |hash: String, generated| Credential { username: user.username.clone(), hash, generated };
     match &user.password {
-        PasswordSource::Hash(hash) => {
-            let outcome = if existing == Some(hash) { Outcome::Kept } else { changed };
-            Ok(credential(hash.clone(), None, outcome))
-        }
+        PasswordSource::Hash(hash) => Ok(credential(hash.clone(), None)),
         // `generate` means "make sure this user has a generated password": an
         // existing user keeps theirs (rotation is `users rotate`).
         PasswordSource::Generate => match existing {
-            Some(hash) => Ok(credential(hash.clone(), None, Outcome::Kept)),
+            Some(hash) => Ok(credential(hash.clone(), None)),
             None => {
                 let password = generate_password(entropy);
                 let hash = hash_password(&password, cost.for_generated(), entropy)?;
-                Ok(credential(hash, Some(password), Outcome::New))
+                Ok(credential(hash, Some(password)))
             }
         },
         PasswordSource::Given(password) => {
@@ -126,9 +112,9 @@ fn resolve_one(
                 && fields::bcrypt_cost_of(hash) == Some(wanted_cost)
                 && verify(password, hash)
             {
-                return Ok(credential(hash.clone(), None, Outcome::Kept));
+                return Ok(credential(hash.clone(), None));
             }
-            Ok(credential(hash_password(password, wanted_cost, entropy)?, None, changed))
+            Ok(credential(hash_password(password, wanted_cost, entropy)?, None))
         }
     }
 }
@@ -164,7 +150,6 @@ mod tests {
         assert!(!verify(&Secret::new("wrong"), &creds[0].hash));
         assert!(creds[1].hash.starts_with("$2y$05$"), "{}", creds[1].hash);
         assert!(verify(creds[1].generated.as_ref().unwrap(), &creds[1].hash));
-        assert_eq!((creds[0].outcome, creds[1].outcome), (Outcome::New, Outcome::New));
     }
 
     #[test]
@@ -178,11 +163,11 @@ mod tests {
         let again = resolve(&users, cost, &existing, &mut SeededEntropy(99)).unwrap();
         assert_eq!(again[0].hash, first[0].hash);
         assert_eq!(again[1].hash, first[1].hash);
-        assert!(again.iter().all(|c| c.outcome == Outcome::Kept && c.generated.is_none()));
+        assert!(again.iter().all(|c| c.generated.is_none()), "nothing is generated again");
 
         let changed = [user("alice", PasswordSource::Given(Secret::new("a different password")))];
         let after = resolve(&changed, cost, &existing, &mut SeededEntropy(99)).unwrap();
-        assert_eq!(after[0].outcome, Outcome::Changed);
+        assert_ne!(after[0].hash, first[0].hash);
         assert!(verify(&Secret::new("a different password"), &after[0].hash));
 
         // A different cost policy re-hashes even when the password matches.

@@ -6,7 +6,7 @@
 //! cannot end a directive or open a block. The messages say what is allowed.
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -345,8 +345,6 @@ pub fn is_loopback(ip: IpAddr) -> bool {
         IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
-
-pub const IPV6_ANY: Ipv6Addr = Ipv6Addr::UNSPECIFIED;
 
 #[cfg(test)]
 mod tests {

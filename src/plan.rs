@@ -337,7 +337,7 @@ fn plan_parent_dirs(paths: &[&Path], facts: &Facts, steps: &mut Vec<Step>) {
 
 /// The state after `steps`. What a path was before ollama-secure first
 /// touched it stays recorded as first seen.
-fn record_state(previous: Option<State>, config: &Config, steps: &[Step]) -> State {
+fn record_state<'a>(previous: Option<State>, config: &Config, steps: impl IntoIterator<Item = &'a Step>) -> State {
     let mut state = previous.unwrap_or_else(|| State::new(config.proxy.name()));
     state.url = Some(config.public_url());
     state.connect = Some(local_address(config));
@@ -641,8 +641,7 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
         plan_parent_dirs(&[config.paths.state.as_path()], facts, &mut steps);
     }
     let previous = crate::facts::state(&config.paths, facts)?;
-    let state =
-        record_state(previous, config, steps.iter().chain(&service_steps).cloned().collect::<Vec<_>>().as_slice());
+    let state = record_state(previous, config, steps.iter().chain(&service_steps));
     steps.extend(state_step(config, &state, facts));
     steps.extend(service_steps);
     if facts.systemd

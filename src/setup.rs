@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use crate::answers::{Answers, UserAnswer};
 use crate::config::{Config, Proxy};
-use crate::credentials::{self, Credential, Entropy, Outcome};
+use crate::credentials::{self, Credential, Entropy};
 use crate::error::Result;
 use crate::facts::{Existing, Facts};
 use crate::plan::{self, Plan};
@@ -60,12 +60,7 @@ pub fn prepare(config: &Config, facts: &Facts, entropy: &mut dyn Entropy) -> Res
     for entry in installed {
         if !config.users.iter().any(|u| u.username == entry.username) {
             kept_users.push(entry.username.clone());
-            credentials.push(Credential {
-                username: entry.username,
-                hash: entry.hash,
-                generated: None,
-                outcome: Outcome::Kept,
-            });
+            credentials.push(Credential { username: entry.username, hash: entry.hash, generated: None });
         }
     }
     let rendered = render::render(config, &credentials)?;
