@@ -316,14 +316,15 @@ fn roll_back(journal: Vec<Undo>, hooks: &ServiceHooks, runner: &mut dyn Runner, 
     }
     // Service actions run once the old files are back.
     for undo in after_files {
-        let result = match &undo {
-            Undo::ReloadAgain(c) => run_checked(runner, c, "reload with the previous configuration"),
-            Undo::Stop(c) => stop_and_wait(runner, c, hooks.pid_file.as_deref(), "stop the proxy we had started"),
-            _ => unreachable!("only service actions are deferred"),
-        };
-        let (command, what) = match &undo {
-            Undo::ReloadAgain(c) => (c, "reload with the previous configuration"),
-            Undo::Stop(c) => (c, "stop the proxy we had started"),
+        let (command, what, result) = match &undo {
+            Undo::ReloadAgain(c) => {
+                let what = "reload with the previous configuration";
+                (c, what, run_checked(runner, c, what))
+            }
+            Undo::Stop(c) => {
+                let what = "stop the proxy we had started";
+                (c, what, stop_and_wait(runner, c, hooks.pid_file.as_deref(), what))
+            }
             _ => unreachable!("only service actions are deferred"),
         };
         match result {

@@ -191,10 +191,6 @@ impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
     }
-
-    pub fn changes_files(&self) -> bool {
-        self.steps.iter().any(Step::changes_files)
-    }
 }
 
 pub fn backup_path(path: &Path, stamp: &str) -> PathBuf {

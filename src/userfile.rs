@@ -34,6 +34,11 @@ pub struct UserFile {
     block: Option<(usize, usize)>,
 }
 
+/// The line that opens the users block of a Caddy site (either spelling).
+fn opens_basicauth(line: &str) -> bool {
+    matches!(line.trim(), "basicauth {" | "basic_auth {")
+}
+
 /// A hash from an existing file is copied back verbatim; it must stay one
 /// token on one line.
 fn plausible_hash(hash: &str) -> bool {
@@ -68,7 +73,7 @@ impl UserFile {
                 Format::CaddyBasicauth => {
                     let trimmed = content.trim();
                     match (open, block) {
-                        (None, None) if trimmed == "basicauth {" || trimmed == "basic_auth {" => {
+                        (None, None) if opens_basicauth(trimmed) => {
                             open = Some(i);
                             None
                         }
@@ -193,7 +198,7 @@ pub fn parse_htpasswd(text: &str, source: &str) -> Result<Vec<Entry>> {
 /// Users in the `basicauth` block of a Caddy site file. A file without one
 /// is not ours (init will back it up and replace it): it has no users.
 pub fn parse_caddy_site(text: &str, source: &str) -> Result<Vec<Entry>> {
-    if !text.lines().any(|l| matches!(l.trim(), "basicauth {" | "basic_auth {")) {
+    if !text.lines().any(opens_basicauth) {
         return Ok(Vec::new());
     }
     Ok(UserFile::parse(text, Format::CaddyBasicauth, source)?.entries().into_iter().cloned().collect())

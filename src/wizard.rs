@@ -37,6 +37,17 @@ fn cancelled(e: dialoguer::Error) -> Error {
     Error::input(format!("the wizard was cancelled ({e}); nothing was changed"))
 }
 
+/// A question that may be left empty; anything else must pass `check`.
+fn optional(theme: &dyn Theme, prompt: &str, check: fn(&str) -> std::result::Result<(), String>) -> Result<String> {
+    let answer: String = Input::with_theme(theme)
+        .with_prompt(prompt)
+        .allow_empty(true)
+        .validate_with(move |v: &String| if v.is_empty() { Ok(()) } else { check(v) })
+        .interact_text()
+        .map_err(cancelled)?;
+    Ok(answer.trim().to_string())
+}
+
 pub fn ask() -> Result<Answers> {
     let theme = theme();
     let theme = theme.as_ref();
@@ -55,13 +66,7 @@ pub fn ask() -> Result<Answers> {
         .map_err(cancelled)?;
     let proxy = proxies[proxy];
 
-    let domain: String = Input::with_theme(theme)
-        .with_prompt("Domain name (empty: answer on any host name)")
-        .allow_empty(true)
-        .validate_with(|v: &String| if v.is_empty() { Ok(()) } else { fields::host(v).map(|_| ()) })
-        .interact_text()
-        .map_err(cancelled)?;
-    let domain = domain.trim().to_string();
+    let domain = optional(theme, "Domain name (empty: answer on any host name)", |v| fields::host(v).map(|_| ()))?;
 
     let is_name = !domain.is_empty() && fields::host(&domain).is_ok_and(|h| h.is_name());
     let https = if is_name {
@@ -71,12 +76,8 @@ pub fn ask() -> Result<Answers> {
             .interact()
             .map_err(cancelled)?;
         if enabled {
-            let email: String = Input::with_theme(theme)
-                .with_prompt("Email for the certificate account (empty: none)")
-                .allow_empty(true)
-                .validate_with(|v: &String| if v.is_empty() { Ok(()) } else { fields::email(v).map(|_| ()) })
-                .interact_text()
-                .map_err(cancelled)?;
+            let email =
+                optional(theme, "Email for the certificate account (empty: none)", |v| fields::email(v).map(|_| ()))?;
             Some(HttpsAnswers { enabled: true, email: (!email.is_empty()).then_some(email), ..Default::default() })
         } else {
             None

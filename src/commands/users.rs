@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use crate::facts::{self, Existing, Facts};
 use crate::fields;
 use crate::lock;
-use crate::plan::{self, describe, service_commands};
+use crate::plan::{self, describe};
 use crate::render::{RenderedFile, Role};
 use crate::runner::ProcessRunner;
 use crate::secret::Secret;
@@ -186,8 +186,8 @@ fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     if !facts.is_root {
         return Err(Error::input("changing users needs root; run it with sudo, or add --dry-run"));
     }
-    let stop = service_commands(installed.proxy, &installed.paths, facts.systemd).stop;
-    let hooks = ServiceHooks::new(installed.proxy, &installed.paths, Some(stop));
+    // A users change never starts the proxy, so there is nothing to stop on rollback.
+    let hooks = ServiceHooks::new(installed.proxy, &installed.paths, None);
     apply::apply(&plan, &hooks, &mut ProcessRunner, &mut io::stdout())?;
     let verb = match op {
         Op::Add { .. } if !exists => "added",
