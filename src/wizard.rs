@@ -126,7 +126,7 @@ pub fn ask() -> Result<Answers> {
             .interact_text()
             .map_err(cancelled)?;
         let choice = Select::with_theme(theme)
-            .with_prompt(format!("Password for {username}"))
+            .with_prompt(format!("How should {username} get a password?"))
             .items(["generate a strong password (shown once at the end)", "type a password"])
             .default(0)
             .interact()

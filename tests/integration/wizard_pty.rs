@@ -85,7 +85,7 @@ fn nginx_through_the_wizard_and_back_through_saved_answers() {
     answer(&mut s, "Where Ollama listens", ENTER);
     s.expect("127.0.0.1:11434").unwrap();
     answer(&mut s, "Username", "\x15alice\r");
-    answer(&mut s, "Password for alice", &format!("{DOWN}{ENTER}")); // type a password
+    answer(&mut s, "How should alice get a password?", &format!("{DOWN}{ENTER}")); // type a password
     // A mismatched confirmation is asked again.
     answer(&mut s, "Password for alice", "the first typed password\r");
     answer(&mut s, "Repeat it", "a different password\r");
@@ -94,7 +94,7 @@ fn nginx_through_the_wizard_and_back_through_saved_answers() {
     answer(&mut s, "Repeat it", "the first typed password\r");
     answer(&mut s, "Add another user?", "y");
     answer(&mut s, "Username", "bob\r");
-    answer(&mut s, "Password for bob", ENTER); // generate
+    answer(&mut s, "How should bob get a password?", ENTER); // generate
     answer(&mut s, "Add another user?", "n");
     let rest = s.expect(Eof).unwrap();
     let wizard_text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
@@ -122,7 +122,7 @@ fn caddy_through_the_wizard() {
     answer(&mut s, "Port to listen on", "\x15\x158443\r");
     answer(&mut s, "Where Ollama listens", ENTER);
     answer(&mut s, "Username", ENTER); // default "ollama"
-    answer(&mut s, "Password for ollama", ENTER);
+    answer(&mut s, "How should ollama get a password?", ENTER);
     answer(&mut s, "Add another user?", ENTER); // default no
     let rest = s.expect(Eof).unwrap();
     let text = String::from_utf8_lossy(rest.as_bytes()).replace("\r\n", "\n");
@@ -175,7 +175,7 @@ fn declining_the_final_question_changes_nothing() {
     answer(&mut s, "Port to listen on", ENTER);
     answer(&mut s, "Where Ollama listens", ENTER);
     answer(&mut s, "Username", ENTER);
-    answer(&mut s, "Password for ollama", ENTER);
+    answer(&mut s, "How should ollama get a password?", ENTER);
     answer(&mut s, "Add another user?", ENTER);
     s.expect("Steps (see them in full with --dry-run):").unwrap();
     answer(&mut s, "Apply these changes?", ENTER); // the default is no
