@@ -8,6 +8,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 use std::time::Duration;
 
+use expectrl::process::Termios;
 use expectrl::session::OsSession;
 use expectrl::{Eof, Expect, Session};
 
@@ -16,16 +17,43 @@ use crate::support::{BIN, ROOT, Sandbox, Tool};
 const DOWN: &str = "\x1b[B";
 const ENTER: &str = "\r";
 
-fn wizard(args: &[&str]) -> OsSession {
-    let mut command = Command::new(BIN);
-    command.args(["init", "--dry-run"]).args(args).current_dir(ROOT).env("NO_COLOR", "1").env("TERM", "xterm");
-    let mut session = Session::spawn(command).expect("the wizard starts in a pseudo-terminal");
+/// The tool in a pseudo-terminal set up as a person's terminal is: with echo
+/// on. (`ptyprocess` turns echo off in the child; `stty echo` turns it back on
+/// before the tool starts, so `answer_hidden` can see the wizard turn it off.)
+fn terminal(args: &[&str]) -> OsSession {
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "stty echo && exec \"$0\" \"$@\"", BIN])
+        .args(args)
+        .current_dir(ROOT)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let mut session = Session::spawn(command).expect("the tool starts in a pseudo-terminal");
     session.set_expect_timeout(Some(Duration::from_secs(30)));
     session
 }
 
+fn wizard(args: &[&str]) -> OsSession {
+    terminal(&[&["init", "--dry-run"], args].concat())
+}
+
 fn answer(session: &mut OsSession, prompt: &str, keys: &str) {
     session.expect(prompt).unwrap_or_else(|e| panic!("no prompt {prompt:?}: {e}"));
+    session.send(keys).unwrap();
+}
+
+/// Answers a hidden (password) prompt. The wizard prints the prompt and then
+/// turns echo off with `tcsetattr(TCSAFLUSH)` (in the `console` crate), which
+/// throws away input already typed; keys sent as soon as the prompt shows can
+/// be lost, and the wizard then waits for ever. (This failed in CI once.) A
+/// person cannot type that fast; a test waits until echo is off.
+fn answer_hidden(session: &mut OsSession, prompt: &str, keys: &str) {
+    session.expect(prompt).unwrap_or_else(|e| panic!("no prompt {prompt:?}: {e}"));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while session.is_echo().expect("the terminal's settings can be read") {
+        assert!(std::time::Instant::now() < deadline, "echo never went off at {prompt:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     session.send(keys).unwrap();
 }
 
@@ -87,11 +115,11 @@ fn nginx_through_the_wizard_and_back_through_saved_answers() {
     answer(&mut s, "Username", "\x15alice\r");
     answer(&mut s, "How should alice get a password?", &format!("{DOWN}{ENTER}")); // type a password
     // A mismatched confirmation is asked again.
-    answer(&mut s, "Password for alice", "the first typed password\r");
-    answer(&mut s, "Repeat it", "a different password\r");
+    answer_hidden(&mut s, "Password for alice", "the first typed password\r");
+    answer_hidden(&mut s, "Repeat it", "a different password\r");
     s.expect("The two passwords differ").unwrap();
-    answer(&mut s, "Password for alice", "the first typed password\r");
-    answer(&mut s, "Repeat it", "the first typed password\r");
+    answer_hidden(&mut s, "Password for alice", "the first typed password\r");
+    answer_hidden(&mut s, "Repeat it", "the first typed password\r");
     answer(&mut s, "Add another user?", "y");
     answer(&mut s, "Username", "bob\r");
     answer(&mut s, "How should bob get a password?", ENTER); // generate
@@ -152,10 +180,7 @@ fn ctrl_c_leaves_everything_as_it_was() {
     let sandbox = Sandbox::new();
     let saved = sandbox.path("saved.yaml");
     let before = system_config();
-    let mut command = Command::new(BIN);
-    command.args(["init", "--save-answers", saved.to_str().unwrap()]).current_dir(ROOT).env("NO_COLOR", "1");
-    let mut s = Session::spawn(command).unwrap();
-    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    let mut s = terminal(&["init", "--save-answers", saved.to_str().unwrap()]);
     answer(&mut s, "Proxy", ENTER);
     answer(&mut s, "Domain name", "\x03");
     s.expect(Eof).unwrap();
@@ -166,10 +191,7 @@ fn ctrl_c_leaves_everything_as_it_was() {
 #[test]
 fn declining_the_final_question_changes_nothing() {
     let before = system_config();
-    let mut command = Command::new(BIN);
-    command.args(["init", "--no-check"]).current_dir(ROOT).env("NO_COLOR", "1");
-    let mut s = Session::spawn(command).unwrap();
-    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    let mut s = terminal(&["init", "--no-check"]);
     answer(&mut s, "Proxy", ENTER);
     answer(&mut s, "Domain name", ENTER);
     answer(&mut s, "Port to listen on", ENTER);
