@@ -44,6 +44,13 @@ pub struct InitArgs {
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
 
+    /// Start the wizard from this answers file without users: its values
+    /// become the questions' defaults, and the keys the wizard does not ask
+    /// (paths, listen_address, timeout, bcrypt_cost, file_group, install,
+    /// https.acme_directory) are used as they are.
+    #[arg(long, value_name = "FILE", conflicts_with = "answers")]
+    pub defaults: Option<PathBuf>,
+
     /// Write the answers to FILE (mode 0600) as an answers file that repeats
     /// this run with --answers; passwords are stored as bcrypt hashes, never
     /// in plain text.

@@ -315,6 +315,27 @@ pub fn paths_from_answers(answers: &Answers, source: &str, os: Os) -> Result<Pat
     if p.list.is_empty() { Ok(paths) } else { Err(Error::input(p.list.join("\n"))) }
 }
 
+/// Checks a `--defaults` file for the wizard before any question is asked,
+/// with the same rules and messages as an answers file. The wizard asks for
+/// the users, so the file may not list any; what it leaves out for the
+/// wizard to ask (proxy, users, a domain for HTTPS) is filled in here with
+/// values that pass, so only what the file gives is judged. The answers the
+/// wizard ends with are checked again in full.
+pub fn check_wizard_defaults(defaults: &Answers, source: &str, os: Os) -> Result<()> {
+    if !defaults.users.is_empty() {
+        return Err(Error::input(format!(
+            "{source}: users: the wizard asks for the users; a --defaults file may not list them (use --answers for a complete setup)"
+        )));
+    }
+    let mut filled = defaults.clone();
+    filled.proxy.get_or_insert_with(|| "nginx".to_string());
+    filled.users = vec![UserAnswer { username: "wizard".to_string(), generate: Some(true), ..Default::default() }];
+    if filled.https.as_ref().is_some_and(|h| h.enabled) {
+        filled.domain.get_or_insert_with(|| "ollama.example.com".to_string());
+    }
+    Config::from_answers(&filled, source, os, &ProcessSecrets).map(|_| ())
+}
+
 fn default_group(proxy: Proxy, os: Os) -> &'static str {
     match (proxy, os) {
         (Proxy::Nginx, Os::Debian) => "www-data",
@@ -528,6 +549,21 @@ mod tests {
         let c = load("proxy: nginx\nusers: [{username: a, password: short}]\n").unwrap();
         assert!(c.warnings.iter().any(|w| w.contains("5 characters")), "{:?}", c.warnings);
         assert!(!c.warnings.iter().any(|w| w.contains("short")), "the password leaked into a warning");
+    }
+
+    #[test]
+    fn wizard_defaults_judge_only_what_they_give() {
+        let check =
+            |yaml: &str| check_wizard_defaults(&Answers::from_yaml(yaml, "d.yaml").unwrap(), "d.yaml", Os::Debian);
+        // Nothing the wizard asks is required, and HTTPS may wait for the domain question.
+        check("bcrypt_cost: 6\ntimeout: 5m\n").unwrap();
+        check("https: {enabled: true, email: ops@example.com}\n").unwrap();
+        let err = check("users: [{username: a, generate: true}]\n").unwrap_err();
+        assert!(err.message.starts_with("d.yaml: users: the wizard asks"), "{}", err.message);
+        let err = check("proxy: apache\nlisten_address: \"0.0.0.0; x\"\npaths: {htpasswd: relative}\n").unwrap_err();
+        for field in ["d.yaml: proxy:", "d.yaml: listen_address:", "d.yaml: paths.htpasswd:"] {
+            assert!(err.message.contains(field), "{field} missing in {}", err.message);
+        }
     }
 
     #[test]

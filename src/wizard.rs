@@ -38,17 +38,29 @@ fn cancelled(e: dialoguer::Error) -> Error {
 }
 
 /// A question that may be left empty; anything else must pass `check`.
-fn optional(theme: &dyn Theme, prompt: &str, check: fn(&str) -> std::result::Result<(), String>) -> Result<String> {
-    let answer: String = Input::with_theme(theme)
+/// With a default (from `--defaults`), Enter keeps it.
+fn optional(
+    theme: &dyn Theme,
+    prompt: &str,
+    default: Option<&str>,
+    check: fn(&str) -> std::result::Result<(), String>,
+) -> Result<String> {
+    let mut input = Input::with_theme(theme)
         .with_prompt(prompt)
         .allow_empty(true)
-        .validate_with(move |v: &String| if v.is_empty() { Ok(()) } else { check(v) })
-        .interact_text()
-        .map_err(cancelled)?;
+        .validate_with(move |v: &String| if v.is_empty() { Ok(()) } else { check(v) });
+    if let Some(default) = default.filter(|d| !d.is_empty()) {
+        input = input.default(default.to_string());
+    }
+    let answer: String = input.interact_text().map_err(cancelled)?;
     Ok(answer.trim().to_string())
 }
 
-pub fn ask() -> Result<Answers> {
+/// Asks the questions, starting from `defaults` (a `--defaults` file, or
+/// empty): its values are the questions' defaults, and what the wizard does
+/// not ask (paths, listen_address, timeout, bcrypt_cost, file_group, install,
+/// the ACME server) is taken from it as it is.
+pub fn ask(defaults: &Answers) -> Result<Answers> {
     let theme = theme();
     let theme = theme.as_ref();
     eprintln!("ollama-secure {}: protect Ollama with a password.\n", env!("CARGO_PKG_VERSION"));
@@ -57,7 +69,12 @@ pub fn ask() -> Result<Answers> {
     let proxies = ["nginx", "caddy"];
     let labels: Vec<String> =
         proxies.iter().map(|p| if installed(p) { format!("{p} (installed)") } else { p.to_string() }).collect();
-    let preselect = if !installed("nginx") && installed("caddy") { 1 } else { 0 };
+    let preselect = match defaults.proxy.as_deref() {
+        Some("caddy") => 1,
+        Some(_) => 0,
+        None if !installed("nginx") && installed("caddy") => 1,
+        None => 0,
+    };
     let proxy = Select::with_theme(theme)
         .with_prompt("Proxy")
         .items(&labels)
@@ -66,30 +83,44 @@ pub fn ask() -> Result<Answers> {
         .map_err(cancelled)?;
     let proxy = proxies[proxy];
 
-    let domain = optional(theme, "Domain name (empty: answer on any host name)", |v| fields::host(v).map(|_| ()))?;
+    let domain = optional(theme, "Domain name (empty: answer on any host name)", defaults.domain.as_deref(), |v| {
+        fields::host(v).map(|_| ())
+    })?;
 
     let is_name = !domain.is_empty() && fields::host(&domain).is_ok_and(|h| h.is_name());
+    let https_defaults = defaults.https.clone().unwrap_or(HttpsAnswers { enabled: true, ..Default::default() });
     let https = if is_name {
         let enabled = Confirm::with_theme(theme)
             .with_prompt(format!("HTTPS with a certificate for {domain}? (needs DNS pointing here and port 80 open)"))
-            .default(true)
+            .default(https_defaults.enabled)
             .interact()
             .map_err(cancelled)?;
         if enabled {
-            let email =
-                optional(theme, "Email for the certificate account (empty: none)", |v| fields::email(v).map(|_| ()))?;
-            Some(HttpsAnswers { enabled: true, email: (!email.is_empty()).then_some(email), ..Default::default() })
+            let email = optional(
+                theme,
+                "Email for the certificate account (empty: none)",
+                https_defaults.email.as_deref(),
+                |v| fields::email(v).map(|_| ()),
+            )?;
+            Some(HttpsAnswers { enabled: true, email: (!email.is_empty()).then_some(email), ..https_defaults })
         } else {
             None
         }
     } else {
+        if https_defaults.enabled && defaults.https.is_some() {
+            eprintln!("  HTTPS needs a domain name (certificates are issued for names); it is not set up.");
+        }
         None
     };
 
-    let default_port = if https.is_some() { "443" } else { "8080" };
+    let default_port = match defaults.port {
+        Some(port) => port.to_string(),
+        None if https.is_some() => "443".to_string(),
+        None => "8080".to_string(),
+    };
     let port: String = Input::with_theme(theme)
         .with_prompt("Port to listen on")
-        .default(default_port.to_string())
+        .default(default_port)
         .validate_with(|v: &String| {
             v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port).map(|_| ())
         })
@@ -98,7 +129,7 @@ pub fn ask() -> Result<Answers> {
 
     let upstream: String = Input::with_theme(theme)
         .with_prompt("Where Ollama listens")
-        .default("127.0.0.1:11434".to_string())
+        .default(defaults.upstream.clone().unwrap_or_else(|| "127.0.0.1:11434".to_string()))
         .validate_with(|v: &String| fields::upstream(v).map(|_| ()))
         .interact_text()
         .map_err(cancelled)?;
@@ -163,8 +194,8 @@ pub fn ask() -> Result<Answers> {
         upstream: Some(upstream),
         users,
         https,
-        install: Some(true),
-        ..Default::default()
+        install: Some(defaults.install.unwrap_or(true)),
+        ..defaults.clone()
     })
 }
 

@@ -71,7 +71,17 @@ fn save_answers(path: &Path, answers: &Answers) -> Result<()> {
 pub fn run(args: InitArgs) -> Result<()> {
     let (answers, source) = match args.answers.as_deref() {
         Some(path) => (Answers::load(path)?, path.display().to_string()),
-        None if wizard::interactive() => (wizard::ask()?, "wizard".to_string()),
+        None if wizard::interactive() => {
+            let defaults = match args.defaults.as_deref() {
+                Some(path) => {
+                    let defaults = Answers::load(path)?;
+                    crate::config::check_wizard_defaults(&defaults, &path.display().to_string(), Os::current())?;
+                    defaults
+                }
+                None => Answers::default(),
+            };
+            (wizard::ask(&defaults)?, "wizard".to_string())
+        }
         None => {
             return Err(Error::input(
                 "no --answers FILE, and no terminal to ask on: pass --answers FILE (see examples/nginx.yaml), or run init in a terminal for the wizard",

@@ -95,6 +95,31 @@ fn the_readme_command_runs_on_the_bundled_example() {
 }
 
 #[test]
+fn every_bundled_example_is_valid() {
+    let sandbox = Sandbox::new();
+    let mut names: Vec<String> = fs::read_dir(format!("{ROOT}/examples"))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".yaml").map(str::to_string))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 5, "{names:?}");
+    for name in names {
+        if name == "wizard-defaults" {
+            let path = format!("{ROOT}/examples/{name}.yaml");
+            let defaults = ollama_secure::answers::Answers::load(std::path::Path::new(&path)).unwrap();
+            ollama_secure::config::check_wizard_defaults(&defaults, &path, ollama_secure::paths::Os::Debian)
+                .unwrap_or_else(|e| panic!("{}", e.message));
+            continue;
+        }
+        let answers = example_in_sandbox(&sandbox, &name);
+        let ran = Tool::new().args(["init", "--answers", &answers, "--dry-run"]).run();
+        ran.assert_code(0);
+        assert!(ran.stdout.contains("Dry run: nothing was changed."), "{name}: {}", ran.stdout);
+    }
+}
+
+#[test]
 fn input_errors_name_file_and_field_and_exit_2() {
     let sandbox = Sandbox::new();
     let cases = [
@@ -157,12 +182,20 @@ fn render_writes_below_out_and_prints_generated_passwords_once() {
 #[test]
 fn render_for_caddy_adds_the_import_to_a_new_main_caddyfile() {
     let sandbox = Sandbox::new();
+    // The example, with every path in the sandbox, where no Caddyfile exists yet.
+    let answers = example_in_sandbox(&sandbox, "caddy");
     let out = sandbox.path("out");
-    Tool::new()
-        .args(["render", "--answers", "examples/caddy.yaml", "--out", out.to_str().unwrap()])
-        .run()
-        .assert_code(0);
-    assert_eq!(files_under(&out), ["etc/caddy/Caddyfile", "etc/caddy/ollama.caddy"]);
-    let main = fs::read_to_string(out.join("etc/caddy/Caddyfile")).unwrap();
-    assert!(main.contains("import /etc/caddy/ollama.caddy"), "{main}");
+    Tool::new().args(["render", "--answers", &answers, "--out", out.to_str().unwrap()]).run().assert_code(0);
+    let below = |p: &str| out.join(sandbox.path(p).strip_prefix("/").unwrap());
+    let mut files = files_under(&out);
+    files.sort();
+    let mut expected: Vec<String> = ["etc/caddy/Caddyfile", "etc/caddy/ollama.caddy"]
+        .iter()
+        .map(|p| below(p).strip_prefix(&out).unwrap().display().to_string())
+        .collect();
+    expected.sort();
+    assert_eq!(files, expected);
+    let main = fs::read_to_string(below("etc/caddy/Caddyfile")).unwrap();
+    let import = format!("import {}", sandbox.path("etc/caddy/ollama.caddy").display());
+    assert!(main.contains(&import), "{main}");
 }

@@ -1,7 +1,9 @@
 //! The wizard, driven through a pseudo-terminal as a user would type: full
 //! nginx and Caddy runs ending in `--dry-run`, bad answers asked again, and
-//! `--save-answers` producing a file that repeats the run exactly.
-//! (These dry runs read the machine's real /etc, and change nothing.)
+//! `--save-answers` producing a file that repeats the run exactly, and
+//! `--defaults` giving the questions' defaults. Every run gets a `--defaults`
+//! file whose `paths:` point into a sandbox, so the tool never reads or
+//! writes the machine's /etc here.
 
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
@@ -33,8 +35,15 @@ fn terminal(args: &[&str]) -> OsSession {
     session
 }
 
-fn wizard(args: &[&str]) -> OsSession {
-    terminal(&[&["init", "--dry-run"], args].concat())
+/// A `--defaults` file in the sandbox: `extra` (YAML keys) and the paths.
+fn defaults(sandbox: &Sandbox, extra: &str) -> String {
+    let path = sandbox.write("defaults.yaml", &format!("{extra}{}", sandbox.paths_yaml()));
+    path.display().to_string()
+}
+
+fn wizard(sandbox: &Sandbox, args: &[&str]) -> OsSession {
+    let defaults = defaults(sandbox, "");
+    terminal(&[&["init", "--dry-run", "--defaults", defaults.as_str()], args].concat())
 }
 
 fn answer(session: &mut OsSession, prompt: &str, keys: &str) {
@@ -101,7 +110,7 @@ fn regex_free_stamp_filter(text: &str) -> String {
 fn nginx_through_the_wizard_and_back_through_saved_answers() {
     let sandbox = Sandbox::new();
     let saved = sandbox.path("saved.yaml");
-    let mut s = wizard(&["--save-answers", saved.to_str().unwrap()]);
+    let mut s = wizard(&sandbox, &["--save-answers", saved.to_str().unwrap()]);
     answer(&mut s, "Proxy", ENTER); // nginx is preselected when installed
     // A domain with a space and a semicolon is refused, with the reason, and asked again.
     answer(&mut s, "Domain name", "ollama example.com;\r");
@@ -139,15 +148,20 @@ fn nginx_through_the_wizard_and_back_through_saved_answers() {
     let again = Tool::new().args(["init", "--dry-run", "--answers", saved.to_str().unwrap()]).run();
     again.assert_code(0);
     assert_eq!(plan_output(&wizard_text), plan_output(&again.stdout), "the saved answers plan something else");
-    assert!(plan_output(&again.stdout).contains("write /etc/nginx/sites-available/ollama"));
+    let site = format!("write {}", sandbox.path("etc/nginx/sites-available/ollama").display());
+    assert!(plan_output(&again.stdout).contains(&site), "{}", again.stdout);
 }
 
 #[test]
-fn caddy_through_the_wizard() {
-    let mut s = wizard(&[]);
-    answer(&mut s, "Proxy", &format!("{DOWN}{ENTER}"));
+fn caddy_through_the_wizard_from_defaults() {
+    let sandbox = Sandbox::new();
+    // Defaults for asked questions (proxy, port), and keys the wizard does not ask.
+    let defaults =
+        defaults(&sandbox, "proxy: caddy\nport: 8443\nlisten_address: 127.0.0.1\ntimeout: 5m\nbcrypt_cost: 6\n");
+    let mut s = terminal(&["init", "--dry-run", "--defaults", &defaults]);
+    answer(&mut s, "Proxy", ENTER); // caddy, from the defaults
     answer(&mut s, "Domain name", ENTER); // any host name: no HTTPS question
-    answer(&mut s, "Port to listen on", "\x15\x158443\r");
+    answer(&mut s, "Port to listen on", ENTER); // 8443, from the defaults
     answer(&mut s, "Where Ollama listens", ENTER);
     answer(&mut s, "Username", ENTER); // default "ollama"
     answer(&mut s, "How should ollama get a password?", ENTER);
@@ -156,9 +170,11 @@ fn caddy_through_the_wizard() {
     let text = String::from_utf8_lossy(rest.as_bytes()).replace("\r\n", "\n");
     for expected in [
         "caddy at http://127.0.0.1:8443 in front of Ollama at http://127.0.0.1:11434",
-        "write /etc/caddy/ollama.caddy",
+        &format!("write {}", sandbox.path("etc/caddy/ollama.caddy").display()),
         "| :8443 {",
-        "| \t\tollama $2y$05$<redacted>",
+        "| \tbind 127.0.0.1",
+        "| \t\tollama $2y$06$<redacted>",
+        "| \t\t\tresponse_header_timeout 300s",
         "Passwords will be generated for: ollama",
         "Dry run: nothing was changed.",
     ] {
@@ -167,31 +183,54 @@ fn caddy_through_the_wizard() {
     assert!(!text.contains("HTTPS with a certificate"), "HTTPS was offered without a domain");
 }
 
-/// The machine's proxy configuration and ollama-secure's state folder.
-fn system_config() -> Vec<std::collections::BTreeMap<String, String>> {
-    ["/etc/nginx", "/etc/caddy", "/var/lib/ollama-secure"]
-        .iter()
-        .map(|d| crate::support::tree(std::path::Path::new(d)))
-        .collect()
+#[test]
+fn a_defaults_file_is_checked_before_any_question() {
+    let sandbox = Sandbox::new();
+    let listing_users = defaults(&sandbox, "users: [{username: alice, generate: true}]\n");
+    let mut s = terminal(&["init", "--dry-run", "--defaults", &listing_users]);
+    let rest = s.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
+    assert!(text.contains("users: the wizard asks for the users"), "{text}");
+    assert!(!text.contains("Proxy"), "the wizard asked before refusing the defaults: {text}");
+
+    let bad = defaults(&sandbox, "timeout: soon\nbcrypt_cost: 40\n");
+    let mut s = terminal(&["init", "--dry-run", "--defaults", &bad]);
+    let rest = s.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
+    assert!(text.contains("defaults.yaml: timeout:"), "{text}");
+    assert!(text.contains("defaults.yaml: bcrypt_cost:"), "{text}");
+    assert!(!text.contains("Proxy"), "the wizard asked before refusing the defaults: {text}");
+
+    let ran = Tool::new().args(["init", "--answers", "examples/nginx.yaml", "--defaults", &bad]).run();
+    ran.assert_code(2);
+    assert!(ran.stderr.contains("cannot be used with"), "{}", ran.stderr);
+}
+
+/// Everything the tool would write, with its paths in the sandbox.
+fn tool_files(sandbox: &Sandbox) -> Vec<std::collections::BTreeMap<String, String>> {
+    ["etc", "var"].iter().map(|d| crate::support::tree(&sandbox.path(d))).collect()
 }
 
 #[test]
 fn ctrl_c_leaves_everything_as_it_was() {
     let sandbox = Sandbox::new();
     let saved = sandbox.path("saved.yaml");
-    let before = system_config();
-    let mut s = terminal(&["init", "--save-answers", saved.to_str().unwrap()]);
+    let defaults = defaults(&sandbox, "");
+    let before = tool_files(&sandbox);
+    let mut s = terminal(&["init", "--defaults", &defaults, "--save-answers", saved.to_str().unwrap()]);
     answer(&mut s, "Proxy", ENTER);
     answer(&mut s, "Domain name", "\x03");
     s.expect(Eof).unwrap();
     assert!(!saved.exists(), "an interrupted wizard saved answers");
-    assert_eq!(system_config(), before, "an interrupted wizard changed the system");
+    assert_eq!(tool_files(&sandbox), before, "an interrupted wizard changed the system");
 }
 
 #[test]
 fn declining_the_final_question_changes_nothing() {
-    let before = system_config();
-    let mut s = terminal(&["init", "--no-check"]);
+    let sandbox = Sandbox::new();
+    let defaults = defaults(&sandbox, "");
+    let before = tool_files(&sandbox);
+    let mut s = terminal(&["init", "--no-check", "--defaults", &defaults]);
     answer(&mut s, "Proxy", ENTER);
     answer(&mut s, "Domain name", ENTER);
     answer(&mut s, "Port to listen on", ENTER);
@@ -204,7 +243,7 @@ fn declining_the_final_question_changes_nothing() {
     let rest = s.expect(Eof).unwrap();
     let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
     assert!(text.contains("not confirmed; nothing was changed"), "{text}");
-    assert_eq!(system_config(), before, "declining changed the system");
+    assert_eq!(tool_files(&sandbox), before, "declining changed the system");
 }
 
 #[test]
