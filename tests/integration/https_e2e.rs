@@ -182,9 +182,11 @@ fn nginx_gets_a_certificate_from_pebble_with_certbot() {
         .unwrap();
     assert!(renew.status.success(), "{}", String::from_utf8_lossy(&renew.stderr));
     assert_ne!(fs::read(&live).unwrap(), before.0, "certbot did not renew");
+    // nginx's reload is graceful: new workers take over shortly after the
+    // renewal hook returns. The limit only keeps a broken hook from hanging.
     let start = Instant::now();
     while site.served_certificate() == before.1 {
-        assert!(start.elapsed() < Duration::from_secs(10), "nginx still serves the old certificate after renewal");
+        assert!(start.elapsed() < Duration::from_secs(30), "nginx still serves the old certificate after renewal");
         std::thread::sleep(Duration::from_millis(100));
     }
     site.proves_https();
@@ -247,10 +249,10 @@ fn caddy_failed_issuance_reports_the_acme_error_and_restores_everything() {
     let site = Site::new("caddy");
     site.pebble.resolve_everything_to(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 254)));
     let before = tree(&site.sandbox.path("etc"));
-    let started = Instant::now();
     let ran = site.init();
     ran.assert_code(1);
-    assert!(started.elapsed() < Duration::from_secs(60), "the ACME error should end the wait early");
+    // The wait ended at the ACME error Caddy logged, not at its time limit.
+    assert!(!ran.stderr.contains("no certificate after"), "{}", ran.stderr);
     assert!(ran.stderr.contains("Caddy did not obtain a certificate for ollama.test"), "{}", ran.stderr);
     assert!(ran.stderr.contains("127.0.0.254"), "the ACME server's words are shown: {}", ran.stderr);
     assert!(ran.stderr.contains("rolled back"), "{}", ran.stderr);
