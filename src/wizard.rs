@@ -38,7 +38,8 @@ fn cancelled(e: dialoguer::Error) -> Error {
 }
 
 /// A question that may be left empty; anything else must pass `check`.
-/// With a default (from `--defaults`), Enter keeps it.
+/// A default (from `--defaults`) is typed in already, not hidden behind an
+/// empty answer: Enter keeps it, and clearing the line still means "none".
 fn optional(
     theme: &dyn Theme,
     prompt: &str,
@@ -50,7 +51,7 @@ fn optional(
         .allow_empty(true)
         .validate_with(move |v: &String| if v.is_empty() { Ok(()) } else { check(v) });
     if let Some(default) = default.filter(|d| !d.is_empty()) {
-        input = input.default(default.to_string());
+        input = input.with_initial_text(default);
     }
     let answer: String = input.interact_text().map_err(cancelled)?;
     Ok(answer.trim().to_string())
@@ -107,7 +108,7 @@ pub fn ask(defaults: &Answers) -> Result<Answers> {
             None
         }
     } else {
-        if https_defaults.enabled && defaults.https.is_some() {
+        if defaults.https.as_ref().is_some_and(|h| h.enabled) {
             eprintln!("  HTTPS needs a domain name (certificates are issued for names); it is not set up.");
         }
         None

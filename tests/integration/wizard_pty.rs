@@ -115,13 +115,12 @@ fn nginx_through_the_wizard_and_back_through_saved_answers() {
     // A domain with a space and a semicolon is refused, with the reason, and asked again.
     answer(&mut s, "Domain name", "ollama example.com;\r");
     s.expect("a space is not allowed").unwrap();
-    s.send("\x15").unwrap(); // Ctrl-U clears the line
     answer(&mut s, "Domain name", "ollama.example.com\r");
     answer(&mut s, "HTTPS with a certificate for ollama.example.com?", "n");
     answer(&mut s, "Port to listen on", ENTER); // default 8080
     answer(&mut s, "Where Ollama listens", ENTER);
     s.expect("127.0.0.1:11434").unwrap();
-    answer(&mut s, "Username", "\x15alice\r");
+    answer(&mut s, "Username", "alice\r"); // typing replaces the default "ollama"
     answer(&mut s, "How should alice get a password?", &format!("{DOWN}{ENTER}")); // type a password
     // A mismatched confirmation is asked again.
     answer_hidden(&mut s, "Password for alice", "the first typed password\r");
@@ -181,6 +180,39 @@ fn caddy_through_the_wizard_from_defaults() {
         assert!(text.contains(expected), "{expected:?} missing in:\n{text}");
     }
     assert!(!text.contains("HTTPS with a certificate"), "HTTPS was offered without a domain");
+}
+
+#[test]
+fn a_default_domain_is_kept_with_enter_and_cleared_with_backspace() {
+    let sandbox = Sandbox::new();
+    let defaults = defaults(&sandbox, "domain: ollama.example.com\nhttps: {enabled: false}\n");
+    let run = |domain_keys: &str| {
+        let mut s = terminal(&["init", "--dry-run", "--defaults", &defaults]);
+        answer(&mut s, "Proxy", ENTER);
+        answer(&mut s, "Domain name", domain_keys);
+        s
+    };
+    let finish = |mut s: OsSession| {
+        answer(&mut s, "Port to listen on", ENTER);
+        answer(&mut s, "Where Ollama listens", ENTER);
+        answer(&mut s, "Username", ENTER);
+        answer(&mut s, "How should ollama get a password?", ENTER);
+        answer(&mut s, "Add another user?", ENTER);
+        let rest = s.expect(Eof).unwrap();
+        String::from_utf8_lossy(rest.as_bytes()).into_owned()
+    };
+
+    // Enter keeps the domain; HTTPS is offered, with the defaults' "no" preselected.
+    let mut s = run(ENTER);
+    answer(&mut s, "HTTPS with a certificate for ollama.example.com?", ENTER);
+    let text = finish(s);
+    assert!(text.contains("nginx at http://ollama.example.com:8080 in front of"), "{text}");
+    assert!(text.contains("server_name ollama.example.com;"), "{text}");
+
+    // Emptying the line means any host name, as without defaults.
+    let text = finish(run(&format!("{}{ENTER}", "\x7f".repeat("ollama.example.com".len()))));
+    assert!(!text.contains("HTTPS with a certificate"), "HTTPS was offered without a domain: {text}");
+    assert!(text.contains("server_name _;"), "{text}");
 }
 
 #[test]
