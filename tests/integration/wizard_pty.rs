@@ -19,13 +19,18 @@ use crate::support::{BIN, ROOT, Sandbox, Tool};
 const DOWN: &str = "\x1b[B";
 const ENTER: &str = "\r";
 
-/// The tool in a pseudo-terminal set up as a person's terminal is: with echo
-/// on. (`ptyprocess` turns echo off in the child; `stty echo` turns it back on
-/// before the tool starts, so `answer_hidden` can see the wizard turn it off.)
+/// The tool in a pseudo-terminal, set up before it starts (`stty`):
+/// - `echo`, as a person's terminal has (`ptyprocess` turns it off), so
+///   `answer_hidden` can see the wizard turn it off for a password;
+/// - `-icanon`: the wizard reads one key at a time in raw mode and puts the
+///   terminal back in between. A test types a whole answer at once, and keys
+///   that land in between would be edited by the terminal's line discipline
+///   (a Backspace erasing nothing and vanishing) instead of reaching the
+///   wizard. A person's keys are far enough apart; a test's are not.
 fn terminal(args: &[&str]) -> OsSession {
     let mut command = Command::new("sh");
     command
-        .args(["-c", "stty echo && exec \"$0\" \"$@\"", BIN])
+        .args(["-c", "stty echo -icanon && exec \"$0\" \"$@\"", BIN])
         .args(args)
         .current_dir(ROOT)
         .env("NO_COLOR", "1")
