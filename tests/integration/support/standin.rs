@@ -234,6 +234,13 @@ fn stream_generation(stream: &mut TcpStream, request: &Request, shared: &Shared,
         let text: String = TOKENS.concat();
         return respond(stream, 200, "application/json; charset=utf-8", piece(&text, true).trim_end().as_bytes());
     }
+    // Ollama evaluates the prompt before its first token, and only then
+    // sends the headers. Answering in zero time would also hit a race in
+    // Debian's Caddy 2.6 (Go's HTTP/1 server closes the request body when the
+    // first response bytes are flushed, while the proxy's transport may not
+    // yet have read that body's EOF; it then drops the upstream connection
+    // and the stream ends after one token). See the README.
+    thread::sleep(TOKEN_GAP);
     stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: application/x-ndjson\r\nTransfer-Encoding: chunked\r\n\r\n")?;
     for (i, token) in TOKENS.iter().enumerate() {
         chunk(stream, piece(token, false).as_bytes())?;
