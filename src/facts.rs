@@ -68,6 +68,10 @@ pub struct Facts {
     /// Enabled at boot (systemd only).
     pub service_enabled: bool,
     pub files: BTreeMap<PathBuf, Existing>,
+    /// nginx only: what else nginx loads sites from, other than our link:
+    /// the entries of the folder our site is enabled in and of `conf.d`
+    /// beside nginx.conf (Debian's nginx.conf includes both), sorted.
+    pub other_nginx_sites: Vec<PathBuf>,
     /// Group name → gid, for the groups files are given to.
     pub groups: BTreeMap<String, u32>,
     pub port_uses: Vec<PortUse>,
@@ -93,6 +97,7 @@ impl Facts {
             proxy_running: false,
             service_enabled: false,
             files: BTreeMap::from([(PathBuf::from("/"), Existing::Other)]),
+            other_nginx_sites: Vec::new(),
             groups: BTreeMap::new(),
             port_uses: Vec::new(),
             ollama: OllamaProbe::NotProbed,
@@ -291,11 +296,30 @@ pub fn run_probe(probe: Probe) -> Facts {
         proxy_running,
         service_enabled: systemd && systemctl_ok(&["is-enabled", "--quiet", proxy]),
         files,
+        other_nginx_sites: match probe.proxy {
+            Proxy::Nginx => other_nginx_sites(probe.paths),
+            Proxy::Caddy => Vec::new(),
+        },
         groups,
         port_uses,
         ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(&url, Duration::from_secs(3))),
         stamp: unique_stamp(SystemTime::now(), &interest),
     }
+}
+
+fn other_nginx_sites(paths: &Paths) -> Vec<PathBuf> {
+    let conf_d = paths.nginx_conf.parent().map(|d| d.join("conf.d"));
+    let dirs = [paths.nginx_site_link.parent(), conf_d.as_deref()];
+    let mut sites: Vec<PathBuf> = dirs
+        .into_iter()
+        .flatten()
+        .filter_map(|dir| fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten().map(|e| e.path()))
+        .filter(|path| *path != paths.nginx_site_link)
+        .collect();
+    sites.sort();
+    sites.dedup();
+    sites
 }
 
 #[cfg(test)]

@@ -331,9 +331,38 @@ fn plan_parent_dirs(paths: &[&Path], facts: &Facts, steps: &mut Vec<Step>) {
     }
 }
 
+/// What the proxy serves besides our site, in a form to compare later: the
+/// other site files nginx loads, or a fingerprint of the main Caddyfile's
+/// directives without our import line (comments and blank lines aside).
+pub fn served_besides_us(proxy: Proxy, paths: &Paths, facts: &Facts) -> Vec<String> {
+    match proxy {
+        Proxy::Nginx => facts.other_nginx_sites.iter().map(|p| p.display().to_string()).collect(),
+        Proxy::Caddy => {
+            let Existing::File { content, .. } = facts.file(&paths.caddyfile) else { return Vec::new() };
+            let rest = caddyfile_without_import(paths, &String::from_utf8_lossy(content));
+            let directives: String = rest
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            if directives.is_empty() {
+                Vec::new()
+            } else {
+                vec![format!("{} {}", paths.caddyfile.display(), crate::render::fingerprint(directives.as_bytes()))]
+            }
+        }
+    }
+}
+
 /// The state after `steps`. What a path was before ollama-secure first
 /// touched it stays recorded as first seen.
-fn record_state<'a>(previous: Option<State>, config: &Config, steps: impl IntoIterator<Item = &'a Step>) -> State {
+fn record_state<'a>(
+    previous: Option<State>,
+    config: &Config,
+    facts: &Facts,
+    steps: impl IntoIterator<Item = &'a Step>,
+) -> State {
     let mut state = previous.unwrap_or_else(|| State::new(config.proxy.name()));
     state.url = Some(config.public_url());
     state.connect = Some(local_address(config));
@@ -358,7 +387,10 @@ fn record_state<'a>(previous: Option<State>, config: &Config, steps: impl IntoIt
                 }
             }
             Step::Link { link, .. } => state.note_link(link),
-            Step::Start { .. } => state.started = true,
+            Step::Start { .. } => {
+                state.started = true;
+                state.served_besides_us = Some(served_besides_us(config.proxy, &config.paths, facts));
+            }
             Step::ObtainCertificate { domain, .. } if !state.certificates.contains(domain) => {
                 state.certificates.push(domain.clone())
             }
@@ -637,7 +669,7 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
         plan_parent_dirs(&[config.paths.state.as_path()], facts, &mut steps);
     }
     let previous = crate::facts::state(&config.paths, facts)?;
-    let state = record_state(previous, config, steps.iter().chain(&service_steps));
+    let state = record_state(previous, config, facts, steps.iter().chain(&service_steps));
     steps.extend(state_step(config, &state, facts));
     steps.extend(service_steps);
     if facts.systemd

@@ -26,6 +26,25 @@ fn exists(facts: &Facts, path: &Path) -> bool {
     !matches!(facts.file(path), Existing::Missing)
 }
 
+/// What changed besides our site since the proxy was started, in words.
+fn describe_change(proxy: Proxy, then: &[String], now: &[String]) -> String {
+    match proxy {
+        Proxy::Nginx => {
+            let added: Vec<&str> = now.iter().filter(|s| !then.contains(s)).map(String::as_str).collect();
+            let removed: Vec<&str> = then.iter().filter(|s| !now.contains(s)).map(String::as_str).collect();
+            let mut parts = Vec::new();
+            if !added.is_empty() {
+                parts.push(format!("added: {}", added.join(", ")));
+            }
+            if !removed.is_empty() {
+                parts.push(format!("removed: {}", removed.join(", ")));
+            }
+            parts.join("; ")
+        }
+        Proxy::Caddy => "the main Caddyfile was changed".to_string(),
+    }
+}
+
 pub fn build(paths: &Paths, facts: &Facts) -> Result<Plan> {
     let Some(state) = facts::state(paths, facts)? else {
         return Err(Error::input(format!(
@@ -124,10 +143,18 @@ pub fn build(paths: &Paths, facts: &Facts) -> Result<Plan> {
 
     let service = service_commands(proxy, paths, facts.systemd);
     if facts.proxy_running {
-        if state.started {
+        let now = plan::served_besides_us(proxy, paths, facts);
+        let changed_since = state.served_besides_us.as_ref().filter(|then| **then != now);
+        if state.started && changed_since.is_none() {
             findings.push(format!("ollama-secure started {proxy}, so it stops it"));
             steps.push(Step::Stop { command: service.stop });
         } else {
+            if let Some(then) = changed_since {
+                findings.push(format!(
+                    "ollama-secure started {proxy}, but what else it serves has changed since ({}), so it is reloaded, not stopped",
+                    describe_change(proxy, then, &now)
+                ));
+            }
             steps.push(Step::Validate { command: service.validate });
             steps.push(Step::Reload { command: service.reload });
         }

@@ -199,10 +199,13 @@ fn context(config: &Config, credentials: &[Credential], acme_bootstrap: bool) ->
 /// FNV-1a (64 bit) over `user:hash` lines, as 16 hex digits: not a
 /// security measure, only a marker that changes when any user does.
 pub fn users_fingerprint<'a>(users: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    let hash = users
+    fingerprint(users.into_iter().flat_map(|(user, hash)| [user.as_bytes(), b":", hash.as_bytes(), b"\n"]).flatten())
+}
+
+/// FNV-1a (64 bit) as 16 hex digits: a marker that changes with the bytes.
+pub fn fingerprint<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> String {
+    let hash = bytes
         .into_iter()
-        .flat_map(|(user, hash)| [user.as_bytes(), b":", hash.as_bytes(), b"\n"])
-        .flatten()
         .fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0000_0100_0000_01b3));
     format!("{hash:016x}")
 }

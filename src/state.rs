@@ -41,6 +41,12 @@ pub struct State {
     /// We started the proxy (it was not running).
     #[serde(default)]
     pub started: bool,
+    /// What else the proxy served when we started it (see
+    /// `plan::served_besides_us`): uninstall stops the proxy only if this is
+    /// unchanged, so sites added since are not taken down. Absent in state
+    /// files from before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub served_besides_us: Option<Vec<String>>,
     /// Certificates certbot obtained for us (by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,

@@ -64,6 +64,8 @@ fn fresh_debian() -> Facts {
         facts.files.insert(dir.into(), ollama_secure::facts::Existing::Other);
     }
     facts.groups.extend([("root".to_string(), 0), ("www-data".to_string(), 33), ("caddy".to_string(), 995)]);
+    // Debian's nginx package enables its default site.
+    facts.other_nginx_sites.push("/etc/nginx/sites-enabled/default".into());
     facts
 }
 

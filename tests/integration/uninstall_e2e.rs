@@ -70,3 +70,55 @@ fn nginx_uninstall_restores_the_system_exactly() {
 fn caddy_uninstall_restores_the_system_exactly() {
     undoes_everything("caddy");
 }
+
+/// A site the user added after `init` had started the proxy: uninstall must
+/// not take it down with ours, so it reloads instead of stopping.
+fn keeps_serving_sites_added_since(proxy: &'static str) {
+    let d = crate::apply_e2e::deploy(proxy, ALICE_ONLY);
+    let pid = d.guard.pid().expect("init started the proxy");
+    let other_port = crate::support::free_port();
+    match proxy {
+        "nginx" => {
+            d.sandbox.write(
+                "etc/nginx/sites-enabled/other",
+                &format!("server {{\n    listen 127.0.0.1:{other_port};\n    return 200 \"other site\\n\";\n}}\n"),
+            );
+        }
+        _ => {
+            let caddyfile = d.sandbox.path("etc/caddy/Caddyfile");
+            let mut text = fs::read_to_string(&caddyfile).unwrap();
+            text.push_str(&format!(
+                "http://127.0.0.1:{other_port} {{\n\tbind 127.0.0.1\n\trespond \"other site\" 200\n}}\n"
+            ));
+            fs::write(&caddyfile, text).unwrap();
+        }
+    }
+
+    let ran = uninstall(&d, true);
+    ran.assert_code(0);
+    assert!(ran.stdout.contains("so it is reloaded, not stopped"), "{}", ran.stdout);
+    if proxy == "nginx" {
+        let other = d.sandbox.path("etc/nginx/sites-enabled/other").display().to_string();
+        assert!(ran.stdout.contains(&format!("added: {other}")), "{}", ran.stdout);
+    }
+
+    let ran = uninstall(&d, false);
+    ran.assert_code(0);
+    assert!(!ran.stdout.contains("✓ stopped"), "{}", ran.stdout);
+    assert_eq!(d.guard.pid(), Some(pid), "the proxy was replaced, not reloaded");
+    let other = reqwest::blocking::get(format!("http://127.0.0.1:{other_port}/")).unwrap();
+    assert_eq!(other.status(), 200);
+    assert_eq!(other.text().unwrap().trim(), "other site");
+    assert!(d.client().get(d.url("/api/version")).send().is_err(), "the Ollama site still answers after uninstall");
+    assert!(!d.sandbox.path("var/lib/ollama-secure").exists(), "uninstall left its state behind");
+}
+
+#[test]
+fn nginx_uninstall_keeps_serving_sites_added_since() {
+    keeps_serving_sites_added_since("nginx");
+}
+
+#[test]
+fn caddy_uninstall_keeps_serving_sites_added_since() {
+    keeps_serving_sites_added_since("caddy");
+}
