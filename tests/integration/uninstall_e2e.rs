@@ -6,12 +6,9 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use crate::apply_e2e::{ALICE, ALICE_ONLY, Deployed, prepare};
-use crate::support::tree;
 
 fn system_files(d: &Deployed) -> BTreeMap<String, String> {
-    let mut all = tree(&d.sandbox.path("etc"));
-    all.extend(tree(&d.sandbox.path("var/lib")).into_iter().map(|(k, v)| (format!("var/lib/{k}"), v)));
-    all
+    d.sandbox.trees(&["etc", "var/lib"])
 }
 
 fn uninstall(d: &Deployed, dry_run: bool) -> crate::support::Ran {

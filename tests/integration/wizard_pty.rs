@@ -244,8 +244,8 @@ fn a_defaults_file_is_checked_before_any_question() {
 }
 
 /// Everything the tool would write, with its paths in the sandbox.
-fn tool_files(sandbox: &Sandbox) -> Vec<std::collections::BTreeMap<String, String>> {
-    ["etc", "var"].iter().map(|d| crate::support::tree(&sandbox.path(d))).collect()
+fn tool_files(sandbox: &Sandbox) -> std::collections::BTreeMap<String, String> {
+    sandbox.trees(&["etc", "var"])
 }
 
 #[test]

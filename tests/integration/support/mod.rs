@@ -126,6 +126,14 @@ impl Sandbox {
         path
     }
 
+    /// `tree` of each of these folders of the sandbox, in one map keyed
+    /// `DIR/relative/path`: how tests compare the sandbox before and after.
+    pub fn trees(&self, dirs: &[&str]) -> std::collections::BTreeMap<String, String> {
+        dirs.iter()
+            .flat_map(|dir| tree(&self.path(dir)).into_iter().map(move |(k, v)| (format!("{dir}/{k}"), v)))
+            .collect()
+    }
+
     /// The `paths:` section that keeps every file of the tool in here.
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
