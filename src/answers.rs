@@ -106,6 +106,8 @@ pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_cache: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_socket: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caddyfile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caddy_site: Option<String>,

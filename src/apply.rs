@@ -446,6 +446,32 @@ fn acme_error_since(log: &Path, domain: &str, since: SystemTime) -> Option<Strin
     )
 }
 
+/// Asks the site without credentials until it answers 401 with a Basic
+/// challenge. A proxy that has just started or reloaded may refuse or
+/// answer with its old configuration for a moment, so other answers are
+/// asked again for a few seconds before they count.
+fn verify_protected(url: &str, connect: std::net::IpAddr) -> Result<()> {
+    let start = Instant::now();
+    loop {
+        let answer = crate::check::unauthenticated_answer(url, Some(connect));
+        if answer.as_ref().is_ok_and(|a| a.asks_for_basic()) {
+            return Ok(());
+        }
+        if start.elapsed() >= Duration::from_secs(10) {
+            let what = match answer {
+                Ok(a) if a.status == 401 => "401 without a Basic challenge".to_string(),
+                Ok(a) if (200..300).contains(&a.status) => format!("{}: the site is OPEN TO ANYONE", a.status),
+                Ok(a) => a.status.to_string(),
+                Err(why) => why,
+            };
+            return Err(Error::failed(format!(
+                "{url} (connected to {connect}) does not ask for credentials: a request without them got {what}, expected 401"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// What apply needs to know about the running proxy beyond the plan.
 pub struct ServiceHooks {
     pub proxy: Proxy,
@@ -633,6 +659,27 @@ fn run_step(
         Step::RemoveCache { path } => {
             fs::remove_dir_all(path).map_err(|e| io_error("cannot remove the cache", path, e))?;
             let _ = writeln!(out, "  ✓ removed the cache of password checks");
+        }
+        Step::RemoveStaleSocket { path } => {
+            // Judged again now: a proxy that stopped or reloaded since has
+            // removed its socket itself, and one that listens keeps it.
+            match crate::facts::socket_state(path) {
+                crate::facts::SocketState::Stale => {
+                    fs::remove_file(path).map_err(|e| io_error("cannot remove the stale socket", path, e))?;
+                    let _ = writeln!(out, "  ✓ removed the stale socket {}", path.display());
+                }
+                crate::facts::SocketState::Missing => {
+                    let _ = writeln!(out, "  - the socket {} is gone already", path.display());
+                }
+                _ => {
+                    let _ = writeln!(out, "  - kept the socket {} (something listens on it)", path.display());
+                }
+            }
+        }
+        Step::Verify { url, connect } => {
+            announce(out, &format!("verifying that {url} asks for credentials"));
+            verify_protected(url, *connect)?;
+            let _ = writeln!(out, "  ✓ {url} asks for credentials (401)");
         }
         Step::DeleteCertificate { command } => {
             run_checked(runner, command, "deleting the certificate")?;

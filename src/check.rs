@@ -146,6 +146,29 @@ pub struct Options {
     pub ollama_port: u16,
     /// Size of the large-body check.
     pub body_bytes: usize,
+    /// The auth-only server's socket of an nginx setup on this machine:
+    /// lets a 500 be explained by its cause.
+    pub auth_socket: Option<PathBuf>,
+}
+
+/// What a 500 from the proxy most likely means, as precisely as this
+/// machine lets us say.
+fn server_error_hint(options: &Options) -> String {
+    match &options.auth_socket {
+        Some(socket) if crate::facts::socket_state(socket) != crate::facts::SocketState::Listening => format!(
+            "nginx's auth-only server cannot be reached: its socket {} is missing or nothing listens on it, \
+             so every login that is not cached fails. Run `ollama-secure init` again with the same answers: \
+             it restarts nginx, which creates the socket (a reload does not).",
+            socket.display()
+        ),
+        Some(_) => "The proxy failed internally, although its auth-only server's socket is in place: \
+             nginx's error log says why."
+            .to_string(),
+        None => "The proxy failed internally: its error log says why. With ollama-secure's nginx site, \
+             `connect() to unix:... failed` there means the auth-only server's socket is gone; \
+             run `ollama-secure check --answers FILE` on the server to find out, or `ollama-secure init` to repair it."
+            .to_string(),
+    }
 }
 
 /// `HOST:PORT:ADDRESS`, as curl's --resolve takes it.
@@ -252,6 +275,9 @@ fn check_no_credentials(http: &Client, options: &Options) -> Outcome {
                     "403 from Ollama: the proxy did not ask for a password",
                 )
                 .hint(format!("The request reached Ollama without authentication.\n{HOST_FIX}"))
+            } else if status == StatusCode::INTERNAL_SERVER_ERROR {
+                Outcome::new("no_credentials", TITLE, Status::Fail, format!("{status}, expected 401"))
+                    .hint(server_error_hint(options))
             } else {
                 Outcome::new("no_credentials", TITLE, Status::Fail, format!("{status}, expected 401"))
             }
@@ -278,6 +304,10 @@ fn check_wrong_password(http: &Client, options: &Options) -> Outcome {
             Status::Fail,
             format!("{}: a wrong password is accepted", resp.status()),
         ),
+        Ok(resp) if resp.status() == StatusCode::INTERNAL_SERVER_ERROR => {
+            Outcome::new("wrong_password", TITLE, Status::Fail, format!("{}, expected 401", resp.status()))
+                .hint(server_error_hint(options))
+        }
         Ok(resp) => Outcome::new("wrong_password", TITLE, Status::Fail, format!("{}, expected 401", resp.status())),
     };
     outcome.took(took)
@@ -318,6 +348,10 @@ fn check_credentials(http: &Client, options: &Options) -> Vec<Outcome> {
                 (status, _) if is_ollama_host_refusal(status, &body) => {
                     host_refused = true;
                     Outcome::new("version", VERSION, Status::Fail, "403 from Ollama")
+                }
+                (StatusCode::INTERNAL_SERVER_ERROR, _) => {
+                    Outcome::new("version", VERSION, Status::Fail, format!("{status}, expected 200"))
+                        .hint(server_error_hint(options))
                 }
                 (StatusCode::BAD_GATEWAY, _) => {
                     Outcome::new("version", VERSION, Status::Fail, "502: the proxy cannot reach Ollama")
@@ -615,6 +649,42 @@ fn check_redirect(options: &Options) -> Outcome {
     }
 }
 
+/// An answer to a request without credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unauthenticated {
+    pub status: u16,
+    /// The `WWW-Authenticate` header, if any.
+    pub challenge: Option<String>,
+}
+
+impl Unauthenticated {
+    /// 401 with a Basic challenge: a protected site.
+    pub fn asks_for_basic(&self) -> bool {
+        self.status == 401 && self.challenge.as_deref().is_some_and(|c| c.to_ascii_lowercase().starts_with("basic"))
+    }
+}
+
+/// A client that connects the host of `url` to `connect` (any port), and
+/// does not judge TLS trust: for asking this machine's own proxy whether it
+/// serves and protects the site, which `check` judges in full.
+fn local_client(url: &Url, connect: Option<IpAddr>, timeout: Duration) -> std::result::Result<Client, String> {
+    let mut builder = Client::builder().timeout(timeout).danger_accept_invalid_certs(true);
+    if let (Some(ip), Some(host)) = (connect, url.host_str()) {
+        builder = builder.resolve(host, SocketAddr::new(ip, 0));
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// What `/api/version` at `url` answers without credentials, connecting the
+/// URL's host to `connect`.
+pub fn unauthenticated_answer(url: &str, connect: Option<IpAddr>) -> std::result::Result<Unauthenticated, String> {
+    let url = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
+    let client = local_client(&url, connect, Duration::from_secs(10))?;
+    let resp = client.get(url.join("api/version").expect("joins")).send().map_err(|e| describe_request_error(&e))?;
+    let challenge = resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).map(str::to_string);
+    Ok(Unauthenticated { status: resp.status().as_u16(), challenge })
+}
+
 /// The status `/api/version` answers at `url` for these credentials,
 /// connecting the URL's host to `connect`. For `users`: whether a changed
 /// password works. TLS trust is not judged here (`check` does that).
@@ -625,11 +695,7 @@ pub fn status_for(
     password: &Secret,
 ) -> std::result::Result<u16, String> {
     let url = Url::parse(url).map_err(|e| format!("{url}: {e}"))?;
-    let mut builder = Client::builder().timeout(Duration::from_secs(15)).danger_accept_invalid_certs(true);
-    if let (Some(ip), Some(host)) = (connect, url.host_str()) {
-        builder = builder.resolve(host, SocketAddr::new(ip, 0));
-    }
-    let client = builder.build().map_err(|e| e.to_string())?;
+    let client = local_client(&url, connect, Duration::from_secs(15))?;
     client
         .get(url.join("api/version").expect("joins"))
         .basic_auth(username, Some(password.expose()))

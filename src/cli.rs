@@ -126,6 +126,13 @@ pub struct CheckArgs {
     /// Port Ollama listens on, when it runs on this machine (exposure check).
     #[arg(long, value_name = "PORT", default_value_t = 11434)]
     pub ollama_port: u16,
+
+    /// On the server itself: the answers file `init` used (only its `paths:`
+    /// matter), so that failures can be traced to their local cause (a
+    /// missing auth socket, say). Without it, the default paths are used
+    /// when a setup is installed there.
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -447,6 +447,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("htpasswd", &a.htpasswd, &mut paths.htpasswd);
     set("nginx_pid", &a.nginx_pid, &mut paths.nginx_pid);
     set("auth_cache", &a.auth_cache, &mut paths.auth_cache);
+    set("auth_socket", &a.auth_socket, &mut paths.auth_socket);
     set("caddyfile", &a.caddyfile, &mut paths.caddyfile);
     set("caddy_site", &a.caddy_site, &mut paths.caddy_site);
     set("caddy_pid", &a.caddy_pid, &mut paths.caddy_pid);
@@ -458,6 +459,9 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("lock", &a.lock, &mut paths.lock);
     set("certbot_work", &a.certbot_work, &mut paths.certbot_work);
     set("certbot_logs", &a.certbot_logs, &mut paths.certbot_logs);
+    if let Err(e) = fields::auth_socket(&paths.auth_socket, &paths.auth_cache) {
+        p.add("paths.auth_socket", e);
+    }
     paths
 }
 

@@ -54,6 +54,33 @@ pub enum OllamaProbe {
     NotProbed,
 }
 
+/// The auth-only server's unix socket (nginx).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketState {
+    Missing,
+    /// Something accepts connections on it.
+    Listening,
+    /// A socket file nobody listens on: left by an nginx that did not exit
+    /// cleanly. nginx refuses to start while it is there.
+    Stale,
+    /// A file that is not a socket: nginx could not bind there.
+    NotASocket,
+}
+
+/// What the running proxy answers at our site to a request without
+/// credentials, connected to this machine whatever DNS says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteAnswer {
+    /// 401 with a Basic challenge: the site is served and protected.
+    AsksForCredentials,
+    /// Any other answer (500 when the auth-only server is unreachable, 200
+    /// when something unprotected answers).
+    Status(u16),
+    Unreachable(String),
+    /// The proxy is not running, or nothing was asked.
+    NotProbed,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub is_root: bool,
@@ -76,6 +103,10 @@ pub struct Facts {
     pub groups: BTreeMap<String, u32>,
     pub port_uses: Vec<PortUse>,
     pub ollama: OllamaProbe,
+    /// nginx only: the auth-only server's socket.
+    pub auth_socket: SocketState,
+    /// What the running proxy answers at our site (see `SiteProbe`).
+    pub site: SiteAnswer,
     /// UTC time as `YYYYMMDDTHHMMSSZ`, for backup names.
     pub stamp: String,
 }
@@ -101,6 +132,8 @@ impl Facts {
             groups: BTreeMap::new(),
             port_uses: Vec::new(),
             ollama: OllamaProbe::NotProbed,
+            auth_socket: SocketState::Missing,
+            site: SiteAnswer::NotProbed,
             stamp: stamp.to_string(),
         }
     }
@@ -214,6 +247,14 @@ pub struct Probe<'a> {
     pub groups: Vec<String>,
     /// Ollama's URL, to see whether it answers.
     pub upstream: Option<String>,
+    /// Where our site is served, to ask the running proxy.
+    pub site: Option<SiteProbe>,
+}
+
+/// Our site's public URL and the local address that serves it.
+pub struct SiteProbe {
+    pub url: String,
+    pub connect: std::net::IpAddr,
 }
 
 pub fn probe(config: &Config) -> Facts {
@@ -226,12 +267,13 @@ pub fn probe(config: &Config) -> Facts {
         ports,
         groups: vec![config.file_group.clone()],
         upstream: Some(config.upstream.url()),
+        site: Some(SiteProbe { url: config.public_url(), connect: crate::plan::local_address(config) }),
     })
 }
 
 /// Facts about an installed setup: the proxy, the state file and every
-/// path it mentions.
-pub fn probe_installed(proxy: Proxy, paths: &Paths) -> Facts {
+/// path it mentions, and, when the state says where, what the site answers.
+pub fn probe_installed(proxy: Proxy, paths: &Paths, state: &State) -> Facts {
     let interest = match proxy {
         Proxy::Nginx => {
             vec![
@@ -243,7 +285,11 @@ pub fn probe_installed(proxy: Proxy, paths: &Paths) -> Facts {
         }
         Proxy::Caddy => vec![paths.caddy_site.clone(), paths.caddyfile.clone()],
     };
-    run_probe(Probe { proxy, paths, interest, ports: Vec::new(), groups: Vec::new(), upstream: None })
+    let site = match (&state.url, state.connect) {
+        (Some(url), Some(connect)) => Some(SiteProbe { url: url.clone(), connect }),
+        _ => None,
+    };
+    run_probe(Probe { proxy, paths, interest, ports: Vec::new(), groups: Vec::new(), upstream: None, site })
 }
 
 pub fn run_probe(probe: Probe) -> Facts {
@@ -286,6 +332,14 @@ pub fn run_probe(probe: Probe) -> Facts {
         .filter(|l| probe.ports.contains(&l.port))
         .map(|l| PortUse { port: l.port, address: l.address, owner: sockets::owner(l.inode) })
         .collect();
+    let site = match probe.site {
+        Some(site) if proxy_running => match crate::check::unauthenticated_answer(&site.url, Some(site.connect)) {
+            Ok(answer) if answer.asks_for_basic() => SiteAnswer::AsksForCredentials,
+            Ok(answer) => SiteAnswer::Status(answer.status),
+            Err(why) => SiteAnswer::Unreachable(why),
+        },
+        _ => SiteAnswer::NotProbed,
+    };
     Facts {
         is_root: nix::unistd::geteuid().is_root(),
         systemd,
@@ -303,7 +357,25 @@ pub fn run_probe(probe: Probe) -> Facts {
         groups,
         port_uses,
         ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(&url, Duration::from_secs(3))),
+        auth_socket: match probe.proxy {
+            Proxy::Nginx => socket_state(&probe.paths.auth_socket),
+            Proxy::Caddy => SocketState::Missing,
+        },
+        site,
         stamp: unique_stamp(SystemTime::now(), &interest),
+    }
+}
+
+/// Whether anything listens on the unix socket at `path`.
+pub fn socket_state(path: &Path) -> SocketState {
+    use std::os::unix::fs::FileTypeExt;
+    match fs::symlink_metadata(path) {
+        Err(_) => SocketState::Missing,
+        Ok(meta) if !meta.file_type().is_socket() => SocketState::NotASocket,
+        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => SocketState::Listening,
+            Err(_) => SocketState::Stale,
+        },
     }
 }
 

@@ -271,6 +271,32 @@ pub fn absolute_path(value: &str) -> Result<PathBuf, String> {
     Ok(PathBuf::from(value))
 }
 
+/// The longest path a unix socket address holds on Linux (`sun_path` is
+/// 108 bytes, one of them the terminating NUL).
+const UNIX_SOCKET_PATH_MAX: usize = 107;
+
+/// The auth-only server's socket: short enough for a socket address, and
+/// outside the cache folder, whose non-cache files nginx's cache loader
+/// deletes 60 s after every start.
+pub fn auth_socket(socket: &std::path::Path, cache: &std::path::Path) -> Result<(), String> {
+    let length = socket.as_os_str().len();
+    if length > UNIX_SOCKET_PATH_MAX {
+        return Err(format!(
+            "{} is {length} bytes long; a unix socket path has at most {UNIX_SOCKET_PATH_MAX}",
+            socket.display()
+        ));
+    }
+    if socket.starts_with(cache) {
+        return Err(format!(
+            "{} is inside paths.auth_cache ({}): nginx's cache loader deletes every file there that is not a cache entry, \
+             60 s after each start; put the socket elsewhere",
+            socket.display(),
+            cache.display()
+        ));
+    }
+    Ok(())
+}
+
 /// An ACME directory URL (Let's Encrypt staging, a private CA, pebble in tests).
 pub fn acme_directory(value: &str) -> Result<String, String> {
     const FORM: &str = "use an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory";

@@ -31,10 +31,16 @@ pub struct Paths {
     pub htpasswd: PathBuf,
     /// Where nginx writes its PID (tells whether it runs, without systemd).
     pub nginx_pid: PathBuf,
-    /// Cache of successful password checks, and the auth-only server's
-    /// socket. nginx creates it (mode 0700, owned by its worker user); it
-    /// must sit directly in a folder that exists at boot (tmpfs: see README).
+    /// Cache of successful password checks. nginx creates it (mode 0700,
+    /// owned by its worker user); it must sit directly in a folder that
+    /// exists at boot (tmpfs: see README).
     pub auth_cache: PathBuf,
+    /// The unix socket of nginx's auth-only server. Never inside
+    /// `auth_cache`: nginx's cache loader deletes every file there that is
+    /// not a cache entry, 60 s after each start. It sits directly in a
+    /// folder that exists at boot, because nginx creates the socket, not
+    /// its folder.
+    pub auth_socket: PathBuf,
     /// Caddy's main Caddyfile; we add one `import` line to it.
     pub caddyfile: PathBuf,
     /// Our Caddy site file, imported by the main Caddyfile.
@@ -66,6 +72,7 @@ impl Paths {
                 htpasswd: "/etc/nginx/ollama.htpasswd".into(),
                 nginx_pid: "/run/nginx.pid".into(),
                 auth_cache: "/run/ollama-secure-auth".into(),
+                auth_socket: "/run/ollama-secure-auth.sock".into(),
                 caddyfile: "/etc/caddy/Caddyfile".into(),
                 caddy_site: "/etc/caddy/ollama.caddy".into(),
                 caddy_pid: "/run/caddy-ollama-secure.pid".into(),
@@ -84,6 +91,7 @@ impl Paths {
                 htpasswd: "/opt/homebrew/etc/nginx/ollama.htpasswd".into(),
                 nginx_pid: "/opt/homebrew/var/run/nginx.pid".into(),
                 auth_cache: "/opt/homebrew/var/run/ollama-secure-auth".into(),
+                auth_socket: "/opt/homebrew/var/run/ollama-secure-auth.sock".into(),
                 caddyfile: "/opt/homebrew/etc/Caddyfile".into(),
                 caddy_site: "/opt/homebrew/etc/ollama.caddy".into(),
                 caddy_pid: "/opt/homebrew/var/run/caddy-ollama-secure.pid".into(),

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::{Config, Proxy};
 use crate::error::{Error, Result};
-use crate::facts::{Existing, Facts, OllamaProbe, PackageManager};
+use crate::facts::{Existing, Facts, OllamaProbe, PackageManager, SiteAnswer, SocketState};
 use crate::paths::Paths;
 use crate::render::{RenderedFile, Role, redact_hashes};
 use crate::state::State;
@@ -161,6 +161,19 @@ pub enum Step {
     /// credentials), once nginx no longer uses it.
     RemoveCache {
         path: PathBuf,
+    },
+    /// Removes the auth-only server's socket file when nothing listens on
+    /// it: nginx leaves it behind when it does not exit cleanly, and then
+    /// refuses to start (bind: address in use).
+    RemoveStaleSocket {
+        path: PathBuf,
+    },
+    /// Proves the running proxy serves and protects the site: a request
+    /// without credentials to `url`, connected to `connect`, gets 401 with
+    /// a Basic challenge. On failure everything is rolled back.
+    Verify {
+        url: String,
+        connect: IpAddr,
     },
 }
 
@@ -633,16 +646,8 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
     }
 
     let service = service_commands(config.proxy, &config.paths, facts.systemd);
-    let mut service_steps = Vec::new();
     let changed = !steps.is_empty();
-    if changed || !facts.proxy_running {
-        service_steps.push(Step::Validate { command: service.validate.clone() });
-        if facts.proxy_running {
-            service_steps.push(Step::Reload { command: service.reload.clone() });
-        } else {
-            service_steps.push(Step::Start { command: service.start.clone() });
-        }
-    }
+    let mut service_steps = bring_up(config.proxy, &config.paths, facts, &service, changed, &mut findings)?;
     if let Some(final_site) = final_site {
         service_steps.push(Step::ObtainCertificate {
             command: certbot_command(config, &domain, &service.reload),
@@ -660,6 +665,9 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
             timeout_secs: 120,
             log: (!facts.systemd).then(|| config.paths.caddy_log.clone()),
         });
+    }
+    if !service_steps.is_empty() {
+        service_steps.push(Step::Verify { url: config.public_url(), connect: local_address(config) });
     }
     if config.https.is_some() {
         findings.push(renewal_finding(config, facts));
@@ -682,6 +690,77 @@ pub fn build(config: &Config, rendered: Vec<RenderedFile>, facts: &Facts) -> Res
     Ok(Plan { proxy: config.proxy, findings, steps })
 }
 
+/// The steps that make the running proxy serve the files as planned:
+/// start it, reload it after a change, or repair what runs when the files
+/// already match but the proxy does not serve them (a lost auth socket
+/// needs a restart: nginx creates it only when it starts).
+fn bring_up(
+    proxy: Proxy,
+    paths: &Paths,
+    facts: &Facts,
+    service: &ServiceCommands,
+    changed: bool,
+    findings: &mut Vec<String>,
+) -> Result<Vec<Step>> {
+    let mut steps = Vec::new();
+    let socket = &paths.auth_socket;
+    if proxy == Proxy::Nginx {
+        match facts.auth_socket {
+            SocketState::NotASocket => {
+                return Err(Error::input(format!(
+                    "{} exists and is not a socket, so nginx could not listen there: move it away or set paths.auth_socket",
+                    socket.display()
+                )));
+            }
+            SocketState::Stale if !facts.proxy_running => {
+                findings.push(format!(
+                    "{} is left from an nginx that did not exit cleanly (nothing listens on it); nginx cannot start until it is removed",
+                    socket.display()
+                ));
+                steps.push(Step::RemoveStaleSocket { path: socket.clone() });
+            }
+            _ => {}
+        }
+    }
+    if !facts.proxy_running {
+        steps.push(Step::Validate { command: service.validate.clone() });
+        steps.push(Step::Start { command: service.start.clone() });
+        return Ok(steps);
+    }
+    // The running nginx serves our site (it answers there, and the installed
+    // site names the socket) but the socket file is gone: a reload keeps the
+    // old, unlinked socket, so only a restart brings it back. When the site
+    // is not served at all, the reload below creates the socket.
+    let site_names_socket = matches!(facts.file(&paths.nginx_site), Existing::File { content, .. }
+        if String::from_utf8_lossy(content).contains(&format!("unix:{}", socket.display())));
+    let site_answers = !matches!(facts.site, SiteAnswer::Unreachable(_));
+    if proxy == Proxy::Nginx && facts.auth_socket == SocketState::Missing && site_names_socket && site_answers {
+        findings.push(format!(
+            "nginx runs, but the auth-only server's socket {} is gone, so every login that is not cached fails with 500; \
+             nginx is restarted to create it again (a reload would not)",
+            socket.display()
+        ));
+        steps.push(Step::Validate { command: service.validate.clone() });
+        steps.push(Step::Stop { command: service.stop.clone() });
+        steps.push(Step::Start { command: service.start.clone() });
+        return Ok(steps);
+    }
+    if !changed {
+        let answer = match &facts.site {
+            SiteAnswer::AsksForCredentials | SiteAnswer::NotProbed => return Ok(steps),
+            SiteAnswer::Status(status) => format!("answers {status}"),
+            SiteAnswer::Unreachable(why) => format!("cannot be reached ({why})"),
+        };
+        findings.push(format!(
+            "the files match the answers, but the site {answer} without credentials instead of asking for them (401): \
+             {proxy} is not serving them, so it is reloaded"
+        ));
+    }
+    steps.push(Step::Validate { command: service.validate.clone() });
+    steps.push(Step::Reload { command: service.reload.clone() });
+    Ok(steps)
+}
+
 /// The plan for a change to the users file of an installed setup: write it
 /// (with a backup), validate, reload. Without a running proxy the change
 /// waits for its next start.
@@ -693,10 +772,10 @@ pub fn users_change(proxy: Proxy, paths: &Paths, facts: &Facts, files: Vec<Rende
     }
     if !steps.is_empty() {
         let service = service_commands(proxy, paths, facts.systemd);
-        steps.push(Step::Validate { command: service.validate });
         if facts.proxy_running {
-            steps.push(Step::Reload { command: service.reload });
+            steps.extend(bring_up(proxy, paths, facts, &service, true, &mut findings)?);
         } else {
+            steps.push(Step::Validate { command: service.validate });
             findings.push(format!("{proxy} is not running: the change takes effect when it starts"));
         }
     }
@@ -747,6 +826,8 @@ pub fn summary(plan: &Plan) -> String {
             }
             Step::Restore { path, .. } => format!("  - restore {}\n", path.display()),
             Step::AwaitCertificate { domain, .. } => format!("  - wait for Caddy's certificate for {domain}\n"),
+            Step::RemoveStaleSocket { path } => format!("  - remove the stale socket {}\n", path.display()),
+            Step::Verify { url, .. } => format!("  - verify: {url} asks for credentials (401)\n"),
         })
         .collect()
 }
@@ -817,9 +898,7 @@ pub fn describe(plan: &Plan) -> String {
                     from.display()
                 )
             }
-            Step::Stop { command } => {
-                writeln!(out, "{n:>2}. stop {} (ollama-secure started it): run `{command}`", plan.proxy)
-            }
+            Step::Stop { command } => writeln!(out, "{n:>2}. stop {}: run `{command}`", plan.proxy),
             Step::ObtainCertificate { command, .. } => {
                 writeln!(
                     out,
@@ -835,6 +914,16 @@ pub fn describe(plan: &Plan) -> String {
             Step::RemoveCache { path } => {
                 writeln!(out, "{n:>2}. remove the cache of password checks {}", path.display())
             }
+            Step::RemoveStaleSocket { path } => writeln!(
+                out,
+                "{n:>2}. remove the socket {} if nothing listens on it (nginx cannot start while a stale one is there)",
+                path.display()
+            ),
+            Step::Verify { url, connect } => writeln!(
+                out,
+                "{n:>2}. verify: a request without credentials to {url} (connected to {connect}) gets 401 \
+                 (if it does not, every change above is undone)"
+            ),
         };
     }
     out

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::config::Proxy;
 use crate::error::{Error, Result};
-use crate::facts::{self, Existing, Facts};
+use crate::facts::{self, Existing, Facts, SocketState};
 use crate::paths::Paths;
 use crate::plan::{self, Change, Plan, Step, service_commands};
 use crate::render::{RenderedFile, Role};
@@ -160,6 +160,11 @@ pub fn build(paths: &Paths, facts: &Facts) -> Result<Plan> {
         }
     } else {
         findings.push(format!("{proxy} is not running"));
+    }
+    // nginx deletes its socket when it stops or reloads without our site; one
+    // left behind by an nginx that did not exit cleanly is removed here.
+    if proxy == Proxy::Nginx && facts.auth_socket != SocketState::Missing {
+        steps.push(Step::RemoveStaleSocket { path: paths.auth_socket.clone() });
     }
     // Last: neither a certificate nor the cache can be put back once deleted.
     if proxy == Proxy::Nginx && exists(facts, &paths.auth_cache) {

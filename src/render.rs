@@ -160,6 +160,7 @@ struct Context<'a> {
     /// nginx only: the challenge server alone, before the certificate exists.
     acme_bootstrap: bool,
     auth_cache: String,
+    auth_socket: String,
     /// Changes whenever the users file does, so cached logins never outlive
     /// a credential change.
     users_fingerprint: String,
@@ -192,6 +193,7 @@ fn context(config: &Config, credentials: &[Credential], acme_bootstrap: bool) ->
         port: config.port,
         acme_bootstrap,
         auth_cache: path_text(&config.paths.auth_cache),
+        auth_socket: path_text(&config.paths.auth_socket),
         users_fingerprint: users_fingerprint(credentials.iter().map(|c| (c.username.as_str(), c.hash.as_str()))),
     }))
 }

@@ -24,6 +24,17 @@ fn password(args: &CheckArgs) -> Result<Secret> {
         .map_err(|e| Error::input(format!("no password read: {e}")))
 }
 
+/// The auth socket of an nginx setup installed on this machine, found from
+/// `--answers` (which must then describe one) or at the default paths.
+fn local_auth_socket(answers: Option<&std::path::Path>) -> Result<Option<std::path::PathBuf>> {
+    let installed = match super::find_installed(answers) {
+        Ok(installed) => installed,
+        Err(e) if answers.is_some() => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    Ok((installed.proxy == crate::config::Proxy::Nginx).then_some(installed.paths.auth_socket))
+}
+
 pub fn run(args: CheckArgs) -> Result<()> {
     let url = reqwest::Url::parse(&args.url)
         .ok()
@@ -41,6 +52,7 @@ pub fn run(args: CheckArgs) -> Result<()> {
         http_port: args.http_port,
         ollama_port: args.ollama_port,
         body_bytes: 5 * 1024 * 1024,
+        auth_socket: local_auth_socket(args.answers.as_deref())?,
     };
     let report = check::run(&options)?;
     if args.json {

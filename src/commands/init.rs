@@ -206,5 +206,6 @@ fn self_check_options(config: &Config, credentials: &[Credential], cacert: Optio
         http_port: config.https.as_ref().map_or(80, |h| h.http_port),
         ollama_port: config.upstream.port,
         body_bytes: 5 * 1024 * 1024,
+        auth_socket: (config.proxy == crate::config::Proxy::Nginx).then(|| config.paths.auth_socket.clone()),
     })
 }

@@ -10,9 +10,9 @@ use crate::runner::ProcessRunner;
 
 pub fn run(args: UninstallArgs) -> Result<()> {
     // The state file says which proxy was set up; probe that one.
-    let super::Installed { paths, proxy, .. } = super::find_installed(args.answers.as_deref())?;
+    let super::Installed { paths, proxy, state, .. } = super::find_installed(args.answers.as_deref())?;
     let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&paths.lock)?) };
-    let facts = facts::probe_installed(proxy, &paths);
+    let facts = facts::probe_installed(proxy, &paths, &state);
     let plan = removal::build(&paths, &facts)?;
     println!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));
     if args.dry_run {

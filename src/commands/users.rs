@@ -86,7 +86,7 @@ pub fn run(command: UsersCommand) -> Result<()> {
 
 fn list(setup: &SetupArgs) -> Result<()> {
     let (installed, _) = installed(setup)?;
-    let facts = facts::probe_installed(installed.proxy, &installed.paths);
+    let facts = facts::probe_installed(installed.proxy, &installed.paths, &installed.state);
     let (file, _, _) = read_users(&installed, &facts)?;
     for entry in file.entries() {
         println!("{}", entry.username);
@@ -105,7 +105,7 @@ fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     let (installed, cost) = installed(setup)?;
     // Held from reading the file to the reload: a concurrent run waits.
     let _lock = if dry_run { None } else { Some(lock::acquire(&installed.paths.lock)?) };
-    let facts = facts::probe_installed(installed.proxy, &installed.paths);
+    let facts = facts::probe_installed(installed.proxy, &installed.paths, &installed.state);
     let (mut file, mode, gid) = read_users(&installed, &facts)?;
     let exists = file.get(&name).is_some();
     let mut new_secret = None;

@@ -87,6 +87,7 @@ fn round_trip(proxy: &str) {
     ran.assert_code(0);
     assert_eq!(system_state(), before, "uninstall left /etc/{proxy} different from before");
     assert!(!Path::new("/run/ollama-secure-auth").exists(), "the cache of password checks outlived uninstall");
+    assert!(!Path::new("/run/ollama-secure-auth.sock").exists(), "the auth socket outlived uninstall");
     // Uninstall waits for the proxy it stops to exit, so no grace period here.
     assert!(!running(proxy), "{proxy} still runs after uninstall");
 }

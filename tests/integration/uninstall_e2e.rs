@@ -46,6 +46,7 @@ fn undoes_everything(proxy: &'static str) {
     let after = system_files(&d);
     assert_eq!(after, before, "uninstall did not restore etc/ and var/lib/ exactly");
     assert!(!d.sandbox.path("run/ollama-secure-auth").exists(), "the cache of password checks outlived uninstall");
+    assert!(!d.sandbox.path("run/ollama-secure-auth.sock").exists(), "the auth socket outlived uninstall");
     assert_eq!(fs::read_to_string(d.sandbox.path(users_own)).unwrap(), "# the user's own file, from before\n");
     assert!(
         d.client().get(d.url("/api/version")).send().is_err(),

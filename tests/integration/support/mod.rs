@@ -138,13 +138,14 @@ impl Sandbox {
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
         format!(
-            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  state: {}\n  lock: {}\n",
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  state: {}\n  lock: {}\n",
             p("etc/nginx/nginx.conf"),
             p("etc/nginx/sites-available/ollama"),
             p("etc/nginx/sites-enabled/ollama"),
             p("etc/nginx/ollama.htpasswd"),
             p("run/nginx.pid"),
             p("run/ollama-secure-auth"),
+            p("run/ollama-secure-auth.sock"),
             p("etc/caddy/Caddyfile"),
             p("etc/caddy/ollama.caddy"),
             p("run/caddy.pid"),
