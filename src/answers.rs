@@ -6,7 +6,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
+
+/// No answers file comes near this size; a bigger one is refused unread.
+const ANSWERS_LIMIT: u64 = 1024 * 1024;
 
 /// A YAML scalar that may be written as a number or a string (`timeout: 600`
 /// or `timeout: 10m`).
@@ -139,18 +142,40 @@ impl Answers {
             let inner = err.into_inner();
             let message = inner.to_string();
             // serde_yaml appends " at line L column C"; keep it, it helps.
-            if field == "." || field.is_empty() {
-                Error::input(format!("{source}: {message}"))
+            let problem = if field == "." || field.is_empty() {
+                Problem { source: Some(source.to_string()), field: None, message }
             } else {
-                Error::input(format!("{source}: {field}: {message}"))
-            }
+                Problem::at(source, &field, message)
+            };
+            Error::Input(vec![problem])
         })
     }
 
     pub fn load(path: &Path) -> Result<Answers> {
-        let text = std::fs::read_to_string(path)
+        let text = crate::system::read_limited(path, ANSWERS_LIMIT)
+            .and_then(|bytes| {
+                String::from_utf8(bytes)
+                    .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
+            })
             .map_err(|e| Error::input(format!("cannot read answers file {}: {e}", path.display())))?;
         Answers::from_yaml(&text, &path.display().to_string())
+    }
+
+    /// These answers with every typed password, and every generated one
+    /// that has been shown (`shown`), replaced by its hash: what
+    /// `--save-answers` writes, so the file repeats the run without any
+    /// plaintext password. A generated password nobody has seen (a dry
+    /// run) stays `generate: true`.
+    pub fn with_hashes(&self, hashes: &[(crate::fields::Username, String)], shown: bool) -> Answers {
+        let mut saved = self.clone();
+        for user in &mut saved.users {
+            let hash = hashes.iter().find(|(name, _)| name.as_str() == user.username).map(|(_, h)| h.clone());
+            let generated = user.generate == Some(true);
+            if user.password.is_some() || (generated && shown) {
+                *user = UserAnswer { username: user.username.clone(), password_hash: hash, ..Default::default() };
+            }
+        }
+        saved
     }
 
     pub fn to_yaml(&self) -> String {
@@ -165,18 +190,18 @@ mod tests {
     #[test]
     fn unknown_keys_are_named() {
         let err = Answers::from_yaml("proxy: nginx\ndomian: x\n", "a.yaml").unwrap_err();
-        assert!(err.message.starts_with("a.yaml: "), "{}", err.message);
-        assert!(err.message.contains("unknown field `domian`"), "{}", err.message);
+        assert!(err.to_string().starts_with("a.yaml: "), "{err}");
+        assert!(err.to_string().contains("unknown field `domian`"), "{err}");
 
         let err = Answers::from_yaml("users:\n  - username: a\n    pasword: x\n", "a.yaml").unwrap_err();
-        assert!(err.message.contains("users[0]"), "{}", err.message);
-        assert!(err.message.contains("pasword"), "{}", err.message);
+        assert!(err.to_string().contains("users[0]"), "{err}");
+        assert!(err.to_string().contains("pasword"), "{err}");
     }
 
     #[test]
     fn wrong_types_name_the_field() {
         let err = Answers::from_yaml("port: [1]\n", "a.yaml").unwrap_err();
-        assert!(err.message.contains("a.yaml: port: "), "{}", err.message);
+        assert!(err.to_string().contains("a.yaml: port: "), "{err}");
     }
 
     #[test]

@@ -1,73 +1,17 @@
-//! Carries out a `Plan`: the same steps `--dry-run` prints, in order. Every
-//! change is journaled; if a step fails, the journal is undone in reverse so
-//! the previous files come back byte for byte, and the proxy is reloaded with
-//! them if it had already been reloaded.
+//! Carries out a `Plan`: the same steps `--dry-run` prints, in order, and
+//! nothing else. Each done step's undo is journaled; if a step fails, the
+//! journal runs newest first (file undos first, then the proxy's, once the
+//! old files are back), so the previous files come back byte for byte and
+//! the proxy is reloaded with them. Every effect goes through `System`.
 
-use std::fs::{self, File};
-use std::io::{self, IsTerminal, Write};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
-use crate::config::Proxy;
 use crate::error::{Error, Result};
-use crate::plan::{Change, Command, Plan, Step};
-use crate::render::RenderedFile;
-use crate::runner::Runner;
-
-/// A file or link as it was, held in memory so a rollback can put it back.
-#[derive(Debug)]
-enum Snapshot {
-    File { content: Vec<u8>, mode: u32, uid: u32, gid: u32 },
-    Symlink { target: PathBuf },
-    Missing,
-}
-
-fn snapshot(path: &Path) -> Result<Snapshot> {
-    Ok(match crate::facts::read_existing(path) {
-        crate::facts::Existing::File { content, mode, uid, gid } => Snapshot::File { content, mode, uid, gid },
-        crate::facts::Existing::Symlink { target } => Snapshot::Symlink { target },
-        crate::facts::Existing::Missing => Snapshot::Missing,
-        crate::facts::Existing::Other => {
-            return Err(Error::failed(format!("{} is not a regular file or link; leaving it alone", path.display())));
-        }
-    })
-}
-
-fn put_back(path: &Path, snapshot: &Snapshot) -> Result<()> {
-    let _ = fs::remove_file(path);
-    match snapshot {
-        Snapshot::File { content, mode, uid, gid } => write_atomic(path, content, *mode, *uid, *gid),
-        Snapshot::Symlink { target } => {
-            std::os::unix::fs::symlink(target, path).map_err(|e| io_error("cannot recreate the link", path, e))
-        }
-        Snapshot::Missing => Ok(()),
-    }
-}
-
-/// How to undo one change that was made.
-#[derive(Debug)]
-enum Undo {
-    RemoveFile(PathBuf),
-    Restore {
-        path: PathBuf,
-        backup: PathBuf,
-    },
-    RemoveDir(PathBuf),
-    RemoveLink(PathBuf),
-    /// Put a file or link back exactly as it was.
-    PutBack {
-        path: PathBuf,
-        snapshot: Snapshot,
-    },
-    CreateDir(PathBuf),
-    /// The proxy was reloaded: after restoring the files, reload again.
-    ReloadAgain(Command),
-    /// The proxy was started by us: stop it again.
-    Stop(Command),
-}
+use crate::plan::{Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Plan, Purpose, Snapshot, VERIFY_LIMIT};
+use crate::proxy::ProxyKind;
+use crate::system::{Existing, HttpRequest, Ownership, SocketState, System, Trust};
 
 /// What apply did, for the summary.
 #[derive(Debug, Default)]
@@ -76,388 +20,223 @@ pub struct Report {
     pub changed: usize,
 }
 
-fn gid_of(group: &str) -> Result<u32> {
-    match nix::unistd::Group::from_name(group) {
-        Ok(Some(g)) => Ok(g.gid.as_raw()),
-        _ => Err(Error::failed(format!(
+/// What an action did, in words.
+enum Outcome {
+    Done(String),
+    /// Nothing needed doing after all (a folder that holds something now,
+    /// a socket that is gone already): there is nothing to undo either.
+    Skipped(String),
+}
+
+fn io<'a>(what: &'a str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
+    move |e| Error::io(what, path, e)
+}
+
+fn gid_of(system: &dyn System, group: &str) -> Result<u32> {
+    system.group_id(group).ok_or_else(|| {
+        Error::failed(format!(
             "the group {group} does not exist; it should have come with the proxy package (or set file_group in the answers file)"
-        ))),
+        ))
+    })
+}
+
+fn current_file(system: &dyn System, path: &Path, what: &str) -> Result<Snapshot> {
+    Snapshot::of(&system.inspect(path))
+        .ok_or_else(|| Error::failed(format!("{} is not a regular file any more; cannot {what}", path.display())))
+}
+
+/// Runs `command`; a failure is an error that names it.
+fn run(system: &dyn System, command: &Command, purpose: &str) -> Result<String> {
+    let result = system.run(command);
+    if result.success {
+        Ok(result.output)
+    } else {
+        Err(Error::Command { purpose: purpose.to_string(), command: command.to_string(), output: result.output })
     }
 }
 
-fn io_error(what: &str, path: &Path, e: io::Error) -> Error {
-    Error::failed(format!("{what} {}: {e}", path.display()))
-}
-
-/// Writes `content` to `path` atomically: a temporary file in the same
-/// folder, with mode and owner set before any byte is visible, then a rename.
-pub fn write_atomic(path: &Path, content: &[u8], mode: u32, uid: u32, gid: u32) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::failed(format!("{} has no parent folder", path.display())))?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".ollama-secure-")
-        .tempfile_in(dir)
-        .map_err(|e| io_error("cannot create a temporary file next to", path, e))?;
-    let file = temp.as_file_mut();
-    // Mode first: the temp file must never be readable by others, not even briefly.
-    file.set_permissions(fs::Permissions::from_mode(mode)).map_err(|e| io_error("cannot set the mode of", path, e))?;
-    std::os::unix::fs::fchown(&*file, Some(uid), Some(gid))
-        .map_err(|e| io_error("cannot set the owner of", path, e))?;
-    file.write_all(content).map_err(|e| io_error("cannot write", path, e))?;
-    file.sync_all().map_err(|e| io_error("cannot flush", path, e))?;
-    temp.persist(path).map_err(|e| io_error("cannot move the new file into place at", path, e.error))?;
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_error("cannot flush the folder", dir, e))?;
-    Ok(())
-}
-
-/// Copies `path` to `backup` with the same bytes, mode and owner. Never
-/// overwrites an existing file: a later backup gets a numbered name.
-fn make_backup(path: &Path, backup: &Path) -> Result<PathBuf> {
-    let meta = fs::metadata(path).map_err(|e| io_error("cannot read", path, e))?;
-    let content = fs::read(path).map_err(|e| io_error("cannot read", path, e))?;
-    let mut target = backup.to_path_buf();
-    for n in 1.. {
-        if fs::symlink_metadata(&target).is_err() {
-            break;
+/// Waits until `done` holds, checking every 50 ms, for at most `limit`.
+fn wait_until(system: &dyn System, limit: Duration, done: impl Fn() -> bool) -> bool {
+    let start = system.now();
+    loop {
+        if done() {
+            return true;
         }
-        target = PathBuf::from(format!("{}.{n}", backup.display()));
+        if system.now().duration_since(start).unwrap_or_default() >= limit {
+            return false;
+        }
+        system.sleep(Duration::from_millis(50));
     }
-    write_atomic(&target, &content, meta.mode() & 0o7777, meta.uid(), meta.gid())?;
-    Ok(target)
 }
 
-/// Restores `path` from `backup` (bytes, mode, owner) and removes the backup.
-fn restore(path: &Path, backup: &Path) -> Result<()> {
-    let meta = fs::metadata(backup).map_err(|e| io_error("cannot read the backup", backup, e))?;
-    let content = fs::read(backup).map_err(|e| io_error("cannot read the backup", backup, e))?;
-    write_atomic(path, &content, meta.mode() & 0o7777, meta.uid(), meta.gid())?;
-    fs::remove_file(backup).map_err(|e| io_error("cannot remove the backup", backup, e))
-}
-
-fn write_file(file: &RenderedFile, change: &Change, journal: &mut Vec<Undo>, report: &mut Report) -> Result<String> {
-    let gid = gid_of(&file.group)?;
+fn write(
+    system: &dyn System,
+    file: &crate::render::RenderedFile,
+    change: &Change,
+    report: &mut Report,
+) -> Result<String> {
+    let path = file.path.as_path();
+    let content = file.content.as_bytes();
+    let ours = || -> Result<Ownership> { Ok(Ownership { mode: file.mode, uid: 0, gid: gid_of(system, &file.group)? }) };
     match change {
-        Change::Overwrite => {
-            let before = snapshot(&file.path)?;
-            // Same mode and owner as now: only the content is ours to change.
-            let (mode, uid, gid) = match &before {
-                Snapshot::File { mode, uid, gid, .. } => (*mode, *uid, *gid),
-                _ => (file.mode, 0, gid),
-            };
-            journal.push(Undo::PutBack { path: file.path.clone(), snapshot: before });
-            write_atomic(&file.path, file.content.as_bytes(), mode, uid, gid)?;
-            Ok(format!("wrote {}", file.path.display()))
-        }
         Change::Create => {
-            write_atomic(&file.path, file.content.as_bytes(), file.mode, 0, gid)?;
-            journal.push(Undo::RemoveFile(file.path.clone()));
-            Ok(format!("wrote {} (new)", file.path.display()))
+            system.write_atomic(path, content, ours()?).map_err(io("cannot write", path))?;
+            Ok(format!("wrote {} (new)", path.display()))
         }
         Change::Replace { backup } => {
-            let backup = make_backup(&file.path, backup)?;
-            journal.push(Undo::Restore { path: file.path.clone(), backup: backup.clone() });
-            write_atomic(&file.path, file.content.as_bytes(), file.mode, 0, gid)?;
+            let ownership = ours()?;
+            let current = current_file(system, path, "keep it as a backup")?;
+            // The name the plan showed, or nothing: an existing file there is refused.
+            system
+                .write_new(backup, &current.content, current.ownership)
+                .map_err(io("cannot make the backup", backup))?;
             report.backups.push(backup.clone());
-            Ok(format!("wrote {} (previous version kept as {})", file.path.display(), backup.display()))
+            system.write_atomic(path, content, ownership).map_err(io("cannot write", path))?;
+            Ok(format!("wrote {} (previous version kept as {})", path.display(), backup.display()))
+        }
+        Change::Edit { backup, previous } => {
+            system
+                .write_new(backup, &previous.content, previous.ownership)
+                .map_err(io("cannot make the backup", backup))?;
+            report.backups.push(backup.clone());
+            // The user's file: its mode and owner stay as they are.
+            system.write_atomic(path, content, previous.ownership).map_err(io("cannot write", path))?;
+            Ok(format!("wrote {} (previous version kept as {})", path.display(), backup.display()))
+        }
+        Change::Overwrite { previous } => {
+            // Same mode and owner as before: only the content is ours to change.
+            system.write_atomic(path, content, previous.ownership).map_err(io("cannot write", path))?;
+            Ok(format!("wrote {}", path.display()))
         }
     }
 }
 
-fn create_dirs(path: &Path, journal: &mut Vec<Undo>) -> Result<()> {
-    let mut missing = Vec::new();
-    let mut current = Some(path);
-    while let Some(dir) = current {
-        if dir.exists() {
-            break;
-        }
-        missing.push(dir.to_path_buf());
-        current = dir.parent();
-    }
-    for dir in missing.into_iter().rev() {
-        fs::create_dir(&dir).map_err(|e| io_error("cannot create the folder", &dir, e))?;
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755))
-            .map_err(|e| io_error("cannot set the mode of", &dir, e))?;
-        journal.push(Undo::RemoveDir(dir));
-    }
-    Ok(())
+/// nginx's workers that were running before a reload: gone, or "shutting
+/// down", they accept no new connections.
+fn old_workers_gone(system: &dyn System, old: &[u32]) -> bool {
+    old.iter().all(|pid| system.process(*pid).is_none_or(|p| p.command_line.contains("shutting down")))
 }
 
-/// Shows elapsed seconds on the terminal while a slow step runs (after one
-/// second, so quick steps stay quiet). Off when stderr is not a terminal.
-struct Progress {
-    done: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Progress {
-    fn start(label: &str) -> Progress {
-        let done = Arc::new(AtomicBool::new(false));
-        let thread = io::stderr().is_terminal().then(|| {
-            let (done, label) = (done.clone(), label.to_string());
-            std::thread::spawn(move || {
-                let start = Instant::now();
-                let frames = ['|', '/', '-', '\\'];
-                let mut shown = false;
-                for tick in 0.. {
-                    if done.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    if start.elapsed() >= Duration::from_secs(1) {
-                        eprint!("\r    {} {label} ({} s)", frames[tick % 4], start.elapsed().as_secs());
-                        shown = true;
-                    }
-                    std::thread::sleep(Duration::from_millis(120));
-                }
-                if shown {
-                    eprint!("\r\x1b[2K");
-                }
-            })
-        });
-        Progress { done, thread }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.done.store(true, Ordering::SeqCst);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-fn run_checked(runner: &mut dyn Runner, command: &Command, what: &str) -> Result<()> {
-    let progress = Progress::start(what);
-    let result = runner.run(command);
-    drop(progress);
-    if result.success {
-        Ok(())
-    } else {
-        let output = result.output.trim();
-        Err(Error::failed(format!(
-            "{what} failed: `{command}`\n{}",
-            if output.is_empty() { "(no output)" } else { output }
-        )))
-    }
-}
-
-/// Worker processes of the nginx master named in `pid_file`.
-fn nginx_workers(pid_file: &Path) -> Vec<u32> {
-    let Some(master) = crate::facts::read_pid(pid_file) else {
-        return Vec::new();
+fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &mut dyn Write) -> Result<Outcome> {
+    let announce = |out: &mut dyn Write, text: String| {
+        let _ = writeln!(out, "  … {text}");
+        let _ = out.flush();
     };
-    let Ok(entries) = fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
-        .filter(|pid| {
-            // Field 4 of /proc/PID/stat is the parent; the name in field 2 may contain spaces.
-            fs::read_to_string(format!("/proc/{pid}/stat"))
-                .ok()
-                .and_then(|stat| {
-                    stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().nth(1).map(str::to_string))
-                })
-                .flatten()
-                .is_some_and(|ppid| ppid == master.to_string())
-        })
-        .collect()
-}
-
-/// `nginx -s reload` returns before the new workers take over; waits (up to
-/// `limit`) until the old ones have left, so the check that follows talks to
-/// the new configuration. Old workers finishing a long stream may outlive it.
-fn wait_for_old_workers(old: &[u32], limit: Duration) {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if old.iter().all(|pid| is_exiting(*pid)) {
-            return;
+    let done = |text: &str| Ok(Outcome::Done(text.to_string()));
+    match purpose {
+        Purpose::Install => {
+            announce(out, format!("installing: `{command}` (this can take a minute)"));
+            let start = system.now();
+            run(system, command, "installing the proxy")?;
+            let took = system.now().duration_since(start).unwrap_or_default().as_secs();
+            Ok(Outcome::Done(format!("installed ({took} s)")))
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-/// A worker that is gone, or "shutting down", accepts no new connections.
-fn is_exiting(pid: u32) -> bool {
-    crate::facts::process_gone(pid)
-        || fs::read_to_string(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.contains("shutting down"))
-}
-
-/// Undoes the journal in reverse. Returns what could not be undone.
-fn roll_back(journal: Vec<Undo>, hooks: &ServiceHooks, runner: &mut dyn Runner, out: &mut dyn Write) -> Vec<String> {
-    let mut failures = Vec::new();
-    let mut after_files = Vec::new();
-    for undo in journal.into_iter().rev() {
-        let result = match &undo {
-            Undo::RemoveFile(path) | Undo::RemoveLink(path) => {
-                fs::remove_file(path).map_err(|e| io_error("cannot remove", path, e))
+        Purpose::Validate => {
+            announce(out, format!("validating: `{command}`"));
+            run(system, command, "validating the configuration")?;
+            done("configuration is valid")
+        }
+        Purpose::Start => {
+            announce(out, format!("starting: `{command}`"));
+            run(system, command, "starting the proxy")?;
+            done("started")
+        }
+        Purpose::Reload { pid_file, wait_for_old_workers } => {
+            announce(out, format!("reloading: `{command}`"));
+            let master = crate::system::read_pid(system, pid_file);
+            let old: Vec<u32> = match master {
+                Some(pid) if *wait_for_old_workers => system.children(pid).iter().map(|p| p.pid).collect(),
+                _ => Vec::new(),
+            };
+            run(system, command, "reloading the proxy")?;
+            // Old workers finishing a long stream may outlive the wait.
+            wait_until(system, OLD_WORKERS_LIMIT, || old_workers_gone(system, &old));
+            done("reloaded")
+        }
+        Purpose::Stop { pid_file } => {
+            announce(out, format!("stopping: `{command}`"));
+            let pid = crate::system::read_pid(system, pid_file);
+            run(system, command, "stopping the proxy")?;
+            if let Some(pid) = pid {
+                wait_until(system, EXIT_LIMIT, || system.process(pid).is_none());
             }
-            Undo::Restore { path, backup } => restore(path, backup),
-            // Another program (certbot, say) may have put something in a
-            // folder we made: then it stays, which is not a failed rollback.
-            Undo::RemoveDir(path) if fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) => {
-                let _ = writeln!(out, "  kept folder {} (something else uses it now)", path.display());
-                continue;
+            done("stopped")
+        }
+        Purpose::Enable => {
+            run(system, command, "enabling the service at boot")?;
+            done("enabled at boot")
+        }
+        Purpose::ObtainCertificate { domain, http_port } => {
+            announce(out, format!("obtaining a certificate for {domain} with certbot"));
+            let result = system.run(command);
+            if !result.success {
+                return Err(Error::failed(crate::certbot::explain_failure(&result.output, domain, *http_port)));
             }
-            Undo::RemoveDir(path) => fs::remove_dir(path).map_err(|e| io_error("cannot remove the folder", path, e)),
-            Undo::PutBack { path, snapshot } => put_back(path, snapshot),
-            Undo::CreateDir(path) => fs::create_dir(path)
-                .and_then(|_| fs::set_permissions(path, fs::Permissions::from_mode(0o755)))
-                .map_err(|e| io_error("cannot recreate the folder", path, e)),
-            Undo::ReloadAgain(_) | Undo::Stop(_) => {
-                after_files.push(undo);
-                continue;
-            }
-        };
-        match result {
-            Ok(()) => {
-                let _ = writeln!(out, "  undone: {}", describe_undo(&undo));
-            }
-            Err(e) => failures.push(e.message),
+            Ok(Outcome::Done(format!("certificate obtained for {domain}")))
+        }
+        Purpose::DeleteCertificate => {
+            run(system, command, "deleting the certificate")?;
+            done("deleted the certificate")
         }
     }
-    // Service actions run once the old files are back.
-    for undo in after_files {
-        let (command, what, result) = match &undo {
-            Undo::ReloadAgain(c) => {
-                let what = "reload with the previous configuration";
-                (c, what, run_checked(runner, c, what))
-            }
-            Undo::Stop(c) => {
-                let what = "stop the proxy we had started";
-                (c, what, stop_and_wait(runner, c, hooks.pid_file.as_deref(), what))
-            }
-            _ => unreachable!("only service actions are deferred"),
-        };
-        match result {
-            Ok(()) => {
-                let _ = writeln!(out, "  undone: {what} (`{command}`)");
-            }
-            Err(e) => failures.push(e.message),
-        }
-    }
-    failures
-}
-
-fn describe_undo(undo: &Undo) -> String {
-    match undo {
-        Undo::RemoveFile(p) => format!("removed new file {}", p.display()),
-        Undo::RemoveLink(p) => format!("removed link {}", p.display()),
-        Undo::RemoveDir(p) => format!("removed new folder {}", p.display()),
-        Undo::Restore { path, .. } | Undo::PutBack { path, .. } => format!("restored {}", path.display()),
-        Undo::CreateDir(p) => format!("recreated folder {}", p.display()),
-        Undo::ReloadAgain(c) | Undo::Stop(c) => c.to_string(),
-    }
-}
-
-fn acme_reachability_hint(domain: &str, http_port: u16) -> String {
-    let port = if http_port == 80 { String::new() } else { format!(":{http_port}") };
-    format!(
-        "The ACME server must reach http://{domain}{port}/.well-known/acme-challenge/: is port {http_port} open to the internet, \
-         and does {domain} resolve to this server?"
-    )
-}
-
-/// certbot's failure in words: the likely cause first, then the lines of
-/// its output that carry the detail.
-pub fn explain_certbot_failure(output: &str, domain: &str, http_port: u16) -> String {
-    let details: Vec<&str> = output
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            l.starts_with("Type:") || l.starts_with("Detail:") || l.starts_with("Domain:") || l.contains("Error")
-        })
-        .collect();
-    let lower = output.to_lowercase();
-    let cause = if ["connection refused", "timeout", "no such host", "nxdomain", "no valid ip", "connection reset"]
-        .iter()
-        .any(|needle| lower.contains(needle))
-    {
-        format!(
-            "the ACME server could not reach this server for {domain}. {}",
-            acme_reachability_hint(domain, http_port)
-        )
-    } else if lower.contains("unauthorized") || lower.contains("404") {
-        format!(
-            "the ACME server reached {domain} but did not find the challenge file: does {domain} point to this server, \
-             and does nothing else answer on port {http_port}?"
-        )
-    } else if lower.contains("ratelimit") || lower.contains("too many") {
-        "the ACME server's rate limit was hit: wait, or test with https.acme_directory set to Let's Encrypt staging"
-            .to_string()
-    } else if lower.contains("certificate verify failed") || lower.contains("ssl") {
-        "certbot could not connect securely to the ACME server: for a private ACME server, set https.acme_ca_root"
-            .to_string()
-    } else {
-        format!("certbot could not obtain a certificate for {domain}")
-    };
-    let detail = if details.is_empty() { output.trim().to_string() } else { details.join("\n") };
-    format!("{cause}\ncertbot said:\n{detail}")
 }
 
 /// Polls until something at `address` completes a TLS handshake for
-/// `domain` (Caddy has no certificate to offer until ACME succeeded). Trust
-/// is not judged here; `check` does that afterwards. Stops early at the
-/// first ACME error Caddy logs for `domain` after the wait began.
+/// `domain` (trust is judged by `check` afterwards); stops early at the
+/// first ACME error the proxy logs for `domain` after the wait began.
 fn await_certificate(
+    system: &dyn System,
+    proxy: ProxyKind,
     domain: &str,
     address: std::net::SocketAddr,
     limit: Duration,
     log: Option<&Path>,
 ) -> std::result::Result<(), String> {
-    let start = Instant::now();
-    let since = SystemTime::now();
-    let client = reqwest::blocking::Client::builder()
-        .danger_accept_invalid_certs(true)
-        .resolve(domain, address)
-        .timeout(Duration::from_secs(5))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let url = format!("https://{domain}:{}/", address.port());
-    while start.elapsed() < limit {
-        if client.get(&url).send().is_ok() {
+    let since = system.now();
+    let url = reqwest::Url::parse(&format!("https://{domain}:{}/", address.port())).map_err(|e| e.to_string())?;
+    let request = HttpRequest {
+        timeout: Duration::from_secs(5),
+        resolve: vec![(domain.to_string(), address.ip())],
+        trust: Trust::AcceptAny,
+        ..HttpRequest::get(url)
+    };
+    loop {
+        if system.http(&request).is_ok() {
             return Ok(());
         }
-        if let Some(error) = log.and_then(|log| acme_error_since(log, domain, since)) {
+        if let Some(log) = log
+            && let Existing::File { content, .. } = system.inspect(log)
+            && let Some(error) = proxy.module().acme_error_in_log(&String::from_utf8_lossy(&content), domain, since)
+        {
             return Err(error);
         }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    Err(match log {
-        Some(_) => format!("no certificate after {} s, and no ACME error in Caddy's log", limit.as_secs()),
-        None => {
-            format!("no certificate after {} s; Caddy's log (journalctl -u caddy) has the ACME error", limit.as_secs())
+        if system.now().duration_since(since).unwrap_or_default() >= limit {
+            return Err(match log {
+                Some(_) => format!("no certificate after {} s, and no ACME error in its log", limit.as_secs()),
+                None => format!(
+                    "no certificate after {} s; its log (journalctl -u {proxy}) has the ACME error",
+                    limit.as_secs()
+                ),
+            });
         }
-    })
-}
-
-/// The first error Caddy logged about `domain` since `since`, in its words.
-fn acme_error_since(log: &Path, domain: &str, since: SystemTime) -> Option<String> {
-    let since = since.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64();
-    let text = fs::read_to_string(log).ok()?;
-    text.lines().filter(|l| l.contains("\"level\":\"error\"") && l.contains(&format!("\"{domain}\""))).find_map(
-        |line| {
-            let v: serde_json::Value = serde_json::from_str(line).ok()?;
-            if v.get("ts")?.as_f64()? < since {
-                return None;
-            }
-            let msg = v.get("msg")?.as_str()?;
-            let error = v.get("error").and_then(|e| e.as_str()).unwrap_or("");
-            Some(format!("{msg}: {error}"))
-        },
-    )
+        system.sleep(Duration::from_millis(250));
+    }
 }
 
 /// Asks the site without credentials until it answers 401 with a Basic
 /// challenge. A proxy that has just started or reloaded may refuse or
 /// answer with its old configuration for a moment, so other answers are
 /// asked again for a few seconds before they count.
-fn verify_protected(url: &str, connect: std::net::IpAddr) -> Result<()> {
-    let start = Instant::now();
+fn verify(system: &dyn System, url: &str, connect: std::net::IpAddr) -> Result<()> {
+    let request =
+        crate::facts::site_request(url, connect).ok_or_else(|| Error::failed(format!("{url} is not a URL")))?;
+    let start = system.now();
     loop {
-        let answer = crate::check::unauthenticated_answer(url, Some(connect));
-        if answer.as_ref().is_ok_and(|a| a.asks_for_basic()) {
+        let answer = system.http(&request);
+        if answer.as_ref().is_ok_and(crate::facts::asks_for_basic) {
             return Ok(());
         }
-        if start.elapsed() >= Duration::from_secs(10) {
+        if system.now().duration_since(start).unwrap_or_default() >= VERIFY_LIMIT {
             let what = match answer {
                 Ok(a) if a.status == 401 => "401 without a Basic challenge".to_string(),
                 Ok(a) if (200..300).contains(&a.status) => format!("{}: the site is OPEN TO ANYONE", a.status),
@@ -468,244 +247,245 @@ fn verify_protected(url: &str, connect: std::net::IpAddr) -> Result<()> {
                 "{url} (connected to {connect}) does not ask for credentials: a request without them got {what}, expected 401"
             )));
         }
-        std::thread::sleep(Duration::from_millis(200));
+        system.sleep(Duration::from_millis(200));
     }
 }
 
-/// What apply needs to know about the running proxy beyond the plan.
-pub struct ServiceHooks {
-    pub proxy: Proxy,
-    /// The proxy's PID file: to wait for nginx's old workers after a reload,
-    /// and for the process to exit after a stop.
-    pub pid_file: Option<PathBuf>,
-    /// How to stop the proxy if we started it and a later step fails.
-    pub stop: Option<Command>,
-}
-
-impl ServiceHooks {
-    pub fn new(proxy: Proxy, paths: &crate::paths::Paths, stop: Option<Command>) -> ServiceHooks {
-        let pid_file = match proxy {
-            Proxy::Nginx => paths.nginx_pid.clone(),
-            Proxy::Caddy => paths.caddy_pid.clone(),
-        };
-        ServiceHooks { proxy, pid_file: Some(pid_file), stop }
+/// Performs one action.
+fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut dyn Write) -> Result<Outcome> {
+    match action {
+        Action::Run { command, purpose } => run_action(system, command, purpose, out),
+        Action::AwaitCertificate { proxy, domain, address, limit, log } => {
+            let _ = writeln!(out, "  … waiting for {} to obtain a certificate for {domain}", proxy.title());
+            await_certificate(system, *proxy, domain, *address, *limit, log.as_deref()).map_err(|why| {
+                Error::failed(format!(
+                    "{} did not obtain a certificate for {domain}: {why}\n{}",
+                    proxy.title(),
+                    crate::certbot::reachability_hint(domain, 80)
+                ))
+            })?;
+            Ok(Outcome::Done(format!("{} serves a certificate for {domain}", proxy.title())))
+        }
+        Action::Verify { url, connect } => {
+            let _ = writeln!(out, "  … verifying that {url} asks for credentials");
+            verify(system, url, *connect)?;
+            Ok(Outcome::Done(format!("{url} asks for credentials (401)")))
+        }
+        files => perform_on_files(files, system, report),
     }
 }
 
-/// Stop commands return before the process has finished (nginx's quit is
-/// graceful): wait, so that what follows sees it gone and its ports free.
-fn stop_and_wait(runner: &mut dyn Runner, command: &Command, pid_file: Option<&Path>, what: &str) -> Result<()> {
-    let pid = pid_file.and_then(crate::facts::read_pid);
-    run_checked(runner, command, what)?;
-    if let Some(pid) = pid {
-        let start = Instant::now();
-        while !crate::facts::process_gone(pid) && start.elapsed() < Duration::from_secs(15) {
-            std::thread::sleep(Duration::from_millis(50));
+/// Performs an action on files, folders, links or sockets.
+fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -> Result<Outcome> {
+    let done = |text: String| Ok(Outcome::Done(text));
+    match action {
+        Action::CreateDir { path } => {
+            system.create_dir(path, 0o755).map_err(io("cannot create the folder", path))?;
+            done(format!("created {}", path.display()))
+        }
+        Action::Write { file, change } => write(system, file, change, report).map(Outcome::Done),
+        Action::Link { link, target } => {
+            system.symlink(target, link).map_err(io("cannot create the link", link))?;
+            done(format!("linked {} -> {}", link.display(), target.display()))
+        }
+        Action::Remove { path } => {
+            system.remove_file(path).map_err(io("cannot remove", path))?;
+            done(format!("removed {}", path.display()))
+        }
+        // Another program (certbot, say) may have put something in a folder
+        // we made: then it stays, which is right.
+        Action::RemoveDir { path } if !system.list_dir(path).is_empty() => {
+            Ok(Outcome::Skipped(format!("kept folder {} (something else uses it now)", path.display())))
+        }
+        Action::RemoveDir { path } => {
+            system.remove_dir(path).map_err(io("cannot remove the folder", path))?;
+            done(format!("removed folder {}", path.display()))
+        }
+        Action::Restore { path, from } => {
+            let original = current_file(system, from, &format!("restore {}", path.display()))?;
+            system.write_atomic(path, &original.content, original.ownership).map_err(io("cannot restore", path))?;
+            system.remove_file(from).map_err(io("cannot remove the backup", from))?;
+            done(format!("restored {} (the file that was there before)", path.display()))
+        }
+        Action::PutBack { path, snapshot } => {
+            system.write_atomic(path, &snapshot.content, snapshot.ownership).map_err(io("cannot put back", path))?;
+            done(format!("put {} back", path.display()))
+        }
+        Action::PutBackLink { link, target } => {
+            let _ = system.remove_file(link);
+            system.symlink(target, link).map_err(io("cannot recreate the link", link))?;
+            done(format!("linked {} -> {} again", link.display(), target.display()))
+        }
+        Action::RemoveCache { path } => {
+            system.remove_tree(path).map_err(io("cannot remove the cache", path))?;
+            done("removed the cache of password checks".to_string())
+        }
+        // Judged again now: a proxy that stopped or reloaded since has
+        // removed its socket itself, and one that listens keeps it.
+        Action::RemoveStaleSocket { path } => match system.unix_socket(path) {
+            SocketState::Stale => {
+                system.remove_file(path).map_err(io("cannot remove the stale socket", path))?;
+                done(format!("removed the stale socket {}", path.display()))
+            }
+            SocketState::Missing => Ok(Outcome::Skipped(format!("the socket {} is gone already", path.display()))),
+            _ => Ok(Outcome::Skipped(format!("kept the socket {} (something listens on it)", path.display()))),
+        },
+        Action::Run { .. } | Action::AwaitCertificate { .. } | Action::Verify { .. } => {
+            unreachable!("perform handles the proxy's actions")
         }
     }
-    Ok(())
+}
+
+/// Undoes the journal, newest first; the proxy's undos run once every
+/// file is back. Returns what could not be undone.
+fn roll_back(journal: Vec<&[Action]>, system: &dyn System, out: &mut dyn Write) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut deferred = Vec::new();
+    let mut scratch = Report::default();
+    for undo in journal.into_iter().rev() {
+        for action in undo {
+            if action.is_service() {
+                deferred.push(action);
+                continue;
+            }
+            match perform(action, system, &mut scratch, out) {
+                Ok(Outcome::Done(text)) => drop(writeln!(out, "  undone: {text}")),
+                Ok(Outcome::Skipped(text)) => drop(writeln!(out, "  {text}")),
+                Err(e) => failures.push(e.to_string()),
+            }
+        }
+    }
+    for action in deferred {
+        match perform(action, system, &mut scratch, out) {
+            Ok(Outcome::Done(text) | Outcome::Skipped(text)) => drop(writeln!(out, "  undone: {text}")),
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    failures
 }
 
 /// Executes `plan`. On failure, rolls back and returns the error (with what
 /// was undone, and what could not be).
-pub fn apply(plan: &Plan, hooks: &ServiceHooks, runner: &mut dyn Runner, out: &mut dyn Write) -> Result<Report> {
-    let mut journal = Vec::new();
+pub fn apply(plan: &Plan, system: &dyn System, out: &mut dyn Write) -> Result<Report> {
+    let mut journal: Vec<&[Action]> = Vec::new();
     let mut report = Report::default();
     for step in &plan.steps {
-        let result = run_step(step, hooks, runner, &mut journal, &mut report, out);
-        if let Err(error) = result {
-            let _ = writeln!(out, "  failed: {}", error.message.lines().next().unwrap_or_default());
-            if journal.is_empty() {
-                return Err(Error::failed(format!("{error}\nNothing had been changed.")));
+        match perform(&step.action, system, &mut report, out) {
+            Ok(Outcome::Done(text)) => {
+                let _ = writeln!(out, "  ✓ {text}");
+                journal.push(&step.undo);
+                if step.action.changes_files() {
+                    report.changed += 1;
+                }
             }
-            let _ = writeln!(out, "Rolling back:");
-            let failures = roll_back(journal, hooks, runner, out);
-            return Err(if failures.is_empty() {
-                Error::failed(format!("{error}\nEvery change was rolled back; the previous files are in place."))
-            } else {
-                Error::rollback_incomplete(format!(
-                    "{error}\nThe rollback did not complete; check these by hand:\n  - {}",
-                    failures.join("\n  - ")
-                ))
-            });
-        }
-        if step.changes_files() {
-            report.changed += 1;
+            Ok(Outcome::Skipped(text)) => {
+                let _ = writeln!(out, "  - {text}");
+            }
+            Err(cause) => {
+                let _ = writeln!(out, "  ✗ failed (the error follows)");
+                if journal.iter().all(|undo| undo.is_empty()) {
+                    return Err(Error::RolledBack { cause: Box::new(cause), nothing_changed: journal.is_empty() });
+                }
+                let _ = writeln!(out, "Rolling back:");
+                let leftovers = roll_back(journal, system, out);
+                return Err(if leftovers.is_empty() {
+                    Error::RolledBack { cause: Box::new(cause), nothing_changed: false }
+                } else {
+                    Error::RollbackIncomplete { cause: Box::new(cause), leftovers }
+                });
+            }
         }
     }
     Ok(report)
 }
 
-fn run_step(
-    step: &Step,
-    hooks: &ServiceHooks,
-    runner: &mut dyn Runner,
-    journal: &mut Vec<Undo>,
-    report: &mut Report,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let announce = |out: &mut dyn Write, text: &str| {
-        let _ = writeln!(out, "  … {text}");
-        let _ = out.flush();
-    };
-    match step {
-        Step::Install { command } => {
-            announce(out, &format!("installing: `{command}` (this can take a minute)"));
-            let start = Instant::now();
-            run_checked(runner, command, "installing the proxy")?;
-            let _ = writeln!(out, "  ✓ installed ({} s)", start.elapsed().as_secs());
-        }
-        Step::CreateDir { path } => {
-            create_dirs(path, journal)?;
-            let _ = writeln!(out, "  ✓ created {}", path.display());
-        }
-        Step::Write { file, change } => {
-            let done = write_file(file, change, journal, report)?;
-            let _ = writeln!(out, "  ✓ {done}");
-        }
-        Step::Link { link, target } => {
-            std::os::unix::fs::symlink(target, link).map_err(|e| io_error("cannot create the link", link, e))?;
-            journal.push(Undo::RemoveLink(link.clone()));
-            let _ = writeln!(out, "  ✓ linked {} -> {}", link.display(), target.display());
-        }
-        Step::Validate { command } => {
-            announce(out, &format!("validating: `{command}`"));
-            run_checked(runner, command, "validating the configuration")?;
-            let _ = writeln!(out, "  ✓ configuration is valid");
-        }
-        Step::Start { command } => {
-            announce(out, &format!("starting: `{command}`"));
-            run_checked(runner, command, "starting the proxy")?;
-            if let Some(stop) = &hooks.stop {
-                journal.push(Undo::Stop(stop.clone()));
-            }
-            let _ = writeln!(out, "  ✓ started");
-        }
-        Step::Reload { command } => {
-            announce(out, &format!("reloading: `{command}`"));
-            let old_workers = match (hooks.proxy, &hooks.pid_file) {
-                (Proxy::Nginx, Some(pid_file)) => nginx_workers(pid_file),
-                _ => Vec::new(),
-            };
-            run_checked(runner, command, "reloading the proxy")?;
-            journal.push(Undo::ReloadAgain(command.clone()));
-            wait_for_old_workers(&old_workers, Duration::from_secs(10));
-            let _ = writeln!(out, "  ✓ reloaded");
-        }
-        Step::Enable { command } => {
-            run_checked(runner, command, "enabling the service at boot")?;
-            let _ = writeln!(out, "  ✓ enabled at boot");
-        }
-        Step::Remove { path } => {
-            let before = snapshot(path)?;
-            fs::remove_file(path).map_err(|e| io_error("cannot remove", path, e))?;
-            journal.push(Undo::PutBack { path: path.clone(), snapshot: before });
-            let _ = writeln!(out, "  ✓ removed {}", path.display());
-        }
-        Step::RemoveDir { path } => match fs::remove_dir(path) {
-            Ok(()) => {
-                journal.push(Undo::CreateDir(path.clone()));
-                let _ = writeln!(out, "  ✓ removed folder {}", path.display());
-            }
-            // Something else lives there now: keeping the folder is right.
-            Err(_) if fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) => {
-                let _ = writeln!(out, "  - kept folder {} (not empty)", path.display());
-            }
-            Err(e) => return Err(io_error("cannot remove the folder", path, e)),
-        },
-        Step::Restore { path, from } => {
-            let (current, original) = (snapshot(path)?, snapshot(from)?);
-            let Snapshot::File { content, mode, uid, gid } = &original else {
-                return Err(Error::failed(format!(
-                    "the backup {} is missing; cannot restore {}",
-                    from.display(),
-                    path.display()
-                )));
-            };
-            journal.push(Undo::PutBack { path: path.clone(), snapshot: current });
-            write_atomic(path, content, *mode, *uid, *gid)?;
-            journal.push(Undo::PutBack { path: from.clone(), snapshot: original });
-            fs::remove_file(from).map_err(|e| io_error("cannot remove the backup", from, e))?;
-            let _ = writeln!(out, "  ✓ restored {} (the file that was there before)", path.display());
-        }
-        Step::Stop { command } => {
-            announce(out, &format!("stopping: `{command}`"));
-            stop_and_wait(runner, command, hooks.pid_file.as_deref(), "stopping the proxy")?;
-            let _ = writeln!(out, "  ✓ stopped");
-        }
-        Step::ObtainCertificate { command, domain, http_port } => {
-            announce(out, &format!("obtaining a certificate for {domain} with certbot"));
-            let progress = Progress::start("obtaining the certificate");
-            let result = runner.run(command);
-            drop(progress);
-            if !result.success {
-                return Err(Error::failed(explain_certbot_failure(&result.output, domain, *http_port)));
-            }
-            let _ = writeln!(out, "  ✓ certificate obtained for {domain}");
-        }
-        Step::AwaitCertificate { domain, address, timeout_secs, log } => {
-            announce(out, &format!("waiting for Caddy to obtain a certificate for {domain}"));
-            let progress = Progress::start("waiting for the certificate");
-            let result = await_certificate(domain, *address, Duration::from_secs(*timeout_secs), log.as_deref());
-            drop(progress);
-            if let Err(why) = result {
-                return Err(Error::failed(format!(
-                    "Caddy did not obtain a certificate for {domain}: {why}\n{}",
-                    acme_reachability_hint(domain, 80)
-                )));
-            }
-            let _ = writeln!(out, "  ✓ Caddy serves a certificate for {domain}");
-        }
-        Step::RemoveCache { path } => {
-            fs::remove_dir_all(path).map_err(|e| io_error("cannot remove the cache", path, e))?;
-            let _ = writeln!(out, "  ✓ removed the cache of password checks");
-        }
-        Step::RemoveStaleSocket { path } => {
-            // Judged again now: a proxy that stopped or reloaded since has
-            // removed its socket itself, and one that listens keeps it.
-            match crate::facts::socket_state(path) {
-                crate::facts::SocketState::Stale => {
-                    fs::remove_file(path).map_err(|e| io_error("cannot remove the stale socket", path, e))?;
-                    let _ = writeln!(out, "  ✓ removed the stale socket {}", path.display());
-                }
-                crate::facts::SocketState::Missing => {
-                    let _ = writeln!(out, "  - the socket {} is gone already", path.display());
-                }
-                _ => {
-                    let _ = writeln!(out, "  - kept the socket {} (something listens on it)", path.display());
-                }
-            }
-        }
-        Step::Verify { url, connect } => {
-            announce(out, &format!("verifying that {url} asks for credentials"));
-            verify_protected(url, *connect)?;
-            let _ = writeln!(out, "  ✓ {url} asks for credentials (401)");
-        }
-        Step::DeleteCertificate { command } => {
-            run_checked(runner, command, "deleting the certificate")?;
-            let _ = writeln!(out, "  ✓ deleted the certificate");
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use crate::render::Role;
-    use crate::runner::RunOutput;
+    use std::cell::RefCell;
+    use std::fs;
 
-    /// Records every command; fails those whose program is in `failing`.
-    struct FakeRunner {
+    use super::*;
+    use crate::plan::Step;
+    use crate::render::{RenderedFile, Role};
+    use crate::system::{HttpReply, Listener, Owner, Process, RealSystem, RunOutput};
+
+    /// The real filesystem (in a temporary folder), and commands recorded
+    /// instead of run: those whose program is in `failing` fail.
+    struct Recording {
         failing: Vec<&'static str>,
-        ran: Vec<String>,
+        ran: RefCell<Vec<String>>,
     }
 
-    impl Runner for FakeRunner {
-        fn run(&mut self, command: &Command) -> RunOutput {
-            self.ran.push(command.to_string());
+    impl System for Recording {
+        fn inspect(&self, path: &Path) -> Existing {
+            RealSystem.inspect(path)
+        }
+        fn list_dir(&self, dir: &Path) -> Vec<PathBuf> {
+            RealSystem.list_dir(dir)
+        }
+        fn write_atomic(&self, path: &Path, content: &[u8], o: Ownership) -> std::io::Result<()> {
+            RealSystem.write_atomic(path, content, o)
+        }
+        fn write_new(&self, path: &Path, content: &[u8], o: Ownership) -> std::io::Result<()> {
+            RealSystem.write_new(path, content, o)
+        }
+        fn create_dir(&self, path: &Path, mode: u32) -> std::io::Result<()> {
+            RealSystem.create_dir(path, mode)
+        }
+        fn remove_file(&self, path: &Path) -> std::io::Result<()> {
+            RealSystem.remove_file(path)
+        }
+        fn remove_dir(&self, path: &Path) -> std::io::Result<()> {
+            RealSystem.remove_dir(path)
+        }
+        fn remove_tree(&self, path: &Path) -> std::io::Result<()> {
+            RealSystem.remove_tree(path)
+        }
+        fn symlink(&self, target: &Path, link: &Path) -> std::io::Result<()> {
+            RealSystem.symlink(target, link)
+        }
+        fn is_root(&self) -> bool {
+            true
+        }
+        fn group_id(&self, _name: &str) -> Option<u32> {
+            Some(nix::unistd::getegid().as_raw())
+        }
+        fn group_name(&self, _gid: u32) -> Option<String> {
+            None
+        }
+        fn installed(&self, _program: &str) -> bool {
+            true
+        }
+        fn run(&self, command: &Command) -> RunOutput {
+            self.ran.borrow_mut().push(command.to_string());
             RunOutput { success: !self.failing.contains(&command.program.as_str()), output: "boom".into() }
         }
+        fn process(&self, _pid: u32) -> Option<Process> {
+            None
+        }
+        fn children(&self, _parent: u32) -> Vec<Process> {
+            Vec::new()
+        }
+        fn now(&self) -> std::time::SystemTime {
+            std::time::SystemTime::now()
+        }
+        fn sleep(&self, _duration: Duration) {}
+        fn http(&self, _request: &HttpRequest) -> std::result::Result<HttpReply, String> {
+            Err("no network in unit tests".into())
+        }
+        fn tcp_listeners(&self) -> Vec<Listener> {
+            Vec::new()
+        }
+        fn socket_owner(&self, _inode: u64) -> Option<Owner> {
+            None
+        }
+        fn unix_socket(&self, _path: &Path) -> SocketState {
+            SocketState::Missing
+        }
+    }
+
+    fn recording(failing: &[&'static str]) -> Recording {
+        Recording { failing: failing.to_vec(), ran: RefCell::new(Vec::new()) }
     }
 
     fn file(path: &Path, content: &str) -> RenderedFile {
@@ -719,19 +499,17 @@ mod tests {
         }
     }
 
-    fn hooks() -> ServiceHooks {
-        ServiceHooks { proxy: Proxy::Nginx, pid_file: None, stop: Some(Command::new("stop-proxy", &[])) }
+    fn command(program: &str, purpose: Purpose) -> Action {
+        Action::Run { command: Command::new(program, &[]), purpose }
     }
 
-    #[test]
-    fn certbot_failures_are_explained() {
-        let output = "Certbot failed to authenticate some domains (authenticator: webroot).\n  Domain: ollama.test\n  Type:   connection\n  Detail: Get \"http://ollama.test:5002/.well-known/acme-challenge/x\": dial tcp 127.0.0.254:5002: connect: connection refused\n\nHint: ...";
-        let text = explain_certbot_failure(output, "ollama.test", 5002);
-        assert!(text.starts_with("the ACME server could not reach this server for ollama.test."), "{text}");
-        assert!(text.contains("http://ollama.test:5002/.well-known/acme-challenge/: is port 5002 open"), "{text}");
-        assert!(text.contains("Detail: Get"), "{text}");
-        let text = explain_certbot_failure("Type: unauthorized\nDetail: 404", "a.b", 80);
-        assert!(text.contains("did not find the challenge file"), "{text}");
+    fn reload() -> Step {
+        let purpose = || Purpose::Reload { pid_file: "/nonexistent".into(), wait_for_old_workers: true };
+        Step::undone_by(command("reload-proxy", purpose()), vec![command("reload-proxy", purpose())])
+    }
+
+    fn plan(steps: Vec<Step>) -> Plan {
+        Plan { proxy: ProxyKind::Nginx, findings: vec![], steps }
     }
 
     #[test]
@@ -740,63 +518,73 @@ mod tests {
         let site = dir.path().join("site");
         fs::write(&site, "old").unwrap();
         let backup = dir.path().join("site.bak-1");
-        let plan = Plan {
-            proxy: Proxy::Nginx,
-            findings: vec![],
-            steps: vec![
-                Step::Write { file: file(&site, "new"), change: Change::Replace { backup: backup.clone() } },
-                Step::Validate { command: Command::new("check-config", &[]) },
-                Step::Reload { command: Command::new("reload-proxy", &[]) },
-                Step::Enable { command: Command::new("enable-proxy", &[]) },
-            ],
-        };
-        let mut runner = FakeRunner { failing: vec!["enable-proxy"], ran: vec![] };
-        let mut out = Vec::new();
-        let err = apply(&plan, &hooks(), &mut runner, &mut out).unwrap_err();
-        assert_eq!(err.kind, crate::error::Kind::Failed);
-        assert!(err.message.contains("rolled back"), "{err}");
+        let plan = plan(vec![
+            Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() }),
+            Step::run(Command::new("check-config", &[]), Purpose::Validate),
+            reload(),
+            Step::run(Command::new("enable-proxy", &[]), Purpose::Enable),
+        ]);
+        let system = recording(&["enable-proxy"]);
+        let err = apply(&plan, &system, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::RolledBack { nothing_changed: false, .. }), "{err}");
+        assert!(err.to_string().contains("rolled back"), "{err}");
         assert_eq!(fs::read_to_string(&site).unwrap(), "old");
         assert!(!backup.exists(), "the backup should be consumed by the restore");
-        assert_eq!(runner.ran, ["check-config", "reload-proxy", "enable-proxy", "reload-proxy"]);
+        assert_eq!(*system.ran.borrow(), ["check-config", "reload-proxy", "enable-proxy", "reload-proxy"]);
     }
 
     #[test]
     fn a_failed_start_removes_new_files_and_does_not_stop_anything() {
         let dir = tempfile::tempdir().unwrap();
-        let new_dir = dir.path().join("a/b");
-        let site = new_dir.join("site");
-        let plan = Plan {
-            proxy: Proxy::Caddy,
-            findings: vec![],
-            steps: vec![
-                Step::CreateDir { path: new_dir.clone() },
-                Step::Write { file: file(&site, "new"), change: Change::Create },
-                Step::Start { command: Command::new("start-proxy", &[]) },
-            ],
-        };
-        let mut runner = FakeRunner { failing: vec!["start-proxy"], ran: vec![] };
-        let err = apply(&plan, &hooks(), &mut runner, &mut Vec::new()).unwrap_err();
-        assert!(err.message.contains("start-proxy"), "{err}");
-        assert!(!dir.path().join("a").exists(), "created folders are removed again");
-        assert_eq!(runner.ran, ["start-proxy"]);
+        let (a, b) = (dir.path().join("a"), dir.path().join("a/b"));
+        let site = b.join("site");
+        let start = Step::undone_by(
+            command("start-proxy", Purpose::Start),
+            vec![command("stop-proxy", Purpose::Stop { pid_file: "/nonexistent".into() })],
+        );
+        let plan = plan(vec![
+            Step::create_dir(&a),
+            Step::create_dir(&b),
+            Step::write(file(&site, "new"), Change::Create),
+            start,
+        ]);
+        let system = recording(&["start-proxy"]);
+        let err = apply(&plan, &system, &mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("start-proxy"), "{err}");
+        assert!(!a.exists(), "created folders are removed again");
+        assert_eq!(*system.ran.borrow(), ["start-proxy"]);
     }
 
     #[test]
     fn a_failure_after_a_start_stops_the_proxy_again() {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join("link");
-        let plan = Plan {
-            proxy: Proxy::Nginx,
-            findings: vec![],
-            steps: vec![
-                Step::Link { link: link.clone(), target: "/nonexistent".into() },
-                Step::Start { command: Command::new("start-proxy", &[]) },
-                Step::Enable { command: Command::new("enable-proxy", &[]) },
-            ],
-        };
-        let mut runner = FakeRunner { failing: vec!["enable-proxy"], ran: vec![] };
-        apply(&plan, &hooks(), &mut runner, &mut Vec::new()).unwrap_err();
+        let start = Step::undone_by(
+            command("start-proxy", Purpose::Start),
+            vec![command("stop-proxy", Purpose::Stop { pid_file: "/nonexistent".into() })],
+        );
+        let plan = plan(vec![
+            Step::link(&link, Path::new("/nonexistent")),
+            start,
+            Step::run(Command::new("enable-proxy", &[]), Purpose::Enable),
+        ]);
+        let system = recording(&["enable-proxy"]);
+        apply(&plan, &system, &mut Vec::new()).unwrap_err();
         assert!(fs::symlink_metadata(&link).is_err());
-        assert_eq!(runner.ran, ["start-proxy", "enable-proxy", "stop-proxy"]);
+        assert_eq!(*system.ran.borrow(), ["start-proxy", "enable-proxy", "stop-proxy"]);
+    }
+
+    #[test]
+    fn a_backup_name_that_is_taken_is_refused_before_anything_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        fs::write(&site, "old").unwrap();
+        let backup = dir.path().join("site.bak-1");
+        fs::write(&backup, "someone else's").unwrap();
+        let plan = plan(vec![Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() })]);
+        let err = apply(&plan, &recording(&[]), &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::RolledBack { nothing_changed: true, .. }), "{err}");
+        assert_eq!(fs::read_to_string(&site).unwrap(), "old");
+        assert_eq!(fs::read_to_string(&backup).unwrap(), "someone else's");
     }
 }

@@ -4,40 +4,15 @@
 
 use std::fmt;
 use std::io;
-use std::net::IpAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::answers::{Answers, HttpsAnswers, PathAnswers, UserAnswer};
-use crate::error::{Error, Result};
-use crate::fields::{self, Host, Upstream};
+use crate::error::{Error, Finding, Problem, Result};
+use crate::fields::{self, Host, Upstream, Username};
 use crate::paths::{Os, Paths};
+use crate::proxy::ProxyKind;
 use crate::secret::Secret;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Proxy {
-    Nginx,
-    Caddy,
-}
-
-impl Proxy {
-    pub fn name(self) -> &'static str {
-        match self {
-            Proxy::Nginx => "nginx",
-            Proxy::Caddy => "caddy",
-        }
-    }
-
-    /// The Debian package, and the binary, of this proxy.
-    pub fn package(self) -> &'static str {
-        self.name()
-    }
-}
-
-impl fmt::Display for Proxy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+use crate::setup::{CostPolicy, Https, Settings, Site};
 
 /// Where a user's password comes from, once the answers are resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,78 +27,20 @@ pub enum PasswordSource {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserSpec {
-    pub username: String,
+    pub username: Username,
     pub password: PasswordSource,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Https {
-    pub email: Option<String>,
-    pub acme_directory: Option<String>,
-    /// A PEM file with the root of a private ACME server (pebble in tests).
-    pub acme_ca_root: Option<PathBuf>,
-    /// Port of the plain-HTTP server: ACME challenges and the redirect.
-    pub http_port: u16,
-}
-
-/// bcrypt cost for new hashes. Generated passwords carry 142 bits of entropy,
-/// so a low cost loses nothing and keeps nginx's per-request check cheap;
-/// passwords people choose need the slower hash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CostPolicy {
-    pub fixed: Option<u32>,
-}
-
-impl CostPolicy {
-    pub const GENERATED_DEFAULT: u32 = 5;
-    pub const CHOSEN_DEFAULT: u32 = 12;
-
-    pub fn for_generated(self) -> u32 {
-        self.fixed.unwrap_or(Self::GENERATED_DEFAULT)
-    }
-
-    pub fn for_chosen(self) -> u32 {
-        self.fixed.unwrap_or(Self::CHOSEN_DEFAULT)
-    }
-}
-
+/// Validated answers: the settings of the setup, its users with where
+/// their passwords come from, and what to say about them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    pub proxy: Proxy,
-    /// `None`: answer on any host name.
-    pub domain: Option<Host>,
-    /// `None`: all addresses (IPv4 and IPv6).
-    pub listen_address: Option<IpAddr>,
-    pub port: u16,
-    pub upstream: Upstream,
+    pub settings: Settings,
     pub users: Vec<UserSpec>,
-    pub https: Option<Https>,
-    pub timeout_secs: u64,
-    pub cost: CostPolicy,
+    /// The proxy (and certbot) may be installed with the package manager.
     pub install: bool,
-    /// Group that owns the password-bearing files (the proxy's worker user).
-    pub file_group: String,
-    pub paths: Paths,
     /// Things worth saying that do not stop the run.
-    pub warnings: Vec<String>,
-}
-
-impl Config {
-    /// The URL clients use, for messages and the check at the end.
-    pub fn public_url(&self) -> String {
-        let scheme = if self.https.is_some() { "https" } else { "http" };
-        let host = match (&self.domain, self.listen_address) {
-            (Some(domain), _) => domain.url_form(),
-            (None, Some(addr)) if !addr.is_unspecified() => Host::Ip(addr).url_form(),
-            (None, _) => "127.0.0.1".to_string(),
-        };
-        let default_port = if self.https.is_some() { 443 } else { 80 };
-        if self.port == default_port {
-            format!("{scheme}://{host}")
-        } else {
-            format!("{scheme}://{host}:{}", self.port)
-        }
-    }
+    pub warnings: Vec<Finding>,
 }
 
 /// Where `password_env` and `password_file` are read from. Tests pass a map.
@@ -135,213 +52,163 @@ pub trait SecretSource {
 /// The real process environment and filesystem.
 pub struct ProcessSecrets;
 
+/// No password file is anywhere near this size.
+const PASSWORD_FILE_LIMIT: u64 = 64 * 1024;
+
 impl SecretSource for ProcessSecrets {
     fn env(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
     }
 
     fn read_file(&self, path: &Path) -> io::Result<String> {
-        std::fs::read_to_string(path)
+        let bytes = crate::system::read_limited(path, PASSWORD_FILE_LIMIT)?;
+        String::from_utf8(bytes).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
     }
 }
 
 /// Passwords shorter than this get a warning (the length the seed guide asks for).
 pub const SHORT_PASSWORD: usize = 20;
 
-/// Collects field errors so one run reports all of them.
+/// Collects field problems so one run reports all of them.
 struct Problems {
     source: String,
-    list: Vec<String>,
+    list: Vec<Problem>,
 }
 
 impl Problems {
+    fn new(source: &str) -> Problems {
+        Problems { source: source.to_string(), list: Vec::new() }
+    }
+
     fn add(&mut self, field: &str, message: impl fmt::Display) {
-        self.list.push(format!("{}: {field}: {message}", self.source));
+        self.list.push(Problem::at(&self.source, field, message.to_string()));
     }
 
     /// Runs a validator, recording its error under `field`.
     fn check<T>(&mut self, field: &str, result: std::result::Result<T, String>) -> Option<T> {
         result.map_err(|e| self.add(field, e)).ok()
     }
+
+    fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T> {
+        if self.list.is_empty() { Ok(value()) } else { Err(Error::Input(self.list)) }
+    }
 }
 
 impl Config {
     /// `source` names the answers file (or "wizard") in messages.
     pub fn from_answers(answers: &Answers, source: &str, os: Os, secrets: &dyn SecretSource) -> Result<Config> {
-        let mut p = Problems { source: source.to_string(), list: Vec::new() };
+        let mut p = Problems::new(source);
         let mut warnings = Vec::new();
-
         if let Some(version) = answers.version
             && version != 1
         {
             p.add("version", format_args!("{version} is not supported; this tool reads version 1"));
         }
-
-        let proxy = match answers.proxy.as_deref() {
-            Some("nginx") => Some(Proxy::Nginx),
-            Some("caddy") => Some(Proxy::Caddy),
-            Some(other) => {
-                p.add("proxy", format_args!("{other:?} is not supported: use nginx or caddy"));
-                None
-            }
-            None => {
-                p.add("proxy", "is required: use nginx or caddy");
-                None
-            }
-        };
-
-        let domain =
-            answers.domain.as_deref().filter(|d| !d.is_empty()).and_then(|d| p.check("domain", fields::host(d)));
-        let listen_address =
-            answers.listen_address.as_deref().and_then(|a| p.check("listen_address", fields::listen_address(a)));
-
-        let https = answers.https.as_ref().filter(|h| h.enabled).and_then(|h| https(h, &mut p));
-        if https.is_some() {
-            match (&answers.domain, &domain) {
-                (None, _) => p.add("https.enabled", "needs a domain: certificates are issued for a name; set `domain:`"),
-                (Some(_), Some(Host::Ip(_))) => {
-                    p.add("domain", "must be a host name, not an IP address, when https is enabled (ACME issues certificates for names)")
-                }
-                _ => {}
-            }
-        }
-
-        if let (Some(Proxy::Caddy), Some(h)) = (proxy, &https)
-            && h.http_port != 80
-        {
-            p.add(
-                "https.http_port",
-                "must be 80 with Caddy: Caddy takes the port of its HTTP redirects and ACME challenges from the global \
-                 option http_port, which affects every site in your Caddyfile, and ollama-secure leaves global options alone",
-            );
-        }
-        let default_port = if https.is_some() { 443 } else { 8080 };
-        let port = match answers.port {
-            Some(n) => p.check("port", fields::port(n)).unwrap_or(default_port),
-            None => default_port,
-        };
-        if let Some(h) = &https
-            && h.http_port == port
-        {
-            p.add(
-                "https.http_port",
-                format_args!("is the same as port ({port}); the HTTP server (challenges, redirect) needs its own port"),
-            );
-        }
-
-        let upstream_text = answers.upstream.as_deref().unwrap_or("127.0.0.1:11434");
-        let upstream = p.check("upstream", fields::upstream(upstream_text));
-        if let Some(up) = &upstream {
-            if up.rewrote_localhost {
-                warnings.push(format!(
-                    "upstream: using {} instead of localhost: proxies may try ::1 first, where Ollama does not listen by default",
-                    up.host_port()
-                ));
-            }
-            if let Host::Ip(ip) = up.host
-                && !fields::is_loopback(ip)
-                && up.scheme == fields::Scheme::Http
-            {
-                warnings.push(format!(
-                    "upstream: Ollama at {} is reached over the network without encryption, and anyone who can reach that address bypasses the password",
-                    up.host_port()
-                ));
-            }
-        }
-
-        if answers.users.is_empty() {
-            p.add("users", "at least one user is required (username plus one of password, password_env, password_file, password_hash, generate)");
-        }
-        let mut users = Vec::new();
-        for (i, user) in answers.users.iter().enumerate() {
-            if let Some(spec) = user_spec(user, &format!("users[{i}]"), secrets, &mut p, &mut warnings) {
-                if users.iter().any(|u: &UserSpec| u.username == spec.username) {
-                    p.add(&format!("users[{i}].username"), format_args!("{:?} appears twice", spec.username));
-                }
-                users.push(spec);
-            }
-        }
-
-        let timeout_secs = match &answers.timeout {
-            Some(t) => p.check("timeout", fields::timeout_seconds(&t.as_text())).unwrap_or(600),
-            None => 600,
-        };
+        let proxy = proxy(answers, &mut p);
+        let site = site(answers, proxy, &mut p, &mut warnings);
+        let users = users(answers, secrets, &mut p, &mut warnings);
         let cost =
             CostPolicy { fixed: answers.bcrypt_cost.and_then(|c| p.check("bcrypt_cost", fields::bcrypt_cost(c))) };
-
-        let file_group = match &answers.file_group {
-            Some(g) => p.check("file_group", fields::group_name(g)).unwrap_or_default(),
-            None => default_group(proxy.unwrap_or(Proxy::Nginx), os).to_string(),
+        let group = match &answers.file_group {
+            Some(g) => p.check("file_group", fields::group_name(g)),
+            None => proxy.and_then(|k| fields::group_name(k.module().default_group(os)).ok()),
         };
         let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
-
-        if https.is_none()
-            && answers.https.as_ref().is_none_or(|h| !h.enabled)
-            && listen_address.is_none_or(|a| !fields::is_loopback(a))
-        {
-            warnings.push(
-                "https is off: passwords cross the network readable by anyone on the path; enable https for anything reachable from the internet"
-                    .to_string(),
-            );
-        }
-
-        if !p.list.is_empty() {
-            return Err(Error::input(p.list.join("\n")));
-        }
-        Ok(Config {
-            proxy: proxy.expect("checked above"),
-            domain,
-            listen_address,
-            port,
-            upstream: upstream.expect("checked above"),
+        p.into_result(|| Config {
+            settings: Settings {
+                proxy: proxy.expect("checked above"),
+                site: site.expect("checked above"),
+                file_group: group.expect("checked above"),
+                cost,
+                paths,
+            },
             users,
-            https,
-            timeout_secs,
-            cost,
             install: answers.install.unwrap_or(false),
-            file_group,
-            paths,
             warnings,
         })
     }
 }
 
-/// Only the file locations of an answers file, checked like every path, for
-/// commands that work on an installed setup (uninstall, users) and need no
-/// passwords.
-pub fn paths_from_answers(answers: &Answers, source: &str, os: Os) -> Result<Paths> {
-    let mut p = Problems { source: source.to_string(), list: Vec::new() };
-    let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
-    if p.list.is_empty() { Ok(paths) } else { Err(Error::input(p.list.join("\n"))) }
+fn proxy(answers: &Answers, p: &mut Problems) -> Option<ProxyKind> {
+    let choices = ProxyKind::choices();
+    match answers.proxy.as_deref() {
+        Some(name) => ProxyKind::parse(name).or_else(|| {
+            p.add("proxy", format_args!("{name:?} is not supported: use {choices}"));
+            None
+        }),
+        None => {
+            p.add("proxy", format_args!("is required: use {choices}"));
+            None
+        }
+    }
 }
 
-/// Checks a `--defaults` file for the wizard before any question is asked,
-/// with the same rules and messages as an answers file. The wizard asks for
-/// the users, so the file may not list any; what it leaves out for the
-/// wizard to ask (proxy, users, a domain for HTTPS) is filled in here with
-/// values that pass, so only what the file gives is judged. The answers the
-/// wizard ends with are checked again in full.
-pub fn check_wizard_defaults(defaults: &Answers, source: &str, os: Os) -> Result<()> {
-    if !defaults.users.is_empty() {
-        return Err(Error::input(format!(
-            "{source}: users: the wizard asks for the users; a --defaults file may not list them (use --answers for a complete setup)"
+/// Where and how the site is served; `None` when a field is wrong.
+fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings: &mut Vec<Finding>) -> Option<Site> {
+    let domain = answers.domain.as_deref().filter(|d| !d.is_empty()).and_then(|d| p.check("domain", fields::host(d)));
+    let listen_address =
+        answers.listen_address.as_deref().and_then(|a| p.check("listen_address", fields::listen_address(a)));
+    let https = answers.https.as_ref().filter(|h| h.enabled).and_then(|h| https(h, p));
+    if let Some(h) = &https {
+        match (&answers.domain, &domain) {
+            (None, _) => p.add("https.enabled", "needs a domain: certificates are issued for a name; set `domain:`"),
+            (Some(_), Some(Host::Ip(_))) => p.add(
+                "domain",
+                "must be a host name, not an IP address, when https is enabled (ACME issues certificates for names)",
+            ),
+            _ => {}
+        }
+        if let Some((field, why)) = proxy.and_then(|k| k.module().https_problem(h)) {
+            p.add(field, why);
+        }
+    }
+    let default_port = if https.is_some() { 443 } else { 8080 };
+    let port = answers.port.map_or(Some(default_port), |n| p.check("port", fields::port(n)));
+    if let (Some(h), Some(port)) = (&https, port)
+        && h.http_port == port
+    {
+        p.add(
+            "https.http_port",
+            format_args!("is the same as port ({port}); the HTTP server (challenges, redirect) needs its own port"),
+        );
+    }
+    let upstream = p.check("upstream", fields::upstream(answers.upstream.as_deref().unwrap_or("127.0.0.1:11434")));
+    if let Some(up) = &upstream {
+        warnings.extend(upstream_warnings(up));
+    }
+    let timeout_secs = match &answers.timeout {
+        Some(t) => p.check("timeout", fields::timeout_seconds(&t.as_text())),
+        None => Some(600),
+    };
+    if https.is_none()
+        && answers.https.as_ref().is_none_or(|h| !h.enabled)
+        && listen_address.is_none_or(|a| !fields::is_loopback(a))
+    {
+        warnings.push(Finding::warning(
+            "https is off: passwords cross the network readable by anyone on the path; enable https for anything reachable from the internet",
+        ));
+    }
+    Some(Site { domain, listen_address, port: port?, upstream: upstream?, https, timeout_secs: timeout_secs? })
+}
+
+fn upstream_warnings(up: &Upstream) -> Vec<Finding> {
+    let mut warnings = Vec::new();
+    if up.rewrote_localhost {
+        warnings.push(Finding::warning(format!(
+            "upstream: using {} instead of localhost: proxies may try ::1 first, where Ollama does not listen by default",
+            up.host_port()
         )));
     }
-    let mut filled = defaults.clone();
-    filled.proxy.get_or_insert_with(|| "nginx".to_string());
-    filled.users = vec![UserAnswer { username: "wizard".to_string(), generate: Some(true), ..Default::default() }];
-    if filled.https.as_ref().is_some_and(|h| h.enabled) {
-        filled.domain.get_or_insert_with(|| "ollama.example.com".to_string());
+    if let Host::Ip(ip) = up.host
+        && !fields::is_loopback(ip)
+        && up.scheme == fields::Scheme::Http
+    {
+        warnings.push(Finding::warning(format!(
+            "upstream: Ollama at {} is reached over the network without encryption, and anyone who can reach that address bypasses the password",
+            up.host_port()
+        )));
     }
-    Config::from_answers(&filled, source, os, &ProcessSecrets).map(|_| ())
-}
-
-fn default_group(proxy: Proxy, os: Os) -> &'static str {
-    match (proxy, os) {
-        (Proxy::Nginx, Os::Debian) => "www-data",
-        (Proxy::Caddy, Os::Debian) => "caddy",
-        (_, Os::MacHomebrew) => "staff",
-    }
+    warnings
 }
 
 fn https(answers: &HttpsAnswers, p: &mut Problems) -> Option<Https> {
@@ -357,12 +224,72 @@ fn https(answers: &HttpsAnswers, p: &mut Problems) -> Option<Https> {
     Some(Https { email, acme_directory, acme_ca_root, http_port })
 }
 
+fn users(
+    answers: &Answers,
+    secrets: &dyn SecretSource,
+    p: &mut Problems,
+    warnings: &mut Vec<Finding>,
+) -> Vec<UserSpec> {
+    if answers.users.is_empty() {
+        p.add(
+            "users",
+            "at least one user is required (username plus one of password, password_env, password_file, password_hash, generate)",
+        );
+    }
+    let mut users: Vec<UserSpec> = Vec::new();
+    for (i, user) in answers.users.iter().enumerate() {
+        if let Some(spec) = user_spec(user, &format!("users[{i}]"), secrets, p, warnings) {
+            if users.iter().any(|u| u.username == spec.username) {
+                p.add(&format!("users[{i}].username"), format_args!("{:?} appears twice", spec.username.as_str()));
+            }
+            users.push(spec);
+        }
+    }
+    users
+}
+
+/// The plaintext password a user's answer gives, if it gives one; `Err`
+/// when the answer is wrong (already recorded in `p`).
+fn given_password(
+    user: &UserAnswer,
+    field: &str,
+    secrets: &dyn SecretSource,
+    p: &mut Problems,
+) -> Result<Option<Secret>, ()> {
+    if let Some(password) = &user.password {
+        return Ok(Some(Secret::new(password.clone())));
+    }
+    if let Some(var) = &user.password_env {
+        let var = p.check(&format!("{field}.password_env"), fields::env_var_name(var)).ok_or(())?;
+        return match secrets.env(&var) {
+            Some(value) => Ok(Some(Secret::new(value))),
+            None => {
+                p.add(&format!("{field}.password_env"), format_args!("the environment variable {var} is not set"));
+                Err(())
+            }
+        };
+    }
+    if let Some(file) = &user.password_file {
+        return match secrets.read_file(Path::new(file)) {
+            // One trailing line break is how editors and `echo` end a file, not part of the password.
+            Ok(text) => Ok(Some(Secret::new(
+                text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text),
+            ))),
+            Err(e) => {
+                p.add(&format!("{field}.password_file"), format_args!("cannot read {file}: {e}"));
+                Err(())
+            }
+        };
+    }
+    Ok(None)
+}
+
 fn user_spec(
     user: &UserAnswer,
     field: &str,
     secrets: &dyn SecretSource,
     p: &mut Problems,
-    warnings: &mut Vec<String>,
+    warnings: &mut Vec<Finding>,
 ) -> Option<UserSpec> {
     let username = p.check(&format!("{field}.username"), fields::username(&user.username));
     let given = [
@@ -384,58 +311,65 @@ fn user_spec(
         );
         return None;
     }
-
-    let secret = if let Some(password) = &user.password {
-        Some(Secret::new(password.clone()))
-    } else if let Some(var) = &user.password_env {
-        let var = p.check(&format!("{field}.password_env"), fields::env_var_name(var))?;
-        match secrets.env(&var) {
-            Some(value) => Some(Secret::new(value)),
-            None => {
-                p.add(&format!("{field}.password_env"), format_args!("the environment variable {var} is not set"));
-                return None;
-            }
-        }
-    } else if let Some(file) = &user.password_file {
-        match secrets.read_file(Path::new(file)) {
-            // One trailing line break is how editors and `echo` end a file, not part of the password.
-            Ok(text) => {
-                Some(Secret::new(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text)))
-            }
-            Err(e) => {
-                p.add(&format!("{field}.password_file"), format_args!("cannot read {file}: {e}"));
-                return None;
-            }
-        }
-    } else {
-        None
-    };
-
-    let password = if let Some(secret) = secret {
-        if secret.is_empty() {
+    let password = match given_password(user, field, secrets, p).ok()? {
+        Some(secret) if secret.is_empty() => {
             p.add(field, "the password is empty");
             return None;
         }
-        if secret.len() < SHORT_PASSWORD
-            && let Some(name) = &username
-        {
-            warnings.push(format!(
-                "{field}: the password for {name} has {} characters; use at least {SHORT_PASSWORD}, or generate: true",
-                secret.len()
-            ));
+        Some(secret) => {
+            if secret.len() < SHORT_PASSWORD
+                && let Some(name) = &username
+            {
+                warnings.push(Finding::warning(format!(
+                    "{field}: the password for {name} has {} characters; use at least {SHORT_PASSWORD}, or generate: true",
+                    secret.len()
+                )));
+            }
+            PasswordSource::Given(secret)
         }
-        PasswordSource::Given(secret)
-    } else if let Some(hash) = &user.password_hash {
-        PasswordSource::Hash(p.check(&format!("{field}.password_hash"), fields::bcrypt_hash(hash))?)
-    } else {
-        PasswordSource::Generate
+        None => match &user.password_hash {
+            Some(hash) => PasswordSource::Hash(p.check(&format!("{field}.password_hash"), fields::bcrypt_hash(hash))?),
+            None => PasswordSource::Generate,
+        },
     };
     Some(UserSpec { username: username?, password })
 }
 
+/// Only the file locations of an answers file, checked like every path, for
+/// commands that work on an installed setup (uninstall, users) and need no
+/// passwords.
+pub fn paths_from_answers(answers: &Answers, source: &str, os: Os) -> Result<Paths> {
+    let mut p = Problems::new(source);
+    let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
+    p.into_result(|| paths)
+}
+
+/// Checks a `--defaults` file for the wizard before any question is asked,
+/// with the same rules and messages as an answers file. The wizard asks for
+/// the users, so the file may not list any; what it leaves out for the
+/// wizard to ask (proxy, users, a domain for HTTPS) is filled in here with
+/// values that pass, so only what the file gives is judged. The answers the
+/// wizard ends with are checked again in full.
+pub fn check_wizard_defaults(defaults: &Answers, source: &str, os: Os) -> Result<()> {
+    if !defaults.users.is_empty() {
+        return Err(Error::Input(vec![Problem::at(
+            source,
+            "users",
+            "the wizard asks for the users; a --defaults file may not list them (use --answers for a complete setup)",
+        )]));
+    }
+    let mut filled = defaults.clone();
+    filled.proxy.get_or_insert_with(|| ProxyKind::ALL[0].name().to_string());
+    filled.users = vec![UserAnswer { username: "wizard".to_string(), generate: Some(true), ..Default::default() }];
+    if filled.https.as_ref().is_some_and(|h| h.enabled) {
+        filled.domain.get_or_insert_with(|| "ollama.example.com".to_string());
+    }
+    Config::from_answers(&filled, source, os, &ProcessSecrets).map(|_| ())
+}
+
 fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> Paths {
     let Some(a) = answers else { return paths };
-    let mut set = |field: &str, value: &Option<String>, target: &mut PathBuf| {
+    let mut set = |field: &str, value: &Option<String>, target: &mut std::path::PathBuf| {
         if let Some(v) = value
             && let Some(path) = p.check(&format!("paths.{field}"), fields::absolute_path(v))
         {
@@ -469,6 +403,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
 mod tests {
     use super::*;
     use std::collections::HashMap;
+    use std::path::PathBuf;
 
     struct FakeSecrets(HashMap<String, String>);
 
@@ -492,26 +427,26 @@ mod tests {
     #[test]
     fn defaults_are_filled_in() {
         let c = load("proxy: nginx\nusers: [{username: alice, generate: true}]\n").unwrap();
-        assert_eq!(c.port, 8080);
-        assert_eq!(c.upstream.url(), "http://127.0.0.1:11434");
-        assert_eq!(c.timeout_secs, 600);
-        assert_eq!(c.file_group, "www-data");
+        assert_eq!(c.settings.site.port, 8080);
+        assert_eq!(c.settings.site.upstream.url(), "http://127.0.0.1:11434");
+        assert_eq!(c.settings.site.timeout_secs, 600);
+        assert_eq!(c.settings.file_group.as_str(), "www-data");
         assert!(!c.install);
-        assert_eq!(c.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(c.settings.site.public_url(), "http://127.0.0.1:8080");
     }
 
     #[test]
     fn https_defaults_to_443_and_needs_a_name() {
         let c = load("proxy: caddy\ndomain: ollama.example.com\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n").unwrap();
-        assert_eq!((c.port, c.https.as_ref().unwrap().http_port), (443, 80));
-        assert_eq!(c.public_url(), "https://ollama.example.com");
+        assert_eq!((c.settings.site.port, c.settings.site.https.as_ref().unwrap().http_port), (443, 80));
+        assert_eq!(c.settings.site.public_url(), "https://ollama.example.com");
 
         let err = load("proxy: caddy\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n").unwrap_err();
-        assert!(err.message.contains("https.enabled: needs a domain"), "{err}");
+        assert!(err.to_string().contains("https.enabled: needs a domain"), "{err}");
         let err =
             load("proxy: caddy\ndomain: 192.0.2.1\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n")
                 .unwrap_err();
-        assert!(err.message.contains("t.yaml: domain: must be a host name"), "{err}");
+        assert!(err.to_string().contains("t.yaml: domain: must be a host name"), "{err}");
     }
 
     #[test]
@@ -530,7 +465,7 @@ mod tests {
             "proxy: apache\ndomain: \"a.com; }\"\nport: 0\nusers:\n  - {username: \"bo:b\", password: x}\n  - {username: carol}\n  - {username: erin, password_env: NOPE}\n  - {username: frank, password: a, generate: true}\n",
         )
         .unwrap_err();
-        let m = &err.message;
+        let m = &err.to_string();
         for expected in [
             "t.yaml: proxy: \"apache\" is not supported",
             "t.yaml: domain: ",
@@ -549,10 +484,10 @@ mod tests {
     fn duplicate_users_and_short_passwords() {
         let err =
             load("proxy: nginx\nusers: [{username: a, generate: true}, {username: a, generate: true}]\n").unwrap_err();
-        assert!(err.message.contains("users[1].username: \"a\" appears twice"), "{err}");
+        assert!(err.to_string().contains("users[1].username: \"a\" appears twice"), "{err}");
         let c = load("proxy: nginx\nusers: [{username: a, password: short}]\n").unwrap();
-        assert!(c.warnings.iter().any(|w| w.contains("5 characters")), "{:?}", c.warnings);
-        assert!(!c.warnings.iter().any(|w| w.contains("short")), "the password leaked into a warning");
+        assert!(c.warnings.iter().any(|w| w.text.contains("5 characters")), "{:?}", c.warnings);
+        assert!(!c.warnings.iter().any(|w| w.text.contains("short")), "the password leaked into a warning");
     }
 
     #[test]
@@ -563,20 +498,20 @@ mod tests {
         check("bcrypt_cost: 6\ntimeout: 5m\n").unwrap();
         check("https: {enabled: true, email: ops@example.com}\n").unwrap();
         let err = check("users: [{username: a, generate: true}]\n").unwrap_err();
-        assert!(err.message.starts_with("d.yaml: users: the wizard asks"), "{}", err.message);
+        assert!(err.to_string().starts_with("d.yaml: users: the wizard asks"), "{err}");
         let err = check("proxy: apache\nlisten_address: \"0.0.0.0; x\"\npaths: {htpasswd: relative}\n").unwrap_err();
         for field in ["d.yaml: proxy:", "d.yaml: listen_address:", "d.yaml: paths.htpasswd:"] {
-            assert!(err.message.contains(field), "{field} missing in {}", err.message);
+            assert!(err.to_string().contains(field), "{field} missing in {err}");
         }
     }
 
     #[test]
     fn paths_are_validated_and_overridable() {
         let c = load("proxy: nginx\nusers: [{username: a, generate: true}]\npaths: {htpasswd: /tmp/x/h, nginx_site_link: /tmp/x/l}\n").unwrap();
-        assert_eq!(c.paths.htpasswd, PathBuf::from("/tmp/x/h"));
-        assert_eq!(c.paths.nginx_site_link, PathBuf::from("/tmp/x/l"));
+        assert_eq!(c.settings.paths.htpasswd, PathBuf::from("/tmp/x/h"));
+        assert_eq!(c.settings.paths.nginx_site_link, PathBuf::from("/tmp/x/l"));
         let err = load("proxy: nginx\nusers: [{username: a, generate: true}]\npaths: {htpasswd: \"/tmp/x;h\"}\n")
             .unwrap_err();
-        assert!(err.message.contains("paths.htpasswd"), "{err}");
+        assert!(err.to_string().contains("paths.htpasswd"), "{err}");
     }
 }

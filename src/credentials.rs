@@ -1,11 +1,8 @@
-//! Users → bcrypt hashes. Reuses a hash already on the system when it still
-//! matches, so that running `init` again with the same answers changes no file.
+//! Passwords: generated ones, bcrypt hashes of them, and checking a
+//! password against a hash. Randomness comes through `Entropy`, so tests
+//! and snapshots can make it repeatable.
 
-use std::collections::BTreeMap;
-
-use crate::config::{CostPolicy, PasswordSource, UserSpec};
 use crate::error::{Error, Result};
-use crate::fields;
 use crate::secret::Secret;
 
 /// Randomness for salts and generated passwords. Tests use a seeded one so
@@ -68,64 +65,9 @@ pub fn verify(password: &Secret, hash: &str) -> bool {
     bcrypt::verify(password.expose(), hash).unwrap_or(false)
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Credential {
-    pub username: String,
-    pub hash: String,
-    /// A password this run generated: printed once at the end, never stored.
-    pub generated: Option<Secret>,
-}
-
-/// Hashes every user's password. `existing` maps usernames to the hashes
-/// currently installed (empty for a fresh system or `render`).
-pub fn resolve(
-    users: &[UserSpec],
-    cost: CostPolicy,
-    existing: &BTreeMap<String, String>,
-    entropy: &mut dyn Entropy,
-) -> Result<Vec<Credential>> {
-    users.iter().map(|user| resolve_one(user, cost, existing.get(&user.username), entropy)).collect()
-}
-
-fn resolve_one(
-    user: &UserSpec,
-    cost: CostPolicy,
-    existing: Option<&String>,
-    entropy: &mut dyn Entropy,
-) -> Result<Credential> {
-    let credential = |hash: String, generated| Credential { username: user.username.clone(), hash, generated };
-    match &user.password {
-        PasswordSource::Hash(hash) => Ok(credential(hash.clone(), None)),
-        // `generate` means "make sure this user has a generated password": an
-        // existing user keeps theirs (rotation is `users rotate`).
-        PasswordSource::Generate => match existing {
-            Some(hash) => Ok(credential(hash.clone(), None)),
-            None => {
-                let password = generate_password(entropy);
-                let hash = hash_password(&password, cost.for_generated(), entropy)?;
-                Ok(credential(hash, Some(password)))
-            }
-        },
-        PasswordSource::Given(password) => {
-            let wanted_cost = cost.for_chosen();
-            if let Some(hash) = existing
-                && fields::bcrypt_cost_of(hash) == Some(wanted_cost)
-                && verify(password, hash)
-            {
-                return Ok(credential(hash.clone(), None));
-            }
-            Ok(credential(hash_password(password, wanted_cost, entropy)?, None))
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn user(name: &str, password: PasswordSource) -> UserSpec {
-        UserSpec { username: name.into(), password }
-    }
 
     #[test]
     fn generated_passwords_are_long_and_from_the_alphabet() {
@@ -135,43 +77,5 @@ mod tests {
         assert_eq!(a.len(), GENERATED_LENGTH);
         assert!(a.expose().bytes().all(|c| PASSWORD_ALPHABET.contains(&c)));
         assert_ne!(a, b);
-    }
-
-    #[test]
-    fn hashes_verify_and_carry_the_policy_cost() {
-        let cost = CostPolicy { fixed: None };
-        let users = [
-            user("alice", PasswordSource::Given(Secret::new("correct horse battery"))),
-            user("carol", PasswordSource::Generate),
-        ];
-        let creds = resolve(&users, cost, &BTreeMap::new(), &mut SeededEntropy(1)).unwrap();
-        assert!(creds[0].hash.starts_with("$2y$12$"), "{}", creds[0].hash);
-        assert!(verify(&Secret::new("correct horse battery"), &creds[0].hash));
-        assert!(!verify(&Secret::new("wrong"), &creds[0].hash));
-        assert!(creds[1].hash.starts_with("$2y$05$"), "{}", creds[1].hash);
-        assert!(verify(creds[1].generated.as_ref().unwrap(), &creds[1].hash));
-    }
-
-    #[test]
-    fn matching_existing_hashes_are_kept() {
-        let cost = CostPolicy { fixed: Some(4) };
-        let pw = Secret::new("correct horse battery");
-        let users = [user("alice", PasswordSource::Given(pw.clone())), user("carol", PasswordSource::Generate)];
-        let first = resolve(&users, cost, &BTreeMap::new(), &mut SeededEntropy(1)).unwrap();
-        let existing: BTreeMap<_, _> = first.iter().map(|c| (c.username.clone(), c.hash.clone())).collect();
-
-        let again = resolve(&users, cost, &existing, &mut SeededEntropy(99)).unwrap();
-        assert_eq!(again[0].hash, first[0].hash);
-        assert_eq!(again[1].hash, first[1].hash);
-        assert!(again.iter().all(|c| c.generated.is_none()), "nothing is generated again");
-
-        let changed = [user("alice", PasswordSource::Given(Secret::new("a different password")))];
-        let after = resolve(&changed, cost, &existing, &mut SeededEntropy(99)).unwrap();
-        assert_ne!(after[0].hash, first[0].hash);
-        assert!(verify(&Secret::new("a different password"), &after[0].hash));
-
-        // A different cost policy re-hashes even when the password matches.
-        let stronger = resolve(&users[..1], CostPolicy { fixed: Some(5) }, &existing, &mut SeededEntropy(3)).unwrap();
-        assert!(stronger[0].hash.starts_with("$2y$05$"));
     }
 }

@@ -1,7 +1,9 @@
-//! One error type for the whole tool. Every error is printed once, by `run`,
-//! and maps to a documented exit code.
+//! One error type for the whole tool. Every error is printed once, by
+//! `run`, and maps to a documented exit code.
 
 use std::fmt;
+use std::io;
+use std::path::PathBuf;
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -17,53 +19,192 @@ pub mod exit {
     pub const ROLLBACK_INCOMPLETE: i32 = 4;
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    Input,
-    Failed,
-    CheckFailed,
-    RollbackIncomplete,
+/// One thing wrong with the input: which file, which field, what is allowed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The answers file (or "wizard", a flag) the value came from.
+    pub source: Option<String>,
+    /// The field, as the answers file spells it (`users[1].username`).
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(message: impl Into<String>) -> Problem {
+        Problem { source: None, field: None, message: message.into() }
+    }
+
+    pub fn at(source: &str, field: &str, message: impl Into<String>) -> Problem {
+        Problem { source: Some(source.to_string()), field: Some(field.to_string()), message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for part in [&self.source, &self.field].into_iter().flatten() {
+            write!(f, "{part}: ")?;
+        }
+        f.write_str(&self.message)
+    }
 }
 
 #[derive(Debug)]
-pub struct Error {
-    pub kind: Kind,
-    pub message: String,
+pub enum Error {
+    /// Bad input: nothing was changed.
+    Input(Vec<Problem>),
+    /// Reading or writing a file failed.
+    Io { action: String, path: PathBuf, source: io::Error },
+    /// A command exited with failure.
+    Command { purpose: String, command: String, output: String },
+    /// Anything else that failed, said in words.
+    Failed(String),
+    /// A step failed and every change before it was undone.
+    RolledBack { cause: Box<Error>, nothing_changed: bool },
+    /// A step failed and undoing it did not complete.
+    RollbackIncomplete { cause: Box<Error>, leftovers: Vec<String> },
+    /// Changes were applied (or nothing was asked to change) but a check
+    /// found a problem.
+    CheckFailed(String),
 }
 
 impl Error {
     pub fn input(message: impl Into<String>) -> Self {
-        Error { kind: Kind::Input, message: message.into() }
+        Error::Input(vec![Problem::new(message)])
     }
 
     pub fn failed(message: impl Into<String>) -> Self {
-        Error { kind: Kind::Failed, message: message.into() }
+        Error::Failed(message.into())
+    }
+
+    pub fn io(action: impl Into<String>, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        Error::Io { action: action.into(), path: path.into(), source }
     }
 
     pub fn check_failed(message: impl Into<String>) -> Self {
-        Error { kind: Kind::CheckFailed, message: message.into() }
-    }
-
-    pub fn rollback_incomplete(message: impl Into<String>) -> Self {
-        Error { kind: Kind::RollbackIncomplete, message: message.into() }
+        Error::CheckFailed(message.into())
     }
 
     pub fn exit_code(&self) -> i32 {
-        match self.kind {
-            Kind::Input => exit::INPUT,
-            Kind::Failed => exit::FAILED,
-            Kind::CheckFailed => exit::CHECK_FAILED,
-            Kind::RollbackIncomplete => exit::ROLLBACK_INCOMPLETE,
+        match self {
+            Error::Input(_) => exit::INPUT,
+            Error::Io { .. } | Error::Command { .. } | Error::Failed(_) | Error::RolledBack { .. } => exit::FAILED,
+            Error::CheckFailed(_) => exit::CHECK_FAILED,
+            Error::RollbackIncomplete { .. } => exit::ROLLBACK_INCOMPLETE,
+        }
+    }
+
+    /// The input problems, for tests and callers that add context.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Error::Input(problems) => problems,
+            _ => &[],
+        }
+    }
+
+    /// What failed in the first place, under any rollback report.
+    pub fn cause(&self) -> &Error {
+        match self {
+            Error::RolledBack { cause, .. } | Error::RollbackIncomplete { cause, .. } => cause.cause(),
+            other => other,
         }
     }
 }
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
+        match self {
+            Error::Input(problems) => {
+                let lines: Vec<String> = problems.iter().map(Problem::to_string).collect();
+                f.write_str(&lines.join("\n"))
+            }
+            Error::Io { action, path, source } => write!(f, "{action} {}: {source}", path.display()),
+            Error::Command { purpose, command, output } => {
+                let output = output.trim();
+                write!(f, "{purpose} failed: `{command}`\n{}", if output.is_empty() { "(no output)" } else { output })
+            }
+            Error::Failed(message) | Error::CheckFailed(message) => f.write_str(message),
+            Error::RolledBack { cause, nothing_changed: true } => write!(f, "{cause}\nNothing had been changed."),
+            Error::RolledBack { cause, nothing_changed: false } => {
+                write!(f, "{cause}\nEvery change was rolled back; the previous files are in place.")
+            }
+            Error::RollbackIncomplete { cause, leftovers } => write!(
+                f,
+                "{cause}\nThe rollback did not complete; check these by hand:\n  - {}",
+                leftovers.join("\n  - ")
+            ),
+        }
     }
 }
 
-impl std::error::Error for Error {}
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io { source, .. } => Some(source),
+            Error::RolledBack { cause, .. } | Error::RollbackIncomplete { cause, .. } => Some(cause.as_ref()),
+            _ => None,
+        }
+    }
+}
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// How much a finding matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Severity {
+    Info,
+    /// Worth acting on, but it does not stop the run.
+    Warning,
+}
+
+/// Something found while planning, in words (printed before the steps).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub severity: Severity,
+    pub text: String,
+}
+
+impl Finding {
+    pub fn info(text: impl Into<String>) -> Finding {
+        Finding { severity: Severity::Info, text: text.into() }
+    }
+
+    pub fn warning(text: impl Into<String>) -> Finding {
+        Finding { severity: Severity::Warning, text: text.into() }
+    }
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.severity {
+            Severity::Info => f.write_str(&self.text),
+            Severity::Warning => write!(f, "warning: {}", self.text),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problems_name_source_and_field() {
+        let e = Error::Input(vec![Problem::at("a.yaml", "port", "0 is not a TCP port"), Problem::new("plain")]);
+        assert_eq!(e.to_string(), "a.yaml: port: 0 is not a TCP port\nplain");
+        assert_eq!(e.exit_code(), exit::INPUT);
+    }
+
+    #[test]
+    fn rollbacks_wrap_their_cause() {
+        let cause = Error::Command { purpose: "validating".into(), command: "nginx -t".into(), output: " \n".into() };
+        let e = Error::RolledBack { cause: Box::new(cause), nothing_changed: false };
+        assert_eq!(
+            e.to_string(),
+            "validating failed: `nginx -t`\n(no output)\nEvery change was rolled back; the previous files are in place."
+        );
+        assert!(matches!(e.cause(), Error::Command { .. }));
+        assert_eq!(e.exit_code(), exit::FAILED);
+        let e = Error::RollbackIncomplete { cause: Box::new(Error::failed("x")), leftovers: vec!["a".into()] };
+        assert_eq!(e.exit_code(), exit::ROLLBACK_INCOMPLETE);
+        assert_eq!(Finding::warning("w").to_string(), "warning: w");
+    }
+}

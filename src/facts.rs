@@ -1,17 +1,18 @@
-//! What the system looks like now: the one place that probes it before a plan
-//! is made (read-only). The plan is computed from these facts, so `--dry-run`
-//! and apply see the same thing.
+//! What the system looks like now: the one place that asks it before a
+//! plan is made (read-only, through `System`). The plan is computed from
+//! these facts, so `--dry-run` and apply see the same thing.
 
 use std::collections::BTreeMap;
-use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use crate::config::{Config, Proxy};
 use crate::paths::Paths;
-use crate::sockets::{self, Owner};
+use crate::plan::Command;
+use crate::proxy::ProxyKind;
+use crate::setup::Settings;
 use crate::state::State;
+use crate::system::{Existing, HttpReply, HttpRequest, Owner, SocketState, System, Trust};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageManager {
@@ -19,27 +20,11 @@ pub enum PackageManager {
     Brew,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Existing {
-    Missing,
-    File {
-        content: Vec<u8>,
-        mode: u32,
-        uid: u32,
-        gid: u32,
-    },
-    Symlink {
-        target: PathBuf,
-    },
-    /// A directory or something else we must not replace.
-    Other,
-}
-
 /// A process already listening on a port we want.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PortUse {
     pub port: u16,
-    pub address: std::net::IpAddr,
+    pub address: IpAddr,
     pub owner: Option<Owner>,
 }
 
@@ -52,19 +37,6 @@ pub enum OllamaProbe {
     Unexpected(String),
     NotReachable(String),
     NotProbed,
-}
-
-/// The auth-only server's unix socket (nginx).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SocketState {
-    Missing,
-    /// Something accepts connections on it.
-    Listening,
-    /// A socket file nobody listens on: left by an nginx that did not exit
-    /// cleanly. nginx refuses to start while it is there.
-    Stale,
-    /// A file that is not a socket: nginx could not bind there.
-    NotASocket,
 }
 
 /// What the running proxy answers at our site to a request without
@@ -81,6 +53,21 @@ pub enum SiteAnswer {
     NotProbed,
 }
 
+impl SiteAnswer {
+    pub fn of(reply: &Result<HttpReply, String>) -> SiteAnswer {
+        match reply {
+            Ok(reply) if asks_for_basic(reply) => SiteAnswer::AsksForCredentials,
+            Ok(reply) => SiteAnswer::Status(reply.status),
+            Err(why) => SiteAnswer::Unreachable(why.clone()),
+        }
+    }
+}
+
+/// 401 with a Basic challenge: a protected site.
+pub fn asks_for_basic(reply: &HttpReply) -> bool {
+    reply.status == 401 && reply.header("www-authenticate").is_some_and(|c| c.to_ascii_lowercase().starts_with("basic"))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub is_root: bool,
@@ -95,17 +82,15 @@ pub struct Facts {
     /// Enabled at boot (systemd only).
     pub service_enabled: bool,
     pub files: BTreeMap<PathBuf, Existing>,
-    /// nginx only: what else nginx loads sites from, other than our link:
-    /// the entries of the folder our site is enabled in and of `conf.d`
-    /// beside nginx.conf (Debian's nginx.conf includes both), sorted.
-    pub other_nginx_sites: Vec<PathBuf>,
+    /// The entries of folders the proxy asked about (what else it serves).
+    pub listings: BTreeMap<PathBuf, Vec<PathBuf>>,
     /// Group name → gid, for the groups files are given to.
     pub groups: BTreeMap<String, u32>,
     pub port_uses: Vec<PortUse>,
     pub ollama: OllamaProbe,
-    /// nginx only: the auth-only server's socket.
-    pub auth_socket: SocketState,
-    /// What the running proxy answers at our site (see `SiteProbe`).
+    /// The auth-only server's socket, for a proxy that has one.
+    pub auth_socket: Option<SocketState>,
+    /// What the running proxy answers at our site.
     pub site: SiteAnswer,
     /// UTC time as `YYYYMMDDTHHMMSSZ`, for backup names.
     pub stamp: String,
@@ -114,6 +99,10 @@ pub struct Facts {
 impl Facts {
     pub fn file(&self, path: &Path) -> &Existing {
         self.files.get(path).unwrap_or(&Existing::Missing)
+    }
+
+    pub fn listing(&self, dir: &Path) -> &[PathBuf] {
+        self.listings.get(dir).map_or(&[], Vec::as_slice)
     }
 
     /// A system where nothing exists yet: what `render --out` plans against.
@@ -128,13 +117,21 @@ impl Facts {
             proxy_running: false,
             service_enabled: false,
             files: BTreeMap::from([(PathBuf::from("/"), Existing::Other)]),
-            other_nginx_sites: Vec::new(),
+            listings: BTreeMap::new(),
             groups: BTreeMap::new(),
             port_uses: Vec::new(),
             ollama: OllamaProbe::NotProbed,
-            auth_socket: SocketState::Missing,
+            auth_socket: None,
             site: SiteAnswer::NotProbed,
             stamp: stamp.to_string(),
+        }
+    }
+
+    /// The recorded state, if the state file exists and parses.
+    pub fn state(&self, paths: &Paths) -> crate::error::Result<Option<State>> {
+        match self.file(&paths.state) {
+            Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(content), &paths.state).map(Some),
+            _ => Ok(None),
         }
     }
 }
@@ -144,35 +141,98 @@ pub fn stamp(now: SystemTime) -> String {
     text.replace(['-', ':'], "")
 }
 
-pub fn read_existing(path: &Path) -> Existing {
-    let Ok(meta) = fs::symlink_metadata(path) else { return Existing::Missing };
-    if meta.file_type().is_symlink() {
-        return fs::read_link(path).map(|target| Existing::Symlink { target }).unwrap_or(Existing::Other);
+/// What to look at.
+pub struct Probe<'a> {
+    pub proxy: ProxyKind,
+    pub paths: &'a Paths,
+    /// Paths beyond the proxy's own and the state's.
+    pub interest: Vec<PathBuf>,
+    /// Ports the site will listen on: who uses them now.
+    pub ports: Vec<u16>,
+    pub groups: Vec<String>,
+    /// Ollama's URL, to see whether it answers.
+    pub upstream: Option<String>,
+    /// Our site's public URL and the local address that serves it.
+    pub site: Option<(String, IpAddr)>,
+}
+
+impl Probe<'_> {
+    /// Everything a plan for these settings needs.
+    pub fn for_settings(settings: &Settings) -> Probe<'_> {
+        let site = &settings.site;
+        let mut interest = Vec::new();
+        if site.https.is_some() {
+            interest.push(settings.paths.acme_webroot.clone());
+            if let Some((cert, key)) = crate::certbot::live_paths(settings) {
+                interest.extend([cert, key]);
+            }
+        }
+        Probe {
+            proxy: settings.proxy,
+            paths: &settings.paths,
+            interest,
+            ports: [site.port].into_iter().chain(site.https.as_ref().map(|h| h.http_port)).collect(),
+            groups: vec![settings.file_group.to_string()],
+            upstream: Some(site.upstream.url()),
+            site: Some((site.public_url(), site.local_address())),
+        }
     }
-    if !meta.is_file() {
-        return Existing::Other;
-    }
-    match fs::read(path) {
-        Ok(content) => Existing::File { content, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() },
-        Err(_) => Existing::Other,
+
+    /// An installed setup (users, uninstall): its files, the state's, and,
+    /// when the settings are known, what the site answers.
+    pub fn for_installed<'a>(proxy: ProxyKind, paths: &'a Paths, settings: Option<&Settings>) -> Probe<'a> {
+        Probe {
+            proxy,
+            paths,
+            interest: Vec::new(),
+            ports: Vec::new(),
+            groups: settings.map(|s| s.file_group.to_string()).into_iter().collect(),
+            upstream: None,
+            site: settings.map(|s| (s.site.public_url(), s.site.local_address())),
+        }
     }
 }
 
-/// Every path the plan for `config` may read or replace, with all their
-/// parent folders (so the plan knows which folders it creates).
-pub fn paths_of_interest(config: &Config) -> Vec<PathBuf> {
-    let p = &config.paths;
-    let mut paths = match config.proxy {
-        Proxy::Nginx => vec![p.htpasswd.clone(), p.nginx_site.clone(), p.nginx_site_link.clone(), p.nginx_conf.clone()],
-        Proxy::Caddy => vec![p.caddy_site.clone(), p.caddyfile.clone()],
+/// The request that asks our site, on this machine, whether it wants
+/// credentials (trust is not judged: `check` does that).
+pub fn site_request(url: &str, connect: IpAddr) -> Option<HttpRequest> {
+    let url = reqwest::Url::parse(url).ok()?.join("api/version").ok()?;
+    let host = url.host_str()?.to_string();
+    Some(HttpRequest {
+        timeout: Duration::from_secs(10),
+        resolve: vec![(host, connect)],
+        trust: Trust::AcceptAny,
+        ..HttpRequest::get(url)
+    })
+}
+
+pub fn probe_ollama(system: &dyn System, base_url: &str, timeout: Duration) -> OllamaProbe {
+    let Ok(url) = reqwest::Url::parse(&format!("{base_url}/api/version")) else {
+        return OllamaProbe::NotReachable(format!("{base_url} is not a URL"));
     };
-    paths.push(p.state.clone());
-    if config.https.is_some() {
-        paths.push(p.acme_webroot.clone());
-        if let Some((cert, key)) = crate::render::certificate_paths(config) {
-            paths.extend([cert, key]);
+    match system.http(&HttpRequest { timeout, ..HttpRequest::get(url) }) {
+        Ok(reply) if (200..300).contains(&reply.status) => {
+            match serde_json::from_str::<serde_json::Value>(&reply.body) {
+                Ok(v) => match v.get("version").and_then(|v| v.as_str()) {
+                    Some(version) => OllamaProbe::Answers { version: version.to_string() },
+                    None => OllamaProbe::Unexpected("no version in its answer to /api/version".into()),
+                },
+                Err(_) => OllamaProbe::Unexpected("its answer to /api/version is not JSON".into()),
+            }
         }
+        Ok(reply) => OllamaProbe::Unexpected(format!("/api/version answered {}", status_text(reply.status))),
+        Err(why) => OllamaProbe::NotReachable(why),
     }
+}
+
+/// `404 Not Found`, as reqwest shows a status.
+pub fn status_text(status: u16) -> String {
+    reqwest::StatusCode::from_u16(status).map_or_else(|_| status.to_string(), |s| s.to_string())
+}
+
+/// Every path of interest with all its parent folders (so the plan knows
+/// which folders it creates).
+fn with_ancestors(mut paths: Vec<PathBuf>) -> Vec<PathBuf> {
     let ancestors: Vec<PathBuf> =
         paths.iter().flat_map(|x| x.ancestors().skip(1).map(Path::to_path_buf).collect::<Vec<_>>()).collect();
     paths.extend(ancestors);
@@ -181,217 +241,95 @@ pub fn paths_of_interest(config: &Config) -> Vec<PathBuf> {
     paths
 }
 
-/// The recorded state, if the state file exists and parses.
-pub fn state(paths: &Paths, facts: &Facts) -> crate::error::Result<Option<State>> {
-    match facts.file(&paths.state) {
-        Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(content), &paths.state).map(Some),
-        _ => Ok(None),
-    }
-}
-
 /// A timestamp for backup names that no existing file uses yet.
-fn unique_stamp(now: SystemTime, paths: &[PathBuf]) -> String {
-    let base = stamp(now);
+fn unique_stamp(system: &dyn System, paths: &[PathBuf]) -> String {
+    let base = stamp(system.now());
     (0..)
         .map(|n| if n == 0 { base.clone() } else { format!("{base}-{n}") })
-        .find(|candidate| paths.iter().all(|p| fs::symlink_metadata(crate::plan::backup_path(p, candidate)).is_err()))
+        .find(|candidate| {
+            paths.iter().all(|p| system.inspect(&crate::plan::backup_path(p, candidate)) == Existing::Missing)
+        })
         .expect("some suffix is free")
 }
 
-fn systemctl_ok(args: &[&str]) -> bool {
-    duct::cmd("systemctl", args).stdout_null().stderr_null().unchecked().run().is_ok_and(|o| o.status.success())
-}
-
-pub fn read_pid(pid_file: &Path) -> Option<u32> {
-    fs::read_to_string(pid_file).ok()?.trim().parse().ok()
-}
-
-/// The process is gone, or a zombie that only waits to be reaped.
-pub fn process_gone(pid: u32) -> bool {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"));
-    // The state letter follows the name, which may itself contain ')'.
-    stat.map_or(true, |s| s.rsplit_once(')').is_some_and(|(_, rest)| rest.trim_start().starts_with('Z')))
-}
-
-fn pid_alive(pid_file: &Path, name: &str) -> bool {
-    read_pid(pid_file).is_some_and(|pid| {
-        !process_gone(pid) && fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|comm| comm.trim() == name)
-    })
-}
-
-pub fn probe_ollama(base_url: &str, timeout: Duration) -> OllamaProbe {
-    let client = match reqwest::blocking::Client::builder().timeout(timeout).build() {
-        Ok(c) => c,
-        Err(e) => return OllamaProbe::NotReachable(e.to_string()),
-    };
-    match client.get(format!("{base_url}/api/version")).send() {
-        Ok(resp) if resp.status().is_success() => match resp.json::<serde_json::Value>() {
-            Ok(v) => match v.get("version").and_then(|v| v.as_str()) {
-                Some(version) => OllamaProbe::Answers { version: version.to_string() },
-                None => OllamaProbe::Unexpected("no version in its answer to /api/version".into()),
-            },
-            Err(_) => OllamaProbe::Unexpected("its answer to /api/version is not JSON".into()),
-        },
-        Ok(resp) => OllamaProbe::Unexpected(format!("/api/version answered {}", resp.status())),
-        Err(e) => OllamaProbe::NotReachable(crate::check::describe_request_error(&e)),
+fn proxy_running(system: &dyn System, proxy: ProxyKind, paths: &Paths, systemd: bool) -> bool {
+    if systemd {
+        return system.run(&Command::new("systemctl", &["is-active", "--quiet", proxy.name()])).success;
     }
+    let pid_file = proxy.module().service(paths, false).pid_file;
+    crate::system::running_from_pid_file(system, &pid_file, proxy.name()).is_some()
 }
 
-/// What to look at; `probe` fills it from a config, `probe_installed`
-/// from paths alone (uninstall, users).
-pub struct Probe<'a> {
-    pub proxy: Proxy,
-    pub paths: &'a Paths,
-    pub interest: Vec<PathBuf>,
-    pub ports: Vec<u16>,
-    pub groups: Vec<String>,
-    /// Ollama's URL, to see whether it answers.
-    pub upstream: Option<String>,
-    /// Where our site is served, to ask the running proxy.
-    pub site: Option<SiteProbe>,
-}
-
-/// Our site's public URL and the local address that serves it.
-pub struct SiteProbe {
-    pub url: String,
-    pub connect: std::net::IpAddr,
-}
-
-pub fn probe(config: &Config) -> Facts {
-    let mut ports = vec![config.port];
-    ports.extend(config.https.as_ref().map(|h| h.http_port));
-    run_probe(Probe {
-        proxy: config.proxy,
-        paths: &config.paths,
-        interest: paths_of_interest(config),
-        ports,
-        groups: vec![config.file_group.clone()],
-        upstream: Some(config.upstream.url()),
-        site: Some(SiteProbe { url: config.public_url(), connect: crate::plan::local_address(config) }),
-    })
-}
-
-/// Facts about an installed setup: the proxy, the state file and every
-/// path it mentions, and, when the state says where, what the site answers.
-pub fn probe_installed(proxy: Proxy, paths: &Paths, state: &State) -> Facts {
-    let interest = match proxy {
-        Proxy::Nginx => {
-            vec![
-                paths.htpasswd.clone(),
-                paths.nginx_site.clone(),
-                paths.nginx_site_link.clone(),
-                paths.auth_cache.clone(),
-            ]
-        }
-        Proxy::Caddy => vec![paths.caddy_site.clone(), paths.caddyfile.clone()],
-    };
-    let site = match (&state.url, state.connect) {
-        (Some(url), Some(connect)) => Some(SiteProbe { url: url.clone(), connect }),
-        _ => None,
-    };
-    run_probe(Probe { proxy, paths, interest, ports: Vec::new(), groups: Vec::new(), upstream: None, site })
-}
-
-pub fn run_probe(probe: Probe) -> Facts {
-    let proxy = probe.proxy.name();
-    let systemd = Path::new("/run/systemd/system").is_dir();
-    let package_manager = if which::which("apt-get").is_ok() {
+fn package_manager(system: &dyn System) -> Option<PackageManager> {
+    if system.installed("apt-get") {
         Some(PackageManager::Apt)
-    } else if which::which("brew").is_ok() {
+    } else if system.installed("brew") {
         Some(PackageManager::Brew)
     } else {
         None
-    };
-    let proxy_running = if systemd {
-        systemctl_ok(&["is-active", "--quiet", proxy])
-    } else {
-        let pid_file = match probe.proxy {
-            Proxy::Nginx => &probe.paths.nginx_pid,
-            Proxy::Caddy => &probe.paths.caddy_pid,
-        };
-        pid_alive(pid_file, proxy)
-    };
-    let mut interest = probe.interest;
-    interest.push(probe.paths.state.clone());
-    // Everything the state file mentions, for uninstall and for keeping records.
-    if let Existing::File { content, .. } = read_existing(&probe.paths.state)
-        && let Ok(state) = State::parse(&String::from_utf8_lossy(&content), &probe.paths.state)
+    }
+}
+
+/// The proxy's files, the state file and everything it mentions (for
+/// uninstall and for keeping records), with their folders.
+fn interest(system: &dyn System, probe: &Probe) -> Vec<PathBuf> {
+    let (module, paths) = (probe.proxy.module(), probe.paths);
+    let mut interest = probe.interest.clone();
+    interest.push(module.users_file(paths).to_path_buf());
+    interest.extend(module.paths_to_inspect(paths));
+    interest.push(paths.state.clone());
+    if let Existing::File { content, .. } = system.inspect(&paths.state)
+        && let Ok(state) = State::parse(&String::from_utf8_lossy(&content), &paths.state)
     {
         interest.extend(state.paths());
     }
-    let files = interest.iter().map(|p| (p.clone(), read_existing(p))).collect();
+    with_ancestors(interest)
+}
+
+pub fn probe(system: &dyn System, probe: Probe) -> Facts {
+    let module = probe.proxy.module();
+    let paths = probe.paths;
+    let systemd = system.inspect(Path::new("/run/systemd/system")) == Existing::Other;
+    let proxy_running = proxy_running(system, probe.proxy, paths, systemd);
+    let interest = interest(system, &probe);
+    let files = interest.iter().map(|p| (p.clone(), system.inspect(p))).collect();
+    let listings = module.dirs_to_list(paths).into_iter().map(|d| (d.clone(), system.list_dir(&d))).collect();
     let groups = probe
         .groups
         .iter()
         .map(String::as_str)
         .chain(["root"])
-        .filter_map(|g| nix::unistd::Group::from_name(g).ok().flatten().map(|grp| (g.to_string(), grp.gid.as_raw())))
+        .filter_map(|g| system.group_id(g).map(|gid| (g.to_string(), gid)))
         .collect();
-    let port_uses = sockets::listeners()
+    let port_uses = system
+        .tcp_listeners()
         .into_iter()
         .filter(|l| probe.ports.contains(&l.port))
-        .map(|l| PortUse { port: l.port, address: l.address, owner: sockets::owner(l.inode) })
+        .map(|l| PortUse { port: l.port, address: l.address, owner: system.socket_owner(l.inode) })
         .collect();
-    let site = match probe.site {
-        Some(site) if proxy_running => match crate::check::unauthenticated_answer(&site.url, Some(site.connect)) {
-            Ok(answer) if answer.asks_for_basic() => SiteAnswer::AsksForCredentials,
-            Ok(answer) => SiteAnswer::Status(answer.status),
-            Err(why) => SiteAnswer::Unreachable(why),
-        },
+    let site = match probe.site.as_ref().and_then(|(url, connect)| site_request(url, *connect)) {
+        Some(request) if proxy_running => SiteAnswer::of(&system.http(&request)),
         _ => SiteAnswer::NotProbed,
     };
     Facts {
-        is_root: nix::unistd::geteuid().is_root(),
+        is_root: system.is_root(),
         systemd,
-        package_manager,
-        proxy_installed: which::which(proxy).is_ok(),
-        certbot_installed: which::which("certbot").is_ok(),
-        certbot_cron: Path::new("/etc/cron.d/certbot").is_file(),
+        package_manager: package_manager(system),
+        proxy_installed: system.installed(probe.proxy.name()),
+        certbot_installed: system.installed("certbot"),
+        certbot_cron: matches!(system.inspect(Path::new("/etc/cron.d/certbot")), Existing::File { .. }),
         proxy_running,
-        service_enabled: systemd && systemctl_ok(&["is-enabled", "--quiet", proxy]),
+        service_enabled: systemd
+            && system.run(&Command::new("systemctl", &["is-enabled", "--quiet", probe.proxy.name()])).success,
         files,
-        other_nginx_sites: match probe.proxy {
-            Proxy::Nginx => other_nginx_sites(probe.paths),
-            Proxy::Caddy => Vec::new(),
-        },
+        listings,
         groups,
         port_uses,
-        ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(&url, Duration::from_secs(3))),
-        auth_socket: match probe.proxy {
-            Proxy::Nginx => socket_state(&probe.paths.auth_socket),
-            Proxy::Caddy => SocketState::Missing,
-        },
+        ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(system, &url, Duration::from_secs(3))),
+        auth_socket: module.auth_socket(paths).map(|socket| system.unix_socket(socket)),
         site,
-        stamp: unique_stamp(SystemTime::now(), &interest),
+        stamp: unique_stamp(system, &interest),
     }
-}
-
-/// Whether anything listens on the unix socket at `path`.
-pub fn socket_state(path: &Path) -> SocketState {
-    use std::os::unix::fs::FileTypeExt;
-    match fs::symlink_metadata(path) {
-        Err(_) => SocketState::Missing,
-        Ok(meta) if !meta.file_type().is_socket() => SocketState::NotASocket,
-        Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => SocketState::Listening,
-            Err(_) => SocketState::Stale,
-        },
-    }
-}
-
-fn other_nginx_sites(paths: &Paths) -> Vec<PathBuf> {
-    let conf_d = paths.nginx_conf.parent().map(|d| d.join("conf.d"));
-    let dirs = [paths.nginx_site_link.parent(), conf_d.as_deref()];
-    let mut sites: Vec<PathBuf> = dirs
-        .into_iter()
-        .flatten()
-        .filter_map(|dir| fs::read_dir(dir).ok())
-        .flat_map(|entries| entries.flatten().map(|e| e.path()))
-        .filter(|path| *path != paths.nginx_site_link)
-        .collect();
-    sites.sort();
-    sites.dedup();
-    sites
 }
 
 #[cfg(test)]

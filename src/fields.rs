@@ -10,6 +10,81 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// A string that passed its validator: made once, by `parse`, and trusted
+/// from then on. Serialized as the plain string; deserializing validates
+/// again (the state file is read back).
+macro_rules! validated {
+    ($(#[$doc:meta])* $name:ident, $check:path) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $name(String);
+
+        impl $name {
+            pub fn parse(value: &str) -> Result<$name, String> {
+                $check(value).map($name)
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::ops::Deref for $name {
+            type Target = str;
+            fn deref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<$name, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                $name::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+validated!(
+    /// A username for htpasswd (`user:hash`) and Caddyfile (`user hash`) lines.
+    Username,
+    username_text
+);
+validated!(
+    /// A Unix group name (the group the proxy's workers run as).
+    GroupName,
+    group_name_text
+);
+validated!(
+    /// An email address for the ACME account.
+    Email,
+    email_text
+);
+validated!(
+    /// An `https://` ACME directory URL.
+    AcmeUrl,
+    acme_directory_text
+);
+validated!(
+    /// An environment variable name (`password_env`).
+    EnvVarName,
+    env_var_name_text
+);
+
 /// A host name (RFC 1123, lower-cased) or an IP literal.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Host {
@@ -29,6 +104,18 @@ impl Host {
 
     pub fn is_name(&self) -> bool {
         matches!(self, Host::Name(_))
+    }
+}
+
+impl Serialize for Host {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Host {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Host, D::Error> {
+        host(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -147,6 +234,18 @@ impl Upstream {
     }
 }
 
+impl Serialize for Upstream {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.url())
+    }
+}
+
+impl<'de> Deserialize<'de> for Upstream {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Upstream, D::Error> {
+        upstream(&String::deserialize(deserializer)?).map_err(serde::de::Error::custom)
+    }
+}
+
 /// `host:port`, `http://host:port` or `https://host:port` (trailing `/` allowed).
 /// `localhost` becomes 127.0.0.1: proxies may resolve it to ::1 first, where
 /// Ollama does not listen by default.
@@ -185,7 +284,11 @@ pub fn upstream(value: &str) -> Result<Upstream, String> {
 }
 
 /// Usernames go into htpasswd (`user:hash`) and Caddyfile (`user hash`) lines.
-pub fn username(value: &str) -> Result<String, String> {
+pub fn username(value: &str) -> Result<Username, String> {
+    Username::parse(value)
+}
+
+fn username_text(value: &str) -> Result<String, String> {
     const ALLOWED: &str = "letters, digits, '.', '_', '-', '@' and '+'";
     if value.is_empty() {
         return Err("must not be empty".into());
@@ -207,7 +310,9 @@ pub fn username(value: &str) -> Result<String, String> {
 /// A bcrypt hash as nginx (libxcrypt) and Caddy accept it.
 pub fn bcrypt_hash(value: &str) -> Result<String, String> {
     const FORM: &str = "expected a bcrypt hash such as $2y$12$ followed by 53 characters of [./A-Za-z0-9] (make one with `htpasswd -nbB user password`)";
-    let shape_ok = value.len() == 60
+    // ASCII first: the byte positions below are then character positions.
+    let shape_ok = value.is_ascii()
+        && value.len() == 60
         && (value.starts_with("$2a$") || value.starts_with("$2b$") || value.starts_with("$2y$"))
         && value[4..6].chars().all(|c| c.is_ascii_digit())
         && &value[6..7] == "$"
@@ -236,7 +341,11 @@ pub fn bcrypt_cost(value: i64) -> Result<u32, String> {
     }
 }
 
-pub fn email(value: &str) -> Result<String, String> {
+pub fn email(value: &str) -> Result<Email, String> {
+    Email::parse(value)
+}
+
+fn email_text(value: &str) -> Result<String, String> {
     const FORM: &str = "use an address such as ops@example.com";
     let Some((local, domain)) = value.split_once('@') else {
         return Err(format!("{value:?} is not an email address; {FORM}"));
@@ -298,7 +407,11 @@ pub fn auth_socket(socket: &std::path::Path, cache: &std::path::Path) -> Result<
 }
 
 /// An ACME directory URL (Let's Encrypt staging, a private CA, pebble in tests).
-pub fn acme_directory(value: &str) -> Result<String, String> {
+pub fn acme_directory(value: &str) -> Result<AcmeUrl, String> {
+    AcmeUrl::parse(value)
+}
+
+fn acme_directory_text(value: &str) -> Result<String, String> {
     const FORM: &str = "use an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory";
     let Some(rest) = value.strip_prefix("https://") else {
         return Err(format!("{value:?} is not an https:// URL; {FORM}"));
@@ -319,7 +432,11 @@ pub fn acme_directory(value: &str) -> Result<String, String> {
 }
 
 /// An environment variable name for `password_env`.
-pub fn env_var_name(value: &str) -> Result<String, String> {
+pub fn env_var_name(value: &str) -> Result<EnvVarName, String> {
+    EnvVarName::parse(value)
+}
+
+fn env_var_name_text(value: &str) -> Result<String, String> {
     let starts_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !starts_ok || first_disallowed(value, |c| c.is_ascii_alphanumeric() || c == '_').is_some() {
         return Err(format!(
@@ -330,7 +447,11 @@ pub fn env_var_name(value: &str) -> Result<String, String> {
 }
 
 /// A Unix group name (the group the proxy's workers run as).
-pub fn group_name(value: &str) -> Result<String, String> {
+pub fn group_name(value: &str) -> Result<GroupName, String> {
+    GroupName::parse(value)
+}
+
+fn group_name_text(value: &str) -> Result<String, String> {
     let starts_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !starts_ok
         || value.len() > 32

@@ -1,10 +1,12 @@
-//! ollama-secure: answers → validated config → rendered files → plan → dry-run
-//! print or apply → check. Each stage is a module with one job; side effects
-//! (processes, files, network) stay in `facts`, `apply`, `runner` and
-//! `check`, so the rest is pure and snapshot-tested.
+//! ollama-secure: answers → validated config → desired state (`setup`) →
+//! rendered files (`proxy`, `render`) → plan → `--dry-run` prints it |
+//! apply executes it → check. Each stage is a module with one job; every
+//! effect (processes, files, network, clock) goes through `system`, so the
+//! rest is pure. ARCHITECTURE.md draws the pipeline.
 
 pub mod answers;
 pub mod apply;
+pub mod certbot;
 pub mod check;
 pub mod cli;
 pub mod commands;
@@ -16,13 +18,13 @@ pub mod fields;
 pub mod lock;
 pub mod paths;
 pub mod plan;
-pub mod removal;
+pub mod proxy;
 pub mod render;
-pub mod runner;
 pub mod secret;
 pub mod setup;
 pub mod sockets;
 pub mod state;
+pub mod system;
 pub mod userfile;
 pub mod wizard;
 
@@ -43,7 +45,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
         }
     };
-    match commands::dispatch(cli.command) {
+    match commands::dispatch(cli.command, &system::RealSystem) {
         Ok(()) => error::exit::OK,
         Err(e) => {
             eprintln!("error: {e}");

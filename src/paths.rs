@@ -4,6 +4,8 @@
 
 use std::path::PathBuf;
 
+use serde::{Deserialize, Serialize};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Os {
     /// Debian, Ubuntu and relatives: packages from apt, sites-available/enabled.
@@ -18,7 +20,8 @@ impl Os {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Paths {
     /// nginx's main configuration file (passed to `nginx -t -c`).
     pub nginx_conf: PathBuf,

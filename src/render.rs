@@ -1,26 +1,26 @@
-//! Config + credentials → the files to install, from the minijinja templates
-//! in `templates/` (compiled into the binary). Pure: no I/O.
+//! The template environment and what every site template is given. Pure:
+//! the proxy modules choose their templates and files; this renders them.
+//! Templates live in `templates/` and are compiled into the binary.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use minijinja::syntax::SyntaxConfig;
 use minijinja::value::Serde;
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Serialize;
 
-use crate::config::{Config, Https, Proxy};
-use crate::credentials::Credential;
 use crate::error::{Error, Result};
 use crate::fields::Host;
+use crate::setup::Setup;
 
-/// What a file is for; the plan and `users` find files by role.
+/// What a file is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Role {
-    /// nginx site or Caddy site file.
+    /// The proxy's site file.
     Site,
-    /// nginx htpasswd.
-    Passwords,
-    /// Caddy's main Caddyfile (only the `import` line is ours).
+    /// A file that holds only the users (nginx's htpasswd).
+    Users,
+    /// The proxy's main configuration (only our lines are ours).
     MainConfig,
     /// ollama-secure's record of what it changed.
     State,
@@ -39,9 +39,20 @@ pub struct RenderedFile {
     pub content: String,
 }
 
-const NGINX_SITE: &str = include_str!("../templates/nginx-site.conf.j2");
-const HTPASSWD: &str = include_str!("../templates/htpasswd.j2");
-const CADDY_SITE: &str = include_str!("../templates/caddy-site.caddy.j2");
+impl RenderedFile {
+    /// A file of ours: 0640 and the proxy's group when it holds hashes,
+    /// 0644 root otherwise.
+    pub fn ours(path: &Path, role: Role, setup: &Setup, secret: bool, content: String) -> RenderedFile {
+        RenderedFile {
+            path: path.to_path_buf(),
+            role,
+            mode: if secret { 0o640 } else { 0o644 },
+            group: if secret { setup.settings.file_group.to_string() } else { "root".to_string() },
+            secret,
+            content,
+        }
+    }
+}
 
 /// Characters that could end a directive, open a block, start a comment or
 /// split a token in nginx or Caddyfile syntax. The validators already keep
@@ -50,20 +61,18 @@ fn breaks_config_syntax(c: char) -> bool {
     c.is_whitespace() || c.is_control() || ";{}\"'`#\\".contains(c)
 }
 
-fn environment() -> Environment<'static> {
+/// The environment with every template, and a formatter that refuses any
+/// value that could break the syntax around it. Lines of the users file
+/// are the one exception: they are whole lines, checked when they were
+/// read or made (`userfile`), and passed as safe strings.
+pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_syntax(SyntaxConfig::builder().keep_trailing_newline(true).build().expect("valid syntax config"));
     env.set_formatter(|out, state, value| {
-        // htpasswd is not config syntax: only line structure matters there,
-        // and hand-added `{SHA}` hashes legitimately contain braces.
-        let breaks = if state.name() == "htpasswd" {
-            |c: char| c.is_whitespace() || c.is_control()
-        } else {
-            breaks_config_syntax
-        };
-        if let Some(text) = value.as_str()
-            && let Some(bad) = text.chars().find(|c| breaks(*c))
+        if !value.is_safe()
+            && let Some(text) = value.as_str()
+            && let Some(bad) = text.chars().find(|c| breaks_config_syntax(*c))
         {
             return Err(minijinja::Error::new(
                 ErrorKind::InvalidOperation,
@@ -72,10 +81,16 @@ fn environment() -> Environment<'static> {
         }
         minijinja::escape_formatter(out, state, value)
     });
-    env.add_template("nginx-site.conf", NGINX_SITE).expect("nginx template parses");
-    env.add_template("htpasswd", HTPASSWD).expect("htpasswd template parses");
-    env.add_template("caddy-site.caddy", CADDY_SITE).expect("caddy template parses");
+    for (name, source) in templates {
+        env.add_template(name, source).expect("templates parse");
+    }
     env
+}
+
+pub fn render_template(env: &Environment, name: &str, ctx: &Value) -> Result<String> {
+    env.get_template(name)
+        .and_then(|t| t.render(ctx))
+        .map_err(|e| Error::failed(format!("rendering {name} failed: {e}")))
 }
 
 #[derive(Serialize)]
@@ -84,12 +99,6 @@ struct UpstreamContext {
     host: String,
     host_port: String,
     url: String,
-}
-
-#[derive(Serialize)]
-struct UserContext<'a> {
-    username: &'a str,
-    hash: &'a str,
 }
 
 #[derive(Serialize)]
@@ -105,75 +114,50 @@ struct HttpsContext {
     email: Option<String>,
 }
 
-/// certbot's names for the certificate of `domain` under its config dir.
-pub fn certificate_paths(config: &Config) -> Option<(PathBuf, PathBuf)> {
-    let domain = config.domain.as_ref()?;
-    let live = config.paths.letsencrypt.join("live").join(domain.to_string());
-    Some((live.join("fullchain.pem"), live.join("privkey.pem")))
-}
-
-fn path_text(path: &std::path::Path) -> String {
+pub fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn https_context(config: &Config, https: &Https) -> HttpsContext {
-    let name = config.domain.as_ref().map(Host::url_form).unwrap_or_default();
-    let redirect_base =
-        if config.port == 443 { format!("https://{name}") } else { format!("https://{name}:{}", config.port) };
-    let (certificate, certificate_key) = certificate_paths(config).unwrap_or_default();
-    HttpsContext {
-        http_port: https.http_port,
-        redirect_base,
-        webroot: path_text(&config.paths.acme_webroot),
-        certificate: path_text(&certificate),
-        certificate_key: path_text(&certificate_key),
-        acme_directory: https.acme_directory.clone(),
-        acme_ca_root: https.acme_ca_root.as_deref().map(path_text),
-        email: https.email.clone(),
-    }
-}
-
-/// nginx `listen` addresses for a port: the one address asked for, or every
-/// IPv4 and IPv6 address.
-fn nginx_listen(config: &Config, port: u16) -> Vec<String> {
-    match config.listen_address {
-        Some(addr) => vec![format!("{}:{port}", Host::Ip(addr).url_form())],
-        None => vec![port.to_string(), format!("[::]:{port}")],
-    }
-}
-
+/// What every site template sees: the site's addresses, upstream, timeout,
+/// HTTPS settings and paths. Proxy modules add their own keys.
 #[derive(Serialize)]
-struct Context<'a> {
+struct SiteContext {
     version: &'static str,
     upstream: UpstreamContext,
-    users: Vec<UserContext<'a>>,
     /// `_` is nginx's conventional "no particular name".
     server_name: String,
-    listen: Vec<String>,
-    http_listen: Vec<String>,
     bind: Option<String>,
     site_address: String,
-    htpasswd: String,
     timeout: u64,
     https: Option<HttpsContext>,
     port: u16,
-    /// nginx only: the challenge server alone, before the certificate exists.
-    acme_bootstrap: bool,
-    auth_cache: String,
-    auth_socket: String,
-    /// Changes whenever the users file does, so cached logins never outlive
-    /// a credential change.
-    users_fingerprint: String,
 }
 
-fn context(config: &Config, credentials: &[Credential], acme_bootstrap: bool) -> Value {
-    let upstream = &config.upstream;
-    let site_address = match (&config.domain, &config.https) {
-        (Some(domain), Some(_)) => format!("{}:{}", domain.url_form(), config.port),
-        (Some(domain), None) => format!("http://{}:{}", domain.url_form(), config.port),
-        (None, _) => format!(":{}", config.port),
+pub fn site_context(setup: &Setup) -> Value {
+    let site = &setup.settings.site;
+    let upstream = &site.upstream;
+    let site_address = match (&site.domain, &site.https) {
+        (Some(domain), Some(_)) => format!("{}:{}", domain.url_form(), site.port),
+        (Some(domain), None) => format!("http://{}:{}", domain.url_form(), site.port),
+        (None, _) => format!(":{}", site.port),
     };
-    Value::from(Serde(Context {
+    let https = site.https.as_ref().map(|https| {
+        let name = site.domain.as_ref().map(Host::url_form).unwrap_or_default();
+        let redirect_base =
+            if site.port == 443 { format!("https://{name}") } else { format!("https://{name}:{}", site.port) };
+        let (certificate, certificate_key) = crate::certbot::live_paths(&setup.settings).unwrap_or_default();
+        HttpsContext {
+            http_port: https.http_port,
+            redirect_base,
+            webroot: path_text(&setup.settings.paths.acme_webroot),
+            certificate: path_text(&certificate),
+            certificate_key: path_text(&certificate_key),
+            acme_directory: https.acme_directory.as_ref().map(|d| d.to_string()),
+            acme_ca_root: https.acme_ca_root.as_deref().map(path_text),
+            email: https.email.as_ref().map(|e| e.to_string()),
+        }
+    });
+    Value::from(Serde(SiteContext {
         version: env!("CARGO_PKG_VERSION"),
         upstream: UpstreamContext {
             scheme: upstream.scheme.as_str(),
@@ -181,30 +165,23 @@ fn context(config: &Config, credentials: &[Credential], acme_bootstrap: bool) ->
             host_port: upstream.host_port(),
             url: upstream.url(),
         },
-        users: credentials.iter().map(|c| UserContext { username: &c.username, hash: &c.hash }).collect(),
-        server_name: config.domain.as_ref().map(Host::url_form).unwrap_or_else(|| "_".to_string()),
-        listen: nginx_listen(config, config.port),
-        http_listen: config.https.as_ref().map(|h| nginx_listen(config, h.http_port)).unwrap_or_default(),
-        bind: config.listen_address.map(|a| a.to_string()),
+        server_name: site.domain.as_ref().map(Host::url_form).unwrap_or_else(|| "_".to_string()),
+        bind: site.listen_address.map(|a| a.to_string()),
         site_address,
-        htpasswd: path_text(&config.paths.htpasswd),
-        timeout: config.timeout_secs,
-        https: config.https.as_ref().map(|h| https_context(config, h)),
-        port: config.port,
-        acme_bootstrap,
-        auth_cache: path_text(&config.paths.auth_cache),
-        auth_socket: path_text(&config.paths.auth_socket),
-        users_fingerprint: users_fingerprint(credentials.iter().map(|c| (c.username.as_str(), c.hash.as_str()))),
+        timeout: site.timeout_secs,
+        https,
+        port: site.port,
     }))
 }
 
-/// FNV-1a (64 bit) over `user:hash` lines, as 16 hex digits: not a
-/// security measure, only a marker that changes when any user does.
-pub fn users_fingerprint<'a>(users: impl IntoIterator<Item = (&'a str, &'a str)>) -> String {
-    fingerprint(users.into_iter().flat_map(|(user, hash)| [user.as_bytes(), b":", hash.as_bytes(), b"\n"]).flatten())
+/// The users file's lines (each with its line ending), as safe strings
+/// the formatter passes through.
+pub fn user_lines(setup: &Setup) -> Value {
+    Value::from(setup.users.lines().into_iter().map(Value::from_safe_string).collect::<Vec<_>>())
 }
 
-/// FNV-1a (64 bit) as 16 hex digits: a marker that changes with the bytes.
+/// FNV-1a (64 bit) as 16 hex digits: a marker that changes with the bytes,
+/// not a security measure.
 pub fn fingerprint<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> String {
     let hash = bytes
         .into_iter()
@@ -212,77 +189,26 @@ pub fn fingerprint<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> String {
     format!("{hash:016x}")
 }
 
-/// The nginx site with its users fingerprint replaced, for `users`, which
-/// changes the htpasswd without re-rendering the site. `None` if the site
-/// has no fingerprint line (not written by this version).
-pub fn with_users_fingerprint(site: &str, fingerprint: &str) -> Option<String> {
-    const KEY: &str = "proxy_cache_key \"";
-    let start = site.find(KEY)? + KEY.len();
-    let end = start + site[start..].find(' ')?;
-    Some(format!("{}{fingerprint}{}", &site[..start], &site[end..]))
-}
-
-fn render_template(env: &Environment, name: &str, ctx: &Value) -> Result<String> {
-    env.get_template(name)
-        .and_then(|t| t.render(ctx))
-        .map_err(|e| Error::failed(format!("rendering {name} failed: {e}")))
-}
-
-/// The files this config installs, in the order they should be written:
-/// passwords before the site that refers to them.
-pub fn render(config: &Config, credentials: &[Credential]) -> Result<Vec<RenderedFile>> {
-    let env = environment();
-    let ctx = context(config, credentials, false);
-    let file = |path: &PathBuf, role, secret: bool, content| RenderedFile {
-        path: path.clone(),
-        role,
-        mode: if secret { 0o640 } else { 0o644 },
-        group: if secret { config.file_group.clone() } else { "root".to_string() },
-        secret,
-        content,
-    };
-    Ok(match config.proxy {
-        Proxy::Nginx => vec![
-            file(&config.paths.htpasswd, Role::Passwords, true, render_template(&env, "htpasswd", &ctx)?),
-            file(&config.paths.nginx_site, Role::Site, false, render_template(&env, "nginx-site.conf", &ctx)?),
-        ],
-        Proxy::Caddy => {
-            vec![file(&config.paths.caddy_site, Role::Site, true, render_template(&env, "caddy-site.caddy", &ctx)?)]
-        }
-    })
-}
-
-/// The nginx site for the first stage of HTTPS: the server that answers
-/// ACME challenges (and redirects), without the TLS server that needs the
-/// certificate certbot is about to fetch.
-pub fn render_nginx_acme_bootstrap(config: &Config) -> Result<RenderedFile> {
-    let content = render_template(&environment(), "nginx-site.conf", &context(config, &[], true))?;
-    Ok(RenderedFile {
-        path: config.paths.nginx_site.clone(),
-        role: Role::Site,
-        mode: 0o644,
-        group: "root".into(),
-        secret: false,
-        content,
-    })
-}
-
 /// Replaces the salt+hash part of every bcrypt hash in `text` with a marker,
-/// keeping the `$2y$NN$` prefix so the cost stays visible.
+/// keeping the `$2y$NN$` prefix so the cost stays visible. Works on any
+/// UTF-8: a candidate is judged only when its 60 bytes are ASCII.
 pub fn redact_hashes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find("$2") {
         let candidate = &rest[start..];
-        let is_hash = candidate.len() >= 60 && crate::fields::bcrypt_hash(&candidate[..60]).is_ok();
-        if is_hash {
-            out.push_str(&rest[..start]);
-            out.push_str(&candidate[..7]);
-            out.push_str("<redacted>");
-            rest = &candidate[60..];
-        } else {
-            out.push_str(&rest[..start + 2]);
-            rest = &candidate[2..];
+        let hash = candidate.get(..60).filter(|h| crate::fields::bcrypt_hash(h).is_ok());
+        match hash {
+            Some(hash) => {
+                out.push_str(&rest[..start]);
+                out.push_str(&hash[..7]);
+                out.push_str("<redacted>");
+                rest = &candidate[60..];
+            }
+            None => {
+                out.push_str(&rest[..start + 2]);
+                rest = &candidate[2..];
+            }
         }
     }
     out.push_str(rest);
@@ -294,13 +220,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_formatter_refuses_config_syntax() {
-        let env = environment();
+    fn the_formatter_refuses_config_syntax_but_passes_checked_lines() {
+        let env = environment(&[]);
         for bad in ["a;b", "a}", "a b", "a\nb", "a#b", "a\"b"] {
             let result = env.render_str("x {{ v }};", minijinja::context! { v => bad });
             assert!(result.is_err(), "{bad:?} rendered: {result:?}");
         }
         assert_eq!(env.render_str("x {{ v }};", minijinja::context! { v => "$2y$05$abc" }).unwrap(), "x $2y$05$abc;");
+        let line = Value::from_safe_string("\t\talice $2y$05$abc\n".to_string());
+        assert_eq!(env.render_str("{{ v }}", minijinja::context! { v => line }).unwrap(), "\t\talice $2y$05$abc\n");
     }
 
     #[test]
@@ -309,5 +237,12 @@ mod tests {
         let text = format!("alice:{hash}\nbob {hash} x $2 not a hash\n");
         let red = redact_hashes(&text);
         assert_eq!(red, "alice:$2y$12$<redacted>\nbob $2y$12$<redacted> x $2 not a hash\n");
+    }
+
+    #[test]
+    fn redaction_survives_any_utf8() {
+        for text in ["$2y$1€aaaa", "bob:$2€", &format!("$2{}", "é".repeat(40)), "$2", "€$2y$12$"] {
+            assert_eq!(redact_hashes(text), text, "{text:?}");
+        }
     }
 }

@@ -1,69 +1,183 @@
-//! The pure core of `init` and `render`: config + facts → credentials →
-//! rendered files → plan. Both `--dry-run` and apply get their plan here.
+//! The desired state: one model of the whole setup. `init` builds it from
+//! validated answers and the users already installed; `users` changes its
+//! users; the state file records its settings; rendering, planning and
+//! uninstalling all start from it. Pure.
 
-use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
 
-use crate::answers::{Answers, UserAnswer};
-use crate::config::{Config, Proxy};
-use crate::credentials::{self, Credential, Entropy};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Config, PasswordSource};
+use crate::credentials::{self, Entropy};
 use crate::error::Result;
-use crate::facts::{Existing, Facts};
-use crate::plan::{self, Plan};
-use crate::render;
-use crate::userfile::{self, Entry};
+use crate::fields::{self, AcmeUrl, Email, GroupName, Host, Upstream, Username};
+use crate::paths::Paths;
+use crate::proxy::ProxyKind;
+use crate::secret::Secret;
+use crate::userfile::Users;
 
-pub struct Prepared {
-    pub credentials: Vec<Credential>,
-    /// Users found installed but absent from the answers: kept, and named.
-    pub kept_users: Vec<String>,
-    pub plan: Plan,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Https {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<Email>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_directory: Option<AcmeUrl>,
+    /// A PEM file with the root of a private ACME server (pebble in tests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acme_ca_root: Option<PathBuf>,
+    /// Port of the plain-HTTP server: ACME challenges and the redirect.
+    pub http_port: u16,
 }
 
-/// Users in the installed user file (htpasswd, or our Caddy site), if any.
-pub fn installed_users(config: &Config, facts: &Facts) -> Result<Vec<Entry>> {
-    let path = match config.proxy {
-        Proxy::Nginx => &config.paths.htpasswd,
-        Proxy::Caddy => &config.paths.caddy_site,
-    };
-    let Existing::File { content, .. } = facts.file(path) else { return Ok(Vec::new()) };
-    let (text, source) = (String::from_utf8_lossy(content), path.display().to_string());
-    match config.proxy {
-        Proxy::Nginx => userfile::parse_htpasswd(&text, &source),
-        Proxy::Caddy => userfile::parse_caddy_site(&text, &source),
-    }
+/// Where and how the site is served.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Site {
+    /// `None`: answer on any host name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<Host>,
+    /// `None`: all addresses (IPv4 and IPv6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen_address: Option<IpAddr>,
+    pub port: u16,
+    pub upstream: Upstream,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub https: Option<Https>,
+    pub timeout_secs: u64,
 }
 
-/// The answers to save with `--save-answers`: the same run again, without
-/// plaintext passwords. A typed password becomes its hash. A generated one
-/// becomes its hash once it has been shown (`passwords_shown`); in a dry
-/// run nobody has seen it, so it stays `generate: true`.
-pub fn answers_to_save(answers: &Answers, credentials: &[Credential], passwords_shown: bool) -> Answers {
-    let mut saved = answers.clone();
-    for user in &mut saved.users {
-        let hash = credentials.iter().find(|c| c.username == user.username).map(|c| c.hash.clone());
-        let typed = user.password.is_some();
-        let generated = user.generate == Some(true);
-        if typed || (generated && passwords_shown) {
-            *user = UserAnswer { username: user.username.clone(), password_hash: hash, ..Default::default() };
+impl Site {
+    /// The URL clients use, for messages and the check at the end.
+    pub fn public_url(&self) -> String {
+        let scheme = if self.https.is_some() { "https" } else { "http" };
+        let host = match (&self.domain, self.listen_address) {
+            (Some(domain), _) => domain.url_form(),
+            (None, Some(addr)) if !addr.is_unspecified() => Host::Ip(addr).url_form(),
+            (None, _) => "127.0.0.1".to_string(),
+        };
+        let default_port = if self.https.is_some() { 443 } else { 80 };
+        if self.port == default_port {
+            format!("{scheme}://{host}")
+        } else {
+            format!("{scheme}://{host}:{}", self.port)
         }
     }
-    saved
-}
 
-pub fn prepare(config: &Config, facts: &Facts, entropy: &mut dyn Entropy) -> Result<Prepared> {
-    let installed = installed_users(config, facts)?;
-    let existing: BTreeMap<String, String> = installed.iter().map(|e| (e.username.clone(), e.hash.clone())).collect();
-    let mut credentials = credentials::resolve(&config.users, config.cost, &existing, entropy)?;
-    // Users added later (by `users add` or by hand) are not in the answers
-    // file; dropping them silently would lock people out.
-    let mut kept_users = Vec::new();
-    for entry in installed {
-        if !config.users.iter().any(|u| u.username == entry.username) {
-            kept_users.push(entry.username.clone());
-            credentials.push(Credential { username: entry.username, hash: entry.hash, generated: None });
+    /// The address on this machine that serves the site (checks from here).
+    pub fn local_address(&self) -> IpAddr {
+        match self.listen_address {
+            Some(addr) if !addr.is_unspecified() => addr,
+            _ => IpAddr::V4(Ipv4Addr::LOCALHOST),
         }
     }
-    let rendered = render::render(config, &credentials)?;
-    let plan = plan::build(config, rendered, facts)?;
-    Ok(Prepared { credentials, kept_users, plan })
+}
+
+/// bcrypt cost for new hashes. Generated passwords carry 142 bits of entropy,
+/// so a low cost loses nothing and keeps nginx's per-request check cheap;
+/// passwords people choose need the slower hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostPolicy {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<u32>,
+}
+
+impl CostPolicy {
+    pub const GENERATED_DEFAULT: u32 = 5;
+    pub const CHOSEN_DEFAULT: u32 = 12;
+
+    pub fn for_generated(self) -> u32 {
+        self.fixed.unwrap_or(Self::GENERATED_DEFAULT)
+    }
+
+    pub fn for_chosen(self) -> u32 {
+        self.fixed.unwrap_or(Self::CHOSEN_DEFAULT)
+    }
+}
+
+/// Everything about the setup except its users: what the state file
+/// records, so that `users` can render the same site again.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub proxy: ProxyKind,
+    pub site: Site,
+    /// Group that owns the password-bearing files (the proxy's worker user).
+    pub file_group: GroupName,
+    pub cost: CostPolicy,
+    pub paths: Paths,
+}
+
+/// The desired state: settings and users.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setup {
+    pub settings: Settings,
+    pub users: Users,
+}
+
+impl Setup {
+    pub fn proxy(&self) -> &'static dyn crate::proxy::Proxy {
+        self.settings.proxy.module()
+    }
+}
+
+/// What building the setup from answers decided about the users.
+#[derive(Debug, Default)]
+pub struct Resolution {
+    /// Passwords generated now: shown once, never stored.
+    pub generated: Vec<(Username, Secret)>,
+    /// Installed users the answers do not list: kept, and named.
+    pub kept: Vec<Username>,
+    /// Every answered user's hash, for `--save-answers`.
+    pub hashes: Vec<(Username, String)>,
+}
+
+/// The setup the answers ask for, on a system whose users file holds
+/// `installed` (if any). Installed users the answers leave out stay (they
+/// were added with `users`, or by hand); an installed hash is kept when it
+/// still matches, so that running init again changes nothing.
+pub fn from_config(
+    config: &Config,
+    installed: Option<Users>,
+    entropy: &mut dyn Entropy,
+) -> Result<(Setup, Resolution)> {
+    let format = config.settings.proxy.module().users_format();
+    let mut users = installed.unwrap_or_else(|| Users::new(format));
+    let mut resolution = Resolution::default();
+    for spec in &config.users {
+        let existing = users.get(&spec.username).map(|e| e.hash.clone());
+        let hash = match (&spec.password, existing) {
+            (PasswordSource::Hash(hash), _) => hash.clone(),
+            // `generate` means "make sure this user has a generated password":
+            // an existing user keeps theirs (rotation is `users rotate`).
+            (PasswordSource::Generate, Some(hash)) => hash,
+            (PasswordSource::Generate, None) => {
+                let password = credentials::generate_password(entropy);
+                let hash = credentials::hash_password(&password, config.settings.cost.for_generated(), entropy)?;
+                resolution.generated.push((spec.username.clone(), password));
+                hash
+            }
+            (PasswordSource::Given(password), existing) => {
+                let cost = config.settings.cost.for_chosen();
+                match existing {
+                    Some(hash)
+                        if fields::bcrypt_cost_of(&hash) == Some(cost) && credentials::verify(password, &hash) =>
+                    {
+                        hash
+                    }
+                    _ => credentials::hash_password(password, cost, entropy)?,
+                }
+            }
+        };
+        users.set(&spec.username, &hash);
+        resolution.hashes.push((spec.username.clone(), hash));
+    }
+    resolution.kept = users
+        .entries()
+        .filter(|e| !config.users.iter().any(|u| u.username == e.username))
+        .map(|e| e.username.clone())
+        .collect();
+    Ok((Setup { settings: config.settings.clone(), users }, resolution))
 }

@@ -1,23 +1,9 @@
-//! Listening TCP sockets, read from /proc/net/tcp and tcp6 (Linux), and the
-//! process that owns each. Used to tell whether a port is free (apply) and
-//! whether Ollama listens beyond loopback (check). Only reads local state.
+//! Listening TCP sockets in the text of /proc/net/tcp and tcp6 (Linux).
+//! Pure: `System::tcp_listeners` reads the files, this parses them.
 
-use std::fs;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Listener {
-    pub address: IpAddr,
-    pub port: u16,
-    pub inode: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Owner {
-    pub pid: u32,
-    /// The process name (`/proc/PID/comm`).
-    pub name: String,
-}
+use crate::system::Listener;
 
 const TCP_LISTEN: &str = "0A";
 
@@ -55,32 +41,6 @@ pub fn parse_listeners(table: &str) -> Vec<Listener> {
             Some(Listener { address, port, inode: cols[9].parse().ok()? })
         })
         .collect()
-}
-
-/// Every listening TCP socket on this machine (empty where /proc is absent).
-pub fn listeners() -> Vec<Listener> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
-        .iter()
-        .filter_map(|path| fs::read_to_string(path).ok())
-        .flat_map(|table| parse_listeners(&table))
-        .collect()
-}
-
-/// The process holding socket `inode`, by scanning /proc/*/fd. Needs root
-/// to see other users' processes; `None` when not found.
-pub fn owner(inode: u64) -> Option<Owner> {
-    let wanted = format!("socket:[{inode}]");
-    for entry in fs::read_dir("/proc").ok()?.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(fds) = fs::read_dir(entry.path().join("fd")) else { continue };
-        for fd in fds.flatten() {
-            if fs::read_link(fd.path()).is_ok_and(|target| target.as_os_str() == wanted.as_str()) {
-                let name = fs::read_to_string(entry.path().join("comm")).unwrap_or_default().trim().to_string();
-                return Some(Owner { pid, name });
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

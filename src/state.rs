@@ -1,14 +1,18 @@
-//! What ollama-secure changed on this system, so that `uninstall` can undo
-//! exactly that: files it created, files it replaced (and where the
-//! original is kept), links, folders, the import line in the main Caddyfile,
-//! its backups, and whether it started the proxy. Written as a step of the
-//! same plan that makes the changes.
+//! What ollama-secure set up and changed on this system: the settings of
+//! the setup (the desired state without its users, who live in the users
+//! file), and every change `uninstall` must undo: files created or
+//! replaced (and where the original is kept), links, folders, the main
+//! configuration file we added lines to, backups, whether we started the
+//! proxy and what else it served then. Written as a step of the same plan
+//! that makes the changes.
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::proxy::{ProxyKind, Served};
+use crate::setup::Settings;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -20,11 +24,23 @@ pub struct FileRecord {
     pub original: Option<PathBuf>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// What the proxy served besides our site, as state files of version 1
+/// wrote it (a list of paths, or one "PATH FINGERPRINT"), or typed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+enum ServedRecord {
+    Typed(Served),
+    Version1(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
     pub version: u32,
-    pub proxy: String,
+    pub proxy: ProxyKind,
+    /// The setup's settings; absent in state files of version 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
     #[serde(default)]
     pub files: Vec<FileRecord>,
     #[serde(default)]
@@ -32,7 +48,7 @@ pub struct State {
     /// Folders we created, parents first.
     #[serde(default)]
     pub dirs: Vec<PathBuf>,
-    /// The main Caddyfile we added our `import` line to.
+    /// The proxy's main configuration file we added our lines to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caddyfile_import: Option<PathBuf>,
     /// Every backup we made (`PATH.bak-STAMP`).
@@ -41,38 +57,74 @@ pub struct State {
     /// We started the proxy (it was not running).
     #[serde(default)]
     pub started: bool,
-    /// What else the proxy served when we started it (see
-    /// `plan::served_besides_us`): uninstall stops the proxy only if this is
-    /// unchanged, so sites added since are not taken down. Absent in state
-    /// files from before it was recorded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub served_besides_us: Option<Vec<String>>,
+    /// What else the proxy served when we started it: uninstall stops the
+    /// proxy only if this is unchanged, so sites added since are not taken
+    /// down. Absent when we did not start it.
+    #[serde(default, skip_serializing_if = "Option::is_none", rename = "served_besides_us")]
+    served: Option<ServedRecord>,
     /// Certificates certbot obtained for us (by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
-    /// Where clients reach the site, and the local address that serves it:
-    /// how `users` checks a change.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub url: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub connect: Option<std::net::IpAddr>,
+    /// Version 1 recorded where users checks a change; it now comes from
+    /// the settings.
+    #[serde(default, skip_serializing)]
+    url: Option<String>,
+    #[serde(default, skip_serializing)]
+    connect: Option<std::net::IpAddr>,
 }
 
 const HEADER: &str = "# Written by ollama-secure: what `ollama-secure uninstall` undoes. Do not edit.\n";
+const VERSION: u32 = 2;
 
 impl State {
-    pub fn new(proxy: &str) -> State {
-        State { version: 1, proxy: proxy.to_string(), ..Default::default() }
+    pub fn new(settings: &Settings) -> State {
+        State {
+            version: VERSION,
+            proxy: settings.proxy,
+            settings: Some(settings.clone()),
+            files: Vec::new(),
+            links: Vec::new(),
+            dirs: Vec::new(),
+            caddyfile_import: None,
+            backups: Vec::new(),
+            started: false,
+            served: None,
+            certificates: Vec::new(),
+            url: None,
+            connect: None,
+        }
     }
 
     pub fn parse(text: &str, source: &Path) -> Result<State> {
-        serde_yaml::from_str(text).map_err(|e| {
-            Error::input(format!("{}: not an ollama-secure state file ({e}); it was left untouched", source.display()))
-        })
+        serde_yaml::from_str::<State>(text)
+            .map_err(|e| {
+                Error::input(format!(
+                    "{}: not an ollama-secure state file ({e}); it was left untouched",
+                    source.display()
+                ))
+            })
+            .map(|mut state| {
+                state.version = VERSION;
+                state
+            })
     }
 
     pub fn to_text(&self) -> String {
         format!("{HEADER}{}", serde_yaml::to_string(self).expect("state always serializes"))
+    }
+
+    /// What else the proxy served when we started it. A version-1 record
+    /// is read in the proxy's terms.
+    pub fn served_besides_us(&self, paths: &crate::paths::Paths) -> Option<Served> {
+        match self.served.as_ref()? {
+            ServedRecord::Typed(served) => Some(served.clone()),
+            ServedRecord::Version1(items) => Some(self.proxy.module().served_from_version_1(items, paths)),
+        }
+    }
+
+    pub fn note_started(&mut self, served: Served) {
+        self.started = true;
+        self.served = Some(ServedRecord::Typed(served));
     }
 
     pub fn record(&self, path: &Path) -> Option<&FileRecord> {
@@ -128,13 +180,22 @@ impl State {
 mod tests {
     use super::*;
 
+    fn settings() -> Settings {
+        let answers =
+            crate::answers::Answers::from_yaml("proxy: nginx\nusers: [{username: a, generate: true}]\n", "t").unwrap();
+        crate::config::Config::from_answers(&answers, "t", crate::paths::Os::Debian, &crate::config::ProcessSecrets)
+            .unwrap()
+            .settings
+    }
+
     #[test]
     fn round_trips_and_keeps_the_first_record() {
-        let mut s = State::new("nginx");
+        let mut s = State::new(&settings());
         s.note_write(Path::new("/etc/a"), None);
         s.note_write(Path::new("/etc/b"), Some(Path::new("/etc/b.bak-1")));
         s.note_write(Path::new("/etc/a"), Some(Path::new("/etc/a.bak-2")));
         s.note_backup(Path::new("/etc/a.bak-2"));
+        s.note_started(Served::Sites { sites: vec!["/etc/nginx/sites-enabled/default".into()] });
         let text = s.to_text();
         assert!(text.starts_with(HEADER));
         let back = State::parse(&text, Path::new("/s")).unwrap();
@@ -146,5 +207,29 @@ mod tests {
         );
         assert_eq!(State::backed_up_path(Path::new("/etc/a.bak-2")), Some(PathBuf::from("/etc/a")));
         assert!(State::parse("files: 3", Path::new("/s")).is_err());
+    }
+
+    #[test]
+    fn version_1_files_are_read() {
+        let text = "version: 1\nproxy: caddy\nfiles:\n- path: /etc/caddy/ollama.caddy\nlinks: []\ndirs: []\n\
+                    caddyfile_import: /etc/caddy/Caddyfile\nbackups: []\nstarted: true\n\
+                    served_besides_us:\n- /etc/caddy/Caddyfile 0123456789abcdef\nurl: http://127.0.0.1:8080\nconnect: 127.0.0.1\n";
+        let state = State::parse(text, Path::new("/s")).unwrap();
+        assert_eq!(state.proxy, ProxyKind::Caddy);
+        assert_eq!(state.settings, None);
+        assert_eq!(
+            state.served_besides_us(&crate::paths::Paths::defaults(crate::paths::Os::Debian)),
+            Some(Served::MainConfig {
+                path: "/etc/caddy/Caddyfile".into(),
+                fingerprint: Some("0123456789abcdef".into())
+            })
+        );
+        let nginx =
+            State::parse("version: 1\nproxy: nginx\nstarted: true\nserved_besides_us: [/a, /b]\n", Path::new("/s"))
+                .unwrap();
+        assert_eq!(
+            nginx.served_besides_us(&crate::paths::Paths::defaults(crate::paths::Os::Debian)),
+            Some(Served::Sites { sites: vec!["/a".into(), "/b".into()] })
+        );
     }
 }

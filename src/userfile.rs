@@ -1,14 +1,16 @@
-//! The users of an installed setup: nginx's htpasswd, or the `basicauth`
-//! block of our Caddy site file. Read for `init` (to keep matching hashes),
-//! and edited in place by `users`: every line that is not the one changed
-//! stays byte for byte (comments, hand-added users with apr1, {SHA} or
-//! bcrypt hashes, the rest of the Caddy site).
+//! The users as they are stored: nginx's htpasswd, or the lines inside the
+//! `basicauth` block of our Caddy site. A document of lines, so that a
+//! change touches one line and every other line (comments, users added by
+//! hand with apr1, {SHA} or bcrypt hashes) renders back byte for byte.
+//! Every line in it is checked when read or made, so the renderer can
+//! write it as it is.
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Problem, Result};
+use crate::fields::{self, Username};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
-    pub username: String,
+    pub username: Username,
     /// As stored: bcrypt, or any other format nginx accepts in htpasswd
     /// (apr1, {SHA}, crypt) for users added by hand.
     pub hash: String,
@@ -18,20 +20,24 @@ pub struct Entry {
 pub enum Format {
     /// `user:hash` lines; `#` lines are comments.
     Htpasswd,
-    /// `user hash` lines inside `basicauth { ... }`.
+    /// `user hash` lines inside `basicauth { ... }` of a Caddy site.
     CaddyBasicauth,
 }
 
-/// A users file as lines, so that an edit touches one line only.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserFile {
+enum Line {
+    /// A user, with the exact text it was read as (`None`: made here).
+    User { entry: Entry, text: Option<String> },
+    /// A comment or blank line, with its line ending.
+    Other(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Users {
     format: Format,
-    /// Each line with its own terminator, exactly as read.
-    lines: Vec<String>,
-    /// For each line, the user it defines.
-    users: Vec<Option<Entry>>,
-    /// Caddy: index of the `basicauth {` line and of its closing `}`.
-    block: Option<(usize, usize)>,
+    lines: Vec<Line>,
+    /// Read from an existing file (not made fresh by this run).
+    read: bool,
 }
 
 /// The line that opens the users block of a Caddy site (either spelling).
@@ -45,163 +51,182 @@ fn plausible_hash(hash: &str) -> bool {
     !hash.is_empty() && !hash.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn malformed(source: &str, number: usize, what: &str) -> Error {
-    Error::input(format!("{source}:{number}: {what}; the file was left untouched"))
+/// A comment or blank line may hold anything but a control character
+/// (tabs aside): it is written back inside a config file.
+fn plain_text(line: &str) -> bool {
+    !line.chars().any(|c| c.is_control() && c != '\t')
 }
 
-impl UserFile {
-    pub fn parse(text: &str, format: Format, source: &str) -> Result<UserFile> {
-        let lines: Vec<String> = text.split_inclusive('\n').map(str::to_string).collect();
-        let mut users = Vec::with_capacity(lines.len());
-        let mut block = None;
-        let mut open: Option<usize> = None;
-        for (i, line) in lines.iter().enumerate() {
-            let content = line.trim_end_matches(['\n', '\r']);
-            let entry = match format {
-                Format::Htpasswd => {
-                    if content.trim().is_empty() || content.starts_with('#') {
-                        None
-                    } else {
-                        match content.split_once(':') {
-                            Some((user, hash)) if crate::fields::username(user).is_ok() && plausible_hash(hash) => {
-                                Some(Entry { username: user.to_string(), hash: hash.to_string() })
-                            }
-                            _ => return Err(malformed(source, i + 1, "not an htpasswd line (expected user:hash)")),
-                        }
-                    }
-                }
-                Format::CaddyBasicauth => {
-                    let trimmed = content.trim();
-                    match (open, block) {
-                        (None, None) if opens_basicauth(trimmed) => {
-                            open = Some(i);
-                            None
-                        }
-                        (Some(start), None) if trimmed == "}" => {
-                            block = Some((start, i));
-                            open = None;
-                            None
-                        }
-                        (Some(_), None) if trimmed.is_empty() || trimmed.starts_with('#') => None,
-                        (Some(_), None) => match trimmed.split_whitespace().collect::<Vec<_>>()[..] {
-                            [user, hash]
-                                if crate::fields::username(user).is_ok()
-                                    && crate::fields::bcrypt_hash(hash).is_ok() =>
-                            {
-                                Some(Entry { username: user.to_string(), hash: hash.to_string() })
-                            }
-                            _ => {
-                                return Err(malformed(
-                                    source,
-                                    i + 1,
-                                    "not a `username bcrypt-hash` line in the basicauth block",
-                                ));
-                            }
-                        },
-                        _ => None,
-                    }
-                }
-            };
-            if let Some(entry) = &entry
-                && users.iter().flatten().any(|e: &Entry| e.username == entry.username)
-            {
-                return Err(malformed(source, i + 1, &format!("{} is defined twice", entry.username)));
-            }
-            users.push(entry);
-        }
-        if format == Format::CaddyBasicauth && block.is_none() {
-            return Err(Error::input(format!("{source}: no basicauth block found; the file was left untouched")));
-        }
-        Ok(UserFile { format, lines, users, block })
+fn malformed(source: &str, number: usize, what: &str) -> Error {
+    Error::Input(vec![Problem::new(format!("{source}:{number}: {what}; the file was left untouched"))])
+}
+
+/// The content of a line without its ending.
+fn content(line: &str) -> &str {
+    line.trim_end_matches(['\n', '\r'])
+}
+
+impl Users {
+    /// No users yet: a file this run creates.
+    pub fn new(format: Format) -> Users {
+        Users { format, lines: Vec::new(), read: false }
     }
 
-    pub fn entries(&self) -> Vec<&Entry> {
-        self.users.iter().flatten().collect()
+    /// The users in `text`: a whole htpasswd file, or a Caddy site file
+    /// (only its basicauth block). `None` for a Caddy site without one:
+    /// not our file (init will back it up and replace it).
+    pub fn parse(text: &str, format: Format, source: &str) -> Result<Option<Users>> {
+        let all: Vec<&str> = text.split_inclusive('\n').collect();
+        let (first, block) = match format {
+            Format::Htpasswd => (0, &all[..]),
+            Format::CaddyBasicauth => {
+                let Some(open) = all.iter().position(|l| opens_basicauth(l)) else { return Ok(None) };
+                let Some(len) = all[open + 1..].iter().position(|l| content(l).trim() == "}") else {
+                    return Err(malformed(source, open + 1, "the basicauth block is not closed"));
+                };
+                (open + 1, &all[open + 1..open + 1 + len])
+            }
+        };
+        let mut users = Users { format, lines: Vec::with_capacity(block.len()), read: true };
+        for (i, line) in block.iter().enumerate() {
+            let number = first + i + 1;
+            let parsed = users.parse_line(line).map_err(|what| malformed(source, number, what))?;
+            if let Line::User { entry, .. } = &parsed
+                && users.get(&entry.username).is_some()
+            {
+                return Err(malformed(source, number, &format!("{} is defined twice", entry.username)));
+            }
+            users.lines.push(parsed);
+        }
+        Ok(Some(users))
+    }
+
+    fn parse_line(&self, line: &str) -> std::result::Result<Line, &'static str> {
+        let text = content(line);
+        let trimmed = text.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            return if plain_text(text) { Ok(Line::Other(line.to_string())) } else { Err("a control character") };
+        }
+        let (user, hash) = match self.format {
+            Format::Htpasswd => match text.split_once(':') {
+                Some((user, hash)) if plausible_hash(hash) => (user, hash),
+                _ => return Err("not an htpasswd line (expected user:hash)"),
+            },
+            Format::CaddyBasicauth => match trimmed.split_whitespace().collect::<Vec<_>>()[..] {
+                [user, hash] if fields::bcrypt_hash(hash).is_ok() => (user, hash),
+                _ => return Err("not a `username bcrypt-hash` line in the basicauth block"),
+            },
+        };
+        let Ok(username) = Username::parse(user) else {
+            return Err(match self.format {
+                Format::Htpasswd => "not an htpasswd line (expected user:hash)",
+                Format::CaddyBasicauth => "not a `username bcrypt-hash` line in the basicauth block",
+            });
+        };
+        Ok(Line::User { entry: Entry { username, hash: hash.to_string() }, text: Some(line.to_string()) })
+    }
+
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// Read from an existing file, rather than made by this run.
+    pub fn was_read(&self) -> bool {
+        self.read
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = &Entry> {
+        self.lines.iter().filter_map(|l| match l {
+            Line::User { entry, .. } => Some(entry),
+            Line::Other(_) => None,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries().count()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     pub fn get(&self, username: &str) -> Option<&Entry> {
-        self.users.iter().flatten().find(|e| e.username == username)
+        self.entries().find(|e| e.username.as_str() == username)
     }
 
-    pub fn text(&self) -> String {
-        self.lines.concat()
+    fn position(&self, username: &str) -> Option<usize> {
+        self.lines.iter().position(|l| matches!(l, Line::User { entry, .. } if entry.username.as_str() == username))
     }
 
-    fn line_for(&self, username: &str, hash: &str, like: Option<&str>) -> String {
-        match self.format {
-            Format::Htpasswd => format!("{username}:{hash}\n"),
-            Format::CaddyBasicauth => {
-                // The indentation of the line it replaces, or of the block's contents.
-                let indent: String = like
-                    .map(|l| l.chars().take_while(|c| c.is_whitespace() && *c != '\n').collect())
-                    .unwrap_or_else(|| {
-                        let (start, _) = self.block.expect("parsed caddy files have a block");
-                        let open: String = self.lines[start].chars().take_while(|c| *c == ' ' || *c == '\t').collect();
-                        format!("{open}\t")
-                    });
-                format!("{indent}{username} {hash}\n")
-            }
-        }
-    }
-
-    /// Sets `username`'s hash: replaces its line, or adds one at the end
-    /// (of the file, or of the basicauth block).
-    pub fn set(&mut self, username: &str, hash: &str) {
-        let entry = Some(Entry { username: username.to_string(), hash: hash.to_string() });
-        if let Some(i) = self.users.iter().position(|e| e.as_ref().is_some_and(|e| e.username == username)) {
-            let old = self.lines[i].clone();
-            let ending = &old[old.trim_end_matches(['\n', '\r']).len()..];
-            let line = self.line_for(username, hash, Some(&old));
-            self.lines[i] = format!("{}{ending}", line.trim_end_matches('\n'));
-            self.users[i] = entry;
-            return;
-        }
-        let line = self.line_for(username, hash, None);
-        let at = match (self.format, self.block) {
-            (Format::CaddyBasicauth, Some((_, end))) => end,
-            _ => {
-                // Keep the file's last line terminated before appending to it.
-                if let Some(last) = self.lines.last_mut()
-                    && !last.ends_with('\n')
+    /// Gives `username` this hash: its line is replaced (in its own
+    /// indentation and line ending), or a line is added at the end. A hash
+    /// that is already there changes nothing.
+    pub fn set(&mut self, username: &Username, hash: &str) {
+        let entry = Entry { username: username.clone(), hash: hash.to_string() };
+        match self.position(username) {
+            Some(i) => {
+                if let Line::User { entry: old, text } = &mut self.lines[i]
+                    && old.hash != hash
                 {
-                    last.push('\n');
+                    *text = text.as_deref().map(|t| self.format.replace_hash(t, &old.hash, hash));
+                    *old = entry;
                 }
-                self.lines.len()
             }
-        };
-        self.lines.insert(at, line);
-        self.users.insert(at, entry);
-        if let Some((start, end)) = self.block {
-            self.block = Some((start, end + 1));
+            None => {
+                // Keep the last line terminated before adding after it.
+                if let Some(Line::User { text: Some(t), .. } | Line::Other(t)) = self.lines.last_mut()
+                    && !t.ends_with('\n')
+                {
+                    t.push('\n');
+                }
+                self.lines.push(Line::User { entry, text: None });
+            }
         }
     }
 
     /// Removes `username`'s line; false if there was none.
     pub fn remove(&mut self, username: &str) -> bool {
-        let Some(i) = self.users.iter().position(|e| e.as_ref().is_some_and(|e| e.username == username)) else {
-            return false;
-        };
-        self.lines.remove(i);
-        self.users.remove(i);
-        if let Some((start, end)) = self.block {
-            self.block = Some((start, end - 1));
+        self.position(username).map(|i| self.lines.remove(i)).is_some()
+    }
+
+    /// The lines to write, each with its line ending.
+    pub fn lines(&self) -> Vec<String> {
+        self.lines
+            .iter()
+            .map(|line| match line {
+                Line::User { text: Some(text), .. } | Line::Other(text) => text.clone(),
+                Line::User { entry, text: None } => self.format.line(entry),
+            })
+            .collect()
+    }
+
+    pub fn text(&self) -> String {
+        self.lines().concat()
+    }
+}
+
+impl Format {
+    /// A line made here.
+    fn line(self, entry: &Entry) -> String {
+        match self {
+            Format::Htpasswd => format!("{}:{}\n", entry.username, entry.hash),
+            Format::CaddyBasicauth => format!("\t\t{} {}\n", entry.username, entry.hash),
         }
-        true
     }
-}
 
-/// Users in htpasswd text. `source` names the file in errors.
-pub fn parse_htpasswd(text: &str, source: &str) -> Result<Vec<Entry>> {
-    Ok(UserFile::parse(text, Format::Htpasswd, source)?.entries().into_iter().cloned().collect())
-}
-
-/// Users in the `basicauth` block of a Caddy site file. A file without one
-/// is not ours (init will back it up and replace it): it has no users.
-pub fn parse_caddy_site(text: &str, source: &str) -> Result<Vec<Entry>> {
-    if !text.lines().any(opens_basicauth) {
-        return Ok(Vec::new());
+    /// `line` with its hash replaced, everything around it kept.
+    fn replace_hash(self, line: &str, old: &str, new: &str) -> String {
+        let at = match self {
+            Format::Htpasswd => line.find(':').map(|i| i + 1),
+            Format::CaddyBasicauth => line.rfind(old),
+        };
+        match at {
+            Some(start) if line[start..].starts_with(old) => {
+                format!("{}{new}{}", &line[..start], &line[start + old.len()..])
+            }
+            _ => line.to_string(),
+        }
     }
-    Ok(UserFile::parse(text, Format::CaddyBasicauth, source)?.entries().into_iter().cloned().collect())
 }
 
 #[cfg(test)]
@@ -211,50 +236,68 @@ mod tests {
     const HASH: &str = "$2y$05$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
     const OTHER: &str = "$2y$05$zbcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
 
+    fn name(n: &str) -> Username {
+        Username::parse(n).unwrap()
+    }
+
+    fn htpasswd(text: &str) -> Users {
+        Users::parse(text, Format::Htpasswd, "h").unwrap().unwrap()
+    }
+
     #[test]
     fn htpasswd_with_comments_and_other_formats() {
         let text = "# users\nalice:$2y$05$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\n\nbob:$apr1$xyz$abc/def\ncarol:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=\n";
-        let e = parse_htpasswd(text, "h").unwrap();
-        assert_eq!(e.iter().map(|e| e.username.as_str()).collect::<Vec<_>>(), ["alice", "bob", "carol"]);
-        assert_eq!(e[2].hash, "{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=");
-        let err = parse_htpasswd("alice:x\nno colon here\n", "/etc/nginx/ollama.htpasswd").unwrap_err();
-        assert!(err.message.starts_with("/etc/nginx/ollama.htpasswd:2: "), "{err}");
-        assert!(parse_htpasswd("a:x\na:y\n", "h").unwrap_err().message.contains("a is defined twice"));
+        let users = htpasswd(text);
+        assert_eq!(users.entries().map(|e| e.username.as_str()).collect::<Vec<_>>(), ["alice", "bob", "carol"]);
+        assert_eq!(users.get("carol").unwrap().hash, "{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=");
+        assert_eq!(users.text(), text);
+        let err = Users::parse("alice:x\nno colon here\n", Format::Htpasswd, "/etc/nginx/ollama.htpasswd").unwrap_err();
+        assert!(err.to_string().starts_with("/etc/nginx/ollama.htpasswd:2: "), "{err}");
+        let err = Users::parse("a:x\na:y\n", Format::Htpasswd, "h").unwrap_err();
+        assert!(err.to_string().contains("a is defined twice"), "{err}");
     }
 
     #[test]
     fn htpasswd_edits_touch_one_line() {
         let text = "# hand-made, CRLF below\r\nbob:$apr1$xyz$abc/def\r\n\ncarol:{SHA}qUqP5cyxm6YcTAhz05Hph5gvu9M=";
-        let mut f = UserFile::parse(text, Format::Htpasswd, "h").unwrap();
-        f.set("alice", HASH);
-        assert_eq!(f.text(), format!("{text}\nalice:{HASH}\n"));
-        f.set("bob", OTHER);
+        let mut users = htpasswd(text);
+        users.set(&name("alice"), HASH);
+        assert_eq!(users.text(), format!("{text}\nalice:{HASH}\n"));
+        users.set(&name("bob"), OTHER);
         assert_eq!(
-            f.text(),
+            users.text(),
             format!(
                 "# hand-made, CRLF below\r\nbob:{OTHER}\r\n\ncarol:{{SHA}}qUqP5cyxm6YcTAhz05Hph5gvu9M=\nalice:{HASH}\n"
             )
         );
-        assert!(f.remove("carol"));
-        assert!(!f.remove("carol"));
-        assert_eq!(f.text(), format!("# hand-made, CRLF below\r\nbob:{OTHER}\r\n\nalice:{HASH}\n"));
+        let before = users.text();
+        users.set(&name("bob"), OTHER);
+        assert_eq!(users.text(), before, "the same hash changes nothing");
+        assert!(users.remove("carol"));
+        assert!(!users.remove("carol"));
+        assert_eq!(users.text(), format!("# hand-made, CRLF below\r\nbob:{OTHER}\r\n\nalice:{HASH}\n"));
     }
 
     #[test]
-    fn caddy_block_edits_keep_the_rest() {
-        let text = format!(":8080 {{\n\tbasicauth {{\n\t\talice {HASH}\n\t}}\n\treverse_proxy x\n}}\n");
-        let mut f = UserFile::parse(&text, Format::CaddyBasicauth, "c").unwrap();
-        f.set("bob", OTHER);
-        assert_eq!(
-            f.text(),
-            format!(":8080 {{\n\tbasicauth {{\n\t\talice {HASH}\n\t\tbob {OTHER}\n\t}}\n\treverse_proxy x\n}}\n")
-        );
-        f.set("alice", OTHER);
-        assert!(f.remove("bob"));
-        assert_eq!(f.text(), format!(":8080 {{\n\tbasicauth {{\n\t\talice {OTHER}\n\t}}\n\treverse_proxy x\n}}\n"));
-        assert!(parse_caddy_site("basicauth {\n\tal ice x y\n}\n", "c").is_err());
-        assert_eq!(parse_caddy_site(":80 {\n}\n", "c").unwrap(), vec![], "not our file: no users");
-        let err = UserFile::parse(":80 {\n}\n", Format::CaddyBasicauth, "c").unwrap_err();
-        assert!(err.message.contains("no basicauth block"), "{err}");
+    fn caddy_blocks_keep_their_lines() {
+        let site = format!(":8080 {{\n\tbasicauth {{\n\t\talice {HASH}\n\t  # by hand\n\t}}\n\treverse_proxy x\n}}\n");
+        let mut users = Users::parse(&site, Format::CaddyBasicauth, "c").unwrap().unwrap();
+        assert_eq!(users.text(), format!("\t\talice {HASH}\n\t  # by hand\n"));
+        users.set(&name("bob"), OTHER);
+        users.set(&name("alice"), OTHER);
+        assert_eq!(users.text(), format!("\t\talice {OTHER}\n\t  # by hand\n\t\tbob {OTHER}\n"));
+        assert!(Users::parse("basicauth {\n\tal ice x y\n}\n", Format::CaddyBasicauth, "c").is_err());
+        assert_eq!(Users::parse(":80 {\n}\n", Format::CaddyBasicauth, "c").unwrap(), None, "not our file");
+        let err = Users::parse("basicauth {\n\talice x\n", Format::CaddyBasicauth, "c").unwrap_err();
+        assert!(err.to_string().contains("c:1: the basicauth block is not closed"), "{err}");
+    }
+
+    #[test]
+    fn any_utf8_is_refused_cleanly_or_kept() {
+        for text in ["é:$2y$1€\n", "bob:\u{7}x\n", "€\n", "#\u{0}\n", "a:b c\n"] {
+            let _ = Users::parse(text, Format::Htpasswd, "h");
+            let _ = Users::parse(&format!("basicauth {{\n{text}}}\n"), Format::CaddyBasicauth, "c");
+        }
+        assert_eq!(htpasswd("# café ☕\n").text(), "# café ☕\n");
     }
 }

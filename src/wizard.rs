@@ -14,6 +14,7 @@ use crate::answers::{Answers, HttpsAnswers, UserAnswer};
 use crate::error::{Error, Result};
 use crate::facts::{self, OllamaProbe};
 use crate::fields;
+use crate::proxy::ProxyKind;
 
 /// Colours and symbols only on a terminal, and never with NO_COLOR set.
 pub fn theme() -> Box<dyn Theme> {
@@ -57,6 +58,138 @@ fn optional(
     Ok(answer.trim().to_string())
 }
 
+fn ask_proxy(theme: &dyn Theme, defaults: &Answers) -> Result<ProxyKind> {
+    let installed = |kind: &ProxyKind| which::which(kind.name()).is_ok();
+    let proxies = ProxyKind::ALL;
+    let labels: Vec<String> =
+        proxies.iter().map(|p| if installed(p) { format!("{p} (installed)") } else { p.to_string() }).collect();
+    // The proxy the defaults name, else the first one installed.
+    let preselect = defaults
+        .proxy
+        .as_deref()
+        .and_then(ProxyKind::parse)
+        .and_then(|named| proxies.iter().position(|p| *p == named))
+        .or_else(|| proxies.iter().position(installed))
+        .unwrap_or(0);
+    let chosen = Select::with_theme(theme)
+        .with_prompt("Proxy")
+        .items(&labels)
+        .default(preselect)
+        .interact()
+        .map_err(cancelled)?;
+    Ok(proxies[chosen])
+}
+
+/// HTTPS is offered only for a host name (certificates are issued for names).
+fn ask_https(theme: &dyn Theme, defaults: &Answers, domain: &str) -> Result<Option<HttpsAnswers>> {
+    let is_name = !domain.is_empty() && fields::host(domain).is_ok_and(|h| h.is_name());
+    if !is_name {
+        if defaults.https.as_ref().is_some_and(|h| h.enabled) {
+            eprintln!("  HTTPS needs a domain name (certificates are issued for names); it is not set up.");
+        }
+        return Ok(None);
+    }
+    let https_defaults = defaults.https.clone().unwrap_or(HttpsAnswers { enabled: true, ..Default::default() });
+    let enabled = Confirm::with_theme(theme)
+        .with_prompt(format!("HTTPS with a certificate for {domain}? (needs DNS pointing here and port 80 open)"))
+        .default(https_defaults.enabled)
+        .interact()
+        .map_err(cancelled)?;
+    if !enabled {
+        return Ok(None);
+    }
+    let email =
+        optional(theme, "Email for the certificate account (empty: none)", https_defaults.email.as_deref(), |v| {
+            fields::email(v).map(|_| ())
+        })?;
+    Ok(Some(HttpsAnswers { enabled: true, email: (!email.is_empty()).then_some(email), ..https_defaults }))
+}
+
+fn ask_port(theme: &dyn Theme, defaults: &Answers, https: bool) -> Result<String> {
+    let default_port = match defaults.port {
+        Some(port) => port.to_string(),
+        None if https => "443".to_string(),
+        None => "8080".to_string(),
+    };
+    Input::with_theme(theme)
+        .with_prompt("Port to listen on")
+        .default(default_port)
+        .validate_with(|v: &String| {
+            v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port).map(|_| ())
+        })
+        .interact_text()
+        .map_err(cancelled)
+}
+
+/// Where Ollama listens, and whether it answers there (said, not judged:
+/// it may be started later).
+fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
+    let upstream: String = Input::with_theme(theme)
+        .with_prompt("Where Ollama listens")
+        .default(defaults.upstream.clone().unwrap_or_else(|| "127.0.0.1:11434".to_string()))
+        .validate_with(|v: &String| fields::upstream(v).map(|_| ()))
+        .interact_text()
+        .map_err(cancelled)?;
+    let url = fields::upstream(&upstream).map(|u| u.url()).unwrap_or_default();
+    match facts::probe_ollama(&crate::system::RealSystem, &url, Duration::from_secs(3)) {
+        OllamaProbe::Answers { version } => eprintln!("  Ollama {version} answers at {url}."),
+        OllamaProbe::Unexpected(why) => eprintln!("  Something answers at {url}, but not like Ollama ({why})."),
+        OllamaProbe::NotReachable(why) => {
+            eprintln!("  Ollama does not answer at {url} ({why}); the proxy will answer 502 until it does.")
+        }
+        OllamaProbe::NotProbed => {}
+    }
+    Ok(upstream)
+}
+
+/// One user: a name not taken yet, and a generated or typed password.
+fn ask_user(theme: &dyn Theme, taken: Vec<String>) -> Result<UserAnswer> {
+    let first = taken.is_empty();
+    let username: String = Input::with_theme(theme)
+        .with_prompt("Username")
+        .default(if first { "ollama".to_string() } else { String::new() })
+        .show_default(first)
+        .validate_with(move |v: &String| {
+            fields::username(v)?;
+            if taken.contains(v) { Err(format!("{v} is already in the list")) } else { Ok(()) }
+        })
+        .interact_text()
+        .map_err(cancelled)?;
+    let choice = Select::with_theme(theme)
+        .with_prompt(format!("How should {username} get a password?"))
+        .items(["generate a strong password (shown once at the end)", "type a password"])
+        .default(0)
+        .interact()
+        .map_err(cancelled)?;
+    if choice == 0 {
+        return Ok(UserAnswer { username, generate: Some(true), ..Default::default() });
+    }
+    let password = Password::with_theme(theme)
+        .with_prompt(format!("Password for {username}"))
+        .with_confirmation("Repeat it", "The two passwords differ; try again.")
+        .interact()
+        .map_err(cancelled)?;
+    if password.chars().count() < crate::config::SHORT_PASSWORD {
+        eprintln!(
+            "  That password has fewer than {} characters; a generated one is stronger.",
+            crate::config::SHORT_PASSWORD
+        );
+    }
+    Ok(UserAnswer { username, password: Some(password), ..Default::default() })
+}
+
+fn ask_users(theme: &dyn Theme) -> Result<Vec<UserAnswer>> {
+    let mut users: Vec<UserAnswer> = Vec::new();
+    loop {
+        users.push(ask_user(theme, users.iter().map(|u| u.username.clone()).collect())?);
+        let more =
+            Confirm::with_theme(theme).with_prompt("Add another user?").default(false).interact().map_err(cancelled)?;
+        if !more {
+            return Ok(users);
+        }
+    }
+}
+
 /// Asks the questions, starting from `defaults` (a `--defaults` file, or
 /// empty): its values are the questions' defaults, and what the wizard does
 /// not ask (paths, listen_address, timeout, bcrypt_cost, file_group, install,
@@ -65,131 +198,17 @@ pub fn ask(defaults: &Answers) -> Result<Answers> {
     let theme = theme();
     let theme = theme.as_ref();
     eprintln!("ollama-secure {}: protect Ollama with a password.\n", env!("CARGO_PKG_VERSION"));
-
-    let installed = |name: &str| which::which(name).is_ok();
-    let proxies = ["nginx", "caddy"];
-    let labels: Vec<String> =
-        proxies.iter().map(|p| if installed(p) { format!("{p} (installed)") } else { p.to_string() }).collect();
-    let preselect = match defaults.proxy.as_deref() {
-        Some("caddy") => 1,
-        Some(_) => 0,
-        None if !installed("nginx") && installed("caddy") => 1,
-        None => 0,
-    };
-    let proxy = Select::with_theme(theme)
-        .with_prompt("Proxy")
-        .items(&labels)
-        .default(preselect)
-        .interact()
-        .map_err(cancelled)?;
-    let proxy = proxies[proxy];
-
+    let proxy = ask_proxy(theme, defaults)?;
     let domain = optional(theme, "Domain name (empty: answer on any host name)", defaults.domain.as_deref(), |v| {
         fields::host(v).map(|_| ())
     })?;
-
-    let is_name = !domain.is_empty() && fields::host(&domain).is_ok_and(|h| h.is_name());
-    let https_defaults = defaults.https.clone().unwrap_or(HttpsAnswers { enabled: true, ..Default::default() });
-    let https = if is_name {
-        let enabled = Confirm::with_theme(theme)
-            .with_prompt(format!("HTTPS with a certificate for {domain}? (needs DNS pointing here and port 80 open)"))
-            .default(https_defaults.enabled)
-            .interact()
-            .map_err(cancelled)?;
-        if enabled {
-            let email = optional(
-                theme,
-                "Email for the certificate account (empty: none)",
-                https_defaults.email.as_deref(),
-                |v| fields::email(v).map(|_| ()),
-            )?;
-            Some(HttpsAnswers { enabled: true, email: (!email.is_empty()).then_some(email), ..https_defaults })
-        } else {
-            None
-        }
-    } else {
-        if defaults.https.as_ref().is_some_and(|h| h.enabled) {
-            eprintln!("  HTTPS needs a domain name (certificates are issued for names); it is not set up.");
-        }
-        None
-    };
-
-    let default_port = match defaults.port {
-        Some(port) => port.to_string(),
-        None if https.is_some() => "443".to_string(),
-        None => "8080".to_string(),
-    };
-    let port: String = Input::with_theme(theme)
-        .with_prompt("Port to listen on")
-        .default(default_port)
-        .validate_with(|v: &String| {
-            v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port).map(|_| ())
-        })
-        .interact_text()
-        .map_err(cancelled)?;
-
-    let upstream: String = Input::with_theme(theme)
-        .with_prompt("Where Ollama listens")
-        .default(defaults.upstream.clone().unwrap_or_else(|| "127.0.0.1:11434".to_string()))
-        .validate_with(|v: &String| fields::upstream(v).map(|_| ()))
-        .interact_text()
-        .map_err(cancelled)?;
-    let url = fields::upstream(&upstream).map(|u| u.url()).unwrap_or_default();
-    match facts::probe_ollama(&url, Duration::from_secs(3)) {
-        OllamaProbe::Answers { version } => eprintln!("  Ollama {version} answers at {url}."),
-        OllamaProbe::Unexpected(why) => eprintln!("  Something answers at {url}, but not like Ollama ({why})."),
-        OllamaProbe::NotReachable(why) => {
-            eprintln!("  Ollama does not answer at {url} ({why}); the proxy will answer 502 until it does.")
-        }
-        OllamaProbe::NotProbed => {}
-    }
-
-    let mut users: Vec<UserAnswer> = Vec::new();
-    loop {
-        let taken: Vec<String> = users.iter().map(|u| u.username.clone()).collect();
-        let username: String = Input::with_theme(theme)
-            .with_prompt("Username")
-            .default(if users.is_empty() { "ollama".to_string() } else { String::new() })
-            .show_default(users.is_empty())
-            .validate_with(move |v: &String| {
-                fields::username(v)?;
-                if taken.contains(v) { Err(format!("{v} is already in the list")) } else { Ok(()) }
-            })
-            .interact_text()
-            .map_err(cancelled)?;
-        let choice = Select::with_theme(theme)
-            .with_prompt(format!("How should {username} get a password?"))
-            .items(["generate a strong password (shown once at the end)", "type a password"])
-            .default(0)
-            .interact()
-            .map_err(cancelled)?;
-        let user = if choice == 0 {
-            UserAnswer { username, generate: Some(true), ..Default::default() }
-        } else {
-            let password = Password::with_theme(theme)
-                .with_prompt(format!("Password for {username}"))
-                .with_confirmation("Repeat it", "The two passwords differ; try again.")
-                .interact()
-                .map_err(cancelled)?;
-            if password.chars().count() < crate::config::SHORT_PASSWORD {
-                eprintln!(
-                    "  That password has fewer than {} characters; a generated one is stronger.",
-                    crate::config::SHORT_PASSWORD
-                );
-            }
-            UserAnswer { username, password: Some(password), ..Default::default() }
-        };
-        users.push(user);
-        let more =
-            Confirm::with_theme(theme).with_prompt("Add another user?").default(false).interact().map_err(cancelled)?;
-        if !more {
-            break;
-        }
-    }
-
+    let https = ask_https(theme, defaults, &domain)?;
+    let port = ask_port(theme, defaults, https.is_some())?;
+    let upstream = ask_upstream(theme, defaults)?;
+    let users = ask_users(theme)?;
     Ok(Answers {
         version: Some(1),
-        proxy: Some(proxy.to_string()),
+        proxy: Some(proxy.name().to_string()),
         domain: (!domain.is_empty()).then_some(domain),
         port: port.trim().parse().ok(),
         upstream: Some(upstream),

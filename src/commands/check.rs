@@ -1,10 +1,12 @@
 use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::check::{self, Options};
 use crate::cli::CheckArgs;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
+use crate::system::System;
 
 /// The password: from the environment, a file, or a hidden prompt. Never
 /// from the command line, where `ps` shows it.
@@ -24,37 +26,46 @@ fn password(args: &CheckArgs) -> Result<Secret> {
         .map_err(|e| Error::input(format!("no password read: {e}")))
 }
 
-/// The auth socket of an nginx setup installed on this machine, found from
+/// `--cacert FILE`: read (bounded) and checked to be PEM certificates.
+pub fn read_cacert(path: &Path) -> Result<Vec<u8>> {
+    let pem = crate::system::read_limited(path, 1024 * 1024)
+        .map_err(|e| Error::input(format!("cannot read --cacert {}: {e}", path.display())))?;
+    reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| Error::input(format!("--cacert {}: not a PEM certificate: {e}", path.display())))?;
+    Ok(pem)
+}
+
+/// The auth socket of a setup installed on this machine, found from
 /// `--answers` (which must then describe one) or at the default paths.
-fn local_auth_socket(answers: Option<&std::path::Path>) -> Result<Option<std::path::PathBuf>> {
-    let installed = match super::find_installed(answers) {
+fn local_auth_socket(system: &dyn System, answers: Option<&Path>) -> Result<Option<PathBuf>> {
+    let installed = match super::find_installed(system, answers) {
         Ok(installed) => installed,
         Err(e) if answers.is_some() => return Err(e),
         Err(_) => return Ok(None),
     };
-    Ok((installed.proxy == crate::config::Proxy::Nginx).then_some(installed.paths.auth_socket))
+    Ok(installed.state.proxy.module().auth_socket(&installed.paths).map(Path::to_path_buf))
 }
 
-pub fn run(args: CheckArgs) -> Result<()> {
+pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
     let url = reqwest::Url::parse(&args.url)
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| Error::input(format!("--url {:?}: give an http:// or https:// URL", args.url)))?;
-    let resolve = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
+    let overrides = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
     let options = Options {
         url,
         username: args.username.clone(),
         password: password(&args)?,
-        cacert: args.cacert.clone(),
+        cacert_pem: args.cacert.as_deref().map(read_cacert).transpose()?,
         timeout: Duration::from_secs(args.timeout.max(1)),
         model: args.model.clone(),
-        resolve,
+        resolve: check::resolve_hosts(&overrides)?,
         http_port: args.http_port,
         ollama_port: args.ollama_port,
         body_bytes: 5 * 1024 * 1024,
-        auth_socket: local_auth_socket(args.answers.as_deref())?,
+        auth_socket: local_auth_socket(system, args.answers.as_deref())?,
     };
-    let report = check::run(&options)?;
+    let report = check::run(system, &options);
     if args.json {
         println!("{}", report.json());
     } else {

@@ -1,21 +1,21 @@
 use std::io;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::answers::Answers;
-use crate::apply::{self, ServiceHooks};
+use crate::apply;
 use crate::check;
 use crate::cli::InitArgs;
 use crate::config::{Config, PasswordSource, ProcessSecrets};
-use crate::credentials::Credential;
 use crate::credentials::OsEntropy;
 use crate::error::{Error, Result};
-use crate::facts;
+use crate::facts::{self, Probe};
 use crate::paths::Os;
-use crate::plan::{self, describe, service_commands};
-use crate::runner::ProcessRunner;
-use crate::setup;
+use crate::plan::{self, Goal, Plan, describe};
+use crate::secret::Secret;
+use crate::setup::{self, Resolution, Setup};
+use crate::system::{Ownership, System};
+use crate::userfile::Users;
 use crate::wizard;
 
 fn users_summary(answers: &Answers) -> String {
@@ -34,32 +34,31 @@ fn users_summary(answers: &Answers) -> String {
 }
 
 fn headline(config: &Config) -> String {
+    let site = &config.settings.site;
     format!(
         "ollama-secure {}: {} at {} in front of Ollama at {}",
         env!("CARGO_PKG_VERSION"),
-        config.proxy,
-        config.public_url(),
-        config.upstream.url()
+        config.settings.proxy,
+        site.public_url(),
+        site.upstream.url()
     )
 }
 
 /// Writes `--save-answers` (mode 0600, atomically, keeping a previous
 /// file as a backup).
-fn save_answers(path: &Path, answers: &Answers) -> Result<()> {
+fn save_answers(system: &dyn System, path: &Path, answers: &Answers) -> Result<()> {
     let text = format!(
         "# Saved by ollama-secure {}: `ollama-secure init --answers {}` repeats this setup.\n# Passwords appear only as bcrypt hashes.\n{}",
         env!("CARGO_PKG_VERSION"),
         path.display(),
         answers.to_yaml()
     );
-    if path.exists() {
-        let backup = crate::plan::backup_path(path, &facts::stamp(std::time::SystemTime::now()));
-        std::fs::copy(path, &backup)
-            .map_err(|e| Error::failed(format!("cannot keep {} as {}: {e}", path.display(), backup.display())))?;
+    let me = Ownership { mode: 0o600, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
+    if let Some(previous) = crate::plan::Snapshot::of(&system.inspect(path)) {
+        let backup = keep_backup(system, path, &previous)?;
         println!("The previous {} is kept as {}.", path.display(), backup.display());
     }
-    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
-    apply::write_atomic(path, text.as_bytes(), 0o600, uid, gid)?;
+    system.write_atomic(path, text.as_bytes(), me).map_err(|e| Error::io("cannot write", path, e))?;
     println!(
         "Saved the answers to {} (run `ollama-secure init --answers {}` to repeat this setup).",
         path.display(),
@@ -68,9 +67,28 @@ fn save_answers(path: &Path, answers: &Answers) -> Result<()> {
     Ok(())
 }
 
-pub fn run(args: InitArgs) -> Result<()> {
-    let (answers, source) = match args.answers.as_deref() {
-        Some(path) => (Answers::load(path)?, path.display().to_string()),
+/// Copies `previous` to a new `PATH.bak-STAMP[-N]`: never through a name
+/// that exists (or a link planted there).
+fn keep_backup(system: &dyn System, path: &Path, previous: &crate::plan::Snapshot) -> Result<PathBuf> {
+    let stamp = facts::stamp(system.now());
+    for n in 0..100 {
+        let name = if n == 0 { stamp.clone() } else { format!("{stamp}-{n}") };
+        let backup = crate::plan::backup_path(path, &name);
+        match system.write_new(&backup, &previous.content, previous.ownership) {
+            Ok(()) => return Ok(backup),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(Error::failed(format!("cannot keep {} as {}: {e}", path.display(), backup.display())));
+            }
+        }
+    }
+    Err(Error::failed(format!("cannot keep {}: every backup name for this second is taken", path.display())))
+}
+
+/// The answers: from the file, or from the wizard on a terminal.
+fn answers(args: &InitArgs) -> Result<(Answers, String)> {
+    match args.answers.as_deref() {
+        Some(path) => Ok((Answers::load(path)?, path.display().to_string())),
         None if wizard::interactive() => {
             let defaults = match args.defaults.as_deref() {
                 Some(path) => {
@@ -80,132 +98,160 @@ pub fn run(args: InitArgs) -> Result<()> {
                 }
                 None => Answers::default(),
             };
-            (wizard::ask(&defaults)?, "wizard".to_string())
+            Ok((wizard::ask(&defaults)?, "wizard".to_string()))
         }
-        None => {
-            return Err(Error::input(
-                "no --answers FILE, and no terminal to ask on: pass --answers FILE (see examples/nginx.yaml), or run init in a terminal for the wizard",
-            ));
+        None => Err(Error::input(
+            "no --answers FILE, and no terminal to ask on: pass --answers FILE (see examples/nginx.yaml), or run init in a terminal for the wizard",
+        )),
+    }
+}
+
+fn print_dry_run(plan: &Plan, resolution: &Resolution, is_root: bool) {
+    print!("{}", describe(plan));
+    if !resolution.generated.is_empty() {
+        let names: Vec<&str> = resolution.generated.iter().map(|(name, _)| name.as_str()).collect();
+        println!("\nPasswords will be generated for: {} (shown once, when applied).", names.join(", "));
+    }
+    if !is_root {
+        println!("\nApplying needs root (sudo).");
+    }
+    println!("\nDry run: nothing was changed.");
+}
+
+/// Asks before changing anything, on a terminal (unless `--yes`).
+fn confirm(args: &InitArgs, answers: &Answers, plan: &Plan) -> Result<()> {
+    if plan.is_empty() || !wizard::interactive() || args.yes {
+        return Ok(());
+    }
+    println!("Users: {}", users_summary(answers));
+    println!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
+    if wizard::confirm("Apply these changes?")? {
+        Ok(())
+    } else {
+        Err(Error::input("not confirmed; nothing was changed"))
+    }
+}
+
+fn apply_plan(system: &dyn System, plan: &Plan) -> Result<()> {
+    if plan.is_empty() {
+        println!("Nothing to change: the system already matches the answers.");
+        return Ok(());
+    }
+    println!("Applying:");
+    let report = apply::apply(plan, system, &mut io::stdout())?;
+    println!("\nDone: {} file change(s).", report.changed);
+    if !report.backups.is_empty() {
+        println!("Previous versions were kept:");
+        for backup in &report.backups {
+            println!("  {}", backup.display());
         }
-    };
+    }
+    Ok(())
+}
+
+pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
+    let (answers, source) = answers(&args)?;
     let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
-    super::print_warnings(&config);
+    super::print_warnings(&config.warnings);
     // From reading the system to the reload: a concurrent `users` run waits.
-    let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&config.paths.lock)?) };
-    let facts = facts::probe(&config);
-    let prepared = setup::prepare(&config, &facts, &mut OsEntropy)?;
+    let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&config.settings.paths.lock)?) };
+    let facts = facts::probe(system, Probe::for_settings(&config.settings));
+    let proxy = config.settings.proxy.module();
+    let installed = match facts.file(proxy.users_file(&config.settings.paths)) {
+        crate::system::Existing::File { content, .. } => {
+            let path = proxy.users_file(&config.settings.paths);
+            Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), &path.display().to_string())?
+        }
+        _ => None,
+    };
+    let (setup, resolution) = setup::from_config(&config, installed, &mut OsEntropy)?;
+    let plan = plan::for_setup(&setup, &facts, Goal::Init { install: config.install })?;
     println!("{}\n", headline(&config));
-    if !prepared.kept_users.is_empty() {
+    if !resolution.kept.is_empty() {
+        let names: Vec<&str> = resolution.kept.iter().map(|n| n.as_str()).collect();
         println!(
             "Keeping {} installed user(s) that the answers file does not list: {} (remove with `ollama-secure users remove NAME`)\n",
-            prepared.kept_users.len(),
-            prepared.kept_users.join(", ")
+            names.len(),
+            names.join(", ")
         );
     }
-
     if args.dry_run {
-        print!("{}", describe(&prepared.plan));
-        let to_generate: Vec<_> =
-            prepared.credentials.iter().filter(|c| c.generated.is_some()).map(|c| c.username.as_str()).collect();
-        if !to_generate.is_empty() {
-            println!("\nPasswords will be generated for: {} (shown once, when applied).", to_generate.join(", "));
-        }
-        if !facts.is_root {
-            println!("\nApplying needs root (sudo).");
-        }
-        println!("\nDry run: nothing was changed.");
+        print_dry_run(&plan, &resolution, facts.is_root);
         if let Some(path) = &args.save_answers {
-            save_answers(path, &setup::answers_to_save(&answers, &prepared.credentials, false))?;
+            save_answers(system, path, &answers.with_hashes(&resolution.hashes, false))?;
         }
         return Ok(());
     }
-
     if !facts.is_root {
         return Err(Error::input(format!(
             "init needs root to apply: it writes under /etc and reloads {}; run it with sudo, or add --dry-run to only see the plan",
-            config.proxy
+            config.settings.proxy
         )));
     }
-    for finding in &prepared.plan.findings {
+    for finding in &plan.findings {
         println!("  - {finding}");
     }
     println!();
-    if !prepared.plan.is_empty() && wizard::interactive() && !args.yes {
-        println!("Users: {}", users_summary(&answers));
-        println!("Steps (see them in full with --dry-run):\n{}", plan::summary(&prepared.plan));
-        if !wizard::confirm("Apply these changes?")? {
-            return Err(Error::input("not confirmed; nothing was changed"));
-        }
-    }
-    if prepared.plan.is_empty() {
-        println!("Nothing to change: the system already matches the answers.");
-    } else {
-        let commands = service_commands(config.proxy, &config.paths, facts.systemd);
-        let hooks = ServiceHooks::new(config.proxy, &config.paths, Some(commands.stop));
-        println!("Applying:");
-        let report = apply::apply(&prepared.plan, &hooks, &mut ProcessRunner, &mut io::stdout())?;
-        println!("\nDone: {} file change(s).", report.changed);
-        if !report.backups.is_empty() {
-            println!("Previous versions were kept:");
-            for backup in &report.backups {
-                println!("  {}", backup.display());
-            }
-        }
-    }
-    super::print_generated(&prepared.credentials);
+    confirm(&args, &answers, &plan)?;
+    apply_plan(system, &plan)?;
+    super::print_generated(&resolution.generated);
     if let Some(path) = &args.save_answers {
-        save_answers(path, &setup::answers_to_save(&answers, &prepared.credentials, true))?;
+        save_answers(system, path, &answers.with_hashes(&resolution.hashes, true))?;
     }
     if args.no_check {
         return Ok(());
     }
-    match self_check_options(&config, &prepared.credentials, args.cacert.clone()) {
-        None => {
-            println!(
-                "\nNot checked: this run knows no user's password (only hashes). Run `ollama-secure check --url {} --username NAME`.",
-                config.public_url()
-            );
-            Ok(())
-        }
-        Some(options) => {
-            println!();
-            let report = check::run(&options)?;
-            print!("{}", report.text());
-            if report.passed {
-                Ok(())
-            } else {
-                Err(Error::check_failed("the setup was applied, but the check found problems (see above)"))
-            }
-        }
-    }
+    self_check(system, &config, &setup, &resolution, args.cacert.as_deref())
 }
 
 /// How `init` checks the server it just set up: as a client would, but
 /// connected to this machine whatever DNS says, with a password this run
 /// knows (given in the answers, or generated now).
-fn self_check_options(config: &Config, credentials: &[Credential], cacert: Option<PathBuf>) -> Option<check::Options> {
-    let (username, password) = config.users.iter().find_map(|u| match &u.password {
-        PasswordSource::Given(secret) => Some((u.username.clone(), secret.clone())),
-        _ => credentials
-            .iter()
-            .find(|c| c.username == u.username)
-            .and_then(|c| c.generated.clone())
-            .map(|p| (u.username.clone(), p)),
-    })?;
-    let address = crate::plan::local_address(config);
-    let resolve =
-        config.domain.iter().map(|domain| (domain.to_string(), SocketAddr::new(address, config.port))).collect();
-    Some(check::Options {
-        url: reqwest::Url::parse(&config.public_url()).expect("public URLs parse"),
+fn self_check(
+    system: &dyn System,
+    config: &Config,
+    setup: &Setup,
+    resolution: &Resolution,
+    cacert: Option<&Path>,
+) -> Result<()> {
+    let known = config.users.iter().find_map(|u| match &u.password {
+        PasswordSource::Given(secret) => Some((u.username.to_string(), secret.clone())),
+        _ => resolution.generated.iter().find(|(name, _)| *name == u.username).map(|(n, p)| (n.to_string(), p.clone())),
+    });
+    let site = &setup.settings.site;
+    let Some((username, password)) = known else {
+        println!(
+            "\nNot checked: this run knows no user's password (only hashes). Run `ollama-secure check --url {} --username NAME`.",
+            site.public_url()
+        );
+        return Ok(());
+    };
+    let options = check_options(setup, username, password, cacert.map(Path::to_path_buf))?;
+    println!();
+    let report = check::run(system, &options);
+    print!("{}", report.text());
+    if report.passed {
+        Ok(())
+    } else {
+        Err(Error::check_failed("the setup was applied, but the check found problems (see above)"))
+    }
+}
+
+fn check_options(setup: &Setup, username: String, password: Secret, cacert: Option<PathBuf>) -> Result<check::Options> {
+    let site = &setup.settings.site;
+    let resolve = site.domain.iter().map(|domain| (domain.to_string(), site.local_address())).collect();
+    let cacert_pem = cacert.as_deref().map(super::check::read_cacert).transpose()?;
+    Ok(check::Options {
+        url: reqwest::Url::parse(&site.public_url()).expect("public URLs parse"),
         username,
         password,
-        cacert,
+        cacert_pem,
         timeout: Duration::from_secs(30),
         model: None,
         resolve,
-        http_port: config.https.as_ref().map_or(80, |h| h.http_port),
-        ollama_port: config.upstream.port,
+        http_port: site.https.as_ref().map_or(80, |h| h.http_port),
+        ollama_port: site.upstream.port,
         body_bytes: 5 * 1024 * 1024,
-        auth_socket: (config.proxy == crate::config::Proxy::Nginx).then(|| config.paths.auth_socket.clone()),
+        auth_socket: setup.proxy().auth_socket(&setup.settings.paths).map(Path::to_path_buf),
     })
 }

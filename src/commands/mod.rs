@@ -7,91 +7,95 @@ mod render;
 mod uninstall;
 mod users;
 
-use crate::cli::Command;
-use crate::error::Result;
+use std::path::Path;
 
-pub fn dispatch(command: Command) -> Result<()> {
+use crate::answers::Answers;
+use crate::cli::Command;
+use crate::error::{Error, Result};
+use crate::paths::{Os, Paths};
+use crate::secret::Secret;
+use crate::setup::Settings;
+use crate::state::State;
+use crate::system::{Existing, System};
+
+pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
     match command {
-        Command::Init(args) => init::run(args),
-        Command::Render(args) => render::run(args),
-        Command::Check(args) => check::run(args),
-        Command::Uninstall(args) => uninstall::run(args),
-        Command::Users(command) => users::run(command),
+        Command::Init(args) => init::run(args, system),
+        Command::Render(args) => render::run(args, system),
+        Command::Check(args) => check::run(args, system),
+        Command::Uninstall(args) => uninstall::run(args, system),
+        Command::Users(command) => users::run(command, system),
     }
 }
 
-/// Loads and validates an answers file.
-fn load_config(path: &std::path::Path) -> Result<crate::config::Config> {
-    let answers = crate::answers::Answers::load(path)?;
-    crate::config::Config::from_answers(
-        &answers,
-        &path.display().to_string(),
-        crate::paths::Os::current(),
-        &crate::config::ProcessSecrets,
-    )
-}
-
-fn print_warnings(config: &crate::config::Config) {
-    for warning in &config.warnings {
-        eprintln!("warning: {warning}");
+fn print_warnings(warnings: &[crate::error::Finding]) {
+    for warning in warnings {
+        eprintln!("{warning}");
     }
 }
 
 /// An installed setup, found from the answers' paths (or the defaults) and
 /// the state file `init` wrote there.
 struct Installed {
-    paths: crate::paths::Paths,
-    proxy: crate::config::Proxy,
-    state: crate::state::State,
+    paths: Paths,
+    state: State,
     /// The answers file given, for settings beyond its paths.
-    answers: Option<(crate::answers::Answers, String)>,
+    answers: Option<(Answers, String)>,
 }
 
-fn find_installed(answers_path: Option<&std::path::Path>) -> Result<Installed> {
-    use crate::facts::Existing;
-    use crate::paths::{Os, Paths};
+impl Installed {
+    /// The setup's settings as init recorded them.
+    fn settings(&self) -> Result<Settings> {
+        self.state.settings.clone().ok_or_else(|| {
+            Error::input(format!(
+                "{} was written by an older ollama-secure and does not record the setup: run `ollama-secure init --answers FILE` \
+                 with the answers it was set up with once more, then try again",
+                self.paths.state.display()
+            ))
+        })
+    }
+}
+
+fn find_installed(system: &dyn System, answers_path: Option<&Path>) -> Result<Installed> {
     let answers = match answers_path {
-        Some(path) => Some((crate::answers::Answers::load(path)?, path.display().to_string())),
+        Some(path) => Some((Answers::load(path)?, path.display().to_string())),
         None => None,
     };
     let paths = match &answers {
         Some((answers, source)) => crate::config::paths_from_answers(answers, source, Os::current())?,
         None => Paths::defaults(Os::current()),
     };
-    let state = match crate::facts::read_existing(&paths.state) {
-        Existing::File { content, .. } => crate::state::State::parse(&String::from_utf8_lossy(&content), &paths.state)?,
+    let state = match system.inspect(&paths.state) {
+        Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(&content), &paths.state)?,
         _ => {
-            return Err(crate::error::Error::input(format!(
+            return Err(Error::input(format!(
                 "no ollama-secure setup found: {} does not exist (run init first, or pass the --answers FILE init used)",
                 paths.state.display()
             )));
         }
     };
-    let proxy = crate::removal::proxy_of(&state)?;
-    Ok(Installed { paths, proxy, state, answers })
+    Ok(Installed { paths, state, answers })
 }
 
 /// A password from `--password-env VAR` or the first line of
 /// `--password-file FILE`; `None` when neither is given.
-fn password_from(env: Option<&str>, file: Option<&std::path::Path>) -> Result<Option<crate::secret::Secret>> {
-    use crate::error::Error;
-    use crate::secret::Secret;
+fn password_from(env: Option<&str>, file: Option<&Path>) -> Result<Option<Secret>> {
     if let Some(var) = env {
         return std::env::var(var)
             .map(|v| Some(Secret::new(v)))
             .map_err(|_| Error::input(format!("--password-env: the environment variable {var} is not set")));
     }
     if let Some(path) = file {
-        let text = std::fs::read_to_string(path)
+        let bytes = crate::system::read_limited(path, 64 * 1024)
             .map_err(|e| Error::input(format!("--password-file: cannot read {}: {e}", path.display())))?;
+        let text = String::from_utf8_lossy(&bytes);
         return Ok(Some(Secret::new(text.lines().next().unwrap_or_default())));
     }
     Ok(None)
 }
 
 /// Prints passwords generated by this run: the only time they are shown.
-fn print_generated(credentials: &[crate::credentials::Credential]) {
-    let generated: Vec<_> = credentials.iter().filter_map(|c| c.generated.as_ref().map(|p| (&c.username, p))).collect();
+fn print_generated(generated: &[(crate::fields::Username, Secret)]) {
     if generated.is_empty() {
         return;
     }

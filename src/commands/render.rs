@@ -1,36 +1,51 @@
-use std::fs;
-use std::os::unix::fs::PermissionsExt;
-use std::time::SystemTime;
+use std::path::Path;
 
 use crate::cli::RenderArgs;
+use crate::config::{Config, ProcessSecrets};
 use crate::credentials::OsEntropy;
 use crate::error::{Error, Result};
 use crate::facts::{self, Facts};
-use crate::plan::Step;
+use crate::paths::Os;
+use crate::plan::{self, Action, Goal};
+use crate::render::Role;
 use crate::setup;
+use crate::system::{Ownership, System};
 
-pub fn run(args: RenderArgs) -> Result<()> {
-    let config = super::load_config(&args.answers)?;
-    super::print_warnings(&config);
+/// Creates `dir` and the folders above it that are missing (`--out` and
+/// the tree below it).
+fn create_dirs(system: &dyn System, dir: &Path) -> Result<()> {
+    let mut missing: Vec<&Path> =
+        dir.ancestors().take_while(|d| system.inspect(d) == crate::system::Existing::Missing).collect();
+    missing.reverse();
+    for d in missing {
+        system.create_dir(d, 0o755).map_err(|e| Error::io("cannot create", d, e))?;
+    }
+    Ok(())
+}
+
+pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
+    let answers = crate::answers::Answers::load(&args.answers)?;
+    let config = Config::from_answers(&answers, &args.answers.display().to_string(), Os::current(), &ProcessSecrets)?;
+    super::print_warnings(&config.warnings);
     // Planned against an empty system: every file is new, nothing is probed.
-    let facts = Facts::empty(&facts::stamp(SystemTime::now()));
-    let prepared = setup::prepare(&config, &facts, &mut OsEntropy)?;
-    for step in &prepared.plan.steps {
-        match step {
+    let facts = Facts::empty(&facts::stamp(system.now()));
+    let (setup, resolution) = setup::from_config(&config, None, &mut OsEntropy)?;
+    let plan = plan::for_setup(&setup, &facts, Goal::Init { install: false })?;
+    let me = |mode| Ownership { mode, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
+    for step in &plan.steps {
+        match &step.action {
             // The state file records changes to a system; a folder of files has none.
-            Step::Write { file, .. } if file.role != crate::render::Role::State => {
+            Action::Write { file, .. } if file.role != Role::State => {
                 let relative = file.path.strip_prefix("/").unwrap_or(&file.path);
                 let target = args.out.join(relative);
                 if let Some(dir) = target.parent() {
-                    fs::create_dir_all(dir)
-                        .map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))?;
+                    create_dirs(system, dir)?;
                 }
-                fs::write(&target, &file.content)
-                    .map_err(|e| Error::failed(format!("cannot write {}: {e}", target.display())))?;
                 // The copy is for review: hashes stay private to the user who rendered them.
                 let mode = if file.secret { 0o600 } else { 0o644 };
-                fs::set_permissions(&target, fs::Permissions::from_mode(mode))
-                    .map_err(|e| Error::failed(format!("cannot set the mode of {}: {e}", target.display())))?;
+                system
+                    .write_atomic(&target, file.content.as_bytes(), me(mode))
+                    .map_err(|e| Error::io("cannot write", &target, e))?;
                 println!(
                     "wrote {} (installs as {}, mode {:04o}, owner root:{})",
                     target.display(),
@@ -39,12 +54,12 @@ pub fn run(args: RenderArgs) -> Result<()> {
                     file.group
                 );
             }
-            Step::Link { link, target } => {
+            Action::Link { link, target } => {
                 println!("(when installing, also link {} -> {})", link.display(), target.display())
             }
             _ => {}
         }
     }
-    super::print_generated(&prepared.credentials);
+    super::print_generated(&resolution.generated);
     Ok(())
 }

@@ -1,19 +1,20 @@
 use std::io;
 
-use crate::apply::{self, ServiceHooks};
+use crate::apply;
 use crate::cli::UninstallArgs;
 use crate::error::{Error, Result};
-use crate::facts;
-use crate::plan::describe;
-use crate::removal;
-use crate::runner::ProcessRunner;
+use crate::facts::{self, Probe};
+use crate::plan::{self, describe};
+use crate::system::System;
 
-pub fn run(args: UninstallArgs) -> Result<()> {
+pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     // The state file says which proxy was set up; probe that one.
-    let super::Installed { paths, proxy, state, .. } = super::find_installed(args.answers.as_deref())?;
+    let installed = super::find_installed(system, args.answers.as_deref())?;
+    let proxy = installed.state.proxy;
+    let paths = &installed.paths;
     let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&paths.lock)?) };
-    let facts = facts::probe_installed(proxy, &paths, &state);
-    let plan = removal::build(&paths, &facts)?;
+    let facts = facts::probe(system, Probe::for_installed(proxy, paths, None));
+    let plan = plan::removal(paths, &facts)?;
     println!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));
     if args.dry_run {
         print!("{}", describe(&plan));
@@ -26,9 +27,8 @@ pub fn run(args: UninstallArgs) -> Result<()> {
     for finding in &plan.findings {
         println!("  - {finding}");
     }
-    let hooks = ServiceHooks::new(proxy, &paths, None);
     println!("\nRemoving:");
-    apply::apply(&plan, &hooks, &mut ProcessRunner, &mut io::stdout())?;
+    apply::apply(&plan, system, &mut io::stdout())?;
     println!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
     Ok(())
 }

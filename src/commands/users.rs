@@ -1,51 +1,45 @@
+//! `users`: change the users of the installed setup's model, then render,
+//! plan and apply it like `init` does.
+
 use std::io;
 
-use crate::apply::{self, ServiceHooks};
+use crate::apply;
 use crate::cli::{PasswordArgs, SetupArgs, UsersCommand};
-use crate::config::{CostPolicy, Proxy};
 use crate::credentials::{self, OsEntropy};
-use crate::error::{Error, Result};
-use crate::facts::{self, Existing, Facts};
-use crate::fields;
+use crate::error::{Error, Problem, Result};
+use crate::facts::{self, Probe};
+use crate::fields::{self, Username};
 use crate::lock;
-use crate::plan::{self, describe};
-use crate::render::{RenderedFile, Role};
-use crate::runner::ProcessRunner;
+use crate::paths::Paths;
+use crate::plan::{self, Goal, describe};
+use crate::proxy::ProxyKind;
 use crate::secret::Secret;
-use crate::userfile::{Format, UserFile};
+use crate::setup::{Settings, Setup};
+use crate::system::{Existing, System};
+use crate::userfile::Users;
 
-use super::Installed;
-
-fn installed(args: &SetupArgs) -> Result<(Installed, CostPolicy)> {
-    let installed = super::find_installed(args.answers.as_deref())?;
-    let fixed = match &installed.answers {
-        Some((answers, source)) => match answers.bcrypt_cost {
-            Some(c) => Some(fields::bcrypt_cost(c).map_err(|e| Error::input(format!("{source}: bcrypt_cost: {e}")))?),
-            None => None,
-        },
-        None => None,
-    };
-    Ok((installed, CostPolicy { fixed }))
-}
-
-fn users_path(installed: &Installed) -> &std::path::Path {
-    match installed.proxy {
-        Proxy::Nginx => &installed.paths.htpasswd,
-        Proxy::Caddy => &installed.paths.caddy_site,
+/// The recorded settings, with `bcrypt_cost` from `--answers` when it sets one.
+fn settings(installed: &super::Installed) -> Result<Settings> {
+    let mut settings = installed.settings()?;
+    if let Some((answers, source)) = &installed.answers
+        && let Some(cost) = answers.bcrypt_cost
+    {
+        let cost = fields::bcrypt_cost(cost).map_err(|e| Error::Input(vec![Problem::at(source, "bcrypt_cost", e)]))?;
+        settings.cost.fixed = Some(cost);
     }
+    Ok(settings)
 }
 
-fn read_users(installed: &Installed, facts: &Facts) -> Result<(UserFile, u32, u32)> {
-    let path = users_path(installed);
-    let format = match installed.proxy {
-        Proxy::Nginx => Format::Htpasswd,
-        Proxy::Caddy => Format::CaddyBasicauth,
-    };
+fn read_users(proxy: ProxyKind, paths: &Paths, facts: &facts::Facts) -> Result<Users> {
+    let proxy = proxy.module();
+    let path = proxy.users_file(paths);
+    let missing = || Error::input(format!("the users file {} does not exist; run init again", path.display()));
     match facts.file(path) {
-        Existing::File { content, mode, gid, .. } => {
-            Ok((UserFile::parse(&String::from_utf8_lossy(content), format, &path.display().to_string())?, *mode, *gid))
+        Existing::File { content, .. } => {
+            Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), &path.display().to_string())?
+                .ok_or_else(missing)
         }
-        _ => Err(Error::input(format!("the users file {} does not exist; run init again", path.display()))),
+        _ => Err(missing()),
     }
 }
 
@@ -71,24 +65,24 @@ fn non_empty(secret: Secret) -> Result<Secret> {
     Ok(secret)
 }
 
-pub fn run(command: UsersCommand) -> Result<()> {
+pub fn run(command: UsersCommand, system: &dyn System) -> Result<()> {
     match command {
-        UsersCommand::List { setup } => list(&setup),
+        UsersCommand::List { setup } => list(system, &setup),
         UsersCommand::Add { name, password, force, dry_run, setup } => {
-            change(&setup, &name, Op::Add { force, password }, dry_run)
+            change(system, &setup, &name, Op::Add { force, password }, dry_run)
         }
         UsersCommand::Rotate { name, password, dry_run, setup } => {
-            change(&setup, &name, Op::Rotate { password }, dry_run)
+            change(system, &setup, &name, Op::Rotate { password }, dry_run)
         }
-        UsersCommand::Remove { name, dry_run, setup } => change(&setup, &name, Op::Remove, dry_run),
+        UsersCommand::Remove { name, dry_run, setup } => change(system, &setup, &name, Op::Remove, dry_run),
     }
 }
 
-fn list(setup: &SetupArgs) -> Result<()> {
-    let (installed, _) = installed(setup)?;
-    let facts = facts::probe_installed(installed.proxy, &installed.paths, &installed.state);
-    let (file, _, _) = read_users(&installed, &facts)?;
-    for entry in file.entries() {
+fn list(system: &dyn System, setup: &SetupArgs) -> Result<()> {
+    let installed = super::find_installed(system, setup.answers.as_deref())?;
+    let (proxy, paths) = (installed.state.proxy, &installed.paths);
+    let facts = facts::probe(system, Probe::for_installed(proxy, paths, None));
+    for entry in read_users(proxy, paths, &facts)?.entries() {
         println!("{}", entry.username);
     }
     Ok(())
@@ -100,81 +94,47 @@ enum Op {
     Remove,
 }
 
-fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
-    let name = fields::username(name).map_err(|e| Error::input(format!("username: {e}")))?;
-    let (installed, cost) = installed(setup)?;
-    // Held from reading the file to the reload: a concurrent run waits.
-    let _lock = if dry_run { None } else { Some(lock::acquire(&installed.paths.lock)?) };
-    let facts = facts::probe_installed(installed.proxy, &installed.paths, &installed.state);
-    let (mut file, mode, gid) = read_users(&installed, &facts)?;
-    let exists = file.get(&name).is_some();
-    let mut new_secret = None;
-    match &op {
-        Op::Add { force: false, .. } if exists => {
-            return Err(Error::input(format!(
-                "{name} already exists: `users rotate {name}` gives a new password (or add --force)"
-            )));
-        }
+/// Applies `op` to the users; returns the new password, and whether it
+/// was generated.
+fn edit(users: &mut Users, name: &Username, op: &Op, settings: &Settings) -> Result<Option<(Secret, bool)>> {
+    let exists = users.get(name).is_some();
+    match op {
+        Op::Add { force: false, .. } if exists => Err(Error::input(format!(
+            "{name} already exists: `users rotate {name}` gives a new password (or add --force)"
+        ))),
         Op::Rotate { .. } | Op::Remove if !exists => {
-            return Err(Error::input(format!("there is no user {name} (see `ollama-secure users list`)")));
+            Err(Error::input(format!("there is no user {name} (see `ollama-secure users list`)")))
         }
-        Op::Remove if file.entries().len() == 1 => {
-            return Err(Error::input(format!(
-                "refusing to remove {name}, the last user: {}. To take the password protection away entirely, use `ollama-secure uninstall`",
-                match installed.proxy {
-                    Proxy::Nginx => "nginx would then refuse everyone (an empty user file locks the proxy)",
-                    Proxy::Caddy => "Caddy would refuse to load a basicauth block without users",
-                }
-            )));
-        }
+        Op::Remove if users.len() == 1 => Err(Error::input(format!(
+            "refusing to remove {name}, the last user: {}. To take the password protection away entirely, use `ollama-secure uninstall`",
+            settings.proxy.module().keeps_last_user_because()
+        ))),
         Op::Remove => {
-            file.remove(&name);
+            users.remove(name);
+            Ok(None)
         }
         Op::Add { password, .. } | Op::Rotate { password } => {
             let (secret, generated) = new_password(password)?;
-            let cost = if generated { cost.for_generated() } else { cost.for_chosen() };
-            file.set(&name, &credentials::hash_password(&secret, cost, &mut OsEntropy)?);
-            new_secret = Some((secret, generated));
+            let cost = if generated { settings.cost.for_generated() } else { settings.cost.for_chosen() };
+            users.set(name, &credentials::hash_password(&secret, cost, &mut OsEntropy)?);
+            Ok(Some((secret, generated)))
         }
     }
-    let group =
-        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name).ok_or_else(
-            || Error::failed(format!("the group (gid {gid}) of {} has no name", users_path(&installed).display())),
-        )?;
-    let rendered = RenderedFile {
-        path: users_path(&installed).to_path_buf(),
-        role: if installed.proxy == Proxy::Nginx { Role::Passwords } else { Role::Site },
-        mode,
-        group,
-        secret: true,
-        content: file.text(),
-    };
-    let mut files = vec![rendered];
-    // nginx caches successful logins keyed on the users' fingerprint: the
-    // site must carry the new one, or a rotated or removed password would
-    // keep working until its cache entry expires.
-    if installed.proxy == Proxy::Nginx
-        && let Existing::File { content, mode, .. } = facts.file(&installed.paths.nginx_site)
-    {
-        let site = String::from_utf8_lossy(content);
-        let fingerprint =
-            crate::render::users_fingerprint(file.entries().iter().map(|e| (e.username.as_str(), e.hash.as_str())));
-        match crate::render::with_users_fingerprint(&site, &fingerprint) {
-            Some(updated) => files.push(RenderedFile {
-                path: installed.paths.nginx_site.clone(),
-                role: Role::Site,
-                mode: *mode,
-                group: "root".into(),
-                secret: false,
-                content: updated,
-            }),
-            None => eprintln!(
-                "warning: {} has no cache key to update (run `init` again): old logins may keep working for up to 2 minutes",
-                installed.paths.nginx_site.display()
-            ),
-        }
-    }
-    let plan = plan::users_change(installed.proxy, &installed.paths, &facts, files)?;
+}
+
+fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
+    let name = Username::parse(name)
+        .map_err(|message| Error::Input(vec![Problem { source: None, field: Some("username".into()), message }]))?;
+    let installed = super::find_installed(system, setup_args.answers.as_deref())?;
+    let settings = settings(&installed)?;
+    // Held from reading the file to the reload: a concurrent run waits.
+    let _lock = if dry_run { None } else { Some(lock::acquire(&settings.paths.lock)?) };
+    let facts = facts::probe(system, Probe::for_installed(settings.proxy, &settings.paths, Some(&settings)));
+    let mut users = read_users(settings.proxy, &settings.paths, &facts)?;
+    let existed = users.get(&name).is_some();
+    let new_secret = edit(&mut users, &name, &op, &settings)?;
+    let setup = Setup { settings, users };
+    let plan = plan::for_setup(&setup, &facts, Goal::Users)?;
     if dry_run {
         print!("{}", describe(&plan));
         if new_secret.as_ref().is_some_and(|(_, generated)| *generated) {
@@ -186,11 +146,9 @@ fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     if !facts.is_root {
         return Err(Error::input("changing users needs root; run it with sudo, or add --dry-run"));
     }
-    // A users change never starts the proxy, so there is nothing to stop on rollback.
-    let hooks = ServiceHooks::new(installed.proxy, &installed.paths, None);
-    apply::apply(&plan, &hooks, &mut ProcessRunner, &mut io::stdout())?;
+    apply::apply(&plan, system, &mut io::stdout())?;
     let verb = match op {
-        Op::Add { .. } if !exists => "added",
+        Op::Add { .. } if !existed => "added",
         Op::Add { .. } | Op::Rotate { .. } => "gave a new password to",
         Op::Remove => "removed",
     };
@@ -198,18 +156,27 @@ fn change(setup: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     if let Some((secret, true)) = &new_secret {
         println!("Generated password for {name} (shown once; store it now): {}", secret.expose());
     }
-    if let (Some((secret, _)), Some(url), true) = (&new_secret, &installed.state.url, facts.proxy_running) {
-        match crate::check::status_for(url, installed.state.connect, &name, secret) {
-            Ok(200) => println!("Checked: {name} gets 200 at {url}."),
-            Ok(status) => {
-                return Err(Error::check_failed(format!("the change was applied, but {name} gets {status} at {url}")));
-            }
-            Err(why) => {
-                return Err(Error::check_failed(format!(
-                    "the change was applied, but {url} could not be checked: {why}"
-                )));
-            }
-        }
+    match (&new_secret, facts.proxy_running) {
+        (Some((secret, _)), true) => prove_login(system, &setup, &name, secret),
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// The changed password gets 200 at the site, asked on this machine.
+fn prove_login(system: &dyn System, setup: &Setup, name: &Username, secret: &Secret) -> Result<()> {
+    let site = &setup.settings.site;
+    let url = site.public_url();
+    let request = facts::site_request(&url, site.local_address())
+        .ok_or_else(|| Error::failed(format!("{url} is not a URL")))?
+        .basic_auth(name, secret);
+    match system.http(&request) {
+        Ok(reply) if reply.status == 200 => {
+            println!("Checked: {name} gets 200 at {url}.");
+            Ok(())
+        }
+        Ok(reply) => {
+            Err(Error::check_failed(format!("the change was applied, but {name} gets {} at {url}", reply.status)))
+        }
+        Err(why) => Err(Error::check_failed(format!("the change was applied, but {url} could not be checked: {why}"))),
+    }
 }

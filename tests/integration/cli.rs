@@ -109,7 +109,7 @@ fn every_bundled_example_is_valid() {
             let path = format!("{ROOT}/examples/{name}.yaml");
             let defaults = ollama_secure::answers::Answers::load(std::path::Path::new(&path)).unwrap();
             ollama_secure::config::check_wizard_defaults(&defaults, &path, ollama_secure::paths::Os::Debian)
-                .unwrap_or_else(|e| panic!("{}", e.message));
+                .unwrap_or_else(|e| panic!("{e}"));
             continue;
         }
         let answers = example_in_sandbox(&sandbox, &name);

@@ -3,8 +3,9 @@
 //! produce a config the real validator accepts with no extra directive.
 
 use ollama_secure::answers::{Answers, HttpsAnswers, PathAnswers, Scalar, UserAnswer};
-use ollama_secure::config::{Config, Proxy};
+use ollama_secure::config::Config;
 use ollama_secure::paths::Os;
+use ollama_secure::proxy::ProxyKind as Proxy;
 
 use crate::support::{MapSecrets, Sandbox};
 use crate::validators::{prepare_main_config, render_and_validate, sandboxed_config};
@@ -87,7 +88,8 @@ fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
 }
 
 fn load(answers: &Answers) -> Result<Config, String> {
-    Config::from_answers(answers, "hostile.yaml", Os::Debian, &MapSecrets(Default::default())).map_err(|e| e.message)
+    Config::from_answers(answers, "hostile.yaml", Os::Debian, &MapSecrets(Default::default()))
+        .map_err(|e| e.to_string())
 }
 
 #[test]
@@ -241,9 +243,9 @@ fn shape(text: &str) -> (Vec<String>, usize, usize, usize) {
 }
 
 fn site_text(config: &Config) -> String {
-    let path = match config.proxy {
-        Proxy::Nginx => &config.paths.nginx_site,
-        Proxy::Caddy => &config.paths.caddy_site,
+    let path = match config.settings.proxy {
+        Proxy::Nginx => &config.settings.paths.nginx_site,
+        Proxy::Caddy => &config.settings.paths.caddy_site,
     };
     std::fs::read_to_string(path).unwrap()
 }

@@ -3,12 +3,12 @@
 //! Salts come from seeded entropy, so hashes are stable; no plaintext
 //! password appears in any snapshot.
 
-use ollama_secure::credentials::SeededEntropy;
 use ollama_secure::facts::Facts;
 use ollama_secure::plan::describe;
-use ollama_secure::setup;
+use ollama_secure::render::Role;
+use ollama_secure::system::Existing;
 
-use crate::support::{ROOT, load_config};
+use crate::support::{ROOT, load_config, plan_for, written};
 
 fn settings() -> insta::Settings {
     let mut settings = insta::Settings::clone_current();
@@ -23,12 +23,10 @@ fn every_template_variant_renders_as_snapshotted() {
         insta::glob!("../render-inputs", "*.yaml", |path| {
             let yaml = std::fs::read_to_string(path).unwrap();
             let config = load_config(&yaml, "input.yaml").unwrap();
-            let prepared = setup::prepare(&config, &Facts::empty("20261130T175200Z"), &mut SeededEntropy(42)).unwrap();
+            let (_, resolution, plan) = plan_for(&config, &Facts::empty("20261130T175200Z"), 42);
             let mut out = String::new();
-            for step in &prepared.plan.steps {
-                if let ollama_secure::plan::Step::Write { file, .. } = step
-                    && file.role != ollama_secure::render::Role::State
-                {
+            for file in written(&plan) {
+                if file.role != Role::State {
                     out.push_str(&format!(
                         "=== {} (mode {:04o}, owner root:{}) ===\n{}\n",
                         file.path.display(),
@@ -39,10 +37,8 @@ fn every_template_variant_renders_as_snapshotted() {
                 }
             }
             assert!(!out.contains("correct horse battery staple"), "a plaintext password reached a rendered file");
-            for credential in &prepared.credentials {
-                if let Some(generated) = &credential.generated {
-                    assert!(!out.contains(generated.expose()), "a generated password reached a rendered file");
-                }
+            for (_, generated) in &resolution.generated {
+                assert!(!out.contains(generated.expose()), "a generated password reached a rendered file");
             }
             insta::assert_snapshot!("render", out);
         });
@@ -60,12 +56,14 @@ fn fresh_debian() -> Facts {
         "/etc/caddy",
         "/var",
         "/var/lib",
+        "/var/log",
+        "/var/log/caddy",
     ] {
-        facts.files.insert(dir.into(), ollama_secure::facts::Existing::Other);
+        facts.files.insert(dir.into(), Existing::Other);
     }
     facts.groups.extend([("root".to_string(), 0), ("www-data".to_string(), 33), ("caddy".to_string(), 995)]);
     // Debian's nginx package enables its default site.
-    facts.other_nginx_sites.push("/etc/nginx/sites-enabled/default".into());
+    facts.listings.insert("/etc/nginx/sites-enabled".into(), vec!["/etc/nginx/sites-enabled/default".into()]);
     facts
 }
 
@@ -75,11 +73,11 @@ fn the_dry_run_plan_is_snapshotted_for_both_proxies() {
         for name in ["nginx-http-any-several", "caddy-https-domain-one"] {
             let yaml = std::fs::read_to_string(format!("{ROOT}/tests/render-inputs/{name}.yaml")).unwrap();
             let config = load_config(&yaml, "input.yaml").unwrap();
-            let prepared = setup::prepare(&config, &fresh_debian(), &mut SeededEntropy(42)).unwrap();
-            let text = describe(&prepared.plan);
+            let (_, resolution, plan) = plan_for(&config, &fresh_debian(), 42);
+            let text = describe(&plan);
             assert!(text.contains("<redacted>"), "hashes are redacted in plans:\n{text}");
-            for credential in &prepared.credentials {
-                assert!(!text.contains(&credential.hash), "the hash of {} is shown in the plan", credential.username);
+            for (username, hash) in &resolution.hashes {
+                assert!(!text.contains(hash), "the hash of {username} is shown in the plan");
             }
             insta::assert_snapshot!(format!("plan-{name}"), text);
         }

@@ -120,3 +120,31 @@ fn nginx_uninstall_keeps_serving_sites_added_since() {
 fn caddy_uninstall_keeps_serving_sites_added_since() {
     keeps_serving_sites_added_since("caddy");
 }
+
+/// The main Caddyfile is the user's: init and uninstall keep its owner,
+/// group and mode, and uninstall gives back its exact bytes, even without
+/// a final line break.
+#[test]
+fn caddy_keeps_the_users_caddyfile_exactly() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let d = prepare("caddy", ALICE_ONLY);
+    let caddyfile = d.sandbox.path("etc/caddy/Caddyfile");
+    let text = fs::read_to_string(&caddyfile).unwrap();
+    fs::write(&caddyfile, text.trim_end()).unwrap();
+    let caddy_gid = nix::unistd::Group::from_name("caddy").unwrap().unwrap().gid;
+    nix::unistd::chown(&caddyfile, Some(nix::unistd::Uid::from_raw(0)), Some(caddy_gid)).unwrap();
+    fs::set_permissions(&caddyfile, fs::Permissions::from_mode(0o640)).unwrap();
+    let before = system_files(&d);
+
+    d.init().assert_code(0);
+    let meta = fs::metadata(&caddyfile).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o777, meta.gid()),
+        (0o640, caddy_gid.as_raw()),
+        "init changed the Caddyfile's mode or group"
+    );
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
+
+    uninstall(&d, false).assert_code(0);
+    assert_eq!(system_files(&d), before, "uninstall did not give the Caddyfile back exactly");
+}

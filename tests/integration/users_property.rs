@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use std::fs;
 
 use ollama_secure::credentials::{SeededEntropy, generate_password, hash_password};
+use ollama_secure::fields::Username;
 use ollama_secure::secret::Secret;
-use ollama_secure::userfile::{Format, UserFile};
+use ollama_secure::userfile::{Format, Users};
 
 use crate::support::{Sandbox, sh};
 
@@ -30,7 +31,7 @@ fn random_edit_sequences_keep_the_file_readable_by_apache() {
         b[0]
     };
     let mut entropy = SeededEntropy(7);
-    let mut file = UserFile::parse(&hand, Format::Htpasswd, "h").unwrap();
+    let mut file = Users::parse(&hand, Format::Htpasswd, "h").unwrap().unwrap();
     let mut known: BTreeMap<String, Secret> = BTreeMap::new();
     let mut retired: Vec<(String, Secret)> = Vec::new();
     let names = ["ann", "ben", "cy", "dee", "eve"];
@@ -40,7 +41,7 @@ fn random_edit_sequences_keep_the_file_readable_by_apache() {
             // add or rotate: same edit, new password
             0 | 1 => {
                 let password = generate_password(&mut entropy);
-                file.set(&name, &hash_password(&password, 4, &mut entropy).unwrap());
+                file.set(&Username::parse(&name).unwrap(), &hash_password(&password, 4, &mut entropy).unwrap());
                 if let Some(old) = known.insert(name.clone(), password) {
                     retired.push((name.clone(), old));
                 }
@@ -67,7 +68,7 @@ fn random_edit_sequences_keep_the_file_readable_by_apache() {
             }
         }
         // And our own parser reads back what it wrote.
-        let reread = UserFile::parse(&text, Format::Htpasswd, "h").unwrap();
-        assert_eq!(reread.entries().len(), known.len() + 1);
+        let reread = Users::parse(&text, Format::Htpasswd, "h").unwrap().unwrap();
+        assert_eq!(reread.len(), known.len() + 1);
     }
 }

@@ -4,15 +4,14 @@
 
 use std::fs;
 
-use ollama_secure::config::{Config, Proxy};
-use ollama_secure::credentials::SeededEntropy;
+use ollama_secure::certbot::live_paths;
+use ollama_secure::config::Config;
 use ollama_secure::facts::Facts;
-use ollama_secure::plan::Step;
-use ollama_secure::render::certificate_paths;
-use ollama_secure::setup;
+use ollama_secure::plan::Action;
+use ollama_secure::proxy::{ProxyKind, Stage};
 
 use crate::support::proxies::{caddy_env, write_caddy_main, write_nginx_main_conf};
-use crate::support::{Sandbox, load_config, render_inputs, self_signed, sh};
+use crate::support::{Sandbox, load_config, plan_for, render_inputs, self_signed, sh, written};
 
 /// Loads `yaml` with every path moved into `sandbox`, and creates what the
 /// config refers to (certificates, CA file) so validators can open it.
@@ -21,14 +20,15 @@ use crate::support::{Sandbox, load_config, render_inputs, self_signed, sh};
 /// tests never collide on a port.
 pub fn sandboxed_config(sandbox: &Sandbox, yaml: &str) -> Config {
     let mut config = load_config(&format!("{yaml}\n{}", sandbox.paths_yaml()), "input.yaml").unwrap();
-    if !config.listen_address.is_some_and(|a| a.is_loopback()) {
-        config.listen_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
+    let site = &mut config.settings.site;
+    if !site.listen_address.is_some_and(|a| a.is_loopback()) {
+        site.listen_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
     }
-    config.port = crate::support::free_port();
-    if let Some(https) = config.https.as_mut() {
+    site.port = crate::support::free_port();
+    if let Some(https) = site.https.as_mut() {
         https.http_port = crate::support::free_port();
     }
-    if let Some(https) = config.https.as_mut()
+    if let Some(https) = site.https.as_mut()
         && https.acme_ca_root.is_some()
     {
         let ca = sandbox.path("pebble-ca.pem");
@@ -37,11 +37,11 @@ pub fn sandboxed_config(sandbox: &Sandbox, yaml: &str) -> Config {
         }
         https.acme_ca_root = Some(ca);
     }
-    if config.proxy == Proxy::Nginx
-        && let Some((cert, key)) = certificate_paths(&config)
+    if config.settings.proxy == ProxyKind::Nginx
+        && let Some((cert, key)) = live_paths(&config.settings)
         && !cert.exists()
     {
-        self_signed(&cert, &key, &config.domain.as_ref().unwrap().to_string());
+        self_signed(&cert, &key, &config.settings.site.domain.as_ref().unwrap().to_string());
     }
     config
 }
@@ -49,25 +49,26 @@ pub fn sandboxed_config(sandbox: &Sandbox, yaml: &str) -> Config {
 /// Renders `config` into the sandbox and runs the proxy's validator.
 /// Returns (valid, validator output).
 pub fn render_and_validate(sandbox: &Sandbox, config: &Config) -> (bool, String) {
-    let prepared = setup::prepare(config, &Facts::empty("20261130T175200Z"), &mut SeededEntropy(7)).unwrap();
-    for step in &prepared.plan.steps {
-        match step {
-            Step::Write { file, .. } => {
+    let (_, _, plan) = plan_for(config, &Facts::empty("20261130T175200Z"), 7);
+    for step in &plan.steps {
+        match &step.action {
+            Action::Write { file, .. } => {
                 fs::create_dir_all(file.path.parent().unwrap()).unwrap();
                 fs::write(&file.path, &file.content).unwrap();
             }
-            Step::Link { link, target } => {
+            Action::Link { link, target } => {
                 let _ = fs::remove_file(link);
                 std::os::unix::fs::symlink(target, link).unwrap();
             }
             _ => {}
         }
     }
-    match config.proxy {
-        Proxy::Nginx => sh("nginx", &["-t", "-c", config.paths.nginx_conf.to_str().unwrap()]),
-        Proxy::Caddy => {
+    let paths = &config.settings.paths;
+    match config.settings.proxy {
+        ProxyKind::Nginx => sh("nginx", &["-t", "-c", paths.nginx_conf.to_str().unwrap()]),
+        ProxyKind::Caddy => {
             let mut command = std::process::Command::new("caddy");
-            command.args(["validate", "--config", config.paths.caddyfile.to_str().unwrap(), "--adapter", "caddyfile"]);
+            command.args(["validate", "--config", paths.caddyfile.to_str().unwrap(), "--adapter", "caddyfile"]);
             for (k, v) in caddy_env(sandbox) {
                 command.env(k, v);
             }
@@ -80,12 +81,12 @@ pub fn render_and_validate(sandbox: &Sandbox, config: &Config) -> (bool, String)
     }
 }
 
-pub fn prepare_main_config(sandbox: &Sandbox, proxy: Proxy) {
+pub fn prepare_main_config(sandbox: &Sandbox, proxy: ProxyKind) {
     match proxy {
-        Proxy::Nginx => {
+        ProxyKind::Nginx => {
             write_nginx_main_conf(sandbox);
         }
-        Proxy::Caddy => {
+        ProxyKind::Caddy => {
             write_caddy_main(sandbox, "");
         }
     }
@@ -97,7 +98,7 @@ fn every_rendered_variant_passes_the_real_validator() {
         let sandbox = Sandbox::new();
         let yaml = fs::read_to_string(&input).unwrap();
         let config = sandboxed_config(&sandbox, &yaml);
-        prepare_main_config(&sandbox, config.proxy);
+        prepare_main_config(&sandbox, config.settings.proxy);
         let (ok, output) = render_and_validate(&sandbox, &config);
         assert!(ok, "{} does not validate:\n{output}", input.display());
     }
@@ -108,13 +109,8 @@ fn hashes_verify_with_apache_htpasswd() {
     let sandbox = Sandbox::new();
     let yaml = "proxy: nginx\nusers:\n  - {username: alice, password: \"correct horse battery staple\"}\n  - {username: carol, generate: true}\n";
     let config = sandboxed_config(&sandbox, yaml);
-    let prepared = setup::prepare(&config, &Facts::empty("x"), &mut ollama_secure::credentials::OsEntropy).unwrap();
-    let Some(Step::Write { file, .. }) = prepared
-        .plan
-        .steps
-        .iter()
-        .find(|s| matches!(s, Step::Write { file, .. } if file.path == config.paths.htpasswd))
-    else {
+    let (_, resolution, plan) = plan_for(&config, &Facts::empty("x"), 11);
+    let Some(file) = written(&plan).into_iter().find(|f| f.path == config.settings.paths.htpasswd) else {
         panic!("no htpasswd in the plan");
     };
     let path = sandbox.write("h", &file.content);
@@ -123,7 +119,7 @@ fn hashes_verify_with_apache_htpasswd() {
     assert!(file.content.contains("carol:$2y$05$"), "generated passwords use cost 5:\n{}", file.content);
     assert!(sh("htpasswd", &["-vb", path, "alice", "correct horse battery staple"]).0);
     assert!(!sh("htpasswd", &["-vb", path, "alice", "correct horse battery stapl"]).0);
-    let carol = prepared.credentials.iter().find(|c| c.username == "carol").unwrap().generated.clone().unwrap();
+    let carol = resolution.generated.iter().find(|(name, _)| name.as_str() == "carol").unwrap().1.clone();
     assert!(sh("htpasswd", &["-vb", path, "carol", carol.expose()]).0);
 }
 
@@ -136,16 +132,19 @@ fn the_nginx_acme_bootstrap_site_passes_nginx_t_without_a_certificate() {
         let yaml = fs::read_to_string(&input).unwrap();
         let config = load_config(&format!("{yaml}\n{}", sandbox.paths_yaml()), "input.yaml").unwrap();
         let mut config = config;
-        config.listen_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
-        config.https.as_mut().unwrap().http_port = crate::support::free_port();
-        prepare_main_config(&sandbox, Proxy::Nginx);
-        let site = ollama_secure::render::render_nginx_acme_bootstrap(&config).unwrap();
+        config.settings.site.listen_address = Some(std::net::Ipv4Addr::LOCALHOST.into());
+        config.settings.site.https.as_mut().unwrap().http_port = crate::support::free_port();
+        prepare_main_config(&sandbox, ProxyKind::Nginx);
+        let (setup, _, _) = plan_for(&config, &Facts::empty("x"), 3);
+        let files = ProxyKind::Nginx.module().render(&setup, Stage::AwaitingCertificate).unwrap();
+        let site = files.into_iter().find(|f| f.path == config.settings.paths.nginx_site).unwrap();
         assert!(!site.content.contains("ssl_certificate"), "the bootstrap stage needs no certificate");
         assert!(site.content.contains("/.well-known/acme-challenge/"));
-        fs::write(&config.paths.nginx_site, &site.content).unwrap();
-        std::os::unix::fs::symlink(&config.paths.nginx_site, &config.paths.nginx_site_link).unwrap();
-        assert!(!certificate_paths(&config).unwrap().0.exists());
-        let (ok, output) = sh("nginx", &["-t", "-c", config.paths.nginx_conf.to_str().unwrap()]);
+        let paths = &config.settings.paths;
+        fs::write(&paths.nginx_site, &site.content).unwrap();
+        std::os::unix::fs::symlink(&paths.nginx_site, &paths.nginx_site_link).unwrap();
+        assert!(!live_paths(&config.settings).unwrap().0.exists());
+        let (ok, output) = sh("nginx", &["-t", "-c", paths.nginx_conf.to_str().unwrap()]);
         assert!(ok, "{}: the bootstrap site does not validate:\n{output}", input.display());
     }
 }

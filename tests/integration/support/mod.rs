@@ -15,7 +15,12 @@ use std::process::{Command, Output, Stdio};
 
 use ollama_secure::answers::Answers;
 use ollama_secure::config::{Config, SecretSource};
+use ollama_secure::credentials::SeededEntropy;
+use ollama_secure::facts::Facts;
 use ollama_secure::paths::Os;
+use ollama_secure::plan::{Action, Goal, Plan};
+use ollama_secure::render::RenderedFile;
+use ollama_secure::setup::{Resolution, Setup};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ollama-secure");
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
@@ -175,6 +180,25 @@ impl SecretSource for MapSecrets {
 pub fn load_config(yaml: &str, source: &str) -> ollama_secure::error::Result<Config> {
     let answers = Answers::from_yaml(yaml, source)?;
     Config::from_answers(&answers, source, Os::Debian, &MapSecrets(HashMap::new()))
+}
+
+/// The desired state for `config` on `facts`, with salts and generated
+/// passwords from a seed, and the plan `init` would make for it.
+pub fn plan_for(config: &Config, facts: &Facts, seed: u64) -> (Setup, Resolution, Plan) {
+    let (setup, resolution) = ollama_secure::setup::from_config(config, None, &mut SeededEntropy(seed)).unwrap();
+    let plan = ollama_secure::plan::for_setup(&setup, facts, Goal::Init { install: false }).unwrap();
+    (setup, resolution, plan)
+}
+
+/// The files a plan writes, in order.
+pub fn written(plan: &Plan) -> Vec<&RenderedFile> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Write { file, .. } => Some(file),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Every answers file in tests/render-inputs, sorted.

@@ -1,0 +1,507 @@
+//! Replies → verdicts: what each answer proves, and what a failure means.
+//! Pure; the whole table is unit-tested with recorded replies.
+
+use std::time::Duration;
+
+use super::probe::{Options, Replies};
+use super::report::{Outcome, Status};
+use crate::fields;
+use crate::system::{HttpReply, Listener, SocketState};
+
+type Reply = Result<HttpReply, String>;
+
+/// Ollama's 403 for a Host it does not accept has an empty body.
+fn is_ollama_host_refusal(reply: &HttpReply) -> bool {
+    reply.status == 403 && reply.body.trim().is_empty()
+}
+
+fn status_text(status: u16) -> String {
+    crate::facts::status_text(status)
+}
+
+const HOST_FIX: &str = "Ollama refuses a Host that is not local: the proxy forwards the public name.\n\
+    Fix: nginx `proxy_set_header Host 127.0.0.1:11434;` (the upstream address), Caddy `header_up Host {upstream_hostport}`.";
+
+/// What a 500 from the proxy most likely means, as precisely as this
+/// machine lets us say.
+fn server_error_hint(auth_socket: Option<SocketState>, options: &Options) -> String {
+    match (auth_socket, &options.auth_socket) {
+        (Some(state), Some(socket)) if state != SocketState::Listening => format!(
+            "nginx's auth-only server cannot be reached: its socket {} is missing or nothing listens on it, \
+             so every login that is not cached fails. Run `ollama-secure init` again with the same answers: \
+             it restarts nginx, which creates the socket (a reload does not).",
+            socket.display()
+        ),
+        (Some(_), _) => "The proxy failed internally, although its auth-only server's socket is in place: \
+             nginx's error log says why."
+            .to_string(),
+        (None, _) => "The proxy failed internally: its error log says why. With ollama-secure's nginx site, \
+             `connect() to unix:... failed` there means the auth-only server's socket is gone; \
+             run `ollama-secure check --answers FILE` on the server to find out, or `ollama-secure init` to repair it."
+            .to_string(),
+    }
+}
+
+/// An answer that is not what a check wanted: its status, and for a 500
+/// the likely cause.
+fn unexpected(
+    name: &'static str,
+    title: &'static str,
+    reply: &HttpReply,
+    wanted: u16,
+    r: &Replies,
+    o: &Options,
+) -> Outcome {
+    let outcome = Outcome::new(name, title, Status::Fail, format!("{}, expected {wanted}", status_text(reply.status)));
+    if reply.status == 500 { outcome.hint(server_error_hint(r.auth_socket, o)) } else { outcome }
+}
+
+fn took(outcome: Outcome, reply: &Reply) -> Outcome {
+    match reply {
+        Ok(reply) => outcome.took(reply.elapsed),
+        Err(_) => outcome,
+    }
+}
+
+fn no_credentials(r: &Replies, o: &Options) -> Outcome {
+    const NAME: &str = "no_credentials";
+    const TITLE: &str = "without credentials";
+    let reply = match &r.no_credentials {
+        Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Ok(reply) => reply,
+    };
+    let challenge = reply.header("www-authenticate").unwrap_or("");
+    let outcome = if reply.status == 401 && challenge.to_ascii_lowercase().starts_with("basic") {
+        Outcome::new(NAME, TITLE, Status::Pass, format!("401, asks for {challenge}"))
+    } else if reply.status == 401 {
+        Outcome::new(NAME, TITLE, Status::Fail, "401 but without a `WWW-Authenticate: Basic` header")
+            .hint("Clients will not know to send a password.")
+    } else if (200..300).contains(&reply.status) && reply.body.trim().is_empty() {
+        Outcome::new(NAME, TITLE, Status::Fail, format!("{} with an empty body", status_text(reply.status))).hint(
+            "No site answers for this host name (Caddy answers an empty 200 then): check the URL's host and port.",
+        )
+    } else if (200..300).contains(&reply.status) {
+        Outcome::new(NAME, TITLE, Status::Fail, format!("{}: the server is OPEN TO ANYONE", status_text(reply.status)))
+            .hint("Anyone who can reach this URL can use Ollama. Put the proxy's auth in front of it (ollama-secure init).")
+    } else if is_ollama_host_refusal(reply) {
+        Outcome::new(NAME, TITLE, Status::Fail, "403 from Ollama: the proxy did not ask for a password")
+            .hint(format!("The request reached Ollama without authentication.\n{HOST_FIX}"))
+    } else {
+        unexpected(NAME, TITLE, reply, 401, r, o)
+    };
+    took(outcome, &r.no_credentials)
+}
+
+fn wrong_password(r: &Replies, o: &Options) -> Outcome {
+    const NAME: &str = "wrong_password";
+    const TITLE: &str = "with a wrong password";
+    let outcome = match &r.wrong_password {
+        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Ok(reply) if reply.status == 401 => Outcome::new(NAME, TITLE, Status::Pass, "401"),
+        Ok(reply) if (200..300).contains(&reply.status) => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Fail,
+            format!("{}: a wrong password is accepted", status_text(reply.status)),
+        ),
+        Ok(reply) => unexpected(NAME, TITLE, reply, 401, r, o),
+    };
+    took(outcome, &r.wrong_password)
+}
+
+fn version(r: &Replies, o: &Options) -> Outcome {
+    const NAME: &str = "version";
+    const TITLE: &str = "with the right password: version";
+    let reply = match &r.version {
+        Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Ok(reply) => reply,
+    };
+    let version = serde_json::from_str::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_string));
+    let outcome = match (reply.status, version) {
+        (200, Some(version)) => Outcome::new(NAME, TITLE, Status::Pass, format!("200, Ollama {version}")),
+        (200, None) => Outcome::new(NAME, TITLE, Status::Fail, "200, but the answer is not Ollama's /api/version"),
+        (401, _) => Outcome::new(NAME, TITLE, Status::Fail, "401: the password is refused")
+            .hint(format!("Check the username ({}) and password.", o.username)),
+        _ if is_ollama_host_refusal(reply) => Outcome::new(NAME, TITLE, Status::Fail, "403 from Ollama"),
+        (502, _) => Outcome::new(NAME, TITLE, Status::Fail, "502: the proxy cannot reach Ollama")
+            .hint("Is Ollama running at the upstream address? (systemctl status ollama)"),
+        _ => unexpected(NAME, TITLE, reply, 200, r, o),
+    };
+    took(outcome, &r.version)
+}
+
+fn models(r: &Replies) -> Outcome {
+    const NAME: &str = "models";
+    const TITLE: &str = "with the right password: models";
+    let outcome = match &r.models {
+        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Ok(reply) if reply.status == 200 => match serde_json::from_str::<serde_json::Value>(&reply.body) {
+            Ok(v) => {
+                let names: Vec<String> = v["models"]
+                    .as_array()
+                    .map(|a| a.iter().filter_map(|m| m["name"].as_str().map(str::to_string)).collect())
+                    .unwrap_or_default();
+                let list = if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) };
+                Outcome::new(NAME, TITLE, Status::Pass, format!("200, {} model(s){list}", names.len()))
+            }
+            Err(_) => Outcome::new(NAME, TITLE, Status::Fail, "200, but the answer is not Ollama's model list"),
+        },
+        Ok(reply) => Outcome::new(NAME, TITLE, Status::Fail, format!("{}, expected 200", status_text(reply.status))),
+    };
+    took(outcome, &r.models)
+}
+
+/// Whether Ollama accepted the Host header, judged from the version answer.
+fn host_header(r: &Replies, o: &Options, version: &Outcome) -> Outcome {
+    const NAME: &str = "host_header";
+    const TITLE: &str = "Host header accepted by Ollama";
+    if r.version.as_ref().is_ok_and(is_ollama_host_refusal) {
+        Outcome::new(NAME, TITLE, Status::Fail, "Ollama answered 403 with an empty body").hint(HOST_FIX)
+    } else if version.status == Status::Pass {
+        Outcome::new(NAME, TITLE, Status::Pass, format!("sent Host: {}", o.url.host_str().unwrap_or("")))
+    } else {
+        Outcome::new(NAME, TITLE, Status::Skip, "no authenticated answer to judge by")
+    }
+}
+
+/// A multi-megabyte upload with a deliberately wrong digest: Ollama reads it
+/// all and answers 400 "digest mismatch", storing nothing; a proxy limit
+/// answers 413 first.
+fn large_body(r: &Replies, o: &Options) -> Outcome {
+    const NAME: &str = "large_body";
+    const TITLE: &str = "large request body";
+    let megabytes = o.body_bytes as f64 / (1024.0 * 1024.0);
+    let outcome = match &r.large_body {
+        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Ok(reply) if reply.status == 400 && reply.body.contains("digest") => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Pass,
+            format!("{megabytes:.0} MB reached Ollama (its 400 \"digest mismatch\"; nothing stored)"),
+        ),
+        Ok(reply) if reply.status == 413 => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Fail,
+            format!("413: the proxy refuses a {megabytes:.0} MB body"),
+        )
+        .hint(
+            "Image chats and `ollama create` need large bodies. nginx: `client_max_body_size 0;` in the Ollama server.",
+        ),
+        Ok(reply) => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Fail,
+            format!("{}, expected Ollama's 400 \"digest mismatch\"", status_text(reply.status)),
+        ),
+    };
+    took(outcome, &r.large_body)
+}
+
+/// Bursts of arrivals: pieces less than `gap` apart count as one.
+pub fn bursts(arrivals: &[Duration], gap: Duration) -> usize {
+    arrivals.windows(2).filter(|w| w[1].saturating_sub(w[0]) > gap).count() + usize::from(!arrivals.is_empty())
+}
+
+fn streaming(r: &Replies, o: &Options) -> Outcome {
+    const NAME: &str = "streaming";
+    const TITLE: &str = "streamed generation";
+    let (Some(reply), Some(model)) = (&r.streaming, &o.model) else {
+        return Outcome::new(NAME, TITLE, Status::Skip, "give --model NAME to run a tiny generation");
+    };
+    let reply = match reply {
+        Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Ok(reply) if reply.status != 200 => {
+            let hint = if reply.body.contains("not found") {
+                format!("Is the model pulled? (ollama pull {model})")
+            } else {
+                reply.body.clone()
+            };
+            return Outcome::new(NAME, TITLE, Status::Fail, status_text(reply.status)).hint(hint);
+        }
+        Ok(reply) => reply,
+    };
+    if let Some(error) = &reply.body_error {
+        return Outcome::new(NAME, TITLE, Status::Fail, format!("the stream broke off: {error}"));
+    }
+    let chunks = reply.body.lines().filter(|l| !l.trim().is_empty()).count();
+    let Some(first) = reply.arrivals.first() else {
+        return Outcome::new(NAME, TITLE, Status::Fail, "the response was empty");
+    };
+    let ttft = reply.elapsed + *first;
+    let pieces = bursts(&reply.arrivals, Duration::from_millis(10));
+    let detail = format!("first chunk after {} ms, {chunks} chunks in {pieces} burst(s)", ttft.as_millis());
+    if chunks >= 3 && pieces == 1 {
+        Outcome::new(NAME, TITLE, Status::Fail, format!("{detail}: everything arrived at once")).hint(
+            "The proxy holds the stream back. nginx: `proxy_buffering off;` and `gzip off;` in the Ollama location; Caddy: `flush_interval -1`.",
+        )
+    } else {
+        Outcome::new(NAME, TITLE, Status::Pass, detail)
+    }
+}
+
+/// Is Ollama on this machine listening beyond loopback, where it can be
+/// reached without the proxy's password?
+pub fn exposure(listeners: &[Listener], port: u16) -> Outcome {
+    const NAME: &str = "exposure";
+    const TITLE: &str = "Ollama reachable only through the proxy";
+    let on_port: Vec<&Listener> = listeners.iter().filter(|l| l.port == port).collect();
+    if on_port.is_empty() {
+        return Outcome::new(NAME, TITLE, Status::Skip, format!("nothing listens on port {port} on this machine"));
+    }
+    let exposed: Vec<String> =
+        on_port.iter().filter(|l| !fields::is_loopback(l.address)).map(|l| l.address.to_string()).collect();
+    if exposed.is_empty() {
+        return Outcome::new(NAME, TITLE, Status::Pass, format!("port {port} listens on loopback only"));
+    }
+    Outcome::new(
+        NAME,
+        TITLE,
+        Status::Fail,
+        format!("port {port} also listens on {}: the password can be bypassed", exposed.join(", ")),
+    )
+    .hint(format!(
+        "Make Ollama listen on loopback only: set OLLAMA_HOST=127.0.0.1:{port}.\n\
+             With systemd: `systemctl edit ollama`, add\n  [Service]\n  Environment=\"OLLAMA_HOST=127.0.0.1:{port}\"\n\
+             then `systemctl restart ollama`."
+    ))
+}
+
+/// The certificate, judged from the answer without credentials (made with
+/// trust verified).
+fn tls(r: &Replies, o: &Options) -> Outcome {
+    const NAME: &str = "tls";
+    const TITLE: &str = "TLS certificate";
+    let reply = match &r.no_credentials {
+        Err(why) => {
+            return Outcome::new(NAME, TITLE, Status::Fail, why.clone()).hint(
+                "The certificate must be valid for the host name and signed by a trusted CA (--cacert for a private one).",
+            );
+        }
+        Ok(reply) => reply,
+    };
+    match reply.peer_certificate.as_deref().and_then(|der| super::tls::days_left(der, r.now)) {
+        Some(days) if days < 0 => Outcome::new(NAME, TITLE, Status::Fail, "expired"),
+        Some(days) if days < 14 => {
+            Outcome::new(NAME, TITLE, Status::Fail, format!("valid for the name, but expires in {days} days"))
+                .hint("Renewal is not working: look at `certbot renew --dry-run` (nginx) or Caddy's log.")
+        }
+        Some(days) => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Pass,
+            format!("valid for {}, expires in {days} days", o.url.host_str().unwrap_or("")),
+        ),
+        None => Outcome::new(NAME, TITLE, Status::Pass, "valid for the name (expiry not readable)"),
+    }
+}
+
+fn redirect(r: &Replies, o: &Options) -> Option<Outcome> {
+    const NAME: &str = "redirect";
+    const TITLE: &str = "plain HTTP redirects to HTTPS";
+    let outcome = match r.redirect.as_ref()? {
+        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, format!("{}: {why}", super::probe::redirect_url(o))),
+        Ok(reply) if (300..400).contains(&reply.status) => {
+            let location = reply.header("location").unwrap_or("").to_string();
+            if location.starts_with("https://") {
+                Outcome::new(NAME, TITLE, Status::Pass, format!("{} to {location}", reply.status))
+            } else {
+                Outcome::new(NAME, TITLE, Status::Fail, format!("{} to {location:?}, not https", reply.status))
+            }
+        }
+        Ok(reply) => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Fail,
+            format!("{}: plain HTTP is served, not redirected", status_text(reply.status)),
+        )
+        .hint("Passwords sent over plain HTTP can be read on the way."),
+    };
+    Some(outcome)
+}
+
+/// Every verdict, in the report's order.
+pub fn judge(r: &Replies, o: &Options) -> Vec<Outcome> {
+    let mut checks = Vec::new();
+    if o.is_https() {
+        checks.push(tls(r, o));
+    }
+    checks.push(no_credentials(r, o));
+    checks.push(wrong_password(r, o));
+    let version = version(r, o);
+    let host = host_header(r, o, &version);
+    checks.extend([version, models(r), host, large_body(r, o), streaming(r, o), exposure(&r.listeners, o.ollama_port)]);
+    checks.extend(redirect(r, o));
+    checks
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn options(url: &str) -> Options {
+        Options {
+            url: url.parse().unwrap(),
+            username: "alice".into(),
+            password: Secret::new("pw"),
+            cacert_pem: None,
+            timeout: Duration::from_secs(1),
+            model: Some("tinyllama".into()),
+            resolve: vec![],
+            http_port: 80,
+            ollama_port: 11434,
+            body_bytes: 5 * 1024 * 1024,
+            auth_socket: None,
+        }
+    }
+
+    fn reply(status: u16, headers: &[(&str, &str)], body: &str) -> Result<HttpReply, String> {
+        Ok(HttpReply {
+            status,
+            headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            body: body.into(),
+            elapsed: Duration::from_millis(2),
+            ..Default::default()
+        })
+    }
+
+    fn stream(chunks: usize, gap_ms: u64) -> Result<HttpReply, String> {
+        let mut r = reply(200, &[], &"{\"response\":\"x\"}\n".repeat(chunks)).unwrap();
+        r.arrivals = (0..chunks as u64).map(|i| Duration::from_millis(40 + i * gap_ms)).collect();
+        Ok(r)
+    }
+
+    /// Replies of a correctly protected endpoint.
+    fn healthy() -> Replies {
+        Replies {
+            no_credentials: reply(401, &[("www-authenticate", "Basic realm=\"Ollama\"")], ""),
+            wrong_password: reply(401, &[], ""),
+            version: reply(200, &[], "{\"version\":\"0.13.0\"}"),
+            models: reply(200, &[], "{\"models\":[{\"name\":\"tinyllama:latest\"}]}"),
+            large_body: reply(400, &[], "{\"error\":\"digest mismatch\"}"),
+            streaming: Some(stream(6, 40)),
+            redirect: None,
+            listeners: vec![Listener { address: "127.0.0.1".parse().unwrap(), port: 11434, inode: 1 }],
+            auth_socket: None,
+            now: std::time::SystemTime::now(),
+        }
+    }
+
+    fn verdict(replies: &Replies, options: &Options, name: &str) -> Outcome {
+        judge(replies, options).into_iter().find(|o| o.name == name).unwrap_or_else(|| panic!("no {name}"))
+    }
+
+    #[test]
+    fn a_healthy_endpoint_passes_everything() {
+        let o = options("http://ollama.example.com:8080");
+        let outcomes = judge(&healthy(), &o);
+        let names: Vec<&str> = outcomes.iter().map(|o| o.name).collect();
+        assert_eq!(
+            names,
+            [
+                "no_credentials",
+                "wrong_password",
+                "version",
+                "models",
+                "host_header",
+                "large_body",
+                "streaming",
+                "exposure"
+            ]
+        );
+        for outcome in &outcomes {
+            assert_eq!(outcome.status, Status::Pass, "{outcome:?}");
+        }
+        assert_eq!(verdict(&healthy(), &o, "streaming").detail, "first chunk after 42 ms, 6 chunks in 6 burst(s)");
+    }
+
+    #[test]
+    fn each_failure_is_caught_by_its_check_with_its_hint() {
+        let o = options("http://ollama.example.com:8080");
+        type Breaks = fn(&mut Replies);
+        let table: &[(&str, Breaks, &str)] = &[
+            ("no_credentials", |r| r.no_credentials = reply(200, &[], "{\"version\":\"0.13.0\"}"), "OPEN TO ANYONE"),
+            ("no_credentials", |r| r.no_credentials = reply(200, &[], ""), "No site answers"),
+            ("no_credentials", |r| r.no_credentials = reply(401, &[], ""), "without a `WWW-Authenticate: Basic`"),
+            ("no_credentials", |r| r.no_credentials = reply(403, &[], ""), "proxy_set_header Host"),
+            (
+                "no_credentials",
+                |r| r.no_credentials = Err("connection refused: nothing listens there".into()),
+                "refused",
+            ),
+            ("no_credentials", |r| r.no_credentials = reply(500, &[], "<html>"), "connect() to unix:"),
+            ("wrong_password", |r| r.wrong_password = reply(200, &[], ""), "a wrong password is accepted"),
+            ("version", |r| r.version = reply(401, &[], ""), "Check the username (alice)"),
+            ("version", |r| r.version = reply(502, &[], ""), "cannot reach Ollama"),
+            ("version", |r| r.version = reply(200, &[], "<html>"), "not Ollama's /api/version"),
+            ("host_header", |r| r.version = reply(403, &[], ""), "header_up Host"),
+            ("models", |r| r.models = reply(200, &[], "nope"), "not Ollama's model list"),
+            ("large_body", |r| r.large_body = reply(413, &[], ""), "client_max_body_size 0"),
+            ("streaming", |r| r.streaming = Some(stream(6, 0)), "proxy_buffering off"),
+            ("streaming", |r| r.streaming = Some(reply(404, &[], "model not found")), "ollama pull tinyllama"),
+            (
+                "exposure",
+                |r| r.listeners.push(Listener { address: "0.0.0.0".parse().unwrap(), port: 11434, inode: 2 }),
+                "OLLAMA_HOST=127.0.0.1:11434",
+            ),
+        ];
+        for (name, breaks, words) in table {
+            let mut replies = healthy();
+            breaks(&mut replies);
+            let outcome = verdict(&replies, &o, name);
+            assert_eq!(outcome.status, Status::Fail, "{name}: {outcome:?}");
+            let said = format!("{} {}", outcome.detail, outcome.hint.clone().unwrap_or_default());
+            assert!(said.contains(words), "{name}: expected {words:?} in {said}");
+        }
+    }
+
+    #[test]
+    fn a_500_names_a_missing_auth_socket_when_it_can() {
+        let mut o = options("http://ollama.example.com:8080");
+        o.auth_socket = Some("/run/ollama-secure-auth.sock".into());
+        let mut replies = healthy();
+        replies.no_credentials = reply(500, &[], "");
+        replies.auth_socket = Some(SocketState::Missing);
+        let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
+        assert!(hint.contains("its socket /run/ollama-secure-auth.sock is missing"), "{hint}");
+        replies.auth_socket = Some(SocketState::Listening);
+        let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
+        assert!(hint.contains("although its auth-only server's socket is in place"), "{hint}");
+    }
+
+    #[test]
+    fn https_adds_tls_and_redirect() {
+        let o = options("https://ollama.example.com");
+        let mut replies = healthy();
+        replies.redirect = Some(reply(308, &[("location", "https://ollama.example.com/api/version")], ""));
+        let outcomes = judge(&replies, &o);
+        assert_eq!(outcomes.first().unwrap().name, "tls");
+        assert_eq!(outcomes.last().unwrap().name, "redirect");
+        assert_eq!(outcomes.last().unwrap().status, Status::Pass);
+        replies.redirect = Some(reply(200, &[], "{}"));
+        assert_eq!(verdict(&replies, &o, "redirect").status, Status::Fail);
+        replies.no_credentials = Err("TLS failed: invalid peer certificate: UnknownIssuer".into());
+        let tls = verdict(&replies, &o, "tls");
+        assert_eq!(tls.status, Status::Fail);
+        assert!(tls.hint.unwrap().contains("--cacert"));
+    }
+
+    #[test]
+    fn exposure_is_judged_from_listeners() {
+        let l = |a: &str, port| Listener { address: a.parse().unwrap(), port, inode: 1 };
+        assert_eq!(exposure(&[l("127.0.0.1", 8080)], 11434).status, Status::Skip);
+        assert_eq!(exposure(&[l("127.0.0.1", 11434), l("::1", 11434)], 11434).status, Status::Pass);
+        assert_eq!(exposure(&[l("::", 11434)], 11434).status, Status::Fail);
+    }
+
+    #[test]
+    fn bursts_group_close_arrivals() {
+        let ms = Duration::from_millis;
+        assert_eq!(bursts(&[], ms(10)), 0);
+        assert_eq!(bursts(&[ms(100), ms(101), ms(103)], ms(10)), 1);
+        assert_eq!(bursts(&[ms(100), ms(130), ms(160), ms(161)], ms(10)), 3);
+    }
+}

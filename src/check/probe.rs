@@ -1,0 +1,150 @@
+//! The requests `check` makes, as data, and the replies they got: the only
+//! part of `check` that touches the network (through `System`).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use reqwest::Url;
+
+use crate::error::{Error, Problem, Result};
+use crate::fields;
+use crate::secret::Secret;
+use crate::system::{Body, HttpReply, HttpRequest, Listener, SocketState, System, Trust};
+
+pub struct Options {
+    pub url: Url,
+    pub username: String,
+    pub password: Secret,
+    /// Extra roots (PEM) to trust, for private CAs.
+    pub cacert_pem: Option<Vec<u8>>,
+    pub timeout: Duration,
+    /// Run a tiny streamed generation with this model.
+    pub model: Option<String>,
+    /// Connect these host names to these addresses instead of asking DNS
+    /// (like curl's --resolve): checks a server before DNS points to it.
+    pub resolve: Vec<(String, IpAddr)>,
+    /// Where plain HTTP is served when the URL is https (the redirect check).
+    pub http_port: u16,
+    /// The port Ollama listens on, when it runs on this machine.
+    pub ollama_port: u16,
+    /// Size of the large-body check.
+    pub body_bytes: usize,
+    /// The auth-only server's socket of a setup on this machine, if it has
+    /// one: lets a 500 be explained by its cause.
+    pub auth_socket: Option<PathBuf>,
+}
+
+impl Options {
+    pub fn is_https(&self) -> bool {
+        self.url.scheme() == "https"
+    }
+}
+
+/// `HOST:PORT:ADDRESS`, as curl's --resolve takes it.
+pub fn parse_resolve(text: &str) -> Result<(String, SocketAddr)> {
+    let bad =
+        || Error::input(format!("--resolve {text:?}: use HOST:PORT:ADDRESS, e.g. ollama.example.com:443:127.0.0.1"));
+    let mut parts = text.splitn(3, ':');
+    let (host, port, address) =
+        (parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?, parts.next().ok_or_else(bad)?);
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    let ip: IpAddr = address.trim_start_matches('[').trim_end_matches(']').parse().map_err(|_| bad())?;
+    fields::host(host).map_err(|_| bad())?;
+    Ok((host.to_string(), SocketAddr::new(ip, port)))
+}
+
+/// One address per host: it serves every port of that host (HTTPS and the
+/// plain-HTTP redirect), which is what a host-to-address mapping means.
+pub fn resolve_hosts(overrides: &[(String, SocketAddr)]) -> Result<Vec<(String, IpAddr)>> {
+    let mut hosts: Vec<(String, IpAddr)> = Vec::new();
+    for (host, addr) in overrides {
+        match hosts.iter().find(|(h, _)| h == host) {
+            Some((_, ip)) if *ip != addr.ip() => {
+                return Err(Error::Input(vec![Problem::new(format!(
+                    "--resolve: {host} is given two addresses ({ip} and {}); give one",
+                    addr.ip()
+                ))]));
+            }
+            Some(_) => {}
+            None => hosts.push((host.clone(), addr.ip())),
+        }
+    }
+    Ok(hosts)
+}
+
+/// What came back for each request, and what the machine showed.
+pub struct Replies {
+    pub no_credentials: std::result::Result<HttpReply, String>,
+    pub wrong_password: std::result::Result<HttpReply, String>,
+    pub version: std::result::Result<HttpReply, String>,
+    pub models: std::result::Result<HttpReply, String>,
+    pub large_body: std::result::Result<HttpReply, String>,
+    pub streaming: Option<std::result::Result<HttpReply, String>>,
+    /// https only: plain HTTP, redirects not followed.
+    pub redirect: Option<std::result::Result<HttpReply, String>>,
+    pub listeners: Vec<Listener>,
+    pub auth_socket: Option<SocketState>,
+    pub now: SystemTime,
+}
+
+pub const WRONG_PASSWORD: &str = "ollama-secure: deliberately wrong password";
+
+fn request(options: &Options, url: Url) -> HttpRequest {
+    HttpRequest {
+        timeout: options.timeout,
+        resolve: options.resolve.clone(),
+        trust: Trust::Verify { extra_roots_pem: options.cacert_pem.clone() },
+        ..HttpRequest::get(url)
+    }
+}
+
+fn endpoint(options: &Options, path: &str) -> Url {
+    options.url.join(path).expect("a path joins onto an http(s) URL")
+}
+
+/// The plain-HTTP URL of the redirect check.
+pub fn redirect_url(options: &Options) -> Url {
+    let mut url = options.url.clone();
+    let _ = url.set_scheme("http");
+    let _ = url.set_port(Some(options.http_port).filter(|p| *p != 80));
+    url.join("api/version").expect("joins")
+}
+
+fn generation(options: &Options, model: &str) -> HttpRequest {
+    let body = serde_json::json!({"model": model, "prompt": "Count from 1 to 5.", "stream": true, "options": {"num_predict": 12}});
+    HttpRequest {
+        method: crate::system::Method::Post,
+        body: Body::Json(body.to_string()),
+        stream: true,
+        // Real clients (httpx) ask for gzip, and that is when buffering shows.
+        accept_gzip: true,
+        ..request(options, endpoint(options, "api/generate")).basic_auth(&options.username, &options.password)
+    }
+}
+
+/// Makes every request, in the order the report lists them.
+pub fn collect(system: &dyn System, options: &Options) -> Replies {
+    let version = endpoint(options, "api/version");
+    let with_password = |url: Url| request(options, url).basic_auth(&options.username, &options.password);
+    let blob = endpoint(options, &format!("api/blobs/sha256:{}", "0".repeat(64)));
+    Replies {
+        no_credentials: system.http(&request(options, version.clone())),
+        wrong_password: system
+            .http(&request(options, version.clone()).basic_auth(&options.username, &Secret::new(WRONG_PASSWORD))),
+        version: system.http(&with_password(version)),
+        models: system.http(&with_password(endpoint(options, "api/tags"))),
+        large_body: system.http(&HttpRequest {
+            method: crate::system::Method::Post,
+            body: Body::Zeros(options.body_bytes),
+            ..with_password(blob)
+        }),
+        streaming: options.model.as_deref().map(|model| system.http(&generation(options, model))),
+        redirect: options
+            .is_https()
+            .then(|| system.http(&HttpRequest { follow_redirects: false, ..request(options, redirect_url(options)) })),
+        listeners: system.tcp_listeners(),
+        auth_socket: options.auth_socket.as_deref().map(|s| system.unix_socket(s)),
+        now: system.now(),
+    }
+}

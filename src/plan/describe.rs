@@ -1,0 +1,181 @@
+//! The plan in words: in full for `--dry-run` (file contents with hashes
+//! redacted, every command, every wait, what undoes each step), and one
+//! line per step for the wizard's summary. Pure.
+
+use std::fmt::Write as _;
+
+use super::{Action, Change, Command, Plan, Purpose, Step};
+use crate::proxy::ProxyKind;
+use crate::render::{RenderedFile, redact_hashes};
+
+/// What follows a command: the wait that is part of it.
+fn wait_text(purpose: &Purpose, proxy: ProxyKind) -> String {
+    match purpose {
+        Purpose::Reload { wait_for_old_workers: true, .. } => format!(
+            ", then wait (up to {} s) until {proxy}'s old workers have left",
+            super::OLD_WORKERS_LIMIT.as_secs()
+        ),
+        Purpose::Stop { pid_file } => {
+            format!(
+                ", then wait (up to {} s) until the process in {} has exited",
+                super::EXIT_LIMIT.as_secs(),
+                pid_file.display()
+            )
+        }
+        _ => String::new(),
+    }
+}
+
+/// An undo action, in a few words.
+fn undo_text(action: &Action, proxy: ProxyKind) -> String {
+    match action {
+        Action::Remove { path } => format!("remove {}", path.display()),
+        Action::RemoveDir { path } => format!("remove the folder {} if it is empty", path.display()),
+        Action::Restore { path, from } => format!("restore {} from {}", path.display(), from.display()),
+        Action::PutBack { path, .. } => format!("put {} back as it was", path.display()),
+        Action::PutBackLink { link, target } => format!("link {} -> {} again", link.display(), target.display()),
+        Action::CreateDir { path } => format!("create the folder {} again", path.display()),
+        Action::Run { command, purpose } => format!("run `{command}`{}", wait_text(purpose, proxy)),
+        Action::Write { file, .. } => format!("write {}", file.path.display()),
+        Action::Link { link, target } => format!("link {} -> {}", link.display(), target.display()),
+        Action::RemoveCache { path } => format!("remove the cache {}", path.display()),
+        Action::RemoveStaleSocket { path } => format!("remove the socket {} if nothing listens on it", path.display()),
+        Action::AwaitCertificate { domain, .. } => format!("wait for a certificate for {domain}"),
+        Action::Verify { url, .. } => format!("verify {url}"),
+    }
+}
+
+const ROLLBACK: &str = "(if it fails, every change above is undone)";
+
+fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
+    let (wait, rollback) = (wait_text(purpose, proxy), ROLLBACK);
+    match purpose {
+        Purpose::Install => format!("install {proxy}: run `{command}`"),
+        Purpose::Validate => format!("validate: run `{command}` {rollback}"),
+        Purpose::Start => format!("start {proxy}: run `{command}`"),
+        Purpose::Reload { .. } => format!("reload {proxy}: run `{command}`{wait}"),
+        Purpose::Stop { .. } => format!("stop {proxy}: run `{command}`{wait}"),
+        Purpose::Enable => format!("enable {proxy} at boot: run `{command}`"),
+        Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
+        Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
+    }
+}
+
+/// A file step: where, how, and the content (hashes redacted).
+fn write_file(out: &mut String, n: usize, file: &RenderedFile, change: &Change) {
+    let what = match change {
+        Change::Create => "new file".to_string(),
+        Change::Replace { backup } => format!("replaces the current file, which is kept as {}", backup.display()),
+        Change::Edit { backup, .. } => format!("edits your file, which is kept as {}", backup.display()),
+        Change::Overwrite { .. } => "replaces ollama-secure's own content".to_string(),
+    };
+    let owner = match change {
+        Change::Edit { previous, .. } | Change::Overwrite { previous } => format!(
+            "mode {:04o}, owner {}:{} as now",
+            previous.ownership.mode, previous.ownership.uid, previous.ownership.gid
+        ),
+        _ => format!("mode {:04o}, owner root:{}", file.mode, file.group),
+    };
+    let _ = writeln!(
+        out,
+        "{n:>2}. write {} ({what}; {owner}){}",
+        file.path.display(),
+        if file.secret { "; password hashes shown redacted" } else { "" }
+    );
+    let content = if file.secret { redact_hashes(&file.content) } else { file.content.clone() };
+    for line in content.lines() {
+        let _ = writeln!(out, "      | {line}");
+    }
+}
+
+/// Everything but file writes, in one line.
+fn action_text(action: &Action, proxy: ProxyKind) -> String {
+    match action {
+        Action::CreateDir { path } => format!("create directory {} (mode 0755, owner root:root)", path.display()),
+        Action::Write { file, .. } => format!("write {}", file.path.display()),
+        Action::Link { link, target } => format!("link {} -> {}", link.display(), target.display()),
+        Action::Remove { path } => format!("remove {}", path.display()),
+        Action::RemoveDir { path } => format!("remove the folder {} if it is empty", path.display()),
+        Action::Restore { path, from } => {
+            format!("restore {} from {} (the file that was there before)", path.display(), from.display())
+        }
+        Action::PutBack { path, .. } => format!("put {} back as it was", path.display()),
+        Action::PutBackLink { link, target } => format!("link {} -> {} again", link.display(), target.display()),
+        Action::RemoveCache { path } => format!("remove the cache of password checks {}", path.display()),
+        Action::RemoveStaleSocket { path } => format!(
+            "remove the socket {} if nothing listens on it (nginx cannot start while a stale one is there)",
+            path.display()
+        ),
+        Action::Run { command, purpose } => run_text(command, purpose, proxy),
+        Action::AwaitCertificate { proxy, domain, address, limit, .. } => format!(
+            "wait (up to {} s) until {} serves a certificate for {domain} at {address} {ROLLBACK}",
+            limit.as_secs(),
+            proxy.title()
+        ),
+        Action::Verify { url, connect } => {
+            format!("verify: a request without credentials to {url} (connected to {connect}) gets 401 {ROLLBACK}")
+        }
+    }
+}
+
+fn write_line(out: &mut String, n: usize, step: &Step, proxy: ProxyKind) {
+    match &step.action {
+        Action::Write { file, change } => write_file(out, n, file, change),
+        other => drop(writeln!(out, "{n:>2}. {}", action_text(other, proxy))),
+    }
+    if !step.undo.is_empty() {
+        let undo: Vec<String> = step.undo.iter().map(|a| undo_text(a, proxy)).collect();
+        let _ = writeln!(out, "      undo: {}", undo.join("; then "));
+    }
+}
+
+/// The plan as `--dry-run` prints it. File contents are shown in full, with
+/// password hashes redacted (plaintext passwords never reach a plan).
+pub fn describe(plan: &Plan) -> String {
+    let mut out = String::new();
+    if !plan.findings.is_empty() {
+        out.push_str("Found:\n");
+        for finding in &plan.findings {
+            let _ = writeln!(out, "  - {finding}");
+        }
+        out.push('\n');
+    }
+    if plan.is_empty() {
+        out.push_str("Nothing to change: the system already matches the answers.\n");
+        return out;
+    }
+    out.push_str("Steps (if one fails, the `undo:` of every step before it runs, newest first):\n");
+    for (i, step) in plan.steps.iter().enumerate() {
+        write_line(&mut out, i + 1, step, plan.proxy);
+    }
+    out
+}
+
+/// One line per step, without file contents: the wizard's summary before
+/// its final question (`--dry-run` shows everything).
+pub fn summary(plan: &Plan) -> String {
+    plan.steps
+        .iter()
+        .map(|step| match &step.action {
+            Action::Run { command, purpose: Purpose::Install } => format!("  - install: {command}\n"),
+            Action::CreateDir { path } => format!("  - create {}\n", path.display()),
+            Action::Write { file, change: Change::Replace { backup } | Change::Edit { backup, .. } } => {
+                format!("  - replace {} (kept as {})\n", file.path.display(), backup.display())
+            }
+            Action::Write { file, .. } => format!("  - write {}\n", file.path.display()),
+            Action::Link { link, target } | Action::PutBackLink { link, target } => {
+                format!("  - link {} -> {}\n", link.display(), target.display())
+            }
+            Action::Run { command, .. } => format!("  - run: {command}\n"),
+            Action::Remove { path } | Action::RemoveDir { path } | Action::RemoveCache { path } => {
+                format!("  - remove {}\n", path.display())
+            }
+            Action::Restore { path, .. } | Action::PutBack { path, .. } => format!("  - restore {}\n", path.display()),
+            Action::AwaitCertificate { proxy, domain, .. } => {
+                format!("  - wait for {}'s certificate for {domain}\n", proxy.title())
+            }
+            Action::RemoveStaleSocket { path } => format!("  - remove the stale socket {}\n", path.display()),
+            Action::Verify { url, .. } => format!("  - verify: {url} asks for credentials (401)\n"),
+        })
+        .collect()
+}

@@ -1,0 +1,322 @@
+//! Desired state + facts → the steps that make the system match. Pure.
+//! `--dry-run` prints this plan; apply executes this same plan, step by
+//! step, and undoes it with the steps' own undo actions.
+
+mod describe;
+mod preflight;
+mod removal;
+mod service;
+mod step;
+
+use std::path::{Path, PathBuf};
+
+pub use describe::{describe, summary};
+pub use removal::removal;
+pub use step::{Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Output, Purpose, Snapshot, Step, VERIFY_LIMIT};
+
+use crate::error::{Error, Finding, Result};
+use crate::facts::Facts;
+use crate::proxy::{Certificates, ProxyKind, Service, Stage};
+use crate::render::{RenderedFile, Role};
+use crate::setup::Setup;
+use crate::state::State;
+use crate::system::{Existing, Ownership};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub proxy: ProxyKind,
+    /// What was found, in words (printed before the steps).
+    pub findings: Vec<Finding>,
+    pub steps: Vec<Step>,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.steps.is_empty()
+    }
+
+    /// The backups this plan makes.
+    pub fn backups(&self) -> Vec<&Path> {
+        self.steps
+            .iter()
+            .filter_map(|s| match &s.action {
+                Action::Write { change: Change::Replace { backup } | Change::Edit { backup, .. }, .. } => {
+                    Some(backup.as_path())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// What the plan is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Goal {
+    /// The whole setup: preflight, files, the proxy started or reloaded,
+    /// certificates, the state file. `install`: packages may be installed.
+    Init { install: bool },
+    /// A change to the users of an installed setup: its files, and a reload
+    /// when the proxy runs (it is never started).
+    Users,
+}
+
+pub fn backup_path(path: &Path, stamp: &str) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".bak-{stamp}"));
+    path.with_file_name(name)
+}
+
+/// The step that writes `file`: nothing if the system already has exactly
+/// this content, mode and group.
+fn write_step(file: RenderedFile, facts: &Facts) -> Result<Option<Step>> {
+    let wanted_gid = facts.groups.get(&file.group).copied();
+    match facts.file(&file.path) {
+        Existing::Missing => Ok(Some(Step::write(file, Change::Create))),
+        Existing::File { content, .. } if file.role == Role::MainConfig && *content == file.content.as_bytes() => {
+            Ok(None)
+        }
+        Existing::File { content, mode, uid, gid } => {
+            let same = *content == file.content.as_bytes()
+                && *mode == file.mode
+                && *uid == 0
+                && wanted_gid.is_some_and(|g| g == *gid);
+            if same {
+                return Ok(None);
+            }
+            let backup = backup_path(&file.path, &facts.stamp);
+            if file.role == Role::MainConfig {
+                let previous = Snapshot::of(facts.file(&file.path)).expect("a file");
+                return Ok(Some(Step::write(file, Change::Edit { backup, previous })));
+            }
+            Ok(Some(Step::write(file, Change::Replace { backup })))
+        }
+        Existing::Symlink { target } => Err(Error::input(format!(
+            "{} is a symbolic link (to {}); refusing to write through it: move it away or choose another path in `paths:`",
+            file.path.display(),
+            target.display()
+        ))),
+        Existing::Other => Err(Error::input(format!(
+            "{} exists and is not a regular file; choose another path in `paths:`",
+            file.path.display()
+        ))),
+    }
+}
+
+/// Steps creating every missing folder above `paths`, outermost first.
+fn parent_dirs(paths: &[&Path], facts: &Facts, steps: &mut Vec<Step>) {
+    for path in paths {
+        let mut missing: Vec<&Path> =
+            path.ancestors().skip(1).take_while(|dir| matches!(facts.file(dir), Existing::Missing)).collect();
+        missing.reverse();
+        for dir in missing {
+            if !steps.iter().any(|s| matches!(&s.action, Action::CreateDir { path } if path == dir)) {
+                steps.push(Step::create_dir(dir));
+            }
+        }
+    }
+}
+
+/// certbot's `live/` files are links into `archive/`; a link counts.
+fn certificate_present(setup: &Setup, facts: &Facts) -> bool {
+    let present = |path: &Path| matches!(facts.file(path), Existing::File { .. } | Existing::Symlink { .. });
+    crate::certbot::live_paths(&setup.settings).is_some_and(|(cert, key)| present(&cert) && present(&key))
+}
+
+/// The state after `steps`. What a path was before ollama-secure first
+/// touched it stays recorded as first seen.
+fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[Step]) -> State {
+    let mut state = previous.unwrap_or_else(|| State::new(&setup.settings));
+    state.settings = Some(setup.settings.clone());
+    for step in steps {
+        match &step.action {
+            Action::CreateDir { path } => state.note_dir(path),
+            Action::Write { file, change } => {
+                let main_config = file.role == Role::MainConfig;
+                if main_config {
+                    state.caddyfile_import = Some(file.path.clone());
+                }
+                match change {
+                    Change::Create => state.note_write(&file.path, None),
+                    // The main configuration stays the user's: uninstall removes our lines only.
+                    Change::Edit { backup, .. } => state.note_backup(backup),
+                    Change::Replace { backup } => {
+                        state.note_write(&file.path, Some(backup));
+                        state.note_backup(backup);
+                    }
+                    Change::Overwrite { .. } => {}
+                }
+            }
+            Action::Link { link, .. } => state.note_link(link),
+            Action::Run { purpose: Purpose::Start, .. } if !state.started => {
+                state.note_started(setup.proxy().served_besides_us(&setup.settings.paths, facts))
+            }
+            Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. }
+                if !state.certificates.contains(domain) =>
+            {
+                state.certificates.push(domain.clone())
+            }
+            _ => {}
+        }
+    }
+    state
+}
+
+/// The step that writes `state`, unless the state file already says exactly that.
+fn state_step(setup: &Setup, state: &State, facts: &Facts) -> Option<Step> {
+    let path = &setup.settings.paths.state;
+    let content = state.to_text();
+    let change = match facts.file(path) {
+        Existing::File { content: current, .. } if *current == content.as_bytes() => return None,
+        existing @ Existing::File { .. } => Change::Overwrite { previous: Snapshot::of(existing)? },
+        _ => Change::Create,
+    };
+    let file = RenderedFile {
+        path: path.clone(),
+        role: Role::State,
+        mode: 0o644,
+        group: "root".into(),
+        secret: false,
+        content,
+    };
+    Some(Step::write(file, change))
+}
+
+/// After a certbot certificate arrives: the whole site replaces the stage
+/// written for the ACME challenge, and the proxy reloads onto it.
+fn certbot_steps(setup: &Setup, facts: &Facts, service: &Service, stage_site: &RenderedFile) -> Result<Vec<Step>> {
+    let site = &setup.settings.site;
+    let domain = site.domain.as_ref().map(|d| d.to_string()).unwrap_or_default();
+    let http_port = site.https.as_ref().map_or(80, |h| h.http_port);
+    let obtain = crate::certbot::obtain(&setup.settings, &domain, &service.reload);
+    let full_site = setup
+        .proxy()
+        .render(setup, Stage::Final)?
+        .into_iter()
+        .find(|f| f.role == Role::Site)
+        .expect("every proxy renders a site");
+    let previous = Snapshot {
+        content: stage_site.content.clone().into_bytes(),
+        ownership: Ownership {
+            mode: stage_site.mode,
+            uid: 0,
+            gid: facts.groups.get(&stage_site.group).copied().unwrap_or(0),
+        },
+    };
+    Ok(vec![
+        Step::undone_by(
+            Action::Run { command: obtain, purpose: Purpose::ObtainCertificate { domain: domain.clone(), http_port } },
+            vec![Action::Run {
+                command: crate::certbot::delete(&setup.settings.paths, &domain),
+                purpose: Purpose::DeleteCertificate,
+            }],
+        ),
+        Step::write(full_site, Change::Overwrite { previous }),
+        service::validate(service),
+        service::reload(service),
+    ])
+}
+
+/// The files' steps: folders, writes (with backups) and what switches the
+/// site on; and the site of the challenge stage, when certbot must run.
+struct FileSteps {
+    steps: Vec<Step>,
+    stage_site: Option<RenderedFile>,
+}
+
+fn file_steps(setup: &Setup, facts: &Facts, goal: Goal, service: &Service) -> Result<FileSteps> {
+    let proxy = setup.proxy();
+    let paths = &setup.settings.paths;
+    let certbot = setup.settings.site.https.is_some() && proxy.certificates() == Certificates::Certbot;
+    // A proxy that cannot load its TLS server without the certificate gets
+    // the challenge stage first, then certbot, then the whole site.
+    let awaiting = certbot && goal != Goal::Users && !certificate_present(setup, facts);
+    let mut files = proxy.render(setup, if awaiting { Stage::AwaitingCertificate } else { Stage::Final })?;
+    let stage_site = awaiting.then(|| files.iter().find(|f| f.role == Role::Site).cloned()).flatten();
+    let enable = proxy.enable(setup, facts)?;
+    files.extend(enable.files);
+
+    let mut dirs: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    dirs.extend(enable.steps.iter().filter_map(|step| match &step.action {
+        Action::Link { link, .. } => Some(link.as_path()),
+        _ => None,
+    }));
+    let webroot_entry = paths.acme_webroot.join("x");
+    if certbot {
+        dirs.push(&webroot_entry);
+    }
+    // The folder of the log the proxy writes when we start it ourselves.
+    if let Some(log) = service.log.as_deref().filter(|_| goal != Goal::Users) {
+        dirs.push(log);
+    }
+    let mut steps = Vec::new();
+    parent_dirs(&dirs, facts, &mut steps);
+    for file in files {
+        steps.extend(write_step(file, facts)?);
+    }
+    steps.extend(enable.steps);
+    Ok(FileSteps { steps, stage_site })
+}
+
+/// The proxy's steps after the files: start, reload or repair; the
+/// certificate; and the proof that the site asks for credentials.
+fn service_steps(
+    setup: &Setup,
+    facts: &Facts,
+    goal: Goal,
+    service: &Service,
+    files: &FileSteps,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<Step>> {
+    let proxy = setup.proxy();
+    let may_start = goal != Goal::Users;
+    let changed = !files.steps.is_empty();
+    let mut steps = service::bring_up(proxy, &setup.settings.paths, facts, service, changed, may_start, findings)?;
+    if let Some(stage_site) = &files.stage_site {
+        steps.extend(certbot_steps(setup, facts, service, stage_site)?);
+    }
+    let https = setup.settings.site.https.is_some();
+    if https && proxy.certificates() == Certificates::BuiltIn && !steps.is_empty() && may_start {
+        steps.push(service::await_certificate(setup, service));
+    }
+    let serves = |s: &Step| matches!(&s.action, Action::Run { purpose: Purpose::Start | Purpose::Reload { .. }, .. });
+    if steps.iter().any(serves) {
+        let site = &setup.settings.site;
+        steps.push(Step::final_(Action::Verify { url: site.public_url(), connect: site.local_address() }));
+    }
+    if https && may_start {
+        findings.push(service::renewal_finding(proxy, facts));
+    }
+    Ok(steps)
+}
+
+/// Builds the plan that makes the system match `setup`.
+pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
+    let paths = &setup.settings.paths;
+    let service = setup.proxy().service(paths, facts.systemd);
+    let mut findings = Vec::new();
+    let mut steps = Vec::new();
+    if let Goal::Init { install } = goal {
+        steps.extend(preflight::check(setup, install, facts, &mut findings)?);
+    }
+    let files = file_steps(setup, facts, goal, &service)?;
+    let service_steps = service_steps(setup, facts, goal, &service, &files, &mut findings)?;
+    let changed = !files.steps.is_empty();
+    steps.extend(files.steps);
+    if goal != Goal::Users {
+        // Recorded before the proxy is touched, so a failure rolls it back too.
+        if changed {
+            parent_dirs(&[paths.state.as_path()], facts, &mut steps);
+        }
+        let all: Vec<Step> = steps.iter().chain(&service_steps).cloned().collect();
+        let state = record_state(setup, facts, facts.state(paths)?, &all);
+        steps.extend(state_step(setup, &state, facts));
+        steps.extend(service_steps);
+        steps.extend(service::enable_at_boot(facts, &service));
+    } else {
+        steps.extend(service_steps);
+    }
+    Ok(Plan { proxy: setup.settings.proxy, findings, steps })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,102 @@
+//! Before anything is written: is the proxy (and certbot) installed, or
+//! may it be; which init system runs; is the port free; does Ollama
+//! answer. Problems stop the plan; the rest are findings. Pure.
+
+use super::{Command, Purpose, Step};
+use crate::error::{Error, Finding, Result};
+use crate::facts::{Facts, OllamaProbe, PackageManager};
+use crate::proxy::Certificates;
+use crate::setup::Setup;
+
+/// The command that installs what is missing, if anything is and may be.
+fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Finding>) -> Result<Option<Step>, String> {
+    let proxy = setup.proxy();
+    let mut packages = Vec::new();
+    if facts.proxy_installed {
+        findings.push(Finding::info(format!("{} is installed", proxy.name())));
+    } else {
+        packages.push(proxy.name());
+    }
+    if setup.settings.site.https.is_some() && proxy.certificates() == Certificates::Certbot && !facts.certbot_installed
+    {
+        packages.push("certbot");
+    }
+    if packages.is_empty() {
+        return Ok(None);
+    }
+    let list = packages.join(" ");
+    let command = match (allowed, facts.package_manager) {
+        (true, Some(PackageManager::Apt)) => {
+            findings.push(Finding::info(format!("not installed: {list}; it will be installed with apt-get")));
+            Command::new("apt-get", &["install", "-y"]).args(&packages).env("DEBIAN_FRONTEND", "noninteractive")
+        }
+        (true, Some(PackageManager::Brew)) => {
+            findings.push(Finding::info(format!("not installed: {list}; it will be installed with Homebrew")));
+            Command::new("brew", &["install"]).args(&packages)
+        }
+        (true, None) => {
+            return Err(format!(
+                "{list} not installed and no known package manager (apt-get, brew) was found: install it yourself, then run this again"
+            ));
+        }
+        (false, _) => {
+            return Err(format!(
+                "{list} not installed: install it (e.g. `apt-get install {list}`) or set `install: true` in the answers file"
+            ));
+        }
+    };
+    Ok(Some(Step::run(command, Purpose::Install)))
+}
+
+fn ollama_finding(setup: &Setup, facts: &Facts) -> Finding {
+    let url = setup.settings.site.upstream.url();
+    match &facts.ollama {
+        OllamaProbe::Answers { version } => Finding::info(format!("Ollama {version} answers at {url}")),
+        OllamaProbe::Unexpected(why) => {
+            Finding::warning(format!("something answers at {url} but not like Ollama ({why})"))
+        }
+        OllamaProbe::NotReachable(why) => Finding::warning(format!(
+            "Ollama does not answer at {url} ({why}); the proxy will answer 502 until it does"
+        )),
+        OllamaProbe::NotProbed => Finding::info(format!("Ollama at {url} was not probed")),
+    }
+}
+
+/// The install step, if one is needed; an input error (nothing changed)
+/// for whatever makes the plan impossible.
+pub fn check(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Finding>) -> Result<Vec<Step>> {
+    let name = setup.proxy().name();
+    let mut problems = Vec::new();
+    let install = install(setup, allowed, facts, findings).unwrap_or_else(|problem| {
+        problems.push(problem);
+        None
+    });
+    findings.push(Finding::info(if facts.systemd {
+        format!("systemd is running: {name} is managed with systemctl")
+    } else {
+        format!("systemd is not running (PID 1 is something else): {name} is started and reloaded directly")
+    }));
+    findings.push(Finding::info(if facts.proxy_running {
+        format!("{name} is running")
+    } else {
+        format!("{name} is not running")
+    }));
+    for used in &facts.port_uses {
+        match &used.owner {
+            Some(owner) if owner.name == name => {}
+            Some(owner) => problems.push(format!(
+                "port {} is already in use by {} (pid {}) on {}: stop it, or choose another port",
+                used.port, owner.name, owner.pid, used.address
+            )),
+            None => problems.push(format!(
+                "port {} is already in use on {} by a process we cannot see: choose another port",
+                used.port, used.address
+            )),
+        }
+    }
+    findings.push(ollama_finding(setup, facts));
+    if !problems.is_empty() {
+        return Err(Error::input(format!("cannot apply; nothing was changed:\n  - {}", problems.join("\n  - "))));
+    }
+    Ok(install.into_iter().collect())
+}

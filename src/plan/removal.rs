@@ -1,0 +1,154 @@
+//! The state file + facts → the plan that undoes what ollama-secure did:
+//! links and files it created are removed, files it replaced are restored
+//! from their original backups, its lines leave the main configuration,
+//! its own backups and folders go, and the proxy is reloaded (or stopped,
+//! if ollama-secure had started it and it serves nothing new since).
+//! Packages stay. Pure.
+
+use std::path::{Path, PathBuf};
+
+use super::{Action, Plan, Purpose, Snapshot, Step, service};
+use crate::error::{Error, Finding, Result};
+use crate::facts::Facts;
+use crate::paths::Paths;
+use crate::state::{FileRecord, State};
+use crate::system::Existing;
+
+fn exists(facts: &Facts, path: &Path) -> bool {
+    !matches!(facts.file(path), Existing::Missing)
+}
+
+/// Restores `path` from `from`; undone by putting both back as they are.
+fn restore(path: &Path, from: &Path, facts: &Facts) -> Step {
+    let undo = [(path, facts.file(path)), (from, facts.file(from))]
+        .into_iter()
+        .filter_map(|(p, existing)| Snapshot::of(existing).map(|snapshot| Action::PutBack { path: p.into(), snapshot }))
+        .collect();
+    Step::undone_by(Action::Restore { path: path.into(), from: from.into() }, undo)
+}
+
+/// Our files, newest first: created ones go, replaced ones come back.
+fn files(state: &State, facts: &Facts, findings: &mut Vec<Finding>, steps: &mut Vec<Step>) -> Vec<PathBuf> {
+    let mut consumed = Vec::new();
+    for FileRecord { path, original } in state.files.iter().rev() {
+        if Some(path) == state.caddyfile_import.as_ref() {
+            continue;
+        }
+        match original {
+            Some(original) if matches!(facts.file(original), Existing::File { .. }) => {
+                steps.push(restore(path, original, facts));
+                consumed.push(original.clone());
+            }
+            Some(original) => {
+                findings.push(Finding::info(format!(
+                    "the file that was at {} before ollama-secure was kept as {}, which is gone; {} is removed",
+                    path.display(),
+                    original.display(),
+                    path.display()
+                )));
+                if exists(facts, path) {
+                    steps.push(Step::remove(path, facts.file(path)));
+                }
+            }
+            None if exists(facts, path) => steps.push(Step::remove(path, facts.file(path))),
+            None => {}
+        }
+    }
+    consumed
+}
+
+/// Backups of our own files hold only what we generated and go; a backup
+/// of the user's main configuration goes only if it says what that file
+/// will say.
+fn backups(
+    state: &State,
+    facts: &Facts,
+    consumed: &[PathBuf],
+    main_config_after: Option<&(PathBuf, String)>,
+    findings: &mut Vec<Finding>,
+    steps: &mut Vec<Step>,
+) {
+    for backup in &state.backups {
+        let Existing::File { content, .. } = facts.file(backup) else { continue };
+        if consumed.contains(backup) {
+            continue;
+        }
+        let of = State::backed_up_path(backup);
+        let of_main_config = of.is_some() && of == state.caddyfile_import;
+        let same_as_after = main_config_after.is_some_and(|(_, text)| text.as_bytes() == content.as_slice());
+        if !of_main_config || same_as_after {
+            steps.push(Step::remove(backup, facts.file(backup)));
+        } else {
+            findings.push(Finding::info(format!(
+                "keeping {}: an earlier version of your Caddyfile that differs from it",
+                backup.display()
+            )));
+        }
+    }
+}
+
+/// A proxy init started is stopped, unless it serves something new since
+/// (then, like a proxy init found running, it is reloaded without our site).
+fn stop_or_reload(state: &State, paths: &Paths, facts: &Facts, findings: &mut Vec<Finding>) -> Vec<Step> {
+    let proxy = state.proxy.module();
+    let name = proxy.name();
+    if !facts.proxy_running {
+        findings.push(Finding::info(format!("{name} is not running")));
+        return Vec::new();
+    }
+    let service = proxy.service(paths, facts.systemd);
+    let now = proxy.served_besides_us(paths, facts);
+    let changed_since = state.served_besides_us(paths).filter(|then| *then != now);
+    if state.started && changed_since.is_none() {
+        findings.push(Finding::info(format!("ollama-secure started {name}, so it stops it")));
+        return vec![service::stop(&service)];
+    }
+    if let Some(then) = changed_since {
+        findings.push(Finding::info(format!(
+            "ollama-secure started {name}, but what else it serves has changed since ({}), so it is reloaded, not stopped",
+            then.change_since(&now)
+        )));
+    }
+    vec![service::validate(&service), service::reload(&service)]
+}
+
+pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
+    let Some(state) = facts.state(paths)? else {
+        return Err(Error::input(format!(
+            "nothing to uninstall: {} does not exist (was ollama-secure used with these paths?)",
+            paths.state.display()
+        )));
+    };
+    let proxy = state.proxy.module();
+    let mut findings = Vec::new();
+    let mut steps = Vec::new();
+
+    for link in &state.links {
+        if matches!(facts.file(link), Existing::Symlink { .. }) {
+            steps.push(Step::remove(link, facts.file(link)));
+        }
+    }
+    let disabled = proxy.disable(&state, paths, facts)?;
+    steps.extend(disabled.steps);
+    let consumed = files(&state, facts, &mut findings, &mut steps);
+    backups(&state, facts, &consumed, disabled.main_config_after.as_ref(), &mut findings, &mut steps);
+    if exists(facts, &paths.state) {
+        steps.push(Step::remove(&paths.state, facts.file(&paths.state)));
+    }
+    for dir in state.dirs.iter().rev() {
+        if exists(facts, dir) {
+            steps.push(Step::undone_by(
+                Action::RemoveDir { path: dir.clone() },
+                vec![Action::CreateDir { path: dir.clone() }],
+            ));
+        }
+    }
+
+    steps.extend(stop_or_reload(&state, paths, facts, &mut findings));
+    // Last: neither a certificate nor a cache can be put back once deleted.
+    steps.extend(proxy.leftovers(paths, facts));
+    for certificate in &state.certificates {
+        steps.push(Step::run(crate::certbot::delete(paths, certificate), Purpose::DeleteCertificate));
+    }
+    Ok(Plan { proxy: state.proxy, findings, steps })
+}

@@ -1,0 +1,300 @@
+//! What a plan is made of: commands, and steps that each carry the actions
+//! that undo them. Apply performs exactly these actions, and only these,
+//! so `--dry-run` shows everything that can happen, rollback included.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::proxy::ProxyKind;
+use crate::render::RenderedFile;
+use crate::system::{Existing, Ownership};
+
+/// Where a command's output goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Output {
+    /// Captured and shown when the command fails.
+    Capture,
+    /// Appended to a log file: for commands that leave a daemon behind, which
+    /// would otherwise hold our pipe open.
+    LogFile(PathBuf),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    pub program: String,
+    pub args: Vec<String>,
+    /// Extra environment (never secrets: it is printed).
+    pub env: Vec<(String, String)>,
+    pub output: Output,
+}
+
+impl Command {
+    pub fn new(program: &str, args: &[&str]) -> Command {
+        Command {
+            program: program.into(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
+            output: Output::Capture,
+        }
+    }
+
+    pub fn arg_path(mut self, path: &Path) -> Command {
+        self.args.push(path.to_string_lossy().into_owned());
+        self
+    }
+
+    pub fn args(mut self, args: &[&str]) -> Command {
+        self.args.extend(args.iter().map(|a| a.to_string()));
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Command {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn log_to(mut self, path: &Path) -> Command {
+        self.output = Output::LogFile(path.to_path_buf());
+        self
+    }
+}
+
+/// Quotes a word for display the way a POSIX shell would need it.
+fn shell_word(word: &str) -> String {
+    let plain = !word.is_empty() && word.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:@,+%".contains(c));
+    if plain { word.to_string() } else { format!("'{}'", word.replace('\'', r"'\''")) }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut words: Vec<String> = self.env.iter().map(|(k, v)| format!("{k}={}", shell_word(v))).collect();
+        words.push(shell_word(&self.program));
+        words.extend(self.args.iter().map(|a| shell_word(a)));
+        f.write_str(&words.join(" "))?;
+        if let Output::LogFile(path) = &self.output {
+            write!(f, " >>{} 2>&1", shell_word(&path.to_string_lossy()))?;
+        }
+        Ok(())
+    }
+}
+
+/// A file's bytes, mode and owner, as the plan saw them: what an undo puts back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub content: Vec<u8>,
+    pub ownership: Ownership,
+}
+
+impl Snapshot {
+    pub fn of(existing: &Existing) -> Option<Snapshot> {
+        match existing {
+            Existing::File { content, mode, uid, gid } => {
+                Some(Snapshot { content: content.clone(), ownership: Ownership { mode: *mode, uid: *uid, gid: *gid } })
+            }
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Create,
+    /// Replace an existing file, keeping its current bytes at `backup`.
+    Replace {
+        backup: PathBuf,
+    },
+    /// Edit a file of the user's (the proxy's main configuration): a backup
+    /// is kept at `backup`, and the file keeps its mode and owner.
+    Edit {
+        backup: PathBuf,
+        previous: Snapshot,
+    },
+    /// Replace content of our own (the state file; a stage written earlier
+    /// in this plan), or our lines in a file of the user's: the file keeps
+    /// its mode and owner, and `previous` is what an undo puts back.
+    Overwrite {
+        previous: Snapshot,
+    },
+}
+
+/// What a command is for: how it is described, and what it waits for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    Install,
+    /// Checks the whole configuration; on failure everything is rolled back.
+    Validate,
+    Start,
+    /// `wait_for_old_workers`: the reload returns before the old workers
+    /// have left; wait (up to 10 s) so what follows sees the new config.
+    Reload {
+        pid_file: PathBuf,
+        wait_for_old_workers: bool,
+    },
+    /// Waits (up to 15 s) until the process in `pid_file` has exited, so
+    /// what follows sees it gone and its ports free.
+    Stop {
+        pid_file: PathBuf,
+    },
+    Enable,
+    /// certbot through the webroot.
+    ObtainCertificate {
+        domain: String,
+        http_port: u16,
+    },
+    DeleteCertificate,
+}
+
+/// How long waits in a plan last at most.
+pub const OLD_WORKERS_LIMIT: Duration = Duration::from_secs(10);
+pub const EXIT_LIMIT: Duration = Duration::from_secs(15);
+pub const VERIFY_LIMIT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    CreateDir {
+        path: PathBuf,
+    },
+    Write {
+        file: RenderedFile,
+        change: Change,
+    },
+    Link {
+        link: PathBuf,
+        target: PathBuf,
+    },
+    /// Removes a file or link.
+    Remove {
+        path: PathBuf,
+    },
+    /// Removes a folder if it is empty; one that holds something now (put
+    /// there by another program) stays.
+    RemoveDir {
+        path: PathBuf,
+    },
+    /// Puts back the file that was there before, from its backup, which is
+    /// then removed.
+    Restore {
+        path: PathBuf,
+        from: PathBuf,
+    },
+    /// Writes a file back exactly as it was.
+    PutBack {
+        path: PathBuf,
+        snapshot: Snapshot,
+    },
+    /// Makes a link again.
+    PutBackLink {
+        link: PathBuf,
+        target: PathBuf,
+    },
+    /// Removes a cache folder and everything in it (its keys hold
+    /// credentials), once the proxy no longer uses it.
+    RemoveCache {
+        path: PathBuf,
+    },
+    /// Removes a unix socket file if nothing listens on it.
+    RemoveStaleSocket {
+        path: PathBuf,
+    },
+    Run {
+        command: Command,
+        purpose: Purpose,
+    },
+    /// Waits until something at `address` completes a TLS handshake for
+    /// `domain` (a proxy with built-in ACME has no certificate before),
+    /// stopping early at the first ACME error the proxy logs in `log`.
+    AwaitCertificate {
+        proxy: ProxyKind,
+        domain: String,
+        address: SocketAddr,
+        limit: Duration,
+        log: Option<PathBuf>,
+    },
+    /// Proves the running proxy serves and protects the site: a request
+    /// without credentials to `url`, connected to `connect`, gets 401
+    /// with a Basic challenge.
+    Verify {
+        url: String,
+        connect: IpAddr,
+    },
+}
+
+impl Action {
+    /// Runs the proxy (and is undone after the files are back), as opposed
+    /// to changing files.
+    pub fn is_service(&self) -> bool {
+        matches!(self, Action::Run { .. })
+    }
+
+    /// Counts as a file change in the summary.
+    pub fn changes_files(&self) -> bool {
+        matches!(
+            self,
+            Action::CreateDir { .. }
+                | Action::Write { .. }
+                | Action::Link { .. }
+                | Action::Remove { .. }
+                | Action::RemoveDir { .. }
+                | Action::Restore { .. }
+        )
+    }
+}
+
+/// One step of a plan, and what undoes it if a later step fails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub action: Action,
+    /// Performed in this order, after every later step's undo.
+    pub undo: Vec<Action>,
+}
+
+impl Step {
+    /// A step that nothing needs to undo (checks, waits, and what cannot
+    /// be put back: deleted certificates and caches, installed packages).
+    pub fn final_(action: Action) -> Step {
+        Step { action, undo: Vec::new() }
+    }
+
+    pub fn undone_by(action: Action, undo: Vec<Action>) -> Step {
+        Step { action, undo }
+    }
+
+    pub fn create_dir(path: &Path) -> Step {
+        Step::undone_by(Action::CreateDir { path: path.into() }, vec![Action::RemoveDir { path: path.into() }])
+    }
+
+    pub fn write(file: RenderedFile, change: Change) -> Step {
+        let path = file.path.clone();
+        let undo = match &change {
+            Change::Create => Action::Remove { path },
+            Change::Replace { backup } | Change::Edit { backup, .. } => Action::Restore { path, from: backup.clone() },
+            Change::Overwrite { previous } => Action::PutBack { path, snapshot: previous.clone() },
+        };
+        Step::undone_by(Action::Write { file, change }, vec![undo])
+    }
+
+    pub fn link(link: &Path, target: &Path) -> Step {
+        Step::undone_by(
+            Action::Link { link: link.into(), target: target.into() },
+            vec![Action::Remove { path: link.into() }],
+        )
+    }
+
+    /// Removes what `existing` says is at `path`; the undo puts it back.
+    pub fn remove(path: &Path, existing: &Existing) -> Step {
+        let undo = match existing {
+            Existing::Symlink { target } => vec![Action::PutBackLink { link: path.into(), target: target.clone() }],
+            other => Snapshot::of(other)
+                .map(|snapshot| Action::PutBack { path: path.into(), snapshot })
+                .into_iter()
+                .collect(),
+        };
+        Step::undone_by(Action::Remove { path: path.into() }, undo)
+    }
+
+    pub fn run(command: Command, purpose: Purpose) -> Step {
+        Step::final_(Action::Run { command, purpose })
+    }
+}

@@ -1,0 +1,277 @@
+//! The pure planners, judged on facts made by hand: a fresh machine, the
+//! same machine after a plan was carried out (simulated here), a running
+//! proxy that lost its socket, an installed setup to remove.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::*;
+use crate::config::{Config, ProcessSecrets};
+use crate::credentials::SeededEntropy;
+use crate::facts::SiteAnswer;
+use crate::paths::Os;
+use crate::system::SocketState;
+
+fn config(yaml: &str) -> Config {
+    let answers = crate::answers::Answers::from_yaml(yaml, "t.yaml").unwrap();
+    Config::from_answers(&answers, "t.yaml", Os::Debian, &ProcessSecrets).unwrap()
+}
+
+const NGINX: &str = "proxy: nginx\nport: 8081\nusers: [{username: alice, password_hash: \"$2y$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\"}]\n";
+const CADDY: &str = "proxy: caddy\nport: 8081\nusers: [{username: alice, password_hash: \"$2y$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\"}]\n";
+
+/// A Debian machine with the proxy installed and nothing of ours.
+fn fresh() -> Facts {
+    let mut facts = Facts::empty("20261130T175200Z");
+    for dir in ["/etc", "/etc/nginx", "/etc/nginx/sites-available", "/etc/nginx/sites-enabled", "/etc/caddy", "/var"]
+        .into_iter()
+        .chain(["/var/lib", "/var/log", "/var/log/caddy", "/run"])
+    {
+        facts.files.insert(dir.into(), Existing::Other);
+    }
+    facts.groups = BTreeMap::from([("root".into(), 0), ("www-data".into(), 33), ("caddy".into(), 995)]);
+    facts
+}
+
+/// The facts after `plan` ran: its writes, links and folders are there,
+/// and the proxy runs and protects the site.
+fn after(plan: &Plan, mut facts: Facts) -> Facts {
+    for step in &plan.steps {
+        match &step.action {
+            Action::CreateDir { path } => drop(facts.files.insert(path.clone(), Existing::Other)),
+            Action::Write { file, change } => {
+                if let Change::Replace { backup } | Change::Edit { backup, .. } = change {
+                    let before = facts.file(&file.path).clone();
+                    facts.files.insert(backup.clone(), before);
+                }
+                let (mode, gid) = match change {
+                    Change::Overwrite { previous } | Change::Edit { previous, .. } => {
+                        (previous.ownership.mode, previous.ownership.gid)
+                    }
+                    _ => (file.mode, facts.groups[&file.group]),
+                };
+                let existing = Existing::File { content: file.content.clone().into_bytes(), mode, uid: 0, gid };
+                facts.files.insert(file.path.clone(), existing);
+            }
+            Action::Link { link, target } => {
+                facts.files.insert(link.clone(), Existing::Symlink { target: target.clone() });
+            }
+            Action::Run { purpose: Purpose::Start, .. } => facts.proxy_running = true,
+            _ => {}
+        }
+    }
+    facts.site = SiteAnswer::AsksForCredentials;
+    if facts.auth_socket.is_some() {
+        facts.auth_socket = Some(SocketState::Listening);
+    }
+    facts.stamp = "20261130T180000Z".into();
+    facts
+}
+
+fn nginx_fresh() -> Facts {
+    Facts { auth_socket: Some(SocketState::Missing), ..fresh() }
+}
+
+fn setup_for(config: &Config, facts: &Facts) -> Setup {
+    let proxy = config.settings.proxy.module();
+    let path = proxy.users_file(&config.settings.paths);
+    let installed = match facts.file(path) {
+        Existing::File { content, .. } => {
+            crate::userfile::Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), "u").unwrap()
+        }
+        _ => None,
+    };
+    crate::setup::from_config(config, installed, &mut SeededEntropy(1)).unwrap().0
+}
+
+/// The kind of each step, in order: what a reader of the plan sees first.
+fn kinds(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .map(|s| match &s.action {
+            Action::CreateDir { path } => format!("mkdir {}", path.display()),
+            Action::Write { file, .. } => format!("write {}", file.path.display()),
+            Action::Link { link, .. } => format!("link {}", link.display()),
+            Action::Run { purpose, .. } => format!("{purpose:?}").split([' ', '{']).next().unwrap().to_lowercase(),
+            Action::Verify { .. } => "verify".into(),
+            other => format!("{other:?}").split([' ', '{']).next().unwrap().to_lowercase(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_fresh_machine_gets_files_a_start_and_a_verification() {
+    let config = config(NGINX);
+    let facts = nginx_fresh();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert_eq!(
+        kinds(&plan),
+        [
+            "write /etc/nginx/ollama.htpasswd",
+            "write /etc/nginx/sites-available/ollama",
+            "link /etc/nginx/sites-enabled/ollama",
+            "mkdir /var/lib/ollama-secure",
+            "write /var/lib/ollama-secure/state.yaml",
+            "validate",
+            "start",
+            "verify",
+        ]
+    );
+    // Every change carries its undo; the start's undo stops the proxy again.
+    let start = plan.steps.iter().find(|s| matches!(s.action, Action::Run { purpose: Purpose::Start, .. })).unwrap();
+    assert!(matches!(&start.undo[..], [Action::Run { purpose: Purpose::Stop { .. }, .. }]), "{:?}", start.undo);
+    assert!(plan.steps.iter().filter(|s| s.action.changes_files()).all(|s| !s.undo.is_empty()));
+}
+
+#[test]
+fn running_again_on_the_result_changes_nothing() {
+    for (yaml, facts) in [(NGINX, nginx_fresh()), (CADDY, fresh())] {
+        let config = config(yaml);
+        let first = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let facts = after(&first, facts);
+        let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        assert!(again.is_empty(), "{}", describe(&again));
+        // A changed answer replaces what changed, with a backup, and reloads.
+        let changed = super::super::config::Config {
+            settings: Settings {
+                site: Site { timeout_secs: 90, ..config.settings.site.clone() },
+                ..config.settings.clone()
+            },
+            ..config.clone()
+        };
+        let plan = for_setup(&setup_for(&changed, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let kinds = kinds(&plan);
+        assert!(kinds.iter().any(|k| k == "reload"), "{kinds:?}");
+        assert!(!kinds.iter().any(|k| k == "start"), "{kinds:?}");
+        assert_eq!(plan.backups().len(), 1, "{kinds:?}");
+    }
+}
+
+use crate::setup::{Settings, Site};
+
+#[test]
+fn a_running_nginx_that_lost_its_socket_is_restarted() {
+    let config = config(NGINX);
+    let first = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: false }).unwrap();
+    let mut facts = after(&first, nginx_fresh());
+    facts.auth_socket = Some(SocketState::Missing);
+    facts.site = SiteAnswer::Status(500);
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert_eq!(kinds(&plan), ["validate", "stop", "start", "verify"]);
+    assert!(plan.findings.iter().any(|f| f.text.contains("restarted")), "{:?}", plan.findings);
+    // Not serving the site at all: a reload creates the socket.
+    facts.site = SiteAnswer::Unreachable("connection refused".into());
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert_eq!(kinds(&plan), ["validate", "reload", "verify"]);
+    // A stale socket of a stopped nginx goes before the start.
+    facts.proxy_running = false;
+    facts.auth_socket = Some(SocketState::Stale);
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert_eq!(kinds(&plan), ["removestalesocket", "validate", "start", "verify"]);
+}
+
+#[test]
+fn a_users_change_never_starts_the_proxy() {
+    let config = config(NGINX);
+    let first = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: false }).unwrap();
+    let mut facts = after(&first, nginx_fresh());
+    let mut setup = setup_for(&config, &facts);
+    setup.users.set(
+        &crate::fields::Username::parse("bob").unwrap(),
+        "$2y$04$zbcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
+    );
+    let plan = for_setup(&setup, &facts, Goal::Users).unwrap();
+    assert_eq!(
+        kinds(&plan),
+        ["write /etc/nginx/ollama.htpasswd", "write /etc/nginx/sites-available/ollama", "validate", "reload", "verify"],
+        "the users file and the site's cache key change, nothing else"
+    );
+    facts.proxy_running = false;
+    let plan = for_setup(&setup, &facts, Goal::Users).unwrap();
+    assert_eq!(
+        kinds(&plan),
+        ["write /etc/nginx/ollama.htpasswd", "write /etc/nginx/sites-available/ollama", "validate"]
+    );
+    assert!(plan.findings.iter().any(|f| f.text.contains("takes effect when it starts")));
+}
+
+fn installed(yaml: &str, facts: Facts) -> (Config, Facts) {
+    let config = config(yaml);
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    (config, after(&plan, facts))
+}
+
+#[test]
+fn removal_undoes_what_the_state_records() {
+    let mut facts = nginx_fresh();
+    let own_site = Path::new("/etc/nginx/sites-available/ollama");
+    facts.files.insert(own_site.into(), Existing::File { content: b"mine\n".to_vec(), mode: 0o644, uid: 0, gid: 0 });
+    let (config, facts) = installed(NGINX, facts);
+    let paths = &config.settings.paths;
+    let plan = removal(paths, &facts).unwrap();
+    let texts: Vec<String> = plan.steps.iter().map(|s| format!("{:?}", s.action).chars().take(40).collect()).collect();
+    assert!(matches!(&plan.steps[0].action, Action::Remove { path } if path == &paths.nginx_site_link), "{texts:?}");
+    let restore = plan.steps.iter().find_map(|s| match &s.action {
+        Action::Restore { path, from } if path == own_site => Some(from.clone()),
+        _ => None,
+    });
+    assert_eq!(restore, Some(PathBuf::from("/etc/nginx/sites-available/ollama.bak-20261130T175200Z")));
+    assert!(plan.steps.iter().any(|s| matches!(&s.action, Action::Remove { path } if path == &paths.htpasswd)));
+    assert!(
+        plan.steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::RemoveDir { path } if path == Path::new("/var/lib/ollama-secure")))
+    );
+    // init started nginx and nothing else was added: uninstall stops it.
+    assert!(matches!(kinds(&plan).iter().rev().find(|k| *k == "stop" || *k == "reload"), Some(k) if k == "stop"));
+    assert!(plan.findings.iter().any(|f| f.text == "ollama-secure started nginx, so it stops it"));
+}
+
+#[test]
+fn removal_reloads_a_proxy_that_serves_something_new_since() {
+    let (config, mut facts) = installed(NGINX, nginx_fresh());
+    facts.listings.insert("/etc/nginx/sites-enabled".into(), vec!["/etc/nginx/sites-enabled/other".into()]);
+    let plan = removal(&config.settings.paths, &facts).unwrap();
+    let kinds = kinds(&plan);
+    assert!(kinds.contains(&"reload".to_string()) && !kinds.contains(&"stop".to_string()), "{kinds:?}");
+    let finding = plan.findings.iter().find(|f| f.text.contains("so it is reloaded, not stopped")).unwrap();
+    assert!(finding.text.contains("added: /etc/nginx/sites-enabled/other"), "{}", finding.text);
+}
+
+#[test]
+fn removal_takes_our_lines_out_of_the_users_caddyfile() {
+    let mut facts = fresh();
+    let caddyfile = Path::new("/etc/caddy/Caddyfile");
+    let theirs = b":80 {\n\trespond \"hi\"\n}\n".to_vec();
+    facts.files.insert(caddyfile.into(), Existing::File { content: theirs.clone(), mode: 0o640, uid: 0, gid: 995 });
+    let (config, facts) = installed(CADDY, facts);
+    let plan = removal(&config.settings.paths, &facts).unwrap();
+    let rewrite = plan.steps.iter().find_map(|s| match &s.action {
+        Action::Write { file, change: Change::Overwrite { previous } } if file.path == caddyfile => {
+            Some((file.content.clone(), previous.ownership))
+        }
+        _ => None,
+    });
+    let (content, ownership) = rewrite.expect("the main Caddyfile is rewritten without our lines");
+    assert_eq!(content.as_bytes(), theirs);
+    assert_eq!((ownership.mode, ownership.gid), (0o640, 995), "the user's mode and group are kept");
+    // Its backup says what the Caddyfile will say again, so it goes too.
+    let backup = PathBuf::from("/etc/caddy/Caddyfile.bak-20261130T175200Z");
+    assert!(plan.steps.iter().any(|s| matches!(&s.action, Action::Remove { path } if *path == backup)));
+}
+
+#[test]
+fn nothing_to_remove_without_a_state_file() {
+    let err = removal(&Paths::defaults(Os::Debian), &fresh()).unwrap_err();
+    assert!(err.to_string().starts_with("nothing to uninstall"), "{err}");
+}
+
+#[test]
+fn backups_sit_next_to_the_file() {
+    assert_eq!(
+        backup_path(Path::new("/etc/caddy/Caddyfile"), "20261130T175200Z"),
+        PathBuf::from("/etc/caddy/Caddyfile.bak-20261130T175200Z")
+    );
+}
+
+use crate::paths::Paths;

@@ -1,0 +1,298 @@
+//! Caddy: a site file of our own, with its users in a `basicauth` block,
+//! imported by two lines at the end of the user's main Caddyfile;
+//! certificates from Caddy's own ACME client.
+
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use super::{Certificates, Disabled, Enable, Proxy, ProxyKind, Repair, Served, Service, Stage};
+use crate::error::Result;
+use crate::facts::Facts;
+use crate::paths::{Os, Paths};
+use crate::plan::{Command, Snapshot, Step};
+use crate::render::{self, RenderedFile, Role};
+use crate::setup::{Https, Setup};
+use crate::state::State;
+use crate::system::Existing;
+use crate::userfile::Format;
+
+pub struct Caddy;
+
+const TEMPLATES: &[(&str, &str)] = &[("caddy-site.caddy", include_str!("../../templates/caddy-site.caddy.j2"))];
+
+const IMPORT_COMMENT: &str = "# Added by ollama-secure: the Ollama site lives in its own file.";
+
+/// The line we add to the main Caddyfile.
+fn import_line(paths: &Paths) -> String {
+    format!("import {}", paths.caddy_site.display())
+}
+
+/// The main Caddyfile with our `import` line, or `None` if it is there already.
+pub fn with_import(paths: &Paths, existing: Option<&[u8]>) -> Option<String> {
+    let line = import_line(paths);
+    let current = existing.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    if current.lines().any(|l| l.trim() == line) {
+        return None;
+    }
+    let mut text = current;
+    if !text.is_empty() && !text.ends_with('\n') {
+        text.push('\n');
+    }
+    if !text.is_empty() {
+        text.push('\n');
+    }
+    text.push_str(IMPORT_COMMENT);
+    text.push('\n');
+    text.push_str(&line);
+    text.push('\n');
+    Some(text)
+}
+
+/// The main Caddyfile without what `with_import` added.
+pub fn without_import(paths: &Paths, text: &str) -> String {
+    let line = import_line(paths);
+    let block = format!("{IMPORT_COMMENT}\n{line}\n");
+    if text == block {
+        return String::new();
+    }
+    if let Some(original) = text.strip_suffix(&format!("\n{block}")) {
+        return original.to_string();
+    }
+    // Edited since: drop just our two lines, wherever they are now.
+    text.lines().filter(|l| l.trim() != line && *l != IMPORT_COMMENT).map(|l| format!("{l}\n")).collect()
+}
+
+/// The Caddyfile without our lines, exactly as it was before init when it
+/// differs from the oldest backup only in the line break init added at
+/// its end (`with_import` ends the user's last line before its own).
+fn as_before(state: &State, caddyfile: &Path, facts: &Facts, without: String) -> String {
+    let oldest = state.backups.iter().find(|b| State::backed_up_path(b).as_deref() == Some(caddyfile));
+    match oldest.map(|b| facts.file(b)) {
+        Some(Existing::File { content, .. }) if content.trim_ascii_end() == without.as_bytes().trim_ascii_end() => {
+            String::from_utf8_lossy(content).into_owned()
+        }
+        _ => without,
+    }
+}
+
+impl Proxy for Caddy {
+    fn kind(&self) -> ProxyKind {
+        ProxyKind::Caddy
+    }
+
+    fn default_group(&self, os: Os) -> &'static str {
+        match os {
+            Os::Debian => "caddy",
+            Os::MacHomebrew => "staff",
+        }
+    }
+
+    fn https_problem(&self, https: &Https) -> Option<(&'static str, String)> {
+        (https.http_port != 80).then(|| {
+            (
+                "https.http_port",
+                "must be 80 with Caddy: Caddy takes the port of its HTTP redirects and ACME challenges from the global \
+                 option http_port, which affects every site in your Caddyfile, and ollama-secure leaves global options alone"
+                    .to_string(),
+            )
+        })
+    }
+
+    fn users_file<'a>(&self, paths: &'a Paths) -> &'a Path {
+        &paths.caddy_site
+    }
+
+    fn users_format(&self) -> Format {
+        Format::CaddyBasicauth
+    }
+
+    fn keeps_last_user_because(&self) -> &'static str {
+        "Caddy would refuse to load a basicauth block without users"
+    }
+
+    fn paths_to_inspect(&self, paths: &Paths) -> Vec<PathBuf> {
+        vec![paths.caddyfile.clone()]
+    }
+
+    fn dirs_to_list(&self, _paths: &Paths) -> Vec<PathBuf> {
+        Vec::new()
+    }
+
+    fn auth_socket<'a>(&self, _paths: &'a Paths) -> Option<&'a Path> {
+        None
+    }
+
+    fn render(&self, setup: &Setup, _stage: Stage) -> Result<Vec<RenderedFile>> {
+        let env = render::environment(TEMPLATES);
+        let ctx = minijinja::context! { ..render::site_context(setup), ..minijinja::context! {
+            user_lines => render::user_lines(setup),
+        } };
+        let site = render::render_template(&env, "caddy-site.caddy", &ctx)?;
+        Ok(vec![RenderedFile::ours(&setup.settings.paths.caddy_site, Role::Site, setup, true, site)])
+    }
+
+    fn enable(&self, setup: &Setup, facts: &Facts) -> Result<Enable> {
+        let paths = &setup.settings.paths;
+        let (existing, mode) = match facts.file(&paths.caddyfile) {
+            Existing::File { content, mode, .. } => (Some(content.as_slice()), *mode),
+            _ => (None, 0o644),
+        };
+        let files = with_import(paths, existing)
+            .map(|content| RenderedFile {
+                path: paths.caddyfile.clone(),
+                role: Role::MainConfig,
+                mode,
+                group: "root".to_string(),
+                secret: false,
+                content,
+            })
+            .into_iter()
+            .collect();
+        Ok(Enable { files, steps: Vec::new() })
+    }
+
+    fn service(&self, paths: &Paths, systemd: bool) -> Service {
+        let config = |verb: &str| {
+            Command::new("caddy", &[verb, "--config"]).arg_path(&paths.caddyfile).args(&["--adapter", "caddyfile"])
+        };
+        let (start, reload, stop, enable) = if systemd {
+            (
+                Command::new("systemctl", &["enable", "--now", "caddy"]),
+                Command::new("systemctl", &["reload", "caddy"]),
+                Command::new("systemctl", &["stop", "caddy"]),
+                Some(Command::new("systemctl", &["enable", "caddy"])),
+            )
+        } else {
+            let start = config("start").args(&["--pidfile"]).arg_path(&paths.caddy_pid).log_to(&paths.caddy_log);
+            (start, config("reload"), config("stop"), None)
+        };
+        Service {
+            validate: config("validate"),
+            start,
+            reload,
+            stop,
+            enable,
+            pid_file: paths.caddy_pid.clone(),
+            reload_is_graceful: false,
+            log: (!systemd).then(|| paths.caddy_log.clone()),
+        }
+    }
+
+    fn certificates(&self) -> Certificates {
+        Certificates::BuiltIn
+    }
+
+    fn served_besides_us(&self, paths: &Paths, facts: &Facts) -> Served {
+        let fingerprint = match facts.file(&paths.caddyfile) {
+            Existing::File { content, .. } => {
+                let rest = without_import(paths, &String::from_utf8_lossy(content));
+                let directives: String = rest
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                    .map(|l| format!("{l}\n"))
+                    .collect();
+                (!directives.is_empty()).then(|| render::fingerprint(directives.as_bytes()))
+            }
+            _ => None,
+        };
+        Served::MainConfig { path: paths.caddyfile.clone(), fingerprint }
+    }
+
+    /// Version 1 recorded one "PATH FINGERPRINT" (nothing when the main
+    /// Caddyfile held only our lines).
+    fn served_from_version_1(&self, items: &[String], paths: &Paths) -> Served {
+        match items.first().and_then(|item| item.split_once(' ')) {
+            Some((path, fingerprint)) => {
+                Served::MainConfig { path: path.into(), fingerprint: Some(fingerprint.to_string()) }
+            }
+            None => Served::MainConfig { path: paths.caddyfile.clone(), fingerprint: None },
+        }
+    }
+
+    fn repair(&self, _paths: &Paths, _facts: &Facts) -> Result<Repair> {
+        Ok(Repair::None)
+    }
+
+    /// The main Caddyfile is the user's: only our lines leave it (or the
+    /// whole file, if we created it and nothing else was added since).
+    fn disable(&self, state: &State, paths: &Paths, facts: &Facts) -> Result<Disabled> {
+        let Some(caddyfile) = &state.caddyfile_import else {
+            return Ok(Disabled { steps: Vec::new(), main_config_after: None });
+        };
+        let existing = facts.file(caddyfile);
+        let Some(previous) = Snapshot::of(existing) else {
+            return Ok(Disabled { steps: Vec::new(), main_config_after: None });
+        };
+        let current = String::from_utf8_lossy(&previous.content).into_owned();
+        let without = as_before(state, caddyfile, facts, without_import(paths, &current));
+        let created = state.record(caddyfile).is_some_and(|r| r.original.is_none());
+        let mut steps = Vec::new();
+        if created && without.trim().is_empty() {
+            steps.push(Step::remove(caddyfile, existing));
+        } else if without != current {
+            let file = RenderedFile {
+                path: caddyfile.clone(),
+                role: Role::MainConfig,
+                mode: previous.ownership.mode,
+                group: "root".into(),
+                secret: false,
+                content: without.clone(),
+            };
+            steps.push(Step::write(file, crate::plan::Change::Overwrite { previous }));
+        }
+        Ok(Disabled { steps, main_config_after: Some((caddyfile.clone(), without)) })
+    }
+
+    fn leftovers(&self, _paths: &Paths, _facts: &Facts) -> Vec<Step> {
+        Vec::new()
+    }
+
+    fn acme_error_in_log(&self, log: &str, domain: &str, since: SystemTime) -> Option<String> {
+        let since = since.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64();
+        let quoted = format!("\"{domain}\"");
+        log.lines().filter(|l| l.contains("\"level\":\"error\"") && l.contains(&quoted)).find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(line).ok()?;
+            if v.get("ts")?.as_f64()? < since {
+                return None;
+            }
+            let msg = v.get("msg")?.as_str()?;
+            let error = v.get("error").and_then(|e| e.as_str()).unwrap_or("");
+            Some(format!("{msg}: {error}"))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_import_line_is_added_once_and_removed_again() {
+        let paths = Paths::defaults(Os::Debian);
+        let added = with_import(&paths, Some(b":80 {\n\tfile_server\n}")).unwrap();
+        assert_eq!(
+            added,
+            ":80 {\n\tfile_server\n}\n\n# Added by ollama-secure: the Ollama site lives in its own file.\nimport /etc/caddy/ollama.caddy\n"
+        );
+        assert_eq!(with_import(&paths, Some(added.as_bytes())), None);
+        assert_eq!(without_import(&paths, &added), ":80 {\n\tfile_server\n}\n");
+        let fresh = with_import(&paths, None).unwrap();
+        assert_eq!(without_import(&paths, &fresh), "");
+        let edited = format!("{{\n\temail a@b.c\n}}\n{added}:81 {{\n}}\n");
+        assert_eq!(without_import(&paths, &edited), "{\n\temail a@b.c\n}\n:80 {\n\tfile_server\n}\n\n:81 {\n}\n");
+    }
+
+    #[test]
+    fn acme_errors_are_read_from_the_log() {
+        let log = "{\"level\":\"info\",\"ts\":5.0,\"msg\":\"x\"}\n\
+                   {\"level\":\"error\",\"ts\":1.0,\"msg\":\"old\",\"error\":\"e\",\"identifier\":\"a.test\"}\n\
+                   {\"level\":\"error\",\"ts\":9.0,\"msg\":\"could not get certificate\",\"error\":\"dial tcp 127.0.0.254:80\",\"identifier\":\"a.test\"}\n";
+        let since = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(2);
+        assert_eq!(
+            Caddy.acme_error_in_log(log, "a.test", since).as_deref(),
+            Some("could not get certificate: dial tcp 127.0.0.254:80")
+        );
+        assert_eq!(Caddy.acme_error_in_log(log, "b.test", since), None);
+    }
+}

@@ -1,0 +1,231 @@
+//! One module per proxy, behind the `Proxy` trait: everything that differs
+//! between nginx and Caddy (their files and templates, where the users
+//! live, how the site is switched on in the main configuration, how the
+//! proxy is validated, started, reloaded and stopped, how it gets its
+//! certificates, what else it serves, what uninstall leaves). The planner,
+//! apply and the commands ask the trait and never name a proxy. A third
+//! proxy is one more module here, its templates, and a line in `ProxyKind`.
+
+mod caddy;
+mod nginx;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Finding, Result};
+use crate::facts::Facts;
+use crate::paths::{Os, Paths};
+use crate::plan::{Command, Step};
+use crate::render::RenderedFile;
+use crate::setup::{Https, Setup};
+use crate::state::State;
+use crate::userfile::Format;
+
+/// The proxies ollama-secure can set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProxyKind {
+    Nginx,
+    Caddy,
+}
+
+impl ProxyKind {
+    pub const ALL: [ProxyKind; 2] = [ProxyKind::Nginx, ProxyKind::Caddy];
+
+    /// The one place a proxy's name is read.
+    pub fn parse(name: &str) -> Option<ProxyKind> {
+        ProxyKind::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    pub fn module(self) -> &'static dyn Proxy {
+        match self {
+            ProxyKind::Nginx => &nginx::Nginx,
+            ProxyKind::Caddy => &caddy::Caddy,
+        }
+    }
+
+    /// The proxy's name, which is also its binary and its Debian package.
+    pub fn name(self) -> &'static str {
+        match self {
+            ProxyKind::Nginx => "nginx",
+            ProxyKind::Caddy => "caddy",
+        }
+    }
+
+    /// The proxy's name in a sentence.
+    pub fn title(self) -> &'static str {
+        match self {
+            ProxyKind::Nginx => "nginx",
+            ProxyKind::Caddy => "Caddy",
+        }
+    }
+
+    /// "nginx or caddy", for messages.
+    pub fn choices() -> String {
+        let names: Vec<&str> = ProxyKind::ALL.iter().map(|k| k.name()).collect();
+        names.join(" or ")
+    }
+}
+
+impl fmt::Display for ProxyKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which stage of the site to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// The whole site.
+    Final,
+    /// What can load before the certificate exists (only for proxies whose
+    /// certificates come from certbot through the site's own webroot).
+    AwaitingCertificate,
+}
+
+/// How a proxy gets its HTTPS certificates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Certificates {
+    /// certbot through the webroot; the site first loads without TLS.
+    Certbot,
+    /// The proxy obtains and renews them itself (ACME built in).
+    BuiltIn,
+}
+
+/// How the proxy is controlled, with systemd or directly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub validate: Command,
+    pub start: Command,
+    pub reload: Command,
+    pub stop: Command,
+    /// `systemctl enable` where there is systemd.
+    pub enable: Option<Command>,
+    /// Where the running proxy's PID is: to see it run, to wait for its
+    /// old workers after a reload and for it to exit after a stop.
+    pub pid_file: PathBuf,
+    /// A reload returns before the old workers have left (nginx).
+    pub reload_is_graceful: bool,
+    /// Where its output goes when we start it ourselves.
+    pub log: Option<PathBuf>,
+}
+
+/// What the proxy serves besides our site, to compare later: uninstall
+/// stops a proxy that init started only if this is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Served {
+    /// The other site files it loads.
+    Sites { sites: Vec<PathBuf> },
+    /// A fingerprint of the main configuration without our lines (comments
+    /// and blank lines aside); `None` when nothing else is in it.
+    MainConfig { path: PathBuf, fingerprint: Option<String> },
+}
+
+impl Served {
+    /// What changed between `self` (then) and `now`, in words.
+    pub fn change_since(&self, now: &Served) -> String {
+        match (self, now) {
+            (Served::Sites { sites: then }, Served::Sites { sites: now }) => {
+                let list = |a: &[PathBuf], b: &[PathBuf]| -> Vec<String> {
+                    a.iter().filter(|s| !b.contains(s)).map(|s| s.display().to_string()).collect()
+                };
+                let (added, removed) = (list(now, then), list(then, now));
+                let mut parts = Vec::new();
+                if !added.is_empty() {
+                    parts.push(format!("added: {}", added.join(", ")));
+                }
+                if !removed.is_empty() {
+                    parts.push(format!("removed: {}", removed.join(", ")));
+                }
+                parts.join("; ")
+            }
+            (_, Served::MainConfig { path, .. }) => format!("{} was changed", path.display()),
+            _ => "its configuration was changed".to_string(),
+        }
+    }
+}
+
+/// What switches the site on: files of the user's to change (written like
+/// ours, with a backup), and steps.
+#[derive(Default)]
+pub struct Enable {
+    pub files: Vec<RenderedFile>,
+    pub steps: Vec<Step>,
+}
+
+/// What taking the site out of the proxy's main configuration means
+/// (uninstall): the steps, and the main configuration's text afterwards
+/// when ollama-secure edits it (to judge the user's backups of it).
+pub struct Disabled {
+    pub steps: Vec<Step>,
+    pub main_config_after: Option<(PathBuf, String)>,
+}
+
+/// How the running proxy must be treated before it serves our files.
+pub enum Repair {
+    /// Nothing beyond start or reload.
+    None,
+    /// Steps to run before it starts (a stale socket to remove).
+    BeforeStart(Vec<Step>, Finding),
+    /// It runs but must be restarted: a reload would not help.
+    Restart(Finding),
+}
+
+pub trait Proxy: Sync {
+    fn kind(&self) -> ProxyKind;
+
+    fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// The group of the proxy's workers, which may read the hashes.
+    fn default_group(&self, os: Os) -> &'static str;
+
+    /// What this proxy cannot do with these HTTPS settings: (field, why).
+    fn https_problem(&self, https: &Https) -> Option<(&'static str, String)>;
+
+    /// Where the users live, and in which format.
+    fn users_file<'a>(&self, paths: &'a Paths) -> &'a Path;
+    fn users_format(&self) -> Format;
+    /// Why the last user cannot be removed.
+    fn keeps_last_user_because(&self) -> &'static str;
+
+    /// The files and folders the plan must see, besides the users file.
+    fn paths_to_inspect(&self, paths: &Paths) -> Vec<PathBuf>;
+    /// Folders whose entries say what else the proxy serves.
+    fn dirs_to_list(&self, paths: &Paths) -> Vec<PathBuf>;
+    /// The auth-only server's unix socket, for a proxy that has one.
+    fn auth_socket<'a>(&self, paths: &'a Paths) -> Option<&'a Path>;
+
+    /// The files of the site, users included, in the order they are
+    /// written (users before the site that refers to them).
+    fn render(&self, setup: &Setup, stage: Stage) -> Result<Vec<RenderedFile>>;
+    /// What switches the site on in the proxy's main configuration (a
+    /// link, a line in the main file), after its files are written.
+    fn enable(&self, setup: &Setup, facts: &Facts) -> Result<Enable>;
+    fn service(&self, paths: &Paths, systemd: bool) -> Service;
+    fn certificates(&self) -> Certificates;
+    /// What else the proxy serves, from the facts.
+    fn served_besides_us(&self, paths: &Paths, facts: &Facts) -> Served;
+    /// What the running proxy needs beyond a start or a reload.
+    fn repair(&self, paths: &Paths, facts: &Facts) -> Result<Repair>;
+
+    /// Uninstall: taking the site out of the main configuration.
+    fn disable(&self, state: &State, paths: &Paths, facts: &Facts) -> Result<Disabled>;
+    /// Uninstall, last: what the proxy made for us and left (a cache, a
+    /// socket), once it no longer uses them.
+    fn leftovers(&self, paths: &Paths, facts: &Facts) -> Vec<Step>;
+
+    /// What state files of version 1 recorded as served besides us, read.
+    fn served_from_version_1(&self, items: &[String], paths: &Paths) -> Served;
+
+    /// The first ACME error the proxy logged about `domain` since `since`
+    /// (proxies with built-in ACME), from its log's text.
+    fn acme_error_in_log(&self, _log: &str, _domain: &str, _since: SystemTime) -> Option<String> {
+        None
+    }
+}

@@ -1,0 +1,293 @@
+//! `System` for the machine the tool runs on (Linux; /proc for processes
+//! and sockets).
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, Write};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use super::{
+    Existing, HttpReply, HttpRequest, Listener, Owner, Ownership, Process, READ_LIMIT, RunOutput, SocketState, System,
+};
+use crate::plan::{Command, Output};
+
+pub struct RealSystem;
+
+/// Reads a whole regular file, refusing one larger than `limit`.
+pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    let mut file =
+        OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("{} bytes is larger than the {} bytes allowed", meta.len(), limit),
+        ));
+    }
+    let mut content = Vec::with_capacity(meta.len() as usize);
+    // `take`: a file that grows while it is read still stops at the limit.
+    Read::by_ref(&mut file).take(limit + 1).read_to_end(&mut content)?;
+    if content.len() as u64 > limit {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than the {limit} bytes allowed")));
+    }
+    Ok(content)
+}
+
+fn write_temp_then_rename(path: &Path, content: &[u8], ownership: Ownership) -> io::Result<()> {
+    let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent folder"))?;
+    let mut temp = tempfile::Builder::new().prefix(".ollama-secure-").tempfile_in(dir)?;
+    let file = temp.as_file_mut();
+    // Mode first: the temp file must never be readable by others, not even briefly.
+    file.set_permissions(fs::Permissions::from_mode(ownership.mode))?;
+    std::os::unix::fs::fchown(&*file, Some(ownership.uid), Some(ownership.gid))?;
+    file.write_all(content)?;
+    file.sync_all()?;
+    temp.persist(path).map_err(|e| e.error)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Field 4 of /proc/PID/stat is the parent and field 3 the state; the name
+/// in field 2 may itself contain spaces and ')'.
+fn stat_fields(pid: u32) -> Option<(char, u32)> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let parent = fields.next()?.parse().ok()?;
+    Some((state, parent))
+}
+
+fn process_info(pid: u32) -> Option<Process> {
+    let (state, parent) = stat_fields(pid)?;
+    if state == 'Z' {
+        return None;
+    }
+    let name = fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string();
+    let command_line = fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|raw| String::from_utf8_lossy(&raw).split('\0').filter(|a| !a.is_empty()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    Some(Process { pid, parent, name, command_line })
+}
+
+fn pids() -> Vec<u32> {
+    fs::read_dir("/proc")
+        .map(|entries| entries.flatten().filter_map(|e| e.file_name().to_string_lossy().parse().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Output goes to files, never pipes: `nginx` and `caddy start` leave
+/// daemons behind that inherit the descriptors and would keep a pipe open.
+fn run_command(command: &Command) -> RunOutput {
+    let failed = |output: String| RunOutput { success: false, output };
+    let mut expression = duct::cmd(&command.program, &command.args).stdin_null().unchecked();
+    for (key, value) in &command.env {
+        expression = expression.env(key, value);
+    }
+    let (file, log_path) = match &command.output {
+        Output::Capture => match tempfile::tempfile() {
+            Ok(f) => (f, None),
+            Err(e) => return failed(format!("cannot create a temporary file: {e}")),
+        },
+        Output::LogFile(path) => match OpenOptions::new().create(true).append(true).open(path) {
+            Ok(f) => (f, Some(path.clone())),
+            Err(e) => return failed(format!("cannot open {}: {e}", path.display())),
+        },
+    };
+    let writer = match file.try_clone() {
+        Ok(w) => w,
+        Err(e) => return failed(e.to_string()),
+    };
+    let result = expression.stderr_to_stdout().stdout_file(writer).run();
+    let output = match log_path {
+        Some(path) => format!("(output in {})", path.display()),
+        None => {
+            let mut text = Vec::new();
+            let mut file = file;
+            let _ = file.rewind().and_then(|_| file.take(READ_LIMIT).read_to_end(&mut text));
+            String::from_utf8_lossy(&text).into_owned()
+        }
+    };
+    match result {
+        Ok(o) => RunOutput { success: o.status.success(), output },
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            failed(format!("{} is not installed (command not found)", command.program))
+        }
+        Err(e) => failed(format!("could not run {}: {e}", command.program)),
+    }
+}
+
+impl System for RealSystem {
+    fn inspect(&self, path: &Path) -> Existing {
+        let Ok(meta) = fs::symlink_metadata(path) else { return Existing::Missing };
+        if meta.file_type().is_symlink() {
+            return fs::read_link(path).map(|target| Existing::Symlink { target }).unwrap_or(Existing::Other);
+        }
+        if !meta.is_file() {
+            return Existing::Other;
+        }
+        match read_limited(path, READ_LIMIT) {
+            Ok(content) => Existing::File { content, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() },
+            Err(_) => Existing::Other,
+        }
+    }
+
+    fn list_dir(&self, dir: &Path) -> Vec<PathBuf> {
+        let mut entries: Vec<PathBuf> =
+            fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        entries.sort();
+        entries
+    }
+
+    fn write_atomic(&self, path: &Path, content: &[u8], ownership: Ownership) -> io::Result<()> {
+        write_temp_then_rename(path, content, ownership)
+    }
+
+    fn write_new(&self, path: &Path, content: &[u8], ownership: Ownership) -> io::Result<()> {
+        // Exclusive and without following links: a name planted by someone
+        // else makes this fail instead of writing through it.
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(path)?;
+        std::os::unix::fs::fchown(&file, Some(ownership.uid), Some(ownership.gid))?;
+        file.set_permissions(fs::Permissions::from_mode(ownership.mode))?;
+        file.write_all(content)?;
+        file.sync_all()
+    }
+
+    fn create_dir(&self, path: &Path, mode: u32) -> io::Result<()> {
+        fs::create_dir(path)?;
+        fs::set_permissions(path, fs::Permissions::from_mode(mode))
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn remove_dir(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir(path)
+    }
+
+    fn remove_tree(&self, path: &Path) -> io::Result<()> {
+        fs::remove_dir_all(path)
+    }
+
+    fn symlink(&self, target: &Path, link: &Path) -> io::Result<()> {
+        std::os::unix::fs::symlink(target, link)
+    }
+
+    fn is_root(&self) -> bool {
+        nix::unistd::geteuid().is_root()
+    }
+
+    fn group_id(&self, name: &str) -> Option<u32> {
+        nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+    }
+
+    fn group_name(&self, gid: u32) -> Option<String> {
+        nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
+    }
+
+    fn installed(&self, program: &str) -> bool {
+        which::which(program).is_ok()
+    }
+
+    fn run(&self, command: &Command) -> RunOutput {
+        run_command(command)
+    }
+
+    fn process(&self, pid: u32) -> Option<Process> {
+        process_info(pid)
+    }
+
+    fn children(&self, parent: u32) -> Vec<Process> {
+        pids().into_iter().filter_map(process_info).filter(|p| p.parent == parent).collect()
+    }
+
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+
+    fn sleep(&self, duration: Duration) {
+        std::thread::sleep(duration)
+    }
+
+    fn http(&self, request: &HttpRequest) -> Result<HttpReply, String> {
+        super::http::send(request)
+    }
+
+    fn tcp_listeners(&self) -> Vec<Listener> {
+        ["/proc/net/tcp", "/proc/net/tcp6"]
+            .iter()
+            .filter_map(|path| read_limited(Path::new(path), READ_LIMIT).ok())
+            .flat_map(|table| crate::sockets::parse_listeners(&String::from_utf8_lossy(&table)))
+            .collect()
+    }
+
+    fn socket_owner(&self, inode: u64) -> Option<Owner> {
+        let wanted = format!("socket:[{inode}]");
+        pids().into_iter().find_map(|pid| {
+            let fds = fs::read_dir(format!("/proc/{pid}/fd")).ok()?;
+            let holds =
+                fds.flatten().any(|fd| fs::read_link(fd.path()).is_ok_and(|t| t.as_os_str() == wanted.as_str()));
+            holds.then(|| Owner {
+                pid,
+                name: fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
+            })
+        })
+    }
+
+    fn unix_socket(&self, path: &Path) -> SocketState {
+        match fs::symlink_metadata(path) {
+            Err(_) => SocketState::Missing,
+            Ok(meta) if !meta.file_type().is_socket() => SocketState::NotASocket,
+            Ok(_) => match std::os::unix::net::UnixStream::connect(path) {
+                Ok(_) => SocketState::Listening,
+                Err(_) => SocketState::Stale,
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_are_bounded_and_regular_files_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        fs::write(&file, b"0123456789").unwrap();
+        assert_eq!(read_limited(&file, 10).unwrap(), b"0123456789");
+        assert!(read_limited(&file, 9).is_err());
+        assert!(read_limited(dir.path(), 100).is_err(), "a folder is not read");
+        let link = dir.path().join("l");
+        std::os::unix::fs::symlink(&file, &link).unwrap();
+        assert!(read_limited(&link, 100).is_err(), "a link is not followed");
+        let fifo = dir.path().join("p");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(read_limited(&fifo, 100).is_err(), "a FIFO is refused, without waiting for a writer");
+        assert_eq!(RealSystem.inspect(&fifo), Existing::Other);
+    }
+
+    #[test]
+    fn new_files_never_replace_anything() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("backup");
+        let own = Ownership { mode: 0o640, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
+        RealSystem.write_new(&path, b"one", own).unwrap();
+        assert!(RealSystem.write_new(&path, b"two", own).is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"one");
+        assert_eq!(fs::metadata(&path).unwrap().mode() & 0o777, 0o640);
+        let planted = dir.path().join("planted");
+        std::os::unix::fs::symlink(dir.path().join("victim"), &planted).unwrap();
+        assert!(RealSystem.write_new(&planted, b"x", own).is_err());
+        assert!(!dir.path().join("victim").exists(), "a planted link was followed");
+    }
+}
