@@ -18,7 +18,7 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::proxies::{DaemonGuard, caddy_env, write_caddy_main, write_nginx_main_conf};
+use support::proxies::{DaemonGuard, write_caddy_main, write_nginx_main_conf};
 use support::standin::StandIn;
 use support::{Sandbox, Tool, free_port, sh};
 
@@ -104,12 +104,12 @@ impl Proxy {
                 sandbox.paths_yaml()
             ),
         );
-        let mut tool = Tool::new().env("BENCH_PASSWORD", PASSWORD);
-        for (k, v) in caddy_env(&sandbox) {
-            tool = tool.env(&k, &v);
-        }
-        let ran = tool.args(["init", "--no-check", "--answers", answers.to_str().unwrap()]).run();
-        assert_eq!(ran.code, 0, "{}{}", ran.stdout, ran.stderr);
+        Tool::new()
+            .env("BENCH_PASSWORD", PASSWORD)
+            .caddy_home(&sandbox)
+            .args(["init", "--no-check", "--answers", answers.to_str().unwrap()])
+            .any_stdout()
+            .run();
         Proxy { _guard: DaemonGuard { pid_file: sandbox.path(pid) }, sandbox, proxy, port }
     }
 

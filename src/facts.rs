@@ -277,6 +277,8 @@ fn interest(system: &dyn System, probe: &Probe) -> Vec<PathBuf> {
     let mut interest = probe.interest.clone();
     interest.push(module.users_file(paths).to_path_buf());
     interest.extend(module.paths_to_inspect(paths));
+    // The log of a proxy we start ourselves: the plan creates its folder.
+    interest.extend(module.service(paths, false).log);
     interest.push(paths.state.clone());
     if let Existing::File { content, .. } = system.inspect(&paths.state)
         && let Ok(state) = State::parse(&String::from_utf8_lossy(&content), &paths.state)
@@ -335,6 +337,36 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_folder_the_plan_may_create_is_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let answers = crate::answers::Answers::from_yaml(
+            &format!(
+                "proxy: caddy\nusers: [{{username: a, generate: true}}]\npaths: {{state: {}/state.yaml}}\n",
+                dir.path().display()
+            ),
+            "t",
+        )
+        .unwrap();
+        let config = crate::config::Config::from_answers(
+            &answers,
+            "t",
+            crate::paths::Os::Debian,
+            &crate::config::ProcessSecrets,
+        )
+        .unwrap();
+        let seen = interest(&crate::system::RealSystem, &Probe::for_settings(&config.settings));
+        for path in [
+            "/var/log/caddy/ollama-secure.log",
+            "/var/log/caddy",
+            "/var/log",
+            "/etc/caddy/ollama.caddy",
+            "/etc/caddy/Caddyfile",
+        ] {
+            assert!(seen.contains(&PathBuf::from(path)), "{path} is not looked at: {seen:?}");
+        }
+    }
 
     #[test]
     fn stamps_are_compact_utc() {

@@ -6,114 +6,16 @@ use std::fs;
 use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::time::Duration;
 
-use crate::support::proxies::{DaemonGuard, caddy_env, write_caddy_main, write_nginx_main_conf};
-use crate::support::standin::{GATED_PROMPT, StandIn, TOKENS};
-use crate::support::{Ran, Sandbox, Tool, free_port};
-
-pub const ALICE: &str = "alice's password is long enough";
-
-/// One proxy set up by `init` in a sandbox, with everything needed to talk
-/// to it and to clean it up.
-pub struct Deployed {
-    /// First, so it is dropped first: it needs the PID file in the sandbox.
-    pub guard: DaemonGuard,
-    pub sandbox: Sandbox,
-    pub ollama: StandIn,
-    pub port: u16,
-    pub answers: String,
-    pub proxy: &'static str,
-}
-
-impl Deployed {
-    /// URLs use the public name, as real clients do; `client()` connects
-    /// that name to 127.0.0.1.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{DOMAIN}:{}{path}", self.port)
-    }
-
-    pub fn client(&self) -> reqwest::blocking::Client {
-        reqwest::blocking::Client::builder()
-            .timeout(Duration::from_secs(20))
-            .resolve(DOMAIN, ([127, 0, 0, 1], self.port).into())
-            .build()
-            .unwrap()
-    }
-
-    pub fn status(&self, path: &str, auth: Option<(&str, &str)>) -> u16 {
-        let mut request = self.client().get(self.url(path));
-        if let Some((user, password)) = auth {
-            request = request.basic_auth(user, Some(password));
-        }
-        request.send().unwrap().status().as_u16()
-    }
-
-    /// Runs the binary with this deployment's environment.
-    pub fn tool(&self) -> Tool {
-        let mut tool = Tool::new().env("ALICE_PASSWORD", ALICE);
-        for (k, v) in caddy_env(&self.sandbox) {
-            tool = tool.env(&k, &v);
-        }
-        tool
-    }
-
-    pub fn init(&self) -> Ran {
-        self.tool().args(["init", "--answers", &self.answers]).run()
-    }
-
-    pub fn write_answers(&self, users_yaml: &str) {
-        fs::write(&self.answers, answers_yaml(&self.sandbox, self.proxy, self.port, &self.ollama, users_yaml)).unwrap();
-    }
-}
-
-pub const DOMAIN: &str = "ollama.example.com";
-
-pub fn answers_yaml(sandbox: &Sandbox, proxy: &str, port: u16, ollama: &StandIn, users_yaml: &str) -> String {
-    format!(
-        "proxy: {proxy}\ndomain: {DOMAIN}\nlisten_address: 127.0.0.1\nport: {port}\nupstream: {}\nusers:\n{users_yaml}bcrypt_cost: 4\ntimeout: 2m\n{}",
-        ollama.upstream(),
-        sandbox.paths_yaml()
-    )
-}
-
-pub const ALICE_ONLY: &str = "  - {username: alice, password_env: ALICE_PASSWORD}\n";
-
-/// Writes the machine's main config for `proxy` into a fresh sandbox and
-/// answers for it; does not run anything yet.
-pub fn prepare(proxy: &'static str, users_yaml: &str) -> Deployed {
-    let sandbox = Sandbox::new();
-    let pid_file = match proxy {
-        "nginx" => {
-            write_nginx_main_conf(&sandbox);
-            sandbox.path("run/nginx.pid")
-        }
-        _ => {
-            write_caddy_main(&sandbox, "");
-            sandbox.mkdir("run");
-            sandbox.path("run/caddy.pid")
-        }
-    };
-    let ollama = StandIn::start();
-    let port = free_port();
-    let answers =
-        sandbox.write("answers.yaml", &answers_yaml(&sandbox, proxy, port, &ollama, users_yaml)).display().to_string();
-    Deployed { guard: DaemonGuard { pid_file }, sandbox, ollama, port, answers, proxy }
-}
-
-/// `prepare`, then `init`, which must succeed.
-pub fn deploy(proxy: &'static str, users_yaml: &str) -> Deployed {
-    let deployed = prepare(proxy, users_yaml);
-    deployed.init().assert_code(0);
-    deployed
-}
+use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
+use crate::support::standin::{GATED_PROMPT, TOKENS};
 
 fn mtimes(paths: &[&Path]) -> Vec<(i64, i64)> {
     paths.iter().map(|p| fs::symlink_metadata(p).map(|m| (m.mtime(), m.mtime_nsec())).unwrap_or((0, 0))).collect()
 }
 
 /// What a client must see through a correctly configured proxy.
-fn proves_protected_ollama(d: &Deployed) {
+fn proves_protected_ollama(d: &Deployment) {
     // Without credentials, and with wrong ones: 401 with a Basic challenge.
     let resp = d.client().get(d.url("/api/tags")).send().unwrap();
     assert_eq!(resp.status(), 401);
@@ -173,23 +75,20 @@ fn proves_protected_ollama(d: &Deployed) {
 }
 
 fn applies_and_protects(proxy: &'static str) {
-    let d = prepare(proxy, ALICE_ONLY);
-    let ran = d.init();
-    ran.assert_code(0);
-    assert!(ran.stdout.contains("✓ configuration is valid"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("✓ started"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("PASS  without credentials: 401"), "init checks its result: {}", ran.stdout);
-    assert!(ran.stdout.contains("All 7 checks passed."), "{}", ran.stdout);
+    let d = Deployment::prepare(proxy, ALICE_ONLY);
+    let ran = d
+        .init()
+        .stdout_has("✓ configuration is valid")
+        .stdout_has("✓ started")
+        // init checks its result.
+        .stdout_has("PASS  without credentials: 401")
+        .stdout_has("All 7 checks passed.")
+        .run();
     assert!(!ran.all().contains(ALICE), "the password was printed");
     proves_protected_ollama(&d);
 
     // Password-bearing files: root, the proxy's group, not world-readable.
-    let secret_file = if proxy == "nginx" {
-        d.sandbox.path("etc/nginx/ollama.htpasswd")
-    } else {
-        d.sandbox.path("etc/caddy/ollama.caddy")
-    };
-    let meta = fs::metadata(&secret_file).unwrap();
+    let meta = fs::metadata(d.users_file()).unwrap();
     assert_eq!(meta.mode() & 0o777, 0o640);
     assert_eq!(meta.uid(), 0);
     let group = if proxy == "nginx" { "www-data" } else { "caddy" };
@@ -207,7 +106,7 @@ fn caddy_applies_and_protects_ollama() {
 }
 
 fn second_run_changes_nothing(proxy: &'static str) {
-    let d = deploy(proxy, ALICE_ONLY);
+    let d = Deployment::deploy(proxy, ALICE_ONLY);
     let files: Vec<std::path::PathBuf> = if proxy == "nginx" {
         ["etc/nginx/ollama.htpasswd", "etc/nginx/sites-available/ollama", "etc/nginx/sites-enabled/ollama"]
             .map(|p| d.sandbox.path(p))
@@ -225,9 +124,7 @@ fn second_run_changes_nothing(proxy: &'static str) {
     };
     let (before, backups_before) = (mtimes(&paths), backups());
     let pid = d.guard.pid();
-    let ran = d.init();
-    ran.assert_code(0);
-    assert!(ran.stdout.contains("Nothing to change"), "{}", ran.stdout);
+    d.init().stdout_has("Nothing to change").run();
     assert_eq!(mtimes(&paths), before, "a second run touched files");
     assert_eq!(d.guard.pid(), pid, "the proxy was restarted");
     assert_eq!(backups(), backups_before, "a run without changes made backups");
@@ -245,19 +142,14 @@ fn caddy_second_run_changes_nothing() {
 }
 
 fn changed_answers_update_only_what_changed(proxy: &'static str) {
-    let d = deploy(proxy, ALICE_ONLY);
-    let (users_file, site) = if proxy == "nginx" {
-        (d.sandbox.path("etc/nginx/ollama.htpasswd"), Some(d.sandbox.path("etc/nginx/sites-available/ollama")))
-    } else {
-        (d.sandbox.path("etc/caddy/ollama.caddy"), None)
-    };
+    let d = Deployment::deploy(proxy, ALICE_ONLY);
+    let users_file = d.users_file();
+    let site = (proxy == "nginx").then(|| d.sandbox.path("etc/nginx/sites-available/ollama"));
     let site_before = site.as_deref().map(|s| fs::read_to_string(s).unwrap());
     let old_users = fs::read(&users_file).unwrap();
 
     d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, generate: true}}\n"));
-    let ran = d.init();
-    ran.assert_code(0);
-    assert!(ran.stdout.contains("✓ reloaded"), "{}", ran.stdout);
+    let ran = d.init().stdout_has("✓ reloaded").run();
     let bob = ran
         .stdout
         .lines()
@@ -305,7 +197,7 @@ fn caddy_changed_answers_update_only_what_changed() {
 
 #[test]
 fn failed_validation_restores_the_exact_previous_bytes() {
-    let d = prepare("nginx", ALICE_ONLY);
+    let d = Deployment::prepare("nginx", ALICE_ONLY);
     // The machine already has a hand-made htpasswd (which init will extend)
     // and, elsewhere, a broken site that makes `nginx -t` fail.
     let htpasswd =
@@ -314,10 +206,13 @@ fn failed_validation_restores_the_exact_previous_bytes() {
     let before = fs::read(&htpasswd).unwrap();
     d.sandbox.write("etc/nginx/sites-enabled/broken", "server { listen 127.0.0.1:1; this_is_not_a_directive on; }\n");
 
-    let ran = d.init();
-    ran.assert_code(1);
-    assert!(ran.stderr.contains("this_is_not_a_directive"), "nginx's error is shown: {}", ran.stderr);
-    assert!(ran.stderr.contains("rolled back"), "{}", ran.stderr);
+    d.init()
+        .status(1)
+        .any_stdout()
+        // nginx's error is shown.
+        .stderr_has("this_is_not_a_directive")
+        .stderr_has("rolled back")
+        .run();
     assert_eq!(fs::read(&htpasswd).unwrap(), before, "the htpasswd is not byte-identical");
     assert_eq!(fs::metadata(&htpasswd).unwrap().mode() & 0o777, 0o600, "the htpasswd mode was not restored");
     assert!(!d.sandbox.path("etc/nginx/sites-available/ollama").exists(), "the new site file was left behind");
@@ -337,10 +232,8 @@ fn failed_validation_restores_the_exact_previous_bytes() {
 
 #[test]
 fn a_port_taken_by_another_program_is_refused_before_any_change() {
-    let d = prepare("nginx", ALICE_ONLY);
+    let d = Deployment::prepare("nginx", ALICE_ONLY);
     let _squatter = std::net::TcpListener::bind(("127.0.0.1", d.port)).unwrap();
-    let ran = d.init();
-    ran.assert_code(2);
-    assert!(ran.stderr.contains(&format!("port {} is already in use", d.port)), "{}", ran.stderr);
+    d.init().status(2).any_stdout().stderr_has(&format!("port {} is already in use", d.port)).run();
     assert!(!d.sandbox.path("etc/nginx/ollama.htpasswd").exists(), "files were written");
 }

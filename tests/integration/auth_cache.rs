@@ -7,11 +7,11 @@
 
 use std::thread;
 
-use crate::apply_e2e::{ALICE, ALICE_ONLY, deploy};
+use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
 
 #[test]
 fn a_cached_login_does_not_let_a_wrong_password_in() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200, "served from the cache");
     for wrong in ["wrong", "alice's password is long enoug", "", "alice's password is long enough "] {
@@ -23,7 +23,7 @@ fn a_cached_login_does_not_let_a_wrong_password_in() {
 
 #[test]
 fn a_wrong_password_flood_is_paced_and_cut_off_while_a_cached_user_keeps_working() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200); // cached from here on
     // 40 wrong passwords at once from one address: beyond the burst (20
     // waiting, paced at 2 per second) they are refused at once with 429.

@@ -5,11 +5,11 @@
 use std::fs;
 use std::time::Duration;
 
-use crate::apply_e2e::{ALICE, ALICE_ONLY, DOMAIN, Deployed, deploy};
-use crate::support::proxies::caddy_env;
-use crate::support::{ROOT, Ran, sh};
+use crate::support::deployment::{ALICE, ALICE_ONLY, DOMAIN, Deployment};
+use crate::support::proxies::reload_caddy;
+use crate::support::{ROOT, Ran, Tool, sh};
 
-fn check(d: &Deployed, extra: &[&str]) -> Ran {
+fn check(d: &Deployment, extra: &[&str]) -> Tool {
     let url = format!("http://{DOMAIN}:{}", d.port);
     let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
     let ollama_port = d.ollama.addr.port().to_string();
@@ -29,7 +29,7 @@ fn check(d: &Deployed, extra: &[&str]) -> Ran {
         "20",
     ];
     args.extend_from_slice(extra);
-    d.tool().args(args).run()
+    d.tool().args(args)
 }
 
 fn json(ran: &Ran) -> serde_json::Value {
@@ -49,7 +49,7 @@ fn status_of(report: &serde_json::Value, name: &str) -> String {
 }
 
 /// Rewrites the deployed site with `edit` and makes the proxy load it.
-fn break_site(d: &Deployed, edit: impl Fn(String) -> String) {
+fn break_site(d: &Deployment, edit: impl Fn(String) -> String) {
     match d.proxy {
         "nginx" => {
             let site = d.sandbox.path("etc/nginx/sites-available/ollama");
@@ -77,27 +77,14 @@ fn break_site(d: &Deployed, edit: impl Fn(String) -> String) {
             let broken = edit(text.clone());
             assert_ne!(broken, text, "the edit changed nothing");
             fs::write(&site, broken).unwrap();
-            let mut reload = std::process::Command::new("caddy");
-            reload.args([
-                "reload",
-                "--config",
-                d.sandbox.path("etc/caddy/Caddyfile").to_str().unwrap(),
-                "--adapter",
-                "caddyfile",
-            ]);
-            for (k, v) in caddy_env(&d.sandbox) {
-                reload.env(k, v);
-            }
-            let out = reload.output().unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            reload_caddy(&d.sandbox);
         }
     }
 }
 
 fn correct_setup_passes_every_check(proxy: &'static str) {
-    let d = deploy(proxy, ALICE_ONLY);
-    let ran = check(&d, &["--model", "tinyllama", "--json"]);
-    ran.assert_code(0);
+    let d = Deployment::deploy(proxy, ALICE_ONLY);
+    let ran = check(&d, &["--model", "tinyllama", "--json"]).any_stdout().run();
     let report = json(&ran);
     assert_eq!(report["passed"], true);
     for name in
@@ -122,9 +109,8 @@ fn caddy_correct_setup_passes_every_check() {
 
 #[test]
 fn the_human_report_is_snapshotted() {
-    let d = deploy("nginx", ALICE_ONLY);
-    let ran = check(&d, &["--model", "tinyllama"]);
-    ran.assert_code(0);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
+    let ran = check(&d, &["--model", "tinyllama"]).any_stdout().run();
     let mut settings = insta::Settings::clone_current();
     settings.set_snapshot_path(format!("{ROOT}/snapshots"));
     settings.set_prepend_module_to_snapshot(false);
@@ -135,9 +121,12 @@ fn the_human_report_is_snapshotted() {
     settings.bind(|| insta::assert_snapshot!("check-report-nginx", ran.stdout));
 }
 
-fn caught(d: &Deployed, name: &str, hint_word: &str) {
-    let ran = check(d, &["--model", "tinyllama", "--json"]);
-    ran.assert_code(3);
+fn caught(d: &Deployment, name: &str, hint_word: &str) {
+    let ran = check(d, &["--model", "tinyllama", "--json"])
+        .status(3)
+        .any_stdout()
+        .stderr("error: the check found problems (see above)\n")
+        .run();
     let report = json(&ran);
     assert_eq!(report["passed"], false);
     assert_eq!(status_of(&report, name), "fail", "{name} should fail: {report}");
@@ -148,14 +137,14 @@ fn caught(d: &Deployed, name: &str, hint_word: &str) {
 
 #[test]
 fn nginx_without_auth_is_caught_as_open() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     break_site(&d, |t| t.lines().filter(|l| !l.contains("auth_basic")).map(|l| format!("{l}\n")).collect());
     caught(&d, "no_credentials", "OPEN TO ANYONE");
 }
 
 #[test]
 fn nginx_forwarding_the_public_host_is_caught() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     let header = format!("proxy_set_header Host {};", d.ollama.upstream());
     break_site(&d, |t| t.replace(&header, "proxy_set_header Host $host;"));
     caught(&d, "host_header", "proxy_set_header Host");
@@ -163,14 +152,14 @@ fn nginx_forwarding_the_public_host_is_caught() {
 
 #[test]
 fn nginx_with_the_1_mb_body_limit_is_caught() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     break_site(&d, |t| t.replace("client_max_body_size 0;", ""));
     caught(&d, "large_body", "413");
 }
 
 #[test]
 fn nginx_buffering_the_stream_is_caught() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     // The guide's config: buffering on, and the server's gzip applying to ndjson.
     break_site(&d, |t| t.replace("proxy_buffering off;", "proxy_buffering on;").replace("gzip off;", ""));
     caught(&d, "streaming", "proxy_buffering off");
@@ -178,14 +167,14 @@ fn nginx_buffering_the_stream_is_caught() {
 
 #[test]
 fn caddy_forwarding_the_public_host_is_caught() {
-    let d = deploy("caddy", ALICE_ONLY);
+    let d = Deployment::deploy("caddy", ALICE_ONLY);
     break_site(&d, |t| t.replace("header_up Host {upstream_hostport}", ""));
     caught(&d, "host_header", "header_up Host");
 }
 
 #[test]
 fn caddy_without_auth_is_caught_as_open() {
-    let d = deploy("caddy", ALICE_ONLY);
+    let d = Deployment::deploy("caddy", ALICE_ONLY);
     break_site(&d, |t| {
         let start = t.find("\tbasicauth {").unwrap();
         let end = start + t[start..].find("\t}\n").unwrap() + 3;
@@ -221,21 +210,40 @@ fn ollama_listening_on_all_interfaces_is_caught() {
 
 #[test]
 fn check_reports_errors_in_words_and_never_asks_without_a_terminal() {
-    let ran = crate::support::Tool::new()
+    Tool::new()
         .args(["check", "--url", "http://127.0.0.1:9", "--username", "a", "--password-env", "P", "--timeout", "3"])
+        .args(["--ollama-port", "9"])
         .env("P", "x")
+        .status(3)
+        .redact(r" \(\d+ ms\)", "")
+        .stdout(
+            "Checking http://127.0.0.1:9/\n\
+             \x20 FAIL  without credentials: connection refused: nothing listens there\n\
+             \x20 FAIL  with a wrong password: connection refused: nothing listens there\n\
+             \x20 FAIL  with the right password: version: connection refused: nothing listens there\n\
+             \x20 FAIL  with the right password: models: connection refused: nothing listens there\n\
+             \x20 skip  Host header accepted by Ollama: no authenticated answer to judge by\n\
+             \x20 FAIL  large request body: connection refused: nothing listens there\n\
+             \x20 skip  streamed generation: give --model NAME to run a tiny generation\n\
+             \x20 skip  Ollama reachable only through the proxy: nothing listens on port 9 on this machine\n\
+             5 of 5 checks failed: without credentials, with a wrong password, with the right password: version, \
+             with the right password: models, large request body.\n",
+        )
+        .stderr("error: the check found problems (see above)\n")
         .run();
-    ran.assert_code(3);
-    assert!(ran.stdout.contains("connection refused: nothing listens there"), "{}", ran.stdout);
-    assert!(!ran.all().contains("panicked"), "{}", ran.all());
-    let ran = crate::support::Tool::new().args(["check", "--url", "http://127.0.0.1:9", "--username", "a"]).run();
-    ran.assert_code(2);
-    assert!(ran.stderr.contains("--password-env"), "{}", ran.stderr);
-    let ran = crate::support::Tool::new()
+    Tool::new()
+        .args(["check", "--url", "http://127.0.0.1:9", "--username", "a"])
+        .status(2)
+        .stderr(
+            "error: no password: give --password-env VAR or --password-file FILE (there is no terminal to ask on)\n",
+        )
+        .run();
+    Tool::new()
         .args(["check", "--url", "ftp://x", "--username", "a", "--password-env", "P"])
         .env("P", "x")
+        .status(2)
+        .stderr("error: --url \"ftp://x\": give an http:// or https:// URL\n")
         .run();
-    ran.assert_code(2);
 }
 
 #[test]

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::apply_e2e::{ALICE, prepare};
+use crate::support::deployment::{ALICE, Deployment};
 
 const BOB: &str = "bob's password, not used before the wait";
 const USERS: &str =
@@ -16,11 +16,11 @@ const USERS: &str =
 const PAST_THE_CACHE_LOADER: Duration = Duration::from_secs(66);
 
 fn still_authenticates_past_the_cache_loader(proxy: &'static str) {
-    let d = prepare(proxy, USERS);
+    let d = Deployment::prepare(proxy, USERS);
     // The proxy starts during this run, so it has run at least as long as
     // the time measured from here.
     let started = Instant::now();
-    d.tool().env("BOB_PASSWORD", BOB).args(["init", "--answers", &d.answers]).run().assert_code(0);
+    d.init().env("BOB_PASSWORD", BOB).any_stdout().run();
     let pid = d.guard.pid().expect("init started the proxy");
     std::thread::sleep(PAST_THE_CACHE_LOADER.saturating_sub(started.elapsed()));
     assert_eq!(d.guard.pid(), Some(pid), "the proxy was restarted during the wait");

@@ -7,15 +7,15 @@ use std::fs;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use crate::apply_e2e::{ALICE, ALICE_ONLY, Deployed, deploy};
-use crate::support::proxies::caddy_env;
-use crate::support::{Ran, sh};
+use crate::support::deployment::{ALICE, ALICE_ONLY, DOMAIN, Deployment};
+use crate::support::proxies::caddy;
+use crate::support::{Tool, sh};
 
-fn socket(d: &Deployed) -> std::path::PathBuf {
+fn socket(d: &Deployment) -> std::path::PathBuf {
     d.sandbox.path("run/ollama-secure-auth.sock")
 }
 
-fn nginx(d: &Deployed, args: &[&str]) {
+fn nginx(d: &Deployment, args: &[&str]) {
     let conf = d.sandbox.path("etc/nginx/nginx.conf");
     let mut all = args.to_vec();
     all.extend(["-c", conf.to_str().unwrap()]);
@@ -31,24 +31,21 @@ fn wait_until_gone(pid: i32) {
     assert!(!Path::new(&format!("/proc/{pid}")).exists(), "process {pid} did not exit");
 }
 
-/// After a repair: the site asks for credentials, logs alice in, and a
-/// second run finds nothing left to do.
-fn works_and_settles(d: &Deployed, repaired: &Ran) {
-    repaired.assert_code(0);
+/// Runs the repair; then the site asks for credentials, logs alice in,
+/// and a second run finds nothing left to do.
+fn repairs_and_settles(d: &Deployment, repair: Tool) {
+    let repaired = repair.stdout_has("asks for credentials (401)").run();
     assert!(!repaired.stdout.contains("Nothing to change"), "{}", repaired.stdout);
-    assert!(repaired.stdout.contains("asks for credentials (401)"), "{}", repaired.stdout);
     let resp = d.client().get(d.url("/api/version")).send().unwrap();
     assert_eq!(resp.status(), 401);
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
     assert_eq!(d.status("/api/version", Some(("alice", "wrong"))), 401);
-    let again = d.init();
-    again.assert_code(0);
-    assert!(again.stdout.contains("Nothing to change"), "{}", again.stdout);
+    d.init().stdout_has("Nothing to change").run();
 }
 
 #[test]
 fn a_lost_auth_socket_is_named_by_check_and_repaired_by_init() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     let pid = d.guard.pid().unwrap();
     // What nginx's cache loader did to the socket in the cache folder; any
     // other deletion has the same effect: every uncached login fails.
@@ -56,28 +53,30 @@ fn a_lost_auth_socket_is_named_by_check_and_repaired_by_init() {
     assert_eq!(d.status("/api/version", None), 500);
     assert_eq!(d.status("/api/version", Some(("alice", "a login never cached"))), 500);
 
-    let ran = d.tool().args(["check", "--url", &d.url(""), "--username", "alice", "--password-env", "ALICE_PASSWORD"]);
-    let resolve = format!("{}:{}:127.0.0.1", crate::apply_e2e::DOMAIN, d.port);
-    let ran = ran.args(["--resolve", &resolve, "--answers", &d.answers]).run();
-    ran.assert_code(3);
-    let named = format!("its socket {} is missing", socket(&d).display());
-    assert!(ran.stdout.contains(&named), "check does not name the cause:\n{}", ran.stdout);
+    let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
+    d.tool()
+        .args(["check", "--url", &d.url(""), "--username", "alice", "--password-env", "ALICE_PASSWORD"])
+        .args(["--resolve", &resolve, "--answers", &d.answers])
+        .status(3)
+        // check names the cause.
+        .stdout_has(&format!("its socket {} is missing", socket(&d).display()))
+        .stderr("error: the check found problems (see above)\n")
+        .run();
 
-    let dry = d.tool().args(["init", "--answers", &d.answers, "--dry-run"]).run();
-    dry.assert_code(0);
-    assert!(dry.stdout.contains("nginx is restarted to create it again"), "{}", dry.stdout);
-    assert!(dry.stdout.contains("stop nginx: run `nginx -s quit"), "{}", dry.stdout);
+    d.init()
+        .args(["--dry-run"])
+        .stdout_has("nginx is restarted to create it again")
+        .stdout_has("stop nginx: run `nginx -s quit")
+        .run();
 
-    let ran = d.init();
-    assert!(ran.stdout.contains("✓ stopped") && ran.stdout.contains("✓ started"), "{}", ran.stdout);
-    works_and_settles(&d, &ran);
+    repairs_and_settles(&d, d.init().stdout_has("✓ stopped").stdout_has("✓ started"));
     assert!(socket(&d).exists(), "the socket was not created again");
     assert_ne!(d.guard.pid(), Some(pid), "nginx was not restarted");
 }
 
 #[test]
 fn a_stale_auth_socket_is_removed_before_nginx_starts() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     let pid = d.guard.pid().unwrap();
     nginx(&d, &["-s", "quit"]);
     wait_until_gone(pid);
@@ -87,15 +86,12 @@ fn a_stale_auth_socket_is_removed_before_nginx_starts() {
     let (ok, out) = sh("nginx", &["-t", "-c", d.sandbox.path("etc/nginx/nginx.conf").to_str().unwrap()]);
     assert!(ok, "{out}");
 
-    let ran = d.init();
-    assert!(ran.stdout.contains("did not exit cleanly"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("✓ removed the stale socket"), "{}", ran.stdout);
-    works_and_settles(&d, &ran);
+    repairs_and_settles(&d, d.init().stdout_has("did not exit cleanly").stdout_has("✓ removed the stale socket"));
 }
 
 #[test]
 fn nginx_running_without_the_site_is_reloaded() {
-    let d = deploy("nginx", ALICE_ONLY);
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
     let link = d.sandbox.path("etc/nginx/sites-enabled/ollama");
     let target = fs::read_link(&link).unwrap();
     // nginx reloaded while the site was disabled, then the link came back:
@@ -109,30 +105,22 @@ fn nginx_running_without_the_site_is_reloaded() {
     std::os::unix::fs::symlink(&target, &link).unwrap();
     assert!(d.client().get(d.url("/api/version")).send().is_err(), "the site is still served");
 
-    let ran = d.init();
-    assert!(ran.stdout.contains("the files match the answers, but the site cannot be reached"), "{}", ran.stdout);
-    assert!(ran.stdout.contains("✓ reloaded"), "{}", ran.stdout);
-    works_and_settles(&d, &ran);
+    let repair =
+        d.init().stdout_has("the files match the answers, but the site cannot be reached").stdout_has("✓ reloaded");
+    repairs_and_settles(&d, repair);
 }
 
 #[test]
 fn caddy_running_without_the_site_is_reloaded() {
-    let d = deploy("caddy", ALICE_ONLY);
+    let d = Deployment::deploy("caddy", ALICE_ONLY);
     // Caddy loaded another configuration: the same global options, no import.
     let main = fs::read_to_string(d.sandbox.path("etc/caddy/Caddyfile")).unwrap();
     let without =
         d.sandbox.write("other.Caddyfile", &main.lines().take_while(|l| *l != "}").collect::<Vec<_>>().join("\n"));
     fs::write(&without, format!("{}\n}}\n", fs::read_to_string(&without).unwrap())).unwrap();
-    let mut reload = std::process::Command::new("caddy");
-    reload.args(["reload", "--config", without.to_str().unwrap(), "--adapter", "caddyfile"]);
-    for (k, v) in caddy_env(&d.sandbox) {
-        reload.env(k, v);
-    }
-    let out = reload.output().unwrap();
+    let out = caddy(&d.sandbox, &["reload", "--config", without.to_str().unwrap(), "--adapter", "caddyfile"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(d.client().get(d.url("/api/version")).send().is_err(), "the site is still served");
 
-    let ran = d.init();
-    assert!(ran.stdout.contains("the files match the answers, but the site cannot be reached"), "{}", ran.stdout);
-    works_and_settles(&d, &ran);
+    repairs_and_settles(&d, d.init().stdout_has("the files match the answers, but the site cannot be reached"));
 }

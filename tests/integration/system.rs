@@ -68,8 +68,7 @@ fn round_trip(proxy: &str) {
     let before = system_state();
     assert!(!running(proxy), "{proxy} is already running: the system test needs a machine where it is not");
 
-    let ran = tool().args(["init", "--answers", answers]).run();
-    ran.assert_code(0);
+    tool().args(["init", "--answers", answers]).any_stdout().run();
     let client = reqwest::blocking::Client::builder()
         .timeout(Duration::from_secs(10))
         .resolve("ollama.test", ([127, 0, 0, 1], port).into())
@@ -79,12 +78,9 @@ fn round_trip(proxy: &str) {
     assert_eq!(client.get(&url).send().unwrap().status(), 401);
     assert_eq!(client.get(&url).basic_auth("alice", Some(PASSWORD)).send().unwrap().status(), 200);
 
-    let ran = tool().args(["init", "--answers", answers]).run();
-    ran.assert_code(0);
-    assert!(ran.stdout.contains("Nothing to change"), "{}", ran.stdout);
+    tool().args(["init", "--answers", answers]).stdout_has("Nothing to change").run();
 
-    let ran = tool().args(["uninstall", "--answers", answers]).run();
-    ran.assert_code(0);
+    tool().args(["uninstall", "--answers", answers]).any_stdout().run();
     assert_eq!(system_state(), before, "uninstall left /etc/{proxy} different from before");
     assert!(!Path::new("/run/ollama-secure-auth").exists(), "the cache of password checks outlived uninstall");
     assert!(!Path::new("/run/ollama-secure-auth.sock").exists(), "the auth socket outlived uninstall");
@@ -105,6 +101,20 @@ fn system_init_and_uninstall_on_the_real_etc() {
         ["lo"],
         "the system test runs only in a network namespace whose one interface is loopback"
     );
+    the_readme_command_runs_on_the_bundled_example();
     round_trip("nginx");
     round_trip("caddy");
+}
+
+/// Exactly what the README tells a new user to run (paths left at their
+/// defaults): it reads this machine's /etc, which is why it runs here.
+fn the_readme_command_runs_on_the_bundled_example() {
+    let before = system_state();
+    Tool::new()
+        .args(["init", "--answers", "examples/nginx.yaml", "--dry-run"])
+        .env("BOB_PASSWORD", "a long password for bob ok")
+        .stdout_has("Dry run: nothing was changed.")
+        .any_stderr()
+        .run();
+    assert_eq!(system_state(), before, "a dry run changed /etc");
 }

@@ -5,44 +5,35 @@
 use std::collections::BTreeMap;
 use std::fs;
 
-use crate::apply_e2e::{ALICE, ALICE_ONLY, Deployed, prepare};
+use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
 
-fn system_files(d: &Deployed) -> BTreeMap<String, String> {
+fn system_files(d: &Deployment) -> BTreeMap<String, String> {
     d.sandbox.trees(&["etc", "var/lib"])
 }
 
-fn uninstall(d: &Deployed, dry_run: bool) -> crate::support::Ran {
-    let mut args = vec!["uninstall", "--answers", &d.answers];
-    if dry_run {
-        args.push("--dry-run");
-    }
-    d.tool().args(args).run()
-}
-
 fn undoes_everything(proxy: &'static str) {
-    let d = prepare(proxy, ALICE_ONLY);
+    let d = Deployment::prepare(proxy, ALICE_ONLY);
     // Something of the user's sits where init will write: it must come back.
     let users_own = if proxy == "nginx" { "etc/nginx/sites-available/ollama" } else { "etc/caddy/ollama.caddy" };
     d.sandbox.write(users_own, "# the user's own file, from before\n");
     let before = system_files(&d);
 
-    d.init().assert_code(0);
+    d.init().any_stdout().run();
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
     // A second init with another user makes backups of our own files too.
     d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, generate: true}}\n"));
-    d.init().assert_code(0);
+    d.init().any_stdout().run();
     let installed = system_files(&d);
     assert_ne!(installed, before);
 
-    let ran = uninstall(&d, true);
-    ran.assert_code(0);
-    assert!(ran.stdout.contains("Dry run: nothing was changed."), "{}", ran.stdout);
-    assert!(ran.stdout.contains(&format!("restore {}", d.sandbox.path(users_own).display())), "{}", ran.stdout);
+    d.uninstall(true)
+        .stdout_has("Dry run: nothing was changed.")
+        .stdout_has(&format!("restore {}", d.sandbox.path(users_own).display()))
+        .run();
     assert_eq!(system_files(&d), installed, "uninstall --dry-run changed files");
 
-    let ran = uninstall(&d, false);
-    ran.assert_code(0);
-    assert!(ran.stdout.contains("✓ stopped"), "init started the proxy, so uninstall stops it: {}", ran.stdout);
+    // init started the proxy, so uninstall stops it.
+    d.uninstall(false).stdout_has("✓ stopped").run();
     let after = system_files(&d);
     assert_eq!(after, before, "uninstall did not restore etc/ and var/lib/ exactly");
     assert!(!d.sandbox.path("run/ollama-secure-auth").exists(), "the cache of password checks outlived uninstall");
@@ -54,9 +45,14 @@ fn undoes_everything(proxy: &'static str) {
     );
 
     // Nothing left to undo.
-    let ran = uninstall(&d, false);
-    ran.assert_code(2);
-    assert!(ran.stderr.contains("no ollama-secure setup found"), "{}", ran.stderr);
+    let state = d.sandbox.path("var/lib/ollama-secure/state.yaml");
+    d.uninstall(false)
+        .status(2)
+        .stderr(&format!(
+            "error: no ollama-secure setup found: {} does not exist (run init first, or pass the --answers FILE init used)\n",
+            state.display()
+        ))
+        .run();
 }
 
 #[test]
@@ -72,7 +68,7 @@ fn caddy_uninstall_restores_the_system_exactly() {
 /// A site the user added after `init` had started the proxy: uninstall must
 /// not take it down with ours, so it reloads instead of stopping.
 fn keeps_serving_sites_added_since(proxy: &'static str) {
-    let d = crate::apply_e2e::deploy(proxy, ALICE_ONLY);
+    let d = Deployment::deploy(proxy, ALICE_ONLY);
     let pid = d.guard.pid().expect("init started the proxy");
     let other_port = crate::support::free_port();
     match proxy {
@@ -92,16 +88,17 @@ fn keeps_serving_sites_added_since(proxy: &'static str) {
         }
     }
 
-    let ran = uninstall(&d, true);
-    ran.assert_code(0);
-    assert!(ran.stdout.contains("so it is reloaded, not stopped"), "{}", ran.stdout);
-    if proxy == "nginx" {
-        let other = d.sandbox.path("etc/nginx/sites-enabled/other").display().to_string();
-        assert!(ran.stdout.contains(&format!("added: {other}")), "{}", ran.stdout);
-    }
+    let dry = d.uninstall(true).stdout_has("so it is reloaded, not stopped");
+    let dry = match proxy {
+        "nginx" => {
+            let other = d.sandbox.path("etc/nginx/sites-enabled/other").display().to_string();
+            dry.stdout_has(&format!("added: {other}"))
+        }
+        _ => dry,
+    };
+    dry.run();
 
-    let ran = uninstall(&d, false);
-    ran.assert_code(0);
+    let ran = d.uninstall(false).any_stdout().run();
     assert!(!ran.stdout.contains("✓ stopped"), "{}", ran.stdout);
     assert_eq!(d.guard.pid(), Some(pid), "the proxy was replaced, not reloaded");
     let other = reqwest::blocking::get(format!("http://127.0.0.1:{other_port}/")).unwrap();
@@ -127,7 +124,7 @@ fn caddy_uninstall_keeps_serving_sites_added_since() {
 #[test]
 fn caddy_keeps_the_users_caddyfile_exactly() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
-    let d = prepare("caddy", ALICE_ONLY);
+    let d = Deployment::prepare("caddy", ALICE_ONLY);
     let caddyfile = d.sandbox.path("etc/caddy/Caddyfile");
     let text = fs::read_to_string(&caddyfile).unwrap();
     fs::write(&caddyfile, text.trim_end()).unwrap();
@@ -136,7 +133,7 @@ fn caddy_keeps_the_users_caddyfile_exactly() {
     fs::set_permissions(&caddyfile, fs::Permissions::from_mode(0o640)).unwrap();
     let before = system_files(&d);
 
-    d.init().assert_code(0);
+    d.init().any_stdout().run();
     let meta = fs::metadata(&caddyfile).unwrap();
     assert_eq!(
         (meta.mode() & 0o777, meta.gid()),
@@ -145,6 +142,6 @@ fn caddy_keeps_the_users_caddyfile_exactly() {
     );
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
 
-    uninstall(&d, false).assert_code(0);
+    d.uninstall(false).any_stdout().run();
     assert_eq!(system_files(&d), before, "uninstall did not give the Caddyfile back exactly");
 }

@@ -10,7 +10,7 @@ use ollama_secure::facts::Facts;
 use ollama_secure::plan::Action;
 use ollama_secure::proxy::{ProxyKind, Stage};
 
-use crate::support::proxies::{caddy_env, write_caddy_main, write_nginx_main_conf};
+use crate::support::proxies::{caddy, write_caddy_main, write_nginx_main_conf};
 use crate::support::{Sandbox, load_config, plan_for, render_inputs, self_signed, sh, written};
 
 /// Loads `yaml` with every path moved into `sandbox`, and creates what the
@@ -67,12 +67,8 @@ pub fn render_and_validate(sandbox: &Sandbox, config: &Config) -> (bool, String)
     match config.settings.proxy {
         ProxyKind::Nginx => sh("nginx", &["-t", "-c", paths.nginx_conf.to_str().unwrap()]),
         ProxyKind::Caddy => {
-            let mut command = std::process::Command::new("caddy");
-            command.args(["validate", "--config", paths.caddyfile.to_str().unwrap(), "--adapter", "caddyfile"]);
-            for (k, v) in caddy_env(sandbox) {
-                command.env(k, v);
-            }
-            let out = command.output().unwrap();
+            let out =
+                caddy(sandbox, &["validate", "--config", paths.caddyfile.to_str().unwrap(), "--adapter", "caddyfile"]);
             (
                 out.status.success(),
                 format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)),

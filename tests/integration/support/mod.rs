@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod acme;
+pub mod deployment;
 pub mod proxies;
 pub mod standin;
 
@@ -23,13 +24,63 @@ use ollama_secure::render::RenderedFile;
 use ollama_secure::setup::{Resolution, Setup};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_ollama-secure");
+
+/// What init, render and check say on stderr for answers without HTTPS
+/// that listen beyond loopback.
+pub const HTTPS_OFF: &str = "warning: https is off: passwords cross the network readable by anyone on the path; \
+                             enable https for anything reachable from the internet\n";
 pub const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// A run of the real binary, builder style.
+/// What a run must print on one stream.
+#[derive(Debug, Clone)]
+enum Expect {
+    /// Exactly this (after redactions). The default: nothing.
+    Exactly(String),
+    /// Each of these, somewhere.
+    Containing(Vec<String>),
+    /// Anything: the test looks at it itself.
+    Anything,
+}
+
+impl Expect {
+    fn contain(self, part: &str) -> Expect {
+        match self {
+            Expect::Containing(mut parts) => {
+                parts.push(part.to_string());
+                Expect::Containing(parts)
+            }
+            _ => Expect::Containing(vec![part.to_string()]),
+        }
+    }
+
+    /// Why `text` does not meet this expectation, if it does not.
+    fn mismatch(&self, name: &str, text: &str) -> Option<String> {
+        match self {
+            Expect::Exactly(want) if want != text => {
+                Some(format!("{name} differs:\n--- wanted:\n{want}\n--- got:\n{text}"))
+            }
+            Expect::Containing(parts) => {
+                let missing: Vec<&String> = parts.iter().filter(|p| !text.contains(p.as_str())).collect();
+                (!missing.is_empty()).then(|| format!("{name} lacks {missing:?}:\n{text}"))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A run of the real binary, builder style (after casey/just's tests):
+/// unless told otherwise it must exit 0 and print nothing on either
+/// stream, so a test states everything it expects. Redactions replace
+/// what changes from run to run (ports, times, paths) before comparing.
+#[must_use]
 pub struct Tool {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stdin: Option<String>,
+    status: i32,
+    stdout: Expect,
+    stderr: Expect,
+    redactions: Vec<(regex::Regex, String)>,
 }
 
 pub struct Ran {
@@ -39,11 +90,6 @@ pub struct Ran {
 }
 
 impl Ran {
-    pub fn assert_code(&self, code: i32) -> &Ran {
-        assert_eq!(self.code, code, "exit code\n--- stdout:\n{}\n--- stderr:\n{}", self.stdout, self.stderr);
-        self
-    }
-
     pub fn all(&self) -> String {
         format!("{}{}", self.stdout, self.stderr)
     }
@@ -51,7 +97,15 @@ impl Ran {
 
 impl Tool {
     pub fn new() -> Tool {
-        Tool { args: Vec::new(), env: Vec::new(), stdin: None }
+        Tool {
+            args: Vec::new(),
+            env: Vec::new(),
+            stdin: None,
+            status: 0,
+            stdout: Expect::Exactly(String::new()),
+            stderr: Expect::Exactly(String::new()),
+            redactions: Vec::new(),
+        }
     }
 
     pub fn args<I: IntoIterator<Item = S>, S: AsRef<str>>(mut self, args: I) -> Tool {
@@ -64,11 +118,70 @@ impl Tool {
         self
     }
 
+    /// Keeps Caddy's config and data (which `caddy` finds through these)
+    /// inside the sandbox.
+    pub fn caddy_home(mut self, sandbox: &Sandbox) -> Tool {
+        self.env.extend(proxies::caddy_env(sandbox));
+        self
+    }
+
     pub fn stdin(mut self, text: &str) -> Tool {
         self.stdin = Some(text.into());
         self
     }
 
+    pub fn status(mut self, code: i32) -> Tool {
+        self.status = code;
+        self
+    }
+
+    pub fn stdout(mut self, text: &str) -> Tool {
+        self.stdout = Expect::Exactly(text.to_string());
+        self
+    }
+
+    pub fn stderr(mut self, text: &str) -> Tool {
+        self.stderr = Expect::Exactly(text.to_string());
+        self
+    }
+
+    pub fn stdout_has(mut self, part: &str) -> Tool {
+        self.stdout = self.stdout.contain(part);
+        self
+    }
+
+    pub fn stderr_has(mut self, part: &str) -> Tool {
+        self.stderr = self.stderr.contain(part);
+        self
+    }
+
+    pub fn any_stdout(mut self) -> Tool {
+        self.stdout = Expect::Anything;
+        self
+    }
+
+    pub fn any_stderr(mut self) -> Tool {
+        self.stderr = Expect::Anything;
+        self
+    }
+
+    /// Whatever it prints: the test judges the output itself.
+    pub fn any_output(self) -> Tool {
+        self.any_stdout().any_stderr()
+    }
+
+    /// Replaces every match of `pattern` with `with` before comparing.
+    pub fn redact(mut self, pattern: &str, with: &str) -> Tool {
+        self.redactions.push((regex::Regex::new(pattern).expect("a valid pattern"), with.to_string()));
+        self
+    }
+
+    fn redacted(&self, text: &str) -> String {
+        self.redactions.iter().fold(text.to_string(), |t, (re, with)| re.replace_all(&t, with.as_str()).into_owned())
+    }
+
+    /// Runs the binary and asserts status, stdout and stderr.
+    #[track_caller]
     pub fn run(self) -> Ran {
         let mut command = Command::new(BIN);
         command.args(&self.args).current_dir(ROOT).env("NO_COLOR", "1");
@@ -83,11 +196,26 @@ impl Tool {
             child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
         }
         let Output { status, stdout, stderr } = child.wait_with_output().expect("the binary finishes");
-        Ran {
+        let ran = Ran {
             code: status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        };
+        let mut problems = Vec::new();
+        if ran.code != self.status {
+            problems.push(format!("exit code {} instead of {}", ran.code, self.status));
         }
+        problems.extend(self.stdout.mismatch("stdout", &self.redacted(&ran.stdout)));
+        problems.extend(self.stderr.mismatch("stderr", &self.redacted(&ran.stderr)));
+        assert!(
+            problems.is_empty(),
+            "`ollama-secure {}`:\n{}\n--- stdout:\n{}\n--- stderr:\n{}",
+            self.args.join(" "),
+            problems.join("\n"),
+            ran.stdout,
+            ran.stderr
+        );
+        ran
     }
 }
 

@@ -66,20 +66,15 @@ pub fn caddy_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     ]
 }
 
+/// Runs `caddy ARGS` with its config and data kept in the sandbox.
+pub fn caddy(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("caddy").args(args).envs(caddy_env(sandbox)).output().expect("caddy runs")
+}
+
 /// `caddy reload` of the sandbox's main Caddyfile (what the tool runs too).
 pub fn reload_caddy(sandbox: &Sandbox) {
-    let mut reload = std::process::Command::new("caddy");
-    reload.args([
-        "reload",
-        "--config",
-        sandbox.path("etc/caddy/Caddyfile").to_str().unwrap(),
-        "--adapter",
-        "caddyfile",
-    ]);
-    for (k, v) in caddy_env(sandbox) {
-        reload.env(k, v);
-    }
-    let out = reload.output().unwrap();
+    let caddyfile = sandbox.path("etc/caddy/Caddyfile");
+    let out = caddy(sandbox, &["reload", "--config", caddyfile.to_str().unwrap(), "--adapter", "caddyfile"]);
     assert!(out.status.success(), "caddy reload: {}", String::from_utf8_lossy(&out.stderr));
 }
 
