@@ -10,6 +10,9 @@
 //! BENCH_SECONDS sets the length of each wrk run (default 10).
 //! Numbers are printed, never asserted: a test must not depend on timing.
 
+// Test code slices text it made itself; the lint guards the tool's own code.
+#![allow(clippy::string_slice)]
+
 #[path = "../tests/integration/support/mod.rs"]
 mod support;
 

@@ -11,13 +11,21 @@ use crate::error::{Error, Problem, Result};
 /// No answers file comes near this size; a bigger one is refused unread.
 const ANSWERS_LIMIT: u64 = 1024 * 1024;
 
+/// Answers files are a handful of keys a few levels deep; deeper nesting
+/// is refused before the YAML parser (whose time grows with it) sees it.
+const NESTING_LIMIT: usize = 32;
+/// More unknown keys than this and the file is not an answers file.
+const UNKNOWN_KEYS_LIMIT: usize = 20;
+
 /// A YAML scalar that may be written as a number or a string (`timeout: 600`
-/// or `timeout: 10m`).
+/// or `timeout: 10m`); anything else is kept to be refused by validation
+/// with a message about the value rather than about YAML types.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(untagged)]
 pub enum Scalar {
     Int(i64),
     Text(String),
+    Other(serde_yaml::Value),
 }
 
 impl Scalar {
@@ -25,7 +33,74 @@ impl Scalar {
         match self {
             Scalar::Int(n) => n.to_string(),
             Scalar::Text(s) => s.clone(),
+            Scalar::Other(serde_yaml::Value::Number(n)) => n.to_string(),
+            Scalar::Other(other) => serde_yaml::to_string(other).unwrap_or_default().trim().to_string(),
         }
+    }
+}
+
+/// The deepest nesting of flow collections (`[`, `{`) outside quotes and
+/// comments, and the line where it is first over `limit`.
+fn too_deep(text: &str, limit: usize) -> Option<usize> {
+    let (mut depth, mut line, mut quote, mut comment) = (0usize, 1usize, None, false);
+    let mut previous = ' ';
+    for c in text.chars() {
+        match (c, quote) {
+            ('\n', _) => {
+                line += 1;
+                comment = false;
+            }
+            _ if comment => {}
+            (q, Some(open)) if q == open => quote = None,
+            (_, Some(_)) => {}
+            ('#', None) if previous.is_whitespace() => comment = true,
+            ('"' | '\'', None) => quote = Some(c),
+            ('[' | '{', None) => {
+                depth += 1;
+                if depth > limit {
+                    return Some(line);
+                }
+            }
+            (']' | '}', None) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        previous = c;
+    }
+    None
+}
+
+/// A problem found while reading the YAML, named by its field.
+fn problem(source: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Problem {
+    let field = err.path().to_string();
+    // serde_yaml appends " at line L column C"; keep it, it helps.
+    let message = err.into_inner().to_string();
+    if field == "." || field.is_empty() {
+        Problem { source: Some(source.to_string()), field: None, message }
+    } else {
+        Problem::at(source, &field, message)
+    }
+}
+
+/// Removes what `path` names from `value`; false if it names nothing.
+fn remove_at(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) -> bool {
+    use serde_path_to_error::Segment;
+    let segments: Vec<&Segment> = path.iter().collect();
+    let Some((last, parents)) = segments.split_last() else { return false };
+    let mut current = value;
+    for segment in parents {
+        let next = match segment {
+            Segment::Seq { index } => current.get_mut(*index),
+            Segment::Map { key } => current.get_mut(key.as_str()),
+            _ => None,
+        };
+        match next {
+            Some(next) => current = next,
+            None => return false,
+        }
+    }
+    match (last, current.as_mapping_mut()) {
+        (Segment::Map { key }, Some(map)) => map.remove(key.as_str()).is_some(),
+        _ => false,
     }
 }
 
@@ -58,6 +133,10 @@ pub struct Answers {
     pub file_group: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<PathAnswers>,
+    /// Keys the file has that no version-1 answers file knows: reported
+    /// with every other problem of the file, not instead of them.
+    #[serde(skip)]
+    pub unknown: Vec<Problem>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -135,20 +214,44 @@ pub struct PathAnswers {
 impl Answers {
     /// Parses answers from YAML text; `source` names the file in errors.
     /// Errors name the field (`users[1].pasword`) and the line.
+    /// An unknown key is set aside (and reported with the other problems
+    /// of the file); any other YAML error ends the reading.
     pub fn from_yaml(text: &str, source: &str) -> Result<Answers> {
-        let deserializer = serde_yaml::Deserializer::from_str(text);
-        serde_path_to_error::deserialize(deserializer).map_err(|err| {
-            let field = err.path().to_string();
-            let inner = err.into_inner();
-            let message = inner.to_string();
-            // serde_yaml appends " at line L column C"; keep it, it helps.
-            let problem = if field == "." || field.is_empty() {
-                Problem { source: Some(source.to_string()), field: None, message }
-            } else {
-                Problem::at(source, &field, message)
-            };
-            Error::Input(vec![problem])
-        })
+        // A byte order mark is how some editors start UTF-8; it is not YAML.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+        if let Some(line) = too_deep(text, NESTING_LIMIT) {
+            return Err(Error::Input(vec![Problem::at(
+                source,
+                &format!("line {line}"),
+                format!("nested more than {NESTING_LIMIT} levels deep; an answers file is a few levels deep"),
+            )]));
+        }
+        let first = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text));
+        let err = match first {
+            Ok(answers) => return Ok(answers),
+            Err(err) if err.inner().to_string().contains("unknown field `") => err,
+            Err(err) => return Err(Error::Input(vec![problem(source, err)])),
+        };
+        // Read again without each unknown key, to report them all.
+        let mut value: serde_yaml::Value =
+            serde_yaml::from_str(text).map_err(|e| Error::input(format!("{source}: {e}")))?;
+        let mut unknown = Vec::new();
+        let mut err = err;
+        loop {
+            let removed = remove_at(&mut value, err.path());
+            unknown.push(problem(source, err));
+            if !removed || unknown.len() > UNKNOWN_KEYS_LIMIT {
+                return Err(Error::Input(unknown));
+            }
+            match serde_path_to_error::deserialize::<_, Answers>(value.clone()) {
+                Ok(answers) => return Ok(Answers { unknown, ..answers }),
+                Err(next) if next.inner().to_string().contains("unknown field `") => err = next,
+                Err(next) => {
+                    unknown.push(problem(source, next));
+                    return Err(Error::Input(unknown));
+                }
+            }
+        }
     }
 
     pub fn load(path: &Path) -> Result<Answers> {
@@ -188,14 +291,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unknown_keys_are_named() {
-        let err = Answers::from_yaml("proxy: nginx\ndomian: x\n", "a.yaml").unwrap_err();
-        assert!(err.to_string().starts_with("a.yaml: "), "{err}");
-        assert!(err.to_string().contains("unknown field `domian`"), "{err}");
+    fn unknown_keys_are_named_and_set_aside() {
+        let answers = Answers::from_yaml("proxy: nginx\ndomian: x\n", "a.yaml").unwrap();
+        assert_eq!(answers.proxy.as_deref(), Some("nginx"));
+        let [unknown] = &answers.unknown[..] else { panic!("{:?}", answers.unknown) };
+        assert!(unknown.to_string().starts_with("a.yaml: domian: unknown field `domian`"), "{unknown}");
 
-        let err = Answers::from_yaml("users:\n  - username: a\n    pasword: x\n", "a.yaml").unwrap_err();
-        assert!(err.to_string().contains("users[0]"), "{err}");
-        assert!(err.to_string().contains("pasword"), "{err}");
+        let answers =
+            Answers::from_yaml("users:\n  - username: a\n    pasword: x\n  - {username: b, pw: y}\n", "a.yaml")
+                .unwrap();
+        let fields: Vec<_> = answers.unknown.iter().map(|p| p.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["users[0].pasword", "users[1].pw"]);
+        assert_eq!(answers.users[1].username, "b");
+        // A type error still ends the reading, after the unknown keys.
+        let err = Answers::from_yaml("proxy: nginx\nx: 1\nport: [1]\n", "a.yaml").unwrap_err();
+        assert_eq!(err.problems().len(), 2, "{err}");
     }
 
     #[test]

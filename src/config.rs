@@ -69,6 +69,10 @@ impl SecretSource for ProcessSecrets {
 /// Passwords shorter than this get a warning (the length the seed guide asks for).
 pub const SHORT_PASSWORD: usize = 20;
 
+/// More users than this is a mistake (a generated file, an alias bomb), not
+/// a setup: the proxies check each one.
+const MAX_USERS: usize = 1000;
+
 /// Collects field problems so one run reports all of them.
 struct Problems {
     source: String,
@@ -98,6 +102,7 @@ impl Config {
     /// `source` names the answers file (or "wizard") in messages.
     pub fn from_answers(answers: &Answers, source: &str, os: Os, secrets: &dyn SecretSource) -> Result<Config> {
         let mut p = Problems::new(source);
+        p.list.extend(answers.unknown.iter().cloned());
         let mut warnings = Vec::new();
         if let Some(version) = answers.version
             && version != 1
@@ -150,9 +155,12 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         answers.listen_address.as_deref().and_then(|a| p.check("listen_address", fields::listen_address(a)));
     let https = answers.https.as_ref().filter(|h| h.enabled).and_then(|h| https(h, p));
     if let Some(h) = &https {
-        match (&answers.domain, &domain) {
-            (None, _) => p.add("https.enabled", "needs a domain: certificates are issued for a name; set `domain:`"),
-            (Some(_), Some(Host::Ip(_))) => p.add(
+        let given = answers.domain.as_deref().is_some_and(|d| !d.is_empty());
+        match &domain {
+            None if !given => {
+                p.add("https.enabled", "needs a domain: certificates are issued for a name; set `domain:`")
+            }
+            Some(Host::Ip(_)) => p.add(
                 "domain",
                 "must be a host name, not an IP address, when https is enabled (ACME issues certificates for names)",
             ),
@@ -236,6 +244,10 @@ fn users(
             "at least one user is required (username plus one of password, password_env, password_file, password_hash, generate)",
         );
     }
+    if answers.users.len() > MAX_USERS {
+        p.add("users", format_args!("{} users given; at most {MAX_USERS} are supported", answers.users.len()));
+        return Vec::new();
+    }
     let mut users: Vec<UserSpec> = Vec::new();
     for (i, user) in answers.users.iter().enumerate() {
         if let Some(spec) = user_spec(user, &format!("users[{i}]"), secrets, p, warnings) {
@@ -312,11 +324,11 @@ fn user_spec(
         return None;
     }
     let password = match given_password(user, field, secrets, p).ok()? {
-        Some(secret) if secret.is_empty() => {
-            p.add(field, "the password is empty");
-            return None;
-        }
         Some(secret) => {
+            if let Err(why) = fields::password(secret.expose()) {
+                p.add(field, why);
+                return None;
+            }
             if secret.len() < SHORT_PASSWORD
                 && let Some(name) = &username
             {
@@ -396,7 +408,33 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     if let Err(e) = fields::auth_socket(&paths.auth_socket, &paths.auth_cache) {
         p.add("paths.auth_socket", e);
     }
+    for (field, problem) in distinct_files(&paths) {
+        p.add(&format!("paths.{field}"), problem);
+    }
     paths
+}
+
+/// The files ollama-secure writes, by field: no two may be one file.
+fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
+    let files = [
+        ("nginx_site", &paths.nginx_site),
+        ("nginx_site_link", &paths.nginx_site_link),
+        ("htpasswd", &paths.htpasswd),
+        ("caddyfile", &paths.caddyfile),
+        ("caddy_site", &paths.caddy_site),
+        ("caddy_log", &paths.caddy_log),
+        ("state", &paths.state),
+        ("lock", &paths.lock),
+        ("auth_socket", &paths.auth_socket),
+        ("auth_cache", &paths.auth_cache),
+    ];
+    let mut problems = Vec::new();
+    for (i, (field, path)) in files.iter().enumerate() {
+        if let Some((first, _)) = files[..i].iter().find(|(_, other)| other == path) {
+            problems.push((*field, format!("{} is also paths.{first}: each file needs its own path", path.display())));
+        }
+    }
+    problems
 }
 
 #[cfg(test)]

@@ -255,17 +255,24 @@ pub fn upstream(value: &str) -> Result<Upstream, String> {
         (Scheme::Http, rest)
     } else if let Some(rest) = value.strip_prefix("https://") {
         (Scheme::Https, rest)
+    } else if value.starts_with("unix:") {
+        return Err(format!("{value:?}: a unix socket is not supported; Ollama listens on TCP (OLLAMA_HOST); {FORMS}"));
     } else if value.contains("://") {
         return Err(format!("{value:?}: only http:// and https:// upstreams are supported; {FORMS}"));
     } else {
         (Scheme::Http, value)
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
+    if rest.contains('@') {
+        return Err(format!(
+            "{value:?}: remove the user:password@ part; Ollama has no authentication to send it to; {FORMS}"
+        ));
+    }
     if rest.contains('/') {
         return Err(format!("{value:?}: Ollama serves its API at the root; remove the path; {FORMS}"));
     }
-    let (host_part, port_part) = match rest.rfind(':') {
-        Some(i) if !rest[i..].contains(']') => (&rest[..i], &rest[i + 1..]),
+    let (host_part, port_part) = match rest.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') => (host, port),
         _ => return Err(format!("{value:?} has no port; {FORMS}")),
     };
     if host_part.contains(':') && !host_part.starts_with('[') {
@@ -307,22 +314,48 @@ fn username_text(value: &str) -> Result<String, String> {
     Ok(value.to_string())
 }
 
+/// bcrypt reads only the first 72 bytes of a password: a longer one would
+/// let in anyone who knows those 72.
+pub const PASSWORD_MAX_BYTES: usize = 72;
+
+/// A password a person chose: not empty, no NUL (it ends the password for
+/// crypt(3), so nobody could log in), and within bcrypt's 72 bytes.
+pub fn password(value: &str) -> Result<(), String> {
+    if value.is_empty() {
+        return Err("the password is empty".into());
+    }
+    if value.contains('\0') {
+        return Err("the password contains a NUL character, which ends a password for nginx (crypt): remove it".into());
+    }
+    if value.len() > PASSWORD_MAX_BYTES {
+        return Err(format!(
+            "the password is {} bytes long; bcrypt reads only the first {PASSWORD_MAX_BYTES}, so the rest would not count: \
+             use at most {PASSWORD_MAX_BYTES} bytes",
+            value.len()
+        ));
+    }
+    Ok(())
+}
+
 /// A bcrypt hash as nginx (libxcrypt) and Caddy accept it.
 pub fn bcrypt_hash(value: &str) -> Result<String, String> {
     const FORM: &str = "expected a bcrypt hash such as $2y$12$ followed by 53 characters of [./A-Za-z0-9] (make one with `htpasswd -nbB user password`)";
-    // ASCII first: the byte positions below are then character positions.
-    let shape_ok = value.is_ascii()
-        && value.len() == 60
+    // Judged as bytes: any UTF-8 is only ever refused, never sliced.
+    let b = value.as_bytes();
+    let shape_ok = b.len() == 60
         && (value.starts_with("$2a$") || value.starts_with("$2b$") || value.starts_with("$2y$"))
-        && value[4..6].chars().all(|c| c.is_ascii_digit())
-        && &value[6..7] == "$"
-        && value[7..].chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '/');
+        && b[4..6].iter().all(u8::is_ascii_digit)
+        && b[6] == b'$'
+        && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/');
     if !shape_ok {
         return Err(format!("not a bcrypt hash: {FORM}"));
     }
-    let cost: u32 = value[4..6].parse().unwrap_or(0);
-    if !(4..=31).contains(&cost) {
-        return Err(format!("bcrypt cost {cost} is outside 4..=31"));
+    let cost = u32::from(b[4] - b'0') * 10 + u32::from(b[5] - b'0');
+    if !(4..=17).contains(&cost) {
+        return Err(format!(
+            "its bcrypt cost is {cost}; use a hash of cost 4 to 17 (every uncached check of cost {cost} would take the proxy {})",
+            if cost > 17 { "minutes" } else { "no time, and offer no protection" }
+        ));
     }
     Ok(value.to_string())
 }

@@ -195,19 +195,20 @@ pub fn fingerprint<'a>(bytes: impl IntoIterator<Item = &'a u8>) -> String {
 pub fn redact_hashes(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
+    // Split only where `find` matched ASCII, so always on a character boundary.
     while let Some(start) = rest.find("$2") {
-        let candidate = &rest[start..];
+        let (before, candidate) = rest.split_at(start);
+        out.push_str(before);
         let hash = candidate.get(..60).filter(|h| crate::fields::bcrypt_hash(h).is_ok());
-        match hash {
-            Some(hash) => {
-                out.push_str(&rest[..start]);
-                out.push_str(&hash[..7]);
+        match hash.map(|h| h.split_at(7)) {
+            Some((prefix, _)) => {
+                out.push_str(prefix);
                 out.push_str("<redacted>");
-                rest = &candidate[60..];
+                rest = candidate.split_at(60).1;
             }
             None => {
-                out.push_str(&rest[..start + 2]);
-                rest = &candidate[2..];
+                out.push_str("$2");
+                rest = candidate.split_at(2).1;
             }
         }
     }

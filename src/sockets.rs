@@ -17,7 +17,7 @@ fn parse_address(hex: &str) -> Option<(IpAddr, u16)> {
         32 => {
             let mut bytes = [0u8; 16];
             for (i, chunk) in bytes.chunks_mut(4).enumerate() {
-                let word = u32::from_str_radix(&addr[i * 8..i * 8 + 8], 16).ok()?.swap_bytes();
+                let word = u32::from_str_radix(addr.get(i * 8..i * 8 + 8)?, 16).ok()?.swap_bytes();
                 chunk.copy_from_slice(&word.to_be_bytes());
             }
             IpAddr::V6(Ipv6Addr::from(bytes))

@@ -220,11 +220,11 @@ impl Format {
             Format::Htpasswd => line.find(':').map(|i| i + 1),
             Format::CaddyBasicauth => line.rfind(old),
         };
-        match at {
-            Some(start) if line[start..].starts_with(old) => {
-                format!("{}{new}{}", &line[..start], &line[start + old.len()..])
-            }
-            _ => line.to_string(),
+        // `at` is where `find` matched ASCII: a character boundary.
+        let (before, rest) = at.map_or(("", ""), |start| line.split_at(start));
+        match rest.strip_prefix(old) {
+            Some(after) => format!("{before}{new}{after}"),
+            None => line.to_string(),
         }
     }
 }

@@ -30,6 +30,7 @@ fn der(data: &[u8]) -> Option<(u8, &[u8], &[u8])> {
     (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
 }
 
+#[allow(clippy::string_slice)] // `text` is checked to be ASCII before any slice.
 /// notAfter of an X.509 certificate: Certificate → TBSCertificate →
 /// [version] serial signature issuer validity{notBefore notAfter}.
 fn x509_not_after(cert: &[u8]) -> Option<SystemTime> {

@@ -52,9 +52,7 @@ fn new_password(args: &PasswordArgs) -> Result<(Secret, bool)> {
 }
 
 fn non_empty(secret: Secret) -> Result<Secret> {
-    if secret.is_empty() {
-        return Err(Error::input("the password is empty"));
-    }
+    fields::password(secret.expose()).map_err(Error::input)?;
     if secret.len() < crate::config::SHORT_PASSWORD {
         eprintln!(
             "warning: the password has {} characters; use at least {}",

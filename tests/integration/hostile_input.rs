@@ -6,6 +6,7 @@ use ollama_secure::answers::{Answers, HttpsAnswers, PathAnswers, Scalar, UserAns
 use ollama_secure::config::Config;
 use ollama_secure::paths::Os;
 use ollama_secure::proxy::ProxyKind as Proxy;
+use std::path::Path;
 
 use crate::support::{MapSecrets, Sandbox};
 use crate::validators::{prepare_main_config, render_and_validate, sandboxed_config};
@@ -181,7 +182,9 @@ impl Rng {
 /// Mostly characters a field accepts, with hostile ones mixed in, so that
 /// both outcomes (refused, accepted) occur.
 fn random_value(rng: &mut Rng, field: Field) -> String {
-    let hostile: Vec<char> = ";{}\"' \n\t$#\\`\r".chars().collect();
+    // Config syntax, and characters of other alphabets (multibyte in UTF-8,
+    // where byte-index slicing would panic).
+    let hostile: Vec<char> = ";{}\"' \n\t$#\\`\ré€ßж你😀\u{200b}\u{feff}".chars().collect();
     let base: Vec<char> = match field {
         Field::Domain => "abcxyz019-.".chars().collect(),
         Field::Username => "abcXYZ019._-@+:".chars().collect(),
@@ -319,4 +322,117 @@ fn random_values_get_a_clean_error_or_a_valid_config_without_extra_directives() 
     }
     assert!(refused > 500, "too few random values were refused ({refused}): the generator is off");
     assert!(validated > 40, "too few random values were accepted and validated ({validated}): the generator is off");
+}
+
+/// Writes `yaml` (with the sandbox's paths) and runs `init --dry-run` on it.
+fn dry_run(sandbox: &Sandbox, yaml: &str) -> crate::support::Tool {
+    let path = sandbox.write("answers.yaml", &format!("{yaml}{}", sandbox.paths_yaml()));
+    crate::support::Tool::new().args(["init", "--dry-run", "--answers", path.to_str().unwrap()])
+}
+
+const ALICE: &str = "users: [{username: alice, generate: true}]\n";
+
+#[test]
+fn values_that_crashed_or_were_silently_wrong_get_clear_errors() {
+    let sandbox = Sandbox::new();
+    let long = "x".repeat(73);
+    let cases: &[(String, &str)] = &[
+        // A multibyte character where the hash's cost should be panicked (exit 101).
+        (
+            format!("proxy: nginx\nusers: [{{username: a, password_hash: \"$2y$1€{}\"}}]\n", "a".repeat(52)),
+            "users[0].password_hash: not a bcrypt hash",
+        ),
+        (
+            "proxy: nginx\ndomain: \"\"\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n".into(),
+            "https.enabled: needs a domain",
+        ),
+        (format!("proxy: nginx\nusers: [{{username: a, password: \"{long}\"}}]\n"), "bcrypt reads only the first 72"),
+        ("proxy: nginx\nusers: [{username: a, password: \"before\\0after, long enough\"}]\n".into(), "NUL character"),
+        (
+            format!("proxy: nginx\nusers: [{{username: a, password_hash: \"$2y$31${}\"}}]\n", "a".repeat(53)),
+            "use a hash of cost 4 to 17",
+        ),
+        (
+            format!("proxy: nginx\nupstream: \"http://user:pw@10.0.0.1:11434\"\n{ALICE}"),
+            "remove the user:password@ part",
+        ),
+        (format!("proxy: nginx\nupstream: \"unix:/run/ollama.sock\"\n{ALICE}"), "a unix socket is not supported"),
+        (format!("proxy: nginx\ntimeout: 1e9\n{ALICE}"), "timeout: \"1000000000"),
+    ];
+    for (yaml, expected) in cases {
+        let ran = dry_run(&sandbox, yaml).status(2).stderr_has(expected).run();
+        assert!(!ran.stderr.contains("panicked"), "{}", ran.stderr);
+    }
+}
+
+#[test]
+fn one_file_for_two_paths_is_refused() {
+    let sandbox = Sandbox::new();
+    let site = sandbox.path("etc/nginx/sites-available/ollama");
+    let yaml = format!("proxy: nginx\n{ALICE}");
+    let path = sandbox.write(
+        "answers.yaml",
+        &format!(
+            "{yaml}{}",
+            sandbox.paths_yaml().replace(
+                &format!("htpasswd: {}", sandbox.path("etc/nginx/ollama.htpasswd").display()),
+                &format!("htpasswd: {}", site.display())
+            )
+        ),
+    );
+    crate::support::Tool::new()
+        .args(["init", "--dry-run", "--answers", path.to_str().unwrap()])
+        .status(2)
+        .stderr_has(&format!("paths.htpasswd: {} is also paths.nginx_site", site.display()))
+        .run();
+}
+
+#[test]
+fn an_unknown_key_does_not_hide_the_other_problems() {
+    let sandbox = Sandbox::new();
+    let ran = dry_run(&sandbox, "proxy: nginx\ndomian: x\nport: 0\nusers: [{username: a, pasword: x}]\n")
+        .status(2)
+        .any_stderr()
+        .run();
+    for expected in [
+        "domian: unknown field `domian`",
+        "users[0].pasword: unknown field `pasword`",
+        "port: 0 is not a TCP port",
+        "users[0]: give exactly one of",
+    ] {
+        assert!(ran.stderr.contains(expected), "{expected:?} missing:\n{}", ran.stderr);
+    }
+}
+
+#[test]
+fn a_byte_order_mark_is_not_a_second_document() {
+    let sandbox = Sandbox::new();
+    dry_run(&sandbox, &format!("\u{feff}proxy: nginx\nlisten_address: 127.0.0.1\n{ALICE}"))
+        .stdout_has("Dry run: nothing was changed.")
+        .run();
+}
+
+#[test]
+fn files_that_never_end_are_refused_at_once() {
+    let sandbox = Sandbox::new();
+    let fifo = sandbox.path("fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+    let big = sandbox.write("big.yaml", &format!("# {}\n", "x".repeat(2 * 1024 * 1024)));
+    for answers in [Path::new("/dev/zero"), fifo.as_path(), big.as_path()] {
+        crate::support::Tool::new()
+            .args(["init", "--dry-run", "--answers", answers.to_str().unwrap()])
+            .status(2)
+            .stderr_has(&format!("cannot read answers file {}", answers.display()))
+            .run();
+    }
+    for password_file in [Path::new("/dev/zero"), fifo.as_path()] {
+        let yaml = format!("proxy: nginx\nusers: [{{username: a, password_file: {}}}]\n", password_file.display());
+        dry_run(&sandbox, &yaml).status(2).stderr_has("users[0].password_file: cannot read").run();
+    }
+    // Nesting the YAML parser would take minutes over.
+    let deep = format!("proxy: nginx\nport: {}{}\n{ALICE}", "[".repeat(100_000), "]".repeat(100_000));
+    dry_run(&sandbox, &deep).status(2).stderr_has("nested more than 32 levels deep").run();
+    // Thousands of users through one alias.
+    let many = format!("proxy: nginx\nusers: [&u {{username: a, generate: true}}{}]\n", ", *u".repeat(5000));
+    dry_run(&sandbox, &many).status(2).stderr_has("users: 5001 users given; at most 1000 are supported").run();
 }
