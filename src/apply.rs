@@ -86,22 +86,11 @@ fn write(
         Change::Replace { backup } => {
             let ownership = ours()?;
             let current = current_file(system, path, "keep it as a backup")?;
-            // The name the plan showed, or nothing: an existing file there is refused.
-            system
-                .write_new(backup, &current.content, current.ownership)
-                .map_err(io("cannot make the backup", backup))?;
-            report.backups.push(backup.clone());
-            system.write_atomic(path, content, ownership).map_err(io("cannot write", path))?;
-            Ok(format!("wrote {} (previous version kept as {})", path.display(), backup.display()))
+            replace(system, path, content, ownership, backup, &current, report)
         }
+        // The user's file: its mode and owner stay as they are.
         Change::Edit { backup, previous } => {
-            system
-                .write_new(backup, &previous.content, previous.ownership)
-                .map_err(io("cannot make the backup", backup))?;
-            report.backups.push(backup.clone());
-            // The user's file: its mode and owner stay as they are.
-            system.write_atomic(path, content, previous.ownership).map_err(io("cannot write", path))?;
-            Ok(format!("wrote {} (previous version kept as {})", path.display(), backup.display()))
+            replace(system, path, content, previous.ownership, backup, previous, report)
         }
         Change::Overwrite { previous } => {
             // Same mode and owner as before: only the content is ours to change.
@@ -109,6 +98,32 @@ fn write(
             Ok(format!("wrote {}", path.display()))
         }
     }
+}
+
+/// Keeps `current` at `backup` (the name the plan showed, or nothing: a
+/// name that is taken is refused), then writes `content`. If the write
+/// fails (a full disk), the file is still the old one: the backup goes
+/// again and nothing is left to undo.
+fn replace(
+    system: &dyn System,
+    path: &Path,
+    content: &[u8],
+    ownership: Ownership,
+    backup: &Path,
+    current: &Snapshot,
+    report: &mut Report,
+) -> Result<String> {
+    system.write_new(backup, &current.content, current.ownership).map_err(io("cannot make the backup", backup))?;
+    if let Err(e) = system.write_atomic(path, content, ownership) {
+        let _ = system.remove_file(backup);
+        return Err(Error::io(
+            format!("cannot write (it is unchanged; its backup {} was removed)", backup.display()),
+            path,
+            e,
+        ));
+    }
+    report.backups.push(backup.to_path_buf());
+    Ok(format!("wrote {} (previous version kept as {})", path.display(), backup.display()))
 }
 
 /// nginx's workers that were running before a reload: gone, or "shutting
@@ -414,6 +429,8 @@ mod tests {
     struct Recording {
         failing: Vec<&'static str>,
         ran: RefCell<Vec<String>>,
+        /// Writes of this file fail as on a full disk.
+        full: Option<PathBuf>,
     }
 
     impl System for Recording {
@@ -424,6 +441,9 @@ mod tests {
             RealSystem.list_dir(dir)
         }
         fn write_atomic(&self, path: &Path, content: &[u8], o: Ownership) -> std::io::Result<()> {
+            if self.full.as_deref() == Some(path) {
+                return Err(std::io::Error::from_raw_os_error(nix::libc::ENOSPC));
+            }
             RealSystem.write_atomic(path, content, o)
         }
         fn write_new(&self, path: &Path, content: &[u8], o: Ownership) -> std::io::Result<()> {
@@ -485,7 +505,7 @@ mod tests {
     }
 
     fn recording(failing: &[&'static str]) -> Recording {
-        Recording { failing: failing.to_vec(), ran: RefCell::new(Vec::new()) }
+        Recording { failing: failing.to_vec(), ran: RefCell::new(Vec::new()), full: None }
     }
 
     fn file(path: &Path, content: &str) -> RenderedFile {
@@ -509,7 +529,7 @@ mod tests {
     }
 
     fn plan(steps: Vec<Step>) -> Plan {
-        Plan { proxy: ProxyKind::Nginx, findings: vec![], steps }
+        Plan { proxy: ProxyKind::Nginx, findings: vec![], blockers: vec![], steps }
     }
 
     #[test]
@@ -572,6 +592,26 @@ mod tests {
         apply(&plan, &system, &mut Vec::new()).unwrap_err();
         assert!(fs::symlink_metadata(&link).is_err());
         assert_eq!(*system.ran.borrow(), ["start-proxy", "enable-proxy", "stop-proxy"]);
+    }
+
+    #[test]
+    fn a_full_disk_while_replacing_leaves_the_file_and_no_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, site) = (dir.path().join("first"), dir.path().join("site"));
+        fs::write(&site, "old").unwrap();
+        let backup = dir.path().join("site.bak-1");
+        let plan = plan(vec![
+            Step::write(file(&first, "new"), Change::Create),
+            Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() }),
+        ]);
+        let system = Recording { full: Some(site.clone()), ..recording(&[]) };
+        let err = apply(&plan, &system, &mut Vec::new()).unwrap_err();
+        assert!(matches!(err, Error::RolledBack { nothing_changed: false, .. }), "{err}");
+        assert_eq!(err.exit_code(), crate::error::exit::FAILED);
+        assert!(err.to_string().contains("No space left on device"), "{err}");
+        assert_eq!(fs::read_to_string(&site).unwrap(), "old");
+        assert!(!backup.exists(), "the backup of an unchanged file was left behind");
+        assert!(!first.exists(), "the earlier step was not undone");
     }
 
     #[test]

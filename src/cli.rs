@@ -53,7 +53,8 @@ pub struct InitArgs {
 
     /// Write the answers to FILE (mode 0600) as an answers file that repeats
     /// this run with --answers; passwords are stored as bcrypt hashes, never
-    /// in plain text.
+    /// in plain text. With --dry-run too: FILE (and a backup of a previous
+    /// one) is then the only thing written.
     #[arg(long, value_name = "FILE")]
     pub save_answers: Option<PathBuf>,
 

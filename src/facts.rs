@@ -116,7 +116,7 @@ impl Facts {
             certbot_cron: false,
             proxy_running: false,
             service_enabled: false,
-            files: BTreeMap::from([(PathBuf::from("/"), Existing::Other)]),
+            files: BTreeMap::from([(PathBuf::from("/"), Existing::Dir { mode: 0o755, uid: 0, gid: 0 })]),
             listings: BTreeMap::new(),
             groups: BTreeMap::new(),
             port_uses: Vec::new(),
@@ -291,7 +291,7 @@ fn interest(system: &dyn System, probe: &Probe) -> Vec<PathBuf> {
 pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     let module = probe.proxy.module();
     let paths = probe.paths;
-    let systemd = system.inspect(Path::new("/run/systemd/system")) == Existing::Other;
+    let systemd = matches!(system.inspect(Path::new("/run/systemd/system")), Existing::Dir { .. });
     let proxy_running = proxy_running(system, probe.proxy, paths, systemd);
     let interest = interest(system, &probe);
     let files = interest.iter().map(|p| (p.clone(), system.inspect(p))).collect();

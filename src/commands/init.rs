@@ -108,6 +108,12 @@ fn answers(args: &InitArgs) -> Result<(Answers, String)> {
 
 fn print_dry_run(plan: &Plan, resolution: &Resolution, is_root: bool) {
     print!("{}", describe(plan));
+    if !plan.blockers.is_empty() {
+        println!("\nApplying would be refused now; nothing would be changed:");
+        for blocker in &plan.blockers {
+            println!("  - {blocker}");
+        }
+    }
     if !resolution.generated.is_empty() {
         let names: Vec<&str> = resolution.generated.iter().map(|(name, _)| name.as_str()).collect();
         println!("\nPasswords will be generated for: {} (shown once, when applied).", names.join(", "));
@@ -187,6 +193,9 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
             "init needs root to apply: it writes under /etc and reloads {}; run it with sudo, or add --dry-run to only see the plan",
             config.settings.proxy
         )));
+    }
+    if let Some(refusal) = plan.refusal() {
+        return Err(refusal);
     }
     for finding in &plan.findings {
         println!("  - {finding}");

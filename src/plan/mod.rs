@@ -27,12 +27,21 @@ pub struct Plan {
     pub proxy: ProxyKind,
     /// What was found, in words (printed before the steps).
     pub findings: Vec<Finding>,
+    /// What makes the plan impossible to apply now (a port in use, a
+    /// package missing): a dry run lists them; apply refuses to start.
+    pub blockers: Vec<String>,
     pub steps: Vec<Step>,
 }
 
 impl Plan {
     pub fn is_empty(&self) -> bool {
         self.steps.is_empty()
+    }
+
+    /// An error naming every blocker, if there is one: nothing was changed.
+    pub fn refusal(&self) -> Option<Error> {
+        (!self.blockers.is_empty())
+            .then(|| Error::input(format!("cannot apply; nothing was changed:\n  - {}", self.blockers.join("\n  - "))))
     }
 
     /// The backups this plan makes.
@@ -90,12 +99,18 @@ fn write_step(file: RenderedFile, facts: &Facts) -> Result<Option<Step>> {
             }
             Ok(Some(Step::write(file, Change::Replace { backup })))
         }
+        // Without root a dry run cannot compare: it plans the replacement
+        // (the finding says why); as root, an equal file is left alone.
+        Existing::Unreadable { .. } => {
+            let backup = backup_path(&file.path, &facts.stamp);
+            Ok(Some(Step::write(file, Change::Replace { backup })))
+        }
         Existing::Symlink { target } => Err(Error::input(format!(
             "{} is a symbolic link (to {}); refusing to write through it: move it away or choose another path in `paths:`",
             file.path.display(),
             target.display()
         ))),
-        Existing::Other => Err(Error::input(format!(
+        Existing::Dir { .. } | Existing::Other => Err(Error::input(format!(
             "{} exists and is not a regular file; choose another path in `paths:`",
             file.path.display()
         ))),
@@ -293,10 +308,11 @@ fn service_steps(
 pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     let paths = &setup.settings.paths;
     let service = setup.proxy().service(paths, facts.systemd);
-    let mut findings = Vec::new();
+    let mut findings = unreadable_findings(facts);
+    let mut blockers = Vec::new();
     let mut steps = Vec::new();
     if let Goal::Init { install } = goal {
-        steps.extend(preflight::check(setup, install, facts, &mut findings)?);
+        steps.extend(preflight::check(setup, install, facts, &mut findings, &mut blockers));
     }
     let files = file_steps(setup, facts, goal, &service)?;
     let service_steps = service_steps(setup, facts, goal, &service, &files, &mut findings)?;
@@ -315,7 +331,69 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     } else {
         steps.extend(service_steps);
     }
-    Ok(Plan { proxy: setup.settings.proxy, findings, steps })
+    findings.extend(writable_parents(&steps, facts));
+    Ok(Plan { proxy: setup.settings.proxy, findings, blockers, steps })
+}
+
+/// A folder others may write to lets them swap what is below it (a link
+/// planted where we write). A sticky folder (like /tmp) is safe only for
+/// what root already owns below it.
+fn unsafe_parent(path: &Path, facts: &Facts) -> Option<(PathBuf, u32)> {
+    let ancestors: Vec<&Path> = path.ancestors().skip(1).collect();
+    for (i, dir) in ancestors.iter().enumerate() {
+        let Existing::Dir { mode, gid, .. } = facts.file(dir) else { continue };
+        let others_write = mode & 0o002 != 0 || (mode & 0o020 != 0 && *gid != 0);
+        if !others_write {
+            continue;
+        }
+        let child = if i == 0 { path } else { ancestors[i - 1] };
+        let child_is_roots = matches!(facts.file(child), Existing::Dir { uid: 0, .. } | Existing::File { uid: 0, .. });
+        if mode & 0o1000 == 0 || !child_is_roots {
+            return Some((dir.to_path_buf(), *mode));
+        }
+    }
+    None
+}
+
+fn writable_parents(steps: &[Step], facts: &Facts) -> Vec<Finding> {
+    let mut seen: Vec<PathBuf> = Vec::new();
+    let mut findings = Vec::new();
+    for step in steps {
+        let path = match &step.action {
+            Action::Write { file, .. } => &file.path,
+            Action::Link { link, .. } => link,
+            Action::CreateDir { path } => path,
+            _ => continue,
+        };
+        if let Some((dir, mode)) = unsafe_parent(path, facts)
+            && !seen.contains(&dir)
+        {
+            findings.push(Finding::warning(format!(
+                "{} is writable by other users (mode {mode:04o}): they could replace what is written below it ({}); \
+                 make it writable by root only, or choose paths elsewhere",
+                dir.display(),
+                path.display()
+            )));
+            seen.push(dir);
+        }
+    }
+    findings
+}
+
+/// What this user could not read, said once per file: the plan around it
+/// is what root would do if the file were not ours.
+fn unreadable_findings(facts: &Facts) -> Vec<Finding> {
+    facts
+        .files
+        .iter()
+        .filter(|(_, existing)| matches!(existing, Existing::Unreadable { .. }))
+        .map(|(path, _)| {
+            Finding::warning(format!(
+                "{} needs root to read: this plan treats it as a file to replace; run with sudo to see the real plan",
+                path.display()
+            ))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 //! answer. Problems stop the plan; the rest are findings. Pure.
 
 use super::{Command, Purpose, Step};
-use crate::error::{Error, Finding, Result};
+use crate::error::Finding;
 use crate::facts::{Facts, OllamaProbe, PackageManager};
 use crate::proxy::Certificates;
 use crate::setup::Setup;
@@ -62,11 +62,16 @@ fn ollama_finding(setup: &Setup, facts: &Facts) -> Finding {
     }
 }
 
-/// The install step, if one is needed; an input error (nothing changed)
-/// for whatever makes the plan impossible.
-pub fn check(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Finding>) -> Result<Vec<Step>> {
+/// The install step, if one is needed; what makes the plan impossible
+/// goes to `blockers`.
+pub fn check(
+    setup: &Setup,
+    allowed: bool,
+    facts: &Facts,
+    findings: &mut Vec<Finding>,
+    problems: &mut Vec<String>,
+) -> Vec<Step> {
     let name = setup.proxy().name();
-    let mut problems = Vec::new();
     let install = install(setup, allowed, facts, findings).unwrap_or_else(|problem| {
         problems.push(problem);
         None
@@ -88,6 +93,12 @@ pub fn check(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Fin
                 "port {} is already in use by {} (pid {}) on {}: stop it, or choose another port",
                 used.port, owner.name, owner.pid, used.address
             )),
+            // Without root, other users' processes are invisible: say so
+            // rather than refuse what may be the proxy itself.
+            None if !facts.is_root => findings.push(Finding::warning(format!(
+                "port {} is in use on {} by a process this user cannot see; with root, init tells whether it is {name}",
+                used.port, used.address
+            ))),
             None => problems.push(format!(
                 "port {} is already in use on {} by a process we cannot see: choose another port",
                 used.port, used.address
@@ -95,8 +106,5 @@ pub fn check(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Fin
         }
     }
     findings.push(ollama_finding(setup, facts));
-    if !problems.is_empty() {
-        return Err(Error::input(format!("cannot apply; nothing was changed:\n  - {}", problems.join("\n  - "))));
-    }
-    Ok(install.into_iter().collect())
+    install.into_iter().collect()
 }

@@ -150,5 +150,5 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     for certificate in &state.certificates {
         steps.push(Step::run(crate::certbot::delete(paths, certificate), Purpose::DeleteCertificate));
     }
-    Ok(Plan { proxy: state.proxy, findings, steps })
+    Ok(Plan { proxy: state.proxy, findings, blockers: Vec::new(), steps })
 }

@@ -33,7 +33,18 @@ pub enum Existing {
     Symlink {
         target: PathBuf,
     },
-    /// A directory, a socket, a file too big to read, or something else we
+    /// A regular file this user may not read (a dry run without root).
+    Unreadable {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    Dir {
+        mode: u32,
+        uid: u32,
+        gid: u32,
+    },
+    /// A socket, a device, a file too big to read, or something else we
     /// must not replace.
     Other,
 }

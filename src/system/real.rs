@@ -126,11 +126,16 @@ impl System for RealSystem {
         if meta.file_type().is_symlink() {
             return fs::read_link(path).map(|target| Existing::Symlink { target }).unwrap_or(Existing::Other);
         }
+        let (mode, uid, gid) = (meta.mode() & 0o7777, meta.uid(), meta.gid());
+        if meta.is_dir() {
+            return Existing::Dir { mode, uid, gid };
+        }
         if !meta.is_file() {
             return Existing::Other;
         }
         match read_limited(path, READ_LIMIT) {
-            Ok(content) => Existing::File { content, mode: meta.mode() & 0o7777, uid: meta.uid(), gid: meta.gid() },
+            Ok(content) => Existing::File { content, mode, uid, gid },
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => Existing::Unreadable { mode, uid, gid },
             Err(_) => Existing::Other,
         }
     }
@@ -274,6 +279,7 @@ mod tests {
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
         assert!(read_limited(&fifo, 100).is_err(), "a FIFO is refused, without waiting for a writer");
         assert_eq!(RealSystem.inspect(&fifo), Existing::Other);
+        assert!(matches!(RealSystem.inspect(dir.path()), Existing::Dir { .. }));
     }
 
     #[test]

@@ -191,10 +191,10 @@ fn ollama_listening_on_all_interfaces_is_caught() {
     let bin = crate::support::BIN;
     for (bind, expected) in [("0.0.0.0", "fail"), ("127.0.0.1", "pass")] {
         let script = format!(
-            "ip link set lo up && (python3 -m http.server --bind {bind} 11434 >/dev/null 2>&1 &) && \
+            "ip link set lo up; python3 -m http.server --bind {bind} 11434 >/dev/null 2>&1 & SERVER=$!; \
              for i in $(seq 50); do grep -q ':2CAA ' /proc/net/tcp && break; sleep 0.1; done; \
              P=x {bin} check --url http://127.0.0.1:9 --username a --password-env P --json --timeout 2; \
-             pkill -f 'http.server --bind {bind} 11434'"
+             kill $SERVER; wait $SERVER"
         );
         let out = std::process::Command::new("unshare").args(["--net", "sh", "-c", &script]).output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);

@@ -192,3 +192,92 @@ fn render_for_caddy_adds_the_import_to_a_new_main_caddyfile() {
     let import = format!("import {}", sandbox.path("etc/caddy/ollama.caddy").display());
     assert!(main.contains(&import), "{main}");
 }
+
+/// As the README promises, a dry run needs no root: what it cannot read is
+/// said, and the plan is still printed.
+#[test]
+fn a_dry_run_without_root_plans_what_it_cannot_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    crate::support::proxies::write_nginx_main_conf(&sandbox);
+    let htpasswd = sandbox.write("etc/nginx/ollama.htpasswd", "alice:$apr1$hJ3hV9w1$8YHcqcKgxwP/8F0p1Nb2a/\n");
+    fs::set_permissions(&htpasswd, fs::Permissions::from_mode(0o600)).unwrap();
+    // A port root holds: its owner is invisible to nobody.
+    let held = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+    let port = held.local_addr().unwrap().port();
+    let answers = sandbox.write(
+        "answers.yaml",
+        &format!(
+            "proxy: nginx\nlisten_address: 127.0.0.1\nport: {port}\nusers: [{{username: alice, generate: true}}]\n{}",
+            sandbox.paths_yaml()
+        ),
+    );
+    let before = files_under(sandbox.root());
+    Tool::new()
+        .args(["init", "--dry-run", "--answers", answers.to_str().unwrap()])
+        .unprivileged()
+        .stdout_has(&format!("warning: {} needs root to read", htpasswd.display()))
+        .stdout_has(&format!("write {} (replaces the current file", htpasswd.display()))
+        .stdout_has(&format!("port {port} is in use on 127.0.0.1 by a process this user cannot see"))
+        .stdout_has("Applying needs root (sudo).")
+        .stdout_has("Dry run: nothing was changed.")
+        .run();
+    assert_eq!(files_under(sandbox.root()), before, "a dry run wrote files");
+    // As root, the same port is a blocker the dry run lists, and apply refuses.
+    Tool::new()
+        .args(["init", "--dry-run", "--answers", answers.to_str().unwrap()])
+        .stdout_has("Applying would be refused now; nothing would be changed:")
+        .stdout_has(&format!("port {port} is already in use by integration"))
+        .run();
+    drop(held);
+}
+
+/// A folder other users may write to could let them swap what ollama-secure
+/// writes below it: the plan says so.
+#[test]
+fn a_parent_writable_by_others_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::new();
+    let answers = example_in_sandbox(&sandbox, "nginx");
+    let var = sandbox.mkdir("var");
+    fs::set_permissions(&var, fs::Permissions::from_mode(0o777)).unwrap();
+    Tool::new()
+        .args(["init", "--answers", &answers, "--dry-run"])
+        .env("BOB_PASSWORD", "a long password for bob ok")
+        .stdout_has(&format!("warning: {} is writable by other users (mode 0777)", var.display()))
+        .any_stderr()
+        .run();
+    fs::set_permissions(&var, fs::Permissions::from_mode(0o755)).unwrap();
+    let ran = Tool::new()
+        .args(["init", "--answers", &answers, "--dry-run"])
+        .env("BOB_PASSWORD", "a long password for bob ok")
+        .any_output()
+        .run();
+    assert!(!ran.stdout.contains("writable by other users"), "{}", ran.stdout);
+}
+
+/// `--save-answers` keeps the previous file as a backup; a link another
+/// user planted at the backup's name is never written through.
+#[test]
+fn saving_answers_never_writes_through_a_planted_link() {
+    let sandbox = Sandbox::new();
+    let answers = example_in_sandbox(&sandbox, "nginx");
+    let saved = sandbox.write("saved.yaml", "# the previous answers\n");
+    let victim = sandbox.write("victim", "not yours\n");
+    let now = std::time::SystemTime::now();
+    for second in 0..5 {
+        let stamp = ollama_secure::facts::stamp(now + std::time::Duration::from_secs(second));
+        std::os::unix::fs::symlink(&victim, sandbox.path(&format!("saved.yaml.bak-{stamp}"))).unwrap();
+    }
+    let ran = Tool::new()
+        .args(["init", "--answers", &answers, "--dry-run", "--save-answers", saved.to_str().unwrap()])
+        .env("BOB_PASSWORD", "a long password for bob ok")
+        .stdout_has("The previous")
+        .any_stderr()
+        .run();
+    assert_eq!(fs::read_to_string(&victim).unwrap(), "not yours\n", "the planted link was followed");
+    let kept =
+        ran.stdout.lines().find_map(|l| l.split(" is kept as ").nth(1)).unwrap().trim_end_matches('.').to_string();
+    assert_eq!(fs::read_to_string(&kept).unwrap(), "# the previous answers\n");
+    assert!(fs::symlink_metadata(&kept).unwrap().file_type().is_file());
+}

@@ -77,6 +77,8 @@ pub struct Tool {
     args: Vec<String>,
     env: Vec<(String, String)>,
     stdin: Option<String>,
+    /// Run as `nobody`, without root's groups.
+    nobody: bool,
     status: i32,
     stdout: Expect,
     stderr: Expect,
@@ -101,6 +103,7 @@ impl Tool {
             args: Vec::new(),
             env: Vec::new(),
             stdin: None,
+            nobody: false,
             status: 0,
             stdout: Expect::Exactly(String::new()),
             stderr: Expect::Exactly(String::new()),
@@ -122,6 +125,12 @@ impl Tool {
     /// inside the sandbox.
     pub fn caddy_home(mut self, sandbox: &Sandbox) -> Tool {
         self.env.extend(proxies::caddy_env(sandbox));
+        self
+    }
+
+    /// Runs as the unprivileged user `nobody`, with no supplementary group.
+    pub fn unprivileged(mut self) -> Tool {
+        self.nobody = true;
         self
     }
 
@@ -183,7 +192,13 @@ impl Tool {
     /// Runs the binary and asserts status, stdout and stderr.
     #[track_caller]
     pub fn run(self) -> Ran {
-        let mut command = Command::new(BIN);
+        let mut command = if self.nobody {
+            let mut setpriv = Command::new("setpriv");
+            setpriv.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", BIN]);
+            setpriv
+        } else {
+            Command::new(BIN)
+        };
         command.args(&self.args).current_dir(ROOT).env("NO_COLOR", "1");
         for (k, v) in &self.env {
             command.env(k, v);
