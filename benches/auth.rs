@@ -146,7 +146,7 @@ impl Proxy {
             if t.starts_with("auth_request ") || t.starts_with("error_page 403") {
                 continue;
             }
-            if t == "basicauth {" {
+            if t.starts_with("basicauth ") && t.ends_with('{') {
                 skipping = true;
                 continue;
             }

@@ -206,6 +206,10 @@ pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub certbot_logs: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_cron: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub renewal_dropin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,

@@ -55,6 +55,28 @@ fn run(system: &dyn System, command: &Command, purpose: &str) -> Result<String> 
     }
 }
 
+/// A validator names the file an error is in (`in /etc/nginx/x:3`, Caddy's
+/// `/etc/caddy/x:3`): when that file is not one of ours, say so, since
+/// fixing our answers will not help.
+fn with_culprit(error: Error, ours: &[PathBuf]) -> Error {
+    let Error::Command { purpose, command, output } = error else { return error };
+    let culprit = output.split_whitespace().find_map(|word| {
+        let (path, line) = word.trim_matches(|c: char| "\"'(),".contains(c)).rsplit_once(':')?;
+        (path.starts_with('/') && line.chars().all(|c| c.is_ascii_digit()) && !line.is_empty()).then_some(path)
+    });
+    match culprit.filter(|path| !ours.iter().any(|o| o == Path::new(path))) {
+        Some(path) => Error::Command {
+            purpose,
+            command,
+            output: format!(
+                "{output}\nThe error is in {path}, which is not ollama-secure's: the proxy loads no configuration \
+                 while it is there; fix or disable it, then run this again."
+            ),
+        },
+        None => Error::Command { purpose, command, output },
+    }
+}
+
 /// Waits until `done` holds, checking every 50 ms, for at most `limit`.
 fn wait_until(system: &dyn System, limit: Duration, done: impl Fn() -> bool) -> bool {
     let start = system.now();
@@ -146,9 +168,9 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             let took = system.now().duration_since(start).unwrap_or_default().as_secs();
             Ok(Outcome::Done(format!("installed ({took} s)")))
         }
-        Purpose::Validate => {
+        Purpose::Validate { ours } => {
             announce(out, format!("validating: `{command}`"));
-            run(system, command, "validating the configuration")?;
+            run(system, command, "validating the configuration").map_err(|e| with_culprit(e, ours))?;
             done("configuration is valid")
         }
         Purpose::Start => {
@@ -180,6 +202,10 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
         Purpose::Enable => {
             run(system, command, "enabling the service at boot")?;
             done("enabled at boot")
+        }
+        Purpose::ReloadUnits => {
+            run(system, command, "reloading systemd's units")?;
+            done("systemd read the changed units")
         }
         Purpose::ObtainCertificate { domain, http_port } => {
             announce(out, format!("obtaining a certificate for {domain} with certbot"));
@@ -483,7 +509,7 @@ mod tests {
         fn process(&self, _pid: u32) -> Option<Process> {
             None
         }
-        fn children(&self, _parent: u32) -> Vec<Process> {
+        fn processes(&self) -> Vec<Process> {
             Vec::new()
         }
         fn now(&self) -> std::time::SystemTime {
@@ -540,7 +566,7 @@ mod tests {
         let backup = dir.path().join("site.bak-1");
         let plan = plan(vec![
             Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() }),
-            Step::run(Command::new("check-config", &[]), Purpose::Validate),
+            Step::run(Command::new("check-config", &[]), Purpose::Validate { ours: vec![] }),
             reload(),
             Step::run(Command::new("enable-proxy", &[]), Purpose::Enable),
         ]);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use crate::paths::Paths;
 use crate::plan::Command;
+use crate::render::{RenderedFile, Role};
 use crate::setup::Settings;
 
 /// certbot's names for the certificate of the site's domain.
@@ -54,6 +55,45 @@ pub fn obtain(settings: &Settings, domain: &str, reload: &Command) -> Command {
 /// Deletes a certificate (and its renewal) that init obtained.
 pub fn delete(paths: &Paths, name: &str) -> Command {
     with_dirs(Command::new("certbot", &["delete", "--cert-name", name, "--non-interactive"]), paths)
+}
+
+/// The CA of a private ACME server reaches certbot only through
+/// REQUESTS_CA_BUNDLE, which the scheduled `certbot renew` never has: these
+/// files renew this certificate with it (cron, and systemd's timer when
+/// there is systemd). Nothing for the public CAs, which certbot trusts.
+pub fn renewal_files(settings: &Settings, systemd: bool) -> Vec<RenderedFile> {
+    let (Some(https), Some(domain)) = (&settings.site.https, &settings.site.domain) else { return Vec::new() };
+    let Some(root) = &https.acme_ca_root else { return Vec::new() };
+    let paths = &settings.paths;
+    let renew = with_dirs(Command::new("certbot", &["-q", "renew", "--cert-name", &domain.to_string()]), paths)
+        .args(&["--no-random-sleep-on-renew"]);
+    let file = |path: &std::path::Path, content: String| RenderedFile {
+        path: path.to_path_buf(),
+        role: Role::Renewal,
+        mode: 0o644,
+        group: "root".into(),
+        secret: false,
+        content,
+    };
+    let cron = format!(
+        "# Added by ollama-secure: renews the certificate for {domain} from a private ACME\n\
+         # server, whose CA certbot reads only from REQUESTS_CA_BUNDLE.\n\
+         SHELL=/bin/sh\n\
+         PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin:/usr/sbin:/usr/bin\n\
+         REQUESTS_CA_BUNDLE={}\n\
+         0 */12 * * * root test -x /usr/bin/certbot -a \\! -d /run/systemd/system && {renew}\n",
+        root.display()
+    );
+    let mut files = vec![file(&paths.renewal_cron, cron)];
+    if systemd {
+        let dropin = format!(
+            "# Added by ollama-secure: the private ACME server's CA for certbot renew ({domain}).\n\
+             [Service]\nEnvironment=REQUESTS_CA_BUNDLE={}\n",
+            root.display()
+        );
+        files.push(file(&paths.renewal_dropin, dropin));
+    }
+    files
 }
 
 pub fn reachability_hint(domain: &str, http_port: u16) -> String {

@@ -402,6 +402,8 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("letsencrypt", &a.letsencrypt, &mut paths.letsencrypt);
     set("nginx_site_link", &a.nginx_site_link, &mut paths.nginx_site_link);
     set("state", &a.state, &mut paths.state);
+    set("renewal_cron", &a.renewal_cron, &mut paths.renewal_cron);
+    set("renewal_dropin", &a.renewal_dropin, &mut paths.renewal_dropin);
     set("lock", &a.lock, &mut paths.lock);
     set("certbot_work", &a.certbot_work, &mut paths.certbot_work);
     set("certbot_logs", &a.certbot_logs, &mut paths.certbot_logs);
@@ -424,6 +426,8 @@ fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
         ("caddy_site", &paths.caddy_site),
         ("caddy_log", &paths.caddy_log),
         ("state", &paths.state),
+        ("renewal_cron", &paths.renewal_cron),
+        ("renewal_dropin", &paths.renewal_dropin),
         ("lock", &paths.lock),
         ("auth_socket", &paths.auth_socket),
         ("auth_cache", &paths.auth_cache),

@@ -78,6 +78,9 @@ pub struct Facts {
     pub certbot_installed: bool,
     /// Debian's certbot package schedules renewals from cron without systemd.
     pub certbot_cron: bool,
+    /// A cron daemon is installed, and one runs.
+    pub cron_installed: bool,
+    pub cron_running: bool,
     pub proxy_running: bool,
     /// Enabled at boot (systemd only).
     pub service_enabled: bool,
@@ -114,6 +117,8 @@ impl Facts {
             proxy_installed: true,
             certbot_installed: true,
             certbot_cron: false,
+            cron_installed: false,
+            cron_running: false,
             proxy_running: false,
             service_enabled: false,
             files: BTreeMap::from([(PathBuf::from("/"), Existing::Dir { mode: 0o755, uid: 0, gid: 0 })]),
@@ -163,6 +168,7 @@ impl Probe<'_> {
         let mut interest = Vec::new();
         if site.https.is_some() {
             interest.push(settings.paths.acme_webroot.clone());
+            interest.extend([settings.paths.renewal_cron.clone(), settings.paths.renewal_dropin.clone()]);
             if let Some((cert, key)) = crate::certbot::live_paths(settings) {
                 interest.extend([cert, key]);
             }
@@ -260,6 +266,9 @@ fn proxy_running(system: &dyn System, proxy: ProxyKind, paths: &Paths, systemd: 
     crate::system::running_from_pid_file(system, &pid_file, proxy.name()).is_some()
 }
 
+/// What cron daemons call themselves (Debian's cron, cronie, busybox).
+const CRON_DAEMONS: [&str; 2] = ["cron", "crond"];
+
 fn package_manager(system: &dyn System) -> Option<PackageManager> {
     if system.installed("apt-get") {
         Some(PackageManager::Apt)
@@ -320,6 +329,8 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         proxy_installed: system.installed(probe.proxy.name()),
         certbot_installed: system.installed("certbot"),
         certbot_cron: matches!(system.inspect(Path::new("/etc/cron.d/certbot")), Existing::File { .. }),
+        cron_installed: CRON_DAEMONS.iter().any(|name| system.installed(name)),
+        cron_running: system.processes().iter().any(|p| CRON_DAEMONS.contains(&p.name.as_str())),
         proxy_running,
         service_enabled: systemd
             && system.run(&Command::new("systemctl", &["is-enabled", "--quiet", probe.proxy.name()])).success,

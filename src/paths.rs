@@ -59,6 +59,11 @@ pub struct Paths {
     /// certbot's `--work-dir` and `--logs-dir`.
     pub certbot_work: PathBuf,
     pub certbot_logs: PathBuf,
+    /// A cron job that renews a certificate from a private ACME server
+    /// with its CA (certbot reads that only from the environment).
+    pub renewal_cron: PathBuf,
+    /// The same for certbot's systemd service.
+    pub renewal_dropin: PathBuf,
     /// What ollama-secure changed, for `uninstall`.
     pub state: PathBuf,
     /// Held while a run changes files, so concurrent runs take turns.
@@ -84,6 +89,8 @@ impl Paths {
                 letsencrypt: "/etc/letsencrypt".into(),
                 certbot_work: "/var/lib/letsencrypt".into(),
                 certbot_logs: "/var/log/letsencrypt".into(),
+                renewal_cron: "/etc/cron.d/ollama-secure-certbot".into(),
+                renewal_dropin: "/etc/systemd/system/certbot.service.d/ollama-secure.conf".into(),
                 state: "/var/lib/ollama-secure/state.yaml".into(),
                 lock: "/run/ollama-secure.lock".into(),
             },
@@ -103,6 +110,8 @@ impl Paths {
                 letsencrypt: "/opt/homebrew/etc/letsencrypt".into(),
                 certbot_work: "/opt/homebrew/var/lib/letsencrypt".into(),
                 certbot_logs: "/opt/homebrew/var/log/letsencrypt".into(),
+                renewal_cron: "/opt/homebrew/etc/cron.d/ollama-secure-certbot".into(),
+                renewal_dropin: "/opt/homebrew/etc/ollama-secure/certbot-service.conf".into(),
                 state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
                 lock: "/opt/homebrew/var/run/ollama-secure.lock".into(),
             },

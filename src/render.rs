@@ -24,6 +24,8 @@ pub enum Role {
     MainConfig,
     /// ollama-secure's record of what it changed.
     State,
+    /// A scheduler's entry that renews a certificate (cron, systemd).
+    Renewal,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -40,9 +40,11 @@ pub struct Users {
     read: bool,
 }
 
-/// The line that opens the users block of a Caddy site (either spelling).
+/// The line that opens the users block of a Caddy site: either spelling,
+/// with or without the hash algorithm and realm (`basicauth bcrypt Ollama {`).
 fn opens_basicauth(line: &str) -> bool {
-    matches!(line.trim(), "basicauth {" | "basic_auth {")
+    let words: Vec<&str> = line.split_whitespace().collect();
+    matches!(words.first(), Some(&"basicauth" | &"basic_auth")) && words.last() == Some(&"{") && words.len() <= 4
 }
 
 /// A hash from an existing file is copied back verbatim; it must stay one

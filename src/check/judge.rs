@@ -125,8 +125,11 @@ fn version(r: &Replies, o: &Options) -> Outcome {
         (401, _) => Outcome::new(NAME, TITLE, Status::Fail, "401: the password is refused")
             .hint(format!("Check the username ({}) and password.", o.username)),
         _ if is_ollama_host_refusal(reply) => Outcome::new(NAME, TITLE, Status::Fail, "403 from Ollama"),
-        (502, _) => Outcome::new(NAME, TITLE, Status::Fail, "502: the proxy cannot reach Ollama")
-            .hint("Is Ollama running at the upstream address? (systemctl status ollama)"),
+        (502, _) => Outcome::new(NAME, TITLE, Status::Fail, "502: the proxy cannot reach Ollama").hint(format!(
+            "Is Ollama running at the upstream address? On the server, `ss -ltn 'sport = :{}'` shows whether \
+             anything listens on Ollama's port (with systemd: `systemctl status ollama`).",
+            o.ollama_port
+        )),
         _ => unexpected(NAME, TITLE, reply, 200, r, o),
     };
     took(outcome, &r.version)

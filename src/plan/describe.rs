@@ -51,11 +51,12 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
     let (wait, rollback) = (wait_text(purpose, proxy), ROLLBACK);
     match purpose {
         Purpose::Install => format!("install {proxy}: run `{command}`"),
-        Purpose::Validate => format!("validate: run `{command}` {rollback}"),
+        Purpose::Validate { .. } => format!("validate: run `{command}` {rollback}"),
         Purpose::Start => format!("start {proxy}: run `{command}`"),
         Purpose::Reload { .. } => format!("reload {proxy}: run `{command}`{wait}"),
         Purpose::Stop { .. } => format!("stop {proxy}: run `{command}`{wait}"),
         Purpose::Enable => format!("enable {proxy} at boot: run `{command}`"),
+        Purpose::ReloadUnits => format!("make systemd read the changed units: run `{command}`"),
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
     }

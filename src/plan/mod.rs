@@ -249,6 +249,9 @@ fn file_steps(setup: &Setup, facts: &Facts, goal: Goal, service: &Service) -> Re
     let stage_site = awaiting.then(|| files.iter().find(|f| f.role == Role::Site).cloned()).flatten();
     let enable = proxy.enable(setup, facts)?;
     files.extend(enable.files);
+    if certbot && goal != Goal::Users {
+        files.extend(crate::certbot::renewal_files(&setup.settings, facts.systemd));
+    }
 
     let mut dirs: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     dirs.extend(enable.steps.iter().filter_map(|step| match &step.action {
@@ -269,6 +272,13 @@ fn file_steps(setup: &Setup, facts: &Facts, goal: Goal, service: &Service) -> Re
         steps.extend(write_step(file, facts)?);
     }
     steps.extend(enable.steps);
+    // systemd reads a changed drop-in only when told to (again on undo).
+    let dropin = |s: &Step| matches!(&s.action, Action::Write { file, .. } if file.path == paths.renewal_dropin);
+    if facts.systemd && steps.iter().any(dropin) {
+        let reload =
+            || Action::Run { command: Command::new("systemctl", &["daemon-reload"]), purpose: Purpose::ReloadUnits };
+        steps.push(Step::undone_by(reload(), vec![reload()]));
+    }
     Ok(FileSteps { steps, stage_site })
 }
 
@@ -299,7 +309,7 @@ fn service_steps(
         steps.push(Step::final_(Action::Verify { url: site.public_url(), connect: site.local_address() }));
     }
     if https && may_start {
-        findings.push(service::renewal_finding(proxy, facts));
+        findings.push(service::renewal_finding(proxy, facts, &setup.settings));
     }
     Ok(steps)
 }

@@ -10,10 +10,10 @@ use crate::error::{Finding, Result};
 use crate::facts::{Facts, SiteAnswer};
 use crate::paths::Paths;
 use crate::proxy::{Certificates, Proxy, Repair, Service};
-use crate::setup::Setup;
+use crate::setup::{Settings, Setup};
 
 pub fn validate(service: &Service) -> Step {
-    Step::run(service.validate.clone(), Purpose::Validate)
+    Step::run(service.validate.clone(), Purpose::Validate { ours: service.ours.clone() })
 }
 
 fn reload_action(service: &Service) -> Action {
@@ -119,24 +119,40 @@ pub fn enable_at_boot(facts: &Facts, service: &Service) -> Option<Step> {
     (facts.systemd && facts.proxy_running && !facts.service_enabled).then(|| Step::run(command, Purpose::Enable))
 }
 
-/// How the certificate will be renewed, in words.
-pub fn renewal_finding(proxy: &dyn Proxy, facts: &Facts) -> Finding {
+/// How the certificate will be renewed, in words; a warning when nothing
+/// here would renew it.
+pub fn renewal_finding(proxy: &dyn Proxy, facts: &Facts, settings: &Settings) -> Finding {
     let name = proxy.name();
-    Finding::info(match proxy.certificates() {
+    let private = settings.site.https.as_ref().is_some_and(|h| h.acme_ca_root.is_some());
+    let own_cron = settings.paths.renewal_cron.display();
+    match proxy.certificates() {
         Certificates::BuiltIn => {
-            format!("renewal: {} renews its certificates itself while it runs", proxy.kind().title())
+            Finding::info(format!("renewal: {} renews its certificates itself while it runs", proxy.kind().title()))
         }
-        Certificates::Certbot if facts.systemd => format!(
-            "renewal: Debian's certbot.timer runs `certbot renew` twice a day; each renewal reloads {name} (deploy hook)"
-        ),
-        Certificates::Certbot if facts.certbot_cron => format!(
-            "renewal: /etc/cron.d/certbot runs `certbot renew` twice a day when cron runs \
-             (there is no systemd here); each renewal reloads {name} (deploy hook)"
-        ),
+        Certificates::Certbot if facts.systemd => Finding::info(format!(
+            "renewal: Debian's certbot.timer runs `certbot renew` twice a day; each renewal reloads {name} (deploy hook){}",
+            if private { "; a drop-in gives it the private ACME server's CA" } else { "" }
+        )),
+        Certificates::Certbot if facts.cron_running && (facts.certbot_cron || private) => Finding::info(format!(
+            "renewal: cron runs `certbot renew` twice a day ({}); each renewal reloads {name} (deploy hook)",
+            if private {
+                format!("{own_cron}, with the private ACME server's CA")
+            } else {
+                "/etc/cron.d/certbot".to_string()
+            }
+        )),
         Certificates::Certbot => {
-            "renewal: nothing schedules `certbot renew` here (no systemd timer, no /etc/cron.d/certbot): \
-             add it to cron, e.g. `0 3,15 * * * certbot -q renew`"
-                .to_string()
+            let cron = if facts.cron_installed {
+                "cron is installed but not running: start it (run `cron`)".to_string()
+            } else {
+                "no cron daemon is installed: `apt-get install cron`, then start it (run `cron`)".to_string()
+            };
+            Finding::warning(format!(
+                "nothing here will renew the certificate: there is no systemd, and {cron}; \
+                 or run `certbot renew` twice a day from whatever starts jobs on this machine{}. \
+                 Certificates from Let's Encrypt expire after 90 days",
+                if private { format!(" (with REQUESTS_CA_BUNDLE set, as in {own_cron})") } else { String::new() }
+            ))
         }
-    })
+    }
 }

@@ -123,8 +123,12 @@ pub enum Change {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Purpose {
     Install,
-    /// Checks the whole configuration; on failure everything is rolled back.
-    Validate,
+    /// Checks the whole configuration; on failure everything is rolled
+    /// back. `ours`: the files of ours it reads, to tell an error in
+    /// someone else's file from one in ours.
+    Validate {
+        ours: Vec<PathBuf>,
+    },
     Start,
     /// `wait_for_old_workers`: the reload returns before the old workers
     /// have left; wait (up to 10 s) so what follows sees the new config.
@@ -138,6 +142,8 @@ pub enum Purpose {
         pid_file: PathBuf,
     },
     Enable,
+    /// `systemctl daemon-reload`, after a drop-in changed.
+    ReloadUnits,
     /// certbot through the webroot.
     ObtainCertificate {
         domain: String,

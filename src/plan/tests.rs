@@ -275,3 +275,50 @@ fn backups_sit_next_to_the_file() {
 }
 
 use crate::paths::Paths;
+
+#[test]
+fn renewal_is_described_as_this_machine_would_run_it() {
+    let private = "proxy: nginx\ndomain: ollama.test\nhttps: {enabled: true, acme_ca_root: /etc/pebble/root.pem}\nusers: [{username: a, generate: true}]\n";
+    let config = config(private);
+    let renewal = |facts: &Facts| {
+        let plan = for_setup(&setup_for(&config, facts), facts, Goal::Init { install: false }).unwrap();
+        let finding = plan.findings.iter().find(|f| f.text.contains("renew")).cloned().unwrap();
+        (finding, plan)
+    };
+    // No systemd, no cron: said plainly, as a warning.
+    let (finding, plan) = renewal(&nginx_fresh());
+    assert_eq!(finding.severity, crate::error::Severity::Warning);
+    assert!(finding.text.starts_with("nothing here will renew the certificate"), "{}", finding.text);
+    assert!(finding.text.contains("no cron daemon is installed"), "{}", finding.text);
+    // The private CA's job is planned all the same, for when cron runs.
+    let cron = crate::plan::tests::written(&plan, "/etc/cron.d/ollama-secure-certbot");
+    assert!(cron.contains("REQUESTS_CA_BUNDLE=/etc/pebble/root.pem\n"), "{cron}");
+    assert!(cron.contains("certbot -q renew --cert-name ollama.test --config-dir /etc/letsencrypt"), "{cron}");
+    // With cron installed but stopped, and running.
+    let (finding, _) = renewal(&Facts { cron_installed: true, ..nginx_fresh() });
+    assert!(finding.text.contains("cron is installed but not running"), "{}", finding.text);
+    // With systemd: a drop-in for certbot.service, read after daemon-reload.
+    let (finding, plan) = renewal(&Facts { systemd: true, ..nginx_fresh() });
+    assert!(finding.text.contains("a drop-in gives it the private ACME server's CA"), "{}", finding.text);
+    let dropin = written(&plan, "/etc/systemd/system/certbot.service.d/ollama-secure.conf");
+    assert!(dropin.contains("[Service]\nEnvironment=REQUESTS_CA_BUNDLE=/etc/pebble/root.pem\n"), "{dropin}");
+    assert!(kinds(&plan).contains(&"reloadunits".to_string()), "{:?}", kinds(&plan));
+    let (finding, _) = renewal(&Facts { cron_installed: true, cron_running: true, ..nginx_fresh() });
+    assert_eq!(finding.severity, crate::error::Severity::Info);
+    assert!(
+        finding.text.contains("/etc/cron.d/ollama-secure-certbot, with the private ACME server's CA"),
+        "{}",
+        finding.text
+    );
+}
+
+/// The content a plan writes to `path`.
+fn written(plan: &Plan, path: &str) -> String {
+    plan.steps
+        .iter()
+        .find_map(|s| match &s.action {
+            Action::Write { file, .. } if file.path == Path::new(path) => Some(file.content.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("{path} is not written:\n{}", describe(plan)))
+}

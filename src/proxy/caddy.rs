@@ -175,6 +175,7 @@ impl Proxy for Caddy {
             pid_file: paths.caddy_pid.clone(),
             reload_is_graceful: false,
             log: (!systemd).then(|| paths.caddy_log.clone()),
+            ours: vec![paths.caddy_site.clone()],
         }
     }
 

@@ -111,6 +111,9 @@ pub struct Service {
     pub reload_is_graceful: bool,
     /// Where its output goes when we start it ourselves.
     pub log: Option<PathBuf>,
+    /// The files of ours its validator reads (an error elsewhere is in a
+    /// file of the user's).
+    pub ours: Vec<PathBuf>,
 }
 
 /// What the proxy serves besides our site, to compare later: uninstall

@@ -161,6 +161,7 @@ impl Proxy for Nginx {
             pid_file: paths.nginx_pid.clone(),
             reload_is_graceful: true,
             log: None,
+            ours: vec![paths.nginx_site.clone(), paths.htpasswd.clone()],
         }
     }
 

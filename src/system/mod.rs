@@ -132,7 +132,11 @@ pub trait System {
     fn run(&self, command: &Command) -> RunOutput;
     /// `None` when the process is gone, or a zombie waiting to be reaped.
     fn process(&self, pid: u32) -> Option<Process>;
-    fn children(&self, parent: u32) -> Vec<Process>;
+    /// Every process there is (zombies aside).
+    fn processes(&self) -> Vec<Process>;
+    fn children(&self, parent: u32) -> Vec<Process> {
+        self.processes().into_iter().filter(|p| p.parent == parent).collect()
+    }
 
     // Clock.
     fn now(&self) -> SystemTime;

@@ -211,8 +211,8 @@ impl System for RealSystem {
         process_info(pid)
     }
 
-    fn children(&self, parent: u32) -> Vec<Process> {
-        pids().into_iter().filter_map(process_info).filter(|p| p.parent == parent).collect()
+    fn processes(&self) -> Vec<Process> {
+        pids().into_iter().filter_map(process_info).collect()
     }
 
     fn now(&self) -> SystemTime {

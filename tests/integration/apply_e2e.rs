@@ -211,6 +211,10 @@ fn failed_validation_restores_the_exact_previous_bytes() {
         .any_stdout()
         // nginx's error is shown.
         .stderr_has("this_is_not_a_directive")
+        .stderr_has(&format!(
+            "The error is in {}, which is not ollama-secure's",
+            d.sandbox.path("etc/nginx/sites-enabled/broken").display()
+        ))
         .stderr_has("rolled back")
         .run();
     assert_eq!(fs::read(&htpasswd).unwrap(), before, "the htpasswd is not byte-identical");

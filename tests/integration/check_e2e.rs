@@ -176,7 +176,7 @@ fn caddy_forwarding_the_public_host_is_caught() {
 fn caddy_without_auth_is_caught_as_open() {
     let d = Deployment::deploy("caddy", ALICE_ONLY);
     break_site(&d, |t| {
-        let start = t.find("\tbasicauth {").unwrap();
+        let start = t.find("\tbasicauth ").unwrap();
         let end = start + t[start..].find("\t}\n").unwrap() + 3;
         format!("{}{}", &t[..start], &t[end..])
     });

@@ -237,7 +237,7 @@ fn shape(text: &str) -> (Vec<String>, usize, usize, usize) {
             names.push("user".to_string());
             continue;
         }
-        in_users = line == "basicauth {";
+        in_users = line.starts_with("basicauth ") && line.ends_with('{');
         names.push(if opens_site { "site".to_string() } else { first });
     }
     names.sort();

@@ -34,6 +34,25 @@ fn proves_https(site: &Deployment) {
     assert_eq!(location, format!("https://{DOMAIN}{port}/api/tags"));
 }
 
+/// Runs the one job of a cron.d file the way cron does: `sh -c` with the
+/// file's variables as the whole environment, `extra` added to the command.
+fn cron_job(file: &std::path::Path, extra: &str) -> std::process::Output {
+    let text = fs::read_to_string(file).unwrap();
+    let mut command = std::process::Command::new("/bin/sh");
+    command.env_clear();
+    let mut job = None;
+    for line in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        match line.split_once('=') {
+            Some((key, value)) if !key.contains(' ') => drop(command.env(key, value)),
+            _ => {
+                job = Some(line.splitn(7, ' ').nth(6).expect("minute hour day month weekday user command").to_string())
+            }
+        }
+    }
+    let job = job.expect("a job line");
+    command.args(["-c", &format!("{job} {extra}")]).output().unwrap()
+}
+
 fn http_port(site: &Deployment) -> u16 {
     site.tls.as_ref().unwrap().http_port
 }
@@ -70,23 +89,11 @@ fn nginx_gets_a_certificate_from_pebble_with_certbot() {
     assert!(!ran.stdout.contains("obtaining a certificate"), "a second run asked for a certificate: {}", ran.stdout);
     assert_eq!((fs::read(&live).unwrap(), served_certificate(&site)), before);
 
-    // Renewal with the saved configuration reloads nginx (deploy hook),
-    // which then serves the new certificate.
-    let le = |rel: &str| site.sandbox.path(rel).display().to_string();
-    let renew = std::process::Command::new("certbot")
-        // Without a terminal, certbot renew first sleeps up to 8 minutes to spread load.
-        .args(["renew", "--force-renewal", "--non-interactive", "--no-random-sleep-on-renew"])
-        .args([
-            "--config-dir",
-            &le("etc/letsencrypt"),
-            "--work-dir",
-            &le("var/lib/letsencrypt"),
-            "--logs-dir",
-            &le("log/letsencrypt"),
-        ])
-        .env("REQUESTS_CA_BUNDLE", &site.tls.as_ref().unwrap().pebble.listener_ca)
-        .output()
-        .unwrap();
+    // Renewal as cron runs it: the job init wrote, with only the
+    // environment that file sets (cron passes nothing else), forced because
+    // the certificate is not due. It reloads nginx (deploy hook), which then
+    // serves the new certificate.
+    let renew = cron_job(&site.sandbox.path("etc/cron.d/ollama-secure-certbot"), "--force-renewal");
     assert!(renew.status.success(), "{}", String::from_utf8_lossy(&renew.stderr));
     assert_ne!(fs::read(&live).unwrap(), before.0, "certbot did not renew");
     // nginx's reload is graceful: new workers take over shortly after the
