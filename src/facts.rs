@@ -82,6 +82,8 @@ pub struct Facts {
     pub cron_installed: bool,
     pub cron_running: bool,
     pub proxy_running: bool,
+    /// How the running proxy was found (and where its PID is).
+    pub detection: crate::proxy::Detection,
     /// Enabled at boot (systemd only).
     pub service_enabled: bool,
     pub files: BTreeMap<PathBuf, Existing>,
@@ -120,6 +122,7 @@ impl Facts {
             cron_installed: false,
             cron_running: false,
             proxy_running: false,
+            detection: crate::proxy::Detection::default(),
             service_enabled: false,
             files: BTreeMap::from([(PathBuf::from("/"), Existing::Dir { mode: 0o755, uid: 0, gid: 0 })]),
             listings: BTreeMap::new(),
@@ -258,14 +261,6 @@ fn unique_stamp(system: &dyn System, paths: &[PathBuf]) -> String {
         .expect("some suffix is free")
 }
 
-fn proxy_running(system: &dyn System, proxy: ProxyKind, paths: &Paths, systemd: bool) -> bool {
-    if systemd {
-        return system.run(&Command::new("systemctl", &["is-active", "--quiet", proxy.name()])).success;
-    }
-    let pid_file = proxy.module().service(paths, false).pid_file;
-    crate::system::running_from_pid_file(system, &pid_file, proxy.name()).is_some()
-}
-
 /// What cron daemons call themselves (Debian's cron, cronie, busybox).
 const CRON_DAEMONS: [&str; 2] = ["cron", "crond"];
 
@@ -301,7 +296,8 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     let module = probe.proxy.module();
     let paths = probe.paths;
     let systemd = matches!(system.inspect(Path::new("/run/systemd/system")), Existing::Dir { .. });
-    let proxy_running = proxy_running(system, probe.proxy, paths, systemd);
+    let detection = module.detect(system, paths, systemd);
+    let proxy_running = detection.running;
     let interest = interest(system, &probe);
     let files = interest.iter().map(|p| (p.clone(), system.inspect(p))).collect();
     let listings = module.dirs_to_list(paths).into_iter().map(|d| (d.clone(), system.list_dir(&d))).collect();
@@ -332,6 +328,7 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         cron_installed: CRON_DAEMONS.iter().any(|name| system.installed(name)),
         cron_running: system.processes().iter().any(|p| CRON_DAEMONS.contains(&p.name.as_str())),
         proxy_running,
+        detection,
         service_enabled: systemd
             && system.run(&Command::new("systemctl", &["is-enabled", "--quiet", probe.proxy.name()])).success,
         files,

@@ -108,12 +108,6 @@ fn answers(args: &InitArgs) -> Result<(Answers, String)> {
 
 fn print_dry_run(plan: &Plan, resolution: &Resolution, is_root: bool) {
     print!("{}", describe(plan));
-    if !plan.blockers.is_empty() {
-        println!("\nApplying would be refused now; nothing would be changed:");
-        for blocker in &plan.blockers {
-            println!("  - {blocker}");
-        }
-    }
     if !resolution.generated.is_empty() {
         let names: Vec<&str> = resolution.generated.iter().map(|(name, _)| name.as_str()).collect();
         println!("\nPasswords will be generated for: {} (shown once, when applied).", names.join(", "));

@@ -24,6 +24,9 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     if !facts.is_root {
         return Err(Error::input("uninstall needs root; run it with sudo, or add --dry-run to only see the plan"));
     }
+    if let Some(refusal) = plan.refusal() {
+        return Err(refusal);
+    }
     for finding in &plan.findings {
         println!("  - {finding}");
     }

@@ -144,6 +144,9 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
     if !facts.is_root {
         return Err(Error::input("changing users needs root; run it with sudo, or add --dry-run"));
     }
+    if let Some(refusal) = plan.refusal() {
+        return Err(refusal);
+    }
     apply::apply(&plan, system, &mut io::stdout())?;
     let verb = match op {
         Op::Add { .. } if !existed => "added",

@@ -143,11 +143,17 @@ pub fn describe(plan: &Plan) -> String {
     }
     if plan.is_empty() {
         out.push_str("Nothing to change: the system already matches the answers.\n");
-        return out;
+    } else {
+        out.push_str("Steps (if one fails, the `undo:` of every step before it runs, newest first):\n");
+        for (i, step) in plan.steps.iter().enumerate() {
+            write_line(&mut out, i + 1, step, plan.proxy);
+        }
     }
-    out.push_str("Steps (if one fails, the `undo:` of every step before it runs, newest first):\n");
-    for (i, step) in plan.steps.iter().enumerate() {
-        write_line(&mut out, i + 1, step, plan.proxy);
+    if !plan.blockers.is_empty() {
+        out.push_str("\nApplying would be refused now; nothing would be changed:\n");
+        for blocker in &plan.blockers {
+            let _ = writeln!(out, "  - {blocker}");
+        }
     }
     out
 }

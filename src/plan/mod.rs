@@ -317,9 +317,10 @@ fn service_steps(
 /// Builds the plan that makes the system match `setup`.
 pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     let paths = &setup.settings.paths;
-    let service = setup.proxy().service(paths, facts.systemd);
+    let service = service::of(setup.proxy(), paths, facts);
     let mut findings = unreadable_findings(facts);
     let mut blockers = Vec::new();
+    service::detection(facts, &mut findings, &mut blockers);
     let mut steps = Vec::new();
     if let Goal::Init { install } = goal {
         steps.extend(preflight::check(setup, install, facts, &mut findings, &mut blockers));

@@ -96,7 +96,7 @@ fn stop_or_reload(state: &State, paths: &Paths, facts: &Facts, findings: &mut Ve
         findings.push(Finding::info(format!("{name} is not running")));
         return Vec::new();
     }
-    let service = proxy.service(paths, facts.systemd);
+    let service = service::of(proxy, paths, facts);
     let now = proxy.served_besides_us(paths, facts);
     let changed_since = state.served_besides_us(paths).filter(|then| *then != now);
     if state.started && changed_since.is_none() {
@@ -121,6 +121,8 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     };
     let proxy = state.proxy.module();
     let mut findings = Vec::new();
+    let mut blockers = Vec::new();
+    service::detection(facts, &mut findings, &mut blockers);
     let mut steps = Vec::new();
 
     for link in &state.links {
@@ -150,5 +152,5 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     for certificate in &state.certificates {
         steps.push(Step::run(crate::certbot::delete(paths, certificate), Purpose::DeleteCertificate));
     }
-    Ok(Plan { proxy: state.proxy, findings, blockers: Vec::new(), steps })
+    Ok(Plan { proxy: state.proxy, findings, blockers, steps })
 }

@@ -12,6 +12,23 @@ use crate::paths::Paths;
 use crate::proxy::{Certificates, Proxy, Repair, Service};
 use crate::setup::{Settings, Setup};
 
+/// How to control the proxy that runs here: the commands the proxy module
+/// gives, waiting on the PID file the running instance really uses.
+pub fn of(proxy: &dyn Proxy, paths: &Paths, facts: &Facts) -> Service {
+    let mut service = proxy.service(paths, facts.systemd);
+    if let Some(pid_file) = &facts.detection.pid_file {
+        service.pid_file = pid_file.clone();
+    }
+    service
+}
+
+/// What the detection of the running proxy adds: a finding, and a refusal
+/// when it runs where it cannot be reloaded.
+pub fn detection(facts: &Facts, findings: &mut Vec<Finding>, blockers: &mut Vec<String>) {
+    findings.extend(facts.detection.note.clone());
+    blockers.extend(facts.detection.blocker.clone());
+}
+
 pub fn validate(service: &Service) -> Step {
     Step::run(service.validate.clone(), Purpose::Validate { ours: service.ours.clone() })
 }

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{Certificates, Disabled, Enable, Proxy, ProxyKind, Repair, Served, Service, Stage};
+use super::{Certificates, Detection, Disabled, Enable, Proxy, ProxyKind, Repair, Served, Service, Stage};
 use crate::error::Result;
 use crate::facts::Facts;
 use crate::paths::{Os, Paths};
@@ -13,7 +13,7 @@ use crate::plan::{Command, Snapshot, Step};
 use crate::render::{self, RenderedFile, Role};
 use crate::setup::{Https, Setup};
 use crate::state::State;
-use crate::system::Existing;
+use crate::system::{Existing, System};
 use crate::userfile::Format;
 
 pub struct Caddy;
@@ -73,6 +73,27 @@ fn as_before(state: &State, caddyfile: &Path, facts: &Facts, without: String) ->
         }
         _ => without,
     }
+}
+
+/// Where the admin API of a Caddy loaded from `caddyfile` listens: its
+/// global `admin` option, or Caddy's default; `None` when it is off or on
+/// a unix socket (which this cannot ask).
+fn admin_address(caddyfile: &str) -> Option<String> {
+    let mut lines = caddyfile.lines().map(|l| l.split('#').next().unwrap_or_default().trim()).filter(|l| !l.is_empty());
+    // Global options are a block that opens the file with `{` alone.
+    if lines.next() != Some("{") {
+        return Some("localhost:2019".to_string());
+    }
+    for line in lines.take_while(|l| *l != "}") {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        match words.as_slice() {
+            ["admin", "off", ..] => return None,
+            ["admin", address, ..] if address.starts_with("unix/") => return None,
+            ["admin", address, ..] if *address != "{" => return Some(address.to_string()),
+            _ => {}
+        }
+    }
+    Some("localhost:2019".to_string())
 }
 
 impl Proxy for Caddy {
@@ -179,6 +200,38 @@ impl Proxy for Caddy {
         }
     }
 
+    fn detect(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Detection {
+        let ours = crate::system::running_from_pid_file(system, &paths.caddy_pid, "caddy").is_some();
+        let active = systemd && system.run(&Command::new("systemctl", &["is-active", "--quiet", "caddy"])).success;
+        if ours || active {
+            return Detection { running: true, ..Detection::default() };
+        }
+        // Started by hand (`caddy start`): its admin API answers, and
+        // `caddy reload` with this Caddyfile reaches it there.
+        let caddyfile = match system.inspect(&paths.caddyfile) {
+            Existing::File { content, .. } => String::from_utf8_lossy(&content).into_owned(),
+            _ => return Detection::default(),
+        };
+        let Some(admin) = admin_address(&caddyfile) else { return Detection::default() };
+        let Ok(url) = reqwest::Url::parse(&format!("http://{admin}/config/")) else { return Detection::default() };
+        let request = crate::system::HttpRequest {
+            timeout: std::time::Duration::from_secs(2),
+            ..crate::system::HttpRequest::get(url)
+        };
+        match system.http(&request) {
+            Ok(reply) if reply.status == 200 => Detection {
+                running: true,
+                pid_file: None,
+                note: Some(crate::error::Finding::info(format!(
+                    "Caddy runs (its admin API at {admin} answers) although ollama-secure did not start it: \
+                     it is reloaded there, never started a second time"
+                ))),
+                blocker: None,
+            },
+            _ => Detection::default(),
+        }
+    }
+
     fn certificates(&self) -> Certificates {
         Certificates::BuiltIn
     }
@@ -282,6 +335,15 @@ mod tests {
         assert_eq!(without_import(&paths, &fresh), "");
         let edited = format!("{{\n\temail a@b.c\n}}\n{added}:81 {{\n}}\n");
         assert_eq!(without_import(&paths, &edited), "{\n\temail a@b.c\n}\n:80 {\n\tfile_server\n}\n\n:81 {\n}\n");
+    }
+
+    #[test]
+    fn the_admin_address_comes_from_the_global_options() {
+        assert_eq!(admin_address(":80 {\n}\n").as_deref(), Some("localhost:2019"));
+        assert_eq!(admin_address("{\n\tadmin 127.0.0.1:2999\n}\n:80 {\n}\n").as_deref(), Some("127.0.0.1:2999"));
+        assert_eq!(admin_address("# c\n{\n\temail a@b.c\n}\n").as_deref(), Some("localhost:2019"));
+        assert_eq!(admin_address("{\n\tadmin off\n}\n"), None);
+        assert_eq!(admin_address("{\n\tadmin unix//run/caddy.sock\n}\n"), None);
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::plan::{Command, Step};
 use crate::render::RenderedFile;
 use crate::setup::{Https, Setup};
 use crate::state::State;
+use crate::system::System;
 use crate::userfile::Format;
 
 /// The proxies ollama-secure can set up.
@@ -152,6 +153,19 @@ impl Served {
     }
 }
 
+/// A running instance of the proxy, however it was started.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Detection {
+    pub running: bool,
+    /// Where the running process keeps its PID (for the waits after a
+    /// reload or a stop), when it is not the one `service` names.
+    pub pid_file: Option<PathBuf>,
+    /// How it was found, when that is worth saying (started by someone else).
+    pub note: Option<Finding>,
+    /// It runs, but ollama-secure cannot reach it to reload it.
+    pub blocker: Option<String>,
+}
+
 /// What switches the site on: files of the user's to change (written like
 /// ours, with a backup), and steps.
 #[derive(Default)]
@@ -211,6 +225,9 @@ pub trait Proxy: Sync {
     /// link, a line in the main file), after its files are written.
     fn enable(&self, setup: &Setup, facts: &Facts) -> Result<Enable>;
     fn service(&self, paths: &Paths, systemd: bool) -> Service;
+    /// Finds a running instance: one started by ollama-secure, by systemd,
+    /// or by hand (which is reloaded, never started a second time).
+    fn detect(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Detection;
     fn certificates(&self) -> Certificates;
     /// What else the proxy serves, from the facts.
     fn served_besides_us(&self, paths: &Paths, facts: &Facts) -> Served;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use minijinja::Value;
 
-use super::{Certificates, Disabled, Enable, Proxy, ProxyKind, Repair, Served, Service, Stage};
+use super::{Certificates, Detection, Disabled, Enable, Proxy, ProxyKind, Repair, Served, Service, Stage};
 use crate::error::{Error, Finding, Result};
 use crate::facts::{Facts, SiteAnswer};
 use crate::fields::Host;
@@ -15,7 +15,7 @@ use crate::plan::{Action, Command, Step};
 use crate::render::{self, RenderedFile, Role, path_text};
 use crate::setup::{Https, Setup};
 use crate::state::State;
-use crate::system::{Existing, SocketState};
+use crate::system::{Existing, SocketState, System};
 use crate::userfile::Format;
 
 pub struct Nginx;
@@ -57,6 +57,38 @@ fn site_context(setup: &Setup, stage: Stage) -> Value {
             acme_bootstrap => stage == Stage::AwaitingCertificate,
         }
     }
+}
+
+/// The `pid` directive of nginx.conf (top level, outside any block).
+fn pid_directive(conf: &str) -> Option<PathBuf> {
+    let mut depth = 0usize;
+    for line in conf.lines() {
+        let code = line.split('#').next().unwrap_or_default().trim();
+        if depth == 0
+            && let Some(rest) = code.strip_prefix("pid")
+            && rest.starts_with(char::is_whitespace)
+        {
+            return Some(PathBuf::from(rest.trim().trim_end_matches(';').trim()));
+        }
+        depth = (depth + code.matches('{').count()).saturating_sub(code.matches('}').count());
+    }
+    None
+}
+
+/// nginx's own default configuration file on Debian.
+const DEFAULT_CONF: &str = "/etc/nginx/nginx.conf";
+
+/// An nginx master process that reads `conf`: started with `-c conf`, or
+/// without `-c` when `conf` is the default.
+fn master_of(system: &dyn System, conf: &Path) -> Option<u32> {
+    let conf = conf.to_string_lossy();
+    system.processes().into_iter().find_map(|p| {
+        let line = &p.command_line;
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let with_c = words.windows(2).any(|w| w[0] == "-c" && w[1] == conf);
+        let without_c = !words.contains(&"-c") && conf == DEFAULT_CONF;
+        (p.name == "nginx" && line.contains("master process") && (with_c || without_c)).then_some(p.pid)
+    })
 }
 
 impl Proxy for Nginx {
@@ -163,6 +195,31 @@ impl Proxy for Nginx {
             log: None,
             ours: vec![paths.nginx_site.clone(), paths.htpasswd.clone()],
         }
+    }
+
+    fn detect(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Detection {
+        if systemd {
+            let active = system.run(&Command::new("systemctl", &["is-active", "--quiet", "nginx"])).success;
+            return Detection { running: active, ..Detection::default() };
+        }
+        // The PID file nginx itself uses is the one its configuration names.
+        let conf = match system.inspect(&paths.nginx_conf) {
+            Existing::File { content, .. } => String::from_utf8_lossy(&content).into_owned(),
+            _ => String::new(),
+        };
+        let pid_file = pid_directive(&conf).unwrap_or_else(|| paths.nginx_pid.clone());
+        let running = crate::system::running_from_pid_file(system, &pid_file, "nginx").is_some();
+        let blocker = match master_of(system, &paths.nginx_conf) {
+            Some(pid) if !running => Some(format!(
+                "an nginx (pid {pid}) runs with {}, but its PID file {} does not name it, so `nginx -s reload` cannot \
+                 reach it: stop it, or write its PID there",
+                paths.nginx_conf.display(),
+                pid_file.display()
+            )),
+            _ => None,
+        };
+        let pid_file = (pid_file != paths.nginx_pid).then_some(pid_file);
+        Detection { running, pid_file, note: None, blocker }
     }
 
     fn certificates(&self) -> Certificates {

@@ -16,6 +16,7 @@ mod long_running;
 mod render_snapshots;
 mod repair;
 mod standin_fidelity;
+mod started_by_hand;
 mod system;
 mod uninstall_e2e;
 mod users_e2e;

@@ -66,9 +66,25 @@ pub fn caddy_env(sandbox: &Sandbox) -> Vec<(String, String)> {
     ]
 }
 
-/// Runs `caddy ARGS` with its config and data kept in the sandbox.
+/// Runs `caddy ARGS` with its config and data kept in the sandbox. Its
+/// output goes to a file, not a pipe: `caddy start` leaves a daemon behind
+/// that would hold a pipe open for ever.
 pub fn caddy(sandbox: &Sandbox, args: &[&str]) -> std::process::Output {
-    std::process::Command::new("caddy").args(args).envs(caddy_env(sandbox)).output().expect("caddy runs")
+    let log = tempfile::tempfile().unwrap();
+    let status = std::process::Command::new("caddy")
+        .args(args)
+        .envs(caddy_env(sandbox))
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().unwrap())
+        .stderr(log.try_clone().unwrap())
+        .status()
+        .expect("caddy runs");
+    let mut text = Vec::new();
+    let mut log = log;
+    use std::io::{Read, Seek};
+    log.rewind().unwrap();
+    log.read_to_end(&mut text).unwrap();
+    std::process::Output { status, stdout: Vec::new(), stderr: text }
 }
 
 /// `caddy reload` of the sandbox's main Caddyfile (what the tool runs too).
