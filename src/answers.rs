@@ -213,6 +213,8 @@ pub struct PathAnswers {
     pub state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lock: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journal: Option<String>,
 }
 
 impl Answers {

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::journal::Journal;
 use crate::plan::{Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Plan, Purpose, Snapshot, VERIFY_LIMIT};
 use crate::proxy::ProxyKind;
 use crate::system::{Existing, HttpRequest, Ownership, SocketState, System, Trust};
@@ -168,9 +169,16 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             let took = system.now().duration_since(start).unwrap_or_default().as_secs();
             Ok(Outcome::Done(format!("installed ({took} s)")))
         }
-        Purpose::Validate { ours } => {
+        Purpose::Validate { ours, empty_pid_file } => {
             announce(out, format!("validating: `{command}`"));
-            run(system, command, "validating the configuration").map_err(|e| with_culprit(e, ours))?;
+            let pid_file = empty_pid_file.as_deref().filter(|p| system.inspect(p) == Existing::Missing);
+            let result = run(system, command, "validating the configuration").map_err(|e| with_culprit(e, ours));
+            if let Some(pid_file) = pid_file
+                && matches!(system.inspect(pid_file), Existing::File { content, .. } if content.is_empty())
+            {
+                system.remove_file(pid_file).map_err(io("cannot remove the empty PID file", pid_file))?;
+            }
+            result?;
             done("configuration is valid")
         }
         Purpose::Start => {
@@ -218,6 +226,14 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
         Purpose::DeleteCertificate => {
             run(system, command, "deleting the certificate")?;
             done("deleted the certificate")
+        }
+        Purpose::Mount => {
+            run(system, command, "mounting a tmpfs")?;
+            done("mounted a private tmpfs")
+        }
+        Purpose::Unmount => {
+            run(system, command, "unmounting the tmpfs")?;
+            done("unmounted the tmpfs")
         }
     }
 }
@@ -335,6 +351,9 @@ fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -
         }
         // Another program (certbot, say) may have put something in a folder
         // we made: then it stays, which is right.
+        Action::RemoveDir { path } if system.inspect(path) == Existing::Missing => {
+            Ok(Outcome::Skipped(format!("the folder {} is gone already", path.display())))
+        }
         Action::RemoveDir { path } if !system.list_dir(path).is_empty() => {
             Ok(Outcome::Skipped(format!("kept folder {} (something else uses it now)", path.display())))
         }
@@ -361,6 +380,20 @@ fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -
             system.remove_tree(path).map_err(io("cannot remove the cache", path))?;
             done("removed the cache of password checks".to_string())
         }
+        Action::RemoveTree { path, unless_entries_in: Some(inner) } if !system.list_dir(inner).is_empty() => {
+            Ok(Outcome::Skipped(format!("kept {} ({} holds something else)", path.display(), inner.display())))
+        }
+        Action::RemoveTree { path, .. } if system.inspect(path) == Existing::Missing => {
+            Ok(Outcome::Skipped(format!("{} is gone already", path.display())))
+        }
+        Action::RemoveTree { path, .. } if matches!(system.inspect(path), Existing::Dir { .. }) => {
+            system.remove_tree(path).map_err(io("cannot remove", path))?;
+            done(format!("removed {} and what was in it", path.display()))
+        }
+        Action::RemoveTree { path, .. } => {
+            system.remove_file(path).map_err(io("cannot remove", path))?;
+            done(format!("removed {}", path.display()))
+        }
         // Judged again now: a proxy that stopped or reloaded since has
         // removed its socket itself, and one that listens keeps it.
         Action::RemoveStaleSocket { path } => match system.unix_socket(path) {
@@ -377,44 +410,76 @@ fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -
     }
 }
 
-/// Undoes the journal, newest first; the proxy's undos run once every
-/// file is back. Returns what could not be undone.
-fn roll_back(journal: Vec<&[Action]>, system: &dyn System, out: &mut dyn Write) -> Vec<String> {
+/// One done (or half-done) step's undo, and whether failing is expected:
+/// the undo of a step an interruption cut short may find nothing to undo.
+struct Undo<'a> {
+    actions: &'a [Action],
+    maybe_half_done: bool,
+}
+
+/// Undoes `done`, newest first; undos that read the configuration (a
+/// reload, a start) run once every file is back. Returns what could not be
+/// undone.
+fn roll_back(done: Vec<Undo<'_>>, system: &dyn System, out: &mut dyn Write) -> Vec<String> {
     let mut failures = Vec::new();
     let mut deferred = Vec::new();
     let mut scratch = Report::default();
-    for undo in journal.into_iter().rev() {
-        for action in undo {
-            if action.is_service() {
-                deferred.push(action);
+    for undo in done.into_iter().rev() {
+        for action in undo.actions {
+            if action.reads_the_configuration() {
+                deferred.push((action, undo.maybe_half_done));
                 continue;
             }
             match perform(action, system, &mut scratch, out) {
                 Ok(Outcome::Done(text)) => drop(writeln!(out, "  undone: {text}")),
                 Ok(Outcome::Skipped(text)) => drop(writeln!(out, "  {text}")),
+                Err(e) if undo.maybe_half_done => drop(writeln!(out, "  - nothing to undo: {e}")),
                 Err(e) => failures.push(e.to_string()),
             }
         }
     }
-    for action in deferred {
+    for (action, maybe_half_done) in deferred {
         match perform(action, system, &mut scratch, out) {
             Ok(Outcome::Done(text) | Outcome::Skipped(text)) => drop(writeln!(out, "  undone: {text}")),
+            Err(e) if maybe_half_done => drop(writeln!(out, "  - nothing to undo: {e}")),
             Err(e) => failures.push(e.to_string()),
         }
     }
     failures
 }
 
-/// Executes `plan`. On failure, rolls back and returns the error (with what
-/// was undone, and what could not be).
-pub fn apply(plan: &Plan, system: &dyn System, out: &mut dyn Write) -> Result<Report> {
-    let mut journal: Vec<&[Action]> = Vec::new();
+/// Rolls back what the journal says was done, ends the journal, and says
+/// how it went.
+fn undo_and_close(
+    done: Vec<Undo<'_>>,
+    journal: &Journal,
+    system: &dyn System,
+    out: &mut dyn Write,
+) -> Result<Vec<String>> {
+    let _ = writeln!(out, "Rolling back:");
+    let leftovers = roll_back(done, system, out);
+    journal.commit()?;
+    Ok(leftovers)
+}
+
+/// Executes `plan`, writing the journal before every step. On failure, or
+/// when SIGINT or SIGTERM arrives, rolls back and returns the error (with
+/// what was undone, and what could not be). On success the journal stays
+/// until the caller has shown what only this run knows (generated
+/// passwords) and calls `Journal::commit`.
+pub fn apply(plan: &Plan, system: &dyn System, journal: &Journal, out: &mut dyn Write) -> Result<Report> {
+    let mut done: Vec<Undo> = Vec::new();
     let mut report = Report::default();
-    for step in &plan.steps {
+    for (i, step) in plan.steps.iter().enumerate() {
+        journal.write(&plan.steps, i)?;
+        if system.interrupted() {
+            let leftovers = undo_and_close(done, journal, system, out)?;
+            return Err(Error::Interrupted { leftovers });
+        }
         match perform(&step.action, system, &mut report, out) {
             Ok(Outcome::Done(text)) => {
                 let _ = writeln!(out, "  ✓ {text}");
-                journal.push(&step.undo);
+                done.push(Undo { actions: &step.undo, maybe_half_done: false });
                 if step.action.changes_files() {
                     report.changed += 1;
                 }
@@ -424,20 +489,107 @@ pub fn apply(plan: &Plan, system: &dyn System, out: &mut dyn Write) -> Result<Re
             }
             Err(cause) => {
                 let _ = writeln!(out, "  ✗ failed (the error follows)");
-                if journal.iter().all(|undo| undo.is_empty()) {
-                    return Err(Error::RolledBack { cause: Box::new(cause), nothing_changed: journal.is_empty() });
+                // A validator or certbot that failed has still made what it
+                // makes (certbot: its account, its logs).
+                let leaves_traces =
+                    |p: &Purpose| matches!(p, Purpose::Validate { .. } | Purpose::ObtainCertificate { .. });
+                if matches!(&step.action, Action::Run { purpose, .. } if leaves_traces(purpose)) {
+                    done.push(Undo { actions: &step.undo, maybe_half_done: true });
                 }
-                let _ = writeln!(out, "Rolling back:");
-                let leftovers = roll_back(journal, system, out);
-                return Err(if leftovers.is_empty() {
-                    Error::RolledBack { cause: Box::new(cause), nothing_changed: false }
-                } else {
-                    Error::RollbackIncomplete { cause: Box::new(cause), leftovers }
+                let nothing_changed = done.iter().all(|undo| undo.actions.is_empty());
+                if nothing_changed {
+                    journal.commit()?;
+                    return Err(Error::RolledBack { cause: Box::new(cause), nothing_changed: done.is_empty() });
+                }
+                let leftovers = undo_and_close(done, journal, system, out)?;
+                return Err(match (system.interrupted(), leftovers.is_empty()) {
+                    (true, _) => Error::Interrupted { leftovers },
+                    (false, true) => Error::RolledBack { cause: Box::new(cause), nothing_changed: false },
+                    (false, false) => Error::RollbackIncomplete { cause: Box::new(cause), leftovers },
                 });
             }
         }
     }
+    journal.write(&plan.steps, plan.steps.len())?;
     Ok(report)
+}
+
+/// The name every temporary file of `System::write_atomic` starts with.
+pub const TEMPORARY_PREFIX: &str = ".ollama-secure-";
+
+/// A run killed while writing leaves its temporary file (hashes and all)
+/// beside the file it was writing: those go, in every folder the plan wrote
+/// into, and in the journal's (killed before its first journal was in
+/// place, a run leaves only that one). Returns what could not be removed.
+pub fn remove_temporary_files(
+    system: &dyn System,
+    steps: &[crate::plan::Step],
+    journal: &Path,
+    out: &mut dyn Write,
+) -> Vec<String> {
+    let mut dirs: Vec<&Path> = steps
+        .iter()
+        .flat_map(|s| std::iter::once(&s.action).chain(&s.undo))
+        .filter_map(|a| match a {
+            Action::Write { file, .. } => file.path.parent(),
+            Action::Restore { path, .. } | Action::PutBack { path, .. } => path.parent(),
+            _ => None,
+        })
+        .chain(journal.parent())
+        .collect();
+    dirs.sort();
+    dirs.dedup();
+    let mut failures = Vec::new();
+    for path in dirs.into_iter().flat_map(|dir| system.list_dir(dir)) {
+        let temporary = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(TEMPORARY_PREFIX));
+        if temporary && matches!(system.inspect(&path), Existing::File { .. } | Existing::Unreadable { .. }) {
+            match system.remove_file(&path) {
+                Ok(()) => drop(writeln!(out, "  removed {} (a temporary file it left)", path.display())),
+                Err(e) => failures.push(format!("cannot remove {}: {e}", path.display())),
+            }
+        }
+    }
+    failures
+}
+
+/// A run that was killed left its journal: undo what it had done (the step
+/// it was in may be half done), so this run starts from the system as it
+/// was before. Returns whether there was anything to recover.
+pub fn recover(system: &dyn System, journal: &Journal, out: &mut dyn Write) -> Result<bool> {
+    let Some(record) = journal.left_behind()? else { return Ok(false) };
+    let _ = writeln!(
+        out,
+        "An interrupted `ollama-secure {}` left its journal {}: undoing what it had done first.",
+        record.command,
+        journal.path().display()
+    );
+    if !record.generated.is_empty() {
+        let _ = writeln!(
+            out,
+            "It had generated passwords for {} and was stopped before it showed them: nobody knows them, so their \
+             hashes go too.",
+            record.generated.join(", ")
+        );
+    }
+    let last = record.doing.min(record.steps.len());
+    let done: Vec<Undo> = record
+        .steps
+        .iter()
+        .take((last + 1).min(record.steps.len()))
+        .enumerate()
+        .map(|(i, step)| Undo { actions: &step.undo, maybe_half_done: i == last })
+        .collect();
+    // First the temporary files: a folder to remove may hold one.
+    let mut leftovers = remove_temporary_files(system, &record.steps, journal.path(), out);
+    leftovers.extend(undo_and_close(done, journal, system, out)?);
+    if !leftovers.is_empty() {
+        return Err(Error::RollbackIncomplete {
+            cause: Box::new(Error::failed("an interrupted run could not be undone completely")),
+            leftovers,
+        });
+    }
+    let _ = writeln!(out, "The interrupted run is undone.\n");
+    Ok(true)
 }
 
 #[cfg(test)]
@@ -457,6 +609,8 @@ mod tests {
         ran: RefCell<Vec<String>>,
         /// Writes of this file fail as on a full disk.
         full: Option<PathBuf>,
+        /// A signal arrives while this program runs.
+        signalled_by: Option<&'static str>,
     }
 
     impl System for Recording {
@@ -490,11 +644,23 @@ mod tests {
         fn symlink(&self, target: &Path, link: &Path) -> std::io::Result<()> {
             RealSystem.symlink(target, link)
         }
+        fn filesystem(&self, path: &Path) -> Option<crate::system::Filesystem> {
+            RealSystem.filesystem(path)
+        }
+        fn is_mountpoint(&self, path: &Path) -> bool {
+            RealSystem.is_mountpoint(path)
+        }
         fn is_root(&self) -> bool {
             true
         }
         fn group_id(&self, _name: &str) -> Option<u32> {
             Some(nix::unistd::getegid().as_raw())
+        }
+        fn env_var(&self, _name: &str) -> Option<String> {
+            None
+        }
+        fn user_home(&self, _name: &str) -> Option<PathBuf> {
+            None
         }
         fn group_name(&self, _gid: u32) -> Option<String> {
             None
@@ -528,10 +694,25 @@ mod tests {
         fn unix_socket(&self, _path: &Path) -> SocketState {
             SocketState::Missing
         }
+        fn interrupted(&self) -> bool {
+            self.signalled_by.is_some_and(|program| self.ran.borrow().iter().any(|r| r == program))
+        }
+    }
+
+    /// Applies `plan` with a journal in `dir`, which must be gone afterwards.
+    fn apply_in(dir: &Path, plan: &Plan, system: &Recording) -> Result<Report> {
+        let journal = Journal::at(system, &dir.join("journal"), "test");
+        let result = apply(plan, system, &journal, &mut Vec::new());
+        if result.is_ok() {
+            assert!(dir.join("journal").exists(), "the journal ends only when the caller commits");
+            journal.commit().unwrap();
+        }
+        assert!(!dir.join("journal").exists(), "the journal outlived the run");
+        result
     }
 
     fn recording(failing: &[&'static str]) -> Recording {
-        Recording { failing: failing.to_vec(), ran: RefCell::new(Vec::new()), full: None }
+        Recording { failing: failing.to_vec(), ran: RefCell::new(Vec::new()), full: None, signalled_by: None }
     }
 
     fn file(path: &Path, content: &str) -> RenderedFile {
@@ -566,12 +747,12 @@ mod tests {
         let backup = dir.path().join("site.bak-1");
         let plan = plan(vec![
             Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() }),
-            Step::run(Command::new("check-config", &[]), Purpose::Validate { ours: vec![] }),
+            Step::run(Command::new("check-config", &[]), Purpose::Validate { ours: vec![], empty_pid_file: None }),
             reload(),
             Step::run(Command::new("enable-proxy", &[]), Purpose::Enable),
         ]);
         let system = recording(&["enable-proxy"]);
-        let err = apply(&plan, &system, &mut Vec::new()).unwrap_err();
+        let err = apply_in(dir.path(), &plan, &system).unwrap_err();
         assert!(matches!(err, Error::RolledBack { nothing_changed: false, .. }), "{err}");
         assert!(err.to_string().contains("rolled back"), "{err}");
         assert_eq!(fs::read_to_string(&site).unwrap(), "old");
@@ -595,7 +776,7 @@ mod tests {
             start,
         ]);
         let system = recording(&["start-proxy"]);
-        let err = apply(&plan, &system, &mut Vec::new()).unwrap_err();
+        let err = apply_in(dir.path(), &plan, &system).unwrap_err();
         assert!(err.to_string().contains("start-proxy"), "{err}");
         assert!(!a.exists(), "created folders are removed again");
         assert_eq!(*system.ran.borrow(), ["start-proxy"]);
@@ -615,7 +796,7 @@ mod tests {
             Step::run(Command::new("enable-proxy", &[]), Purpose::Enable),
         ]);
         let system = recording(&["enable-proxy"]);
-        apply(&plan, &system, &mut Vec::new()).unwrap_err();
+        apply_in(dir.path(), &plan, &system).unwrap_err();
         assert!(fs::symlink_metadata(&link).is_err());
         assert_eq!(*system.ran.borrow(), ["start-proxy", "enable-proxy", "stop-proxy"]);
     }
@@ -631,13 +812,61 @@ mod tests {
             Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() }),
         ]);
         let system = Recording { full: Some(site.clone()), ..recording(&[]) };
-        let err = apply(&plan, &system, &mut Vec::new()).unwrap_err();
+        let err = apply_in(dir.path(), &plan, &system).unwrap_err();
         assert!(matches!(err, Error::RolledBack { nothing_changed: false, .. }), "{err}");
         assert_eq!(err.exit_code(), crate::error::exit::FAILED);
         assert!(err.to_string().contains("No space left on device"), "{err}");
         assert_eq!(fs::read_to_string(&site).unwrap(), "old");
         assert!(!backup.exists(), "the backup of an unchanged file was left behind");
         assert!(!first.exists(), "the earlier step was not undone");
+    }
+
+    #[test]
+    fn a_signal_stops_the_run_at_the_next_step_and_undoes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, later) = (dir.path().join("site"), dir.path().join("later"));
+        fs::write(&site, "old").unwrap();
+        let plan = plan(vec![
+            Step::write(file(&site, "new"), Change::Replace { backup: dir.path().join("site.bak-1") }),
+            reload(),
+            Step::write(file(&later, "never"), Change::Create),
+        ]);
+        let system = Recording { signalled_by: Some("reload-proxy"), ..recording(&[]) };
+        let err = apply_in(dir.path(), &plan, &system).unwrap_err();
+        assert!(matches!(err, Error::Interrupted { ref leftovers } if leftovers.is_empty()), "{err}");
+        assert_eq!(err.exit_code(), crate::error::exit::INTERRUPTED);
+        assert_eq!(fs::read_to_string(&site).unwrap(), "old");
+        assert!(!later.exists(), "a step after the signal ran");
+        assert_eq!(*system.ran.borrow(), ["reload-proxy", "reload-proxy"], "reloaded onto the old files again");
+    }
+
+    #[test]
+    fn a_killed_run_is_undone_by_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (new_dir, site, users) = (dir.path().join("new"), dir.path().join("site"), dir.path().join("users"));
+        fs::write(&site, "old").unwrap();
+        let backup = dir.path().join("site.bak-1");
+        let steps = vec![
+            Step::create_dir(&new_dir),
+            Step::write(file(&new_dir.join("users"), "hashes"), Change::Create),
+            Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() }),
+            Step::write(file(&users, "more"), Change::Create),
+        ];
+        // Killed while replacing the site: its backup exists, the site is
+        // still the old one, and the last file was never written.
+        fs::create_dir(&new_dir).unwrap();
+        fs::write(new_dir.join("users"), "hashes").unwrap();
+        fs::write(&backup, "old").unwrap();
+        let system = recording(&[]);
+        let journal = Journal::at(&system, &dir.path().join("journal"), "init");
+        journal.write(&steps, 2).unwrap();
+
+        let mut out = Vec::new();
+        assert!(recover(&system, &journal, &mut out).unwrap());
+        assert_eq!(fs::read_to_string(&site).unwrap(), "old");
+        assert!(!backup.exists() && !new_dir.exists() && !users.exists(), "{}", String::from_utf8_lossy(&out));
+        assert!(!dir.path().join("journal").exists());
+        assert!(!recover(&system, &journal, &mut Vec::new()).unwrap(), "nothing is left to recover");
     }
 
     #[test]
@@ -648,7 +877,7 @@ mod tests {
         let backup = dir.path().join("site.bak-1");
         fs::write(&backup, "someone else's").unwrap();
         let plan = plan(vec![Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() })]);
-        let err = apply(&plan, &recording(&[]), &mut Vec::new()).unwrap_err();
+        let err = apply_in(dir.path(), &plan, &recording(&[])).unwrap_err();
         assert!(matches!(err, Error::RolledBack { nothing_changed: true, .. }), "{err}");
         assert_eq!(fs::read_to_string(&site).unwrap(), "old");
         assert_eq!(fs::read_to_string(&backup).unwrap(), "someone else's");

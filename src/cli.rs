@@ -15,7 +15,8 @@ use clap::{Args, Parser, Subcommand};
         configuration with HTTP Basic Auth, installs it safely (backups, validation, rollback) and checks \
         that it works.",
     after_help = "Exit codes: 0 success; 1 failed (changes rolled back); 2 bad input (nothing changed); \
-        3 a check found a problem (after init: the changes were applied); 4 rollback incomplete (look at the listed files)."
+        3 a check found a problem (after init: the changes were applied); 4 rollback incomplete (look at the listed files); \
+        130 interrupted (changes rolled back)."
 )]
 pub struct Cli {
     #[command(subcommand)]

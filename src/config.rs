@@ -57,7 +57,7 @@ const PASSWORD_FILE_LIMIT: u64 = 64 * 1024;
 
 impl SecretSource for ProcessSecrets {
     fn env(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        crate::secret::from_env(name).map(|s| s.expose().to_string())
     }
 
     fn read_file(&self, path: &Path) -> io::Result<String> {
@@ -405,6 +405,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("renewal_cron", &a.renewal_cron, &mut paths.renewal_cron);
     set("renewal_dropin", &a.renewal_dropin, &mut paths.renewal_dropin);
     set("lock", &a.lock, &mut paths.lock);
+    set("journal", &a.journal, &mut paths.journal);
     set("certbot_work", &a.certbot_work, &mut paths.certbot_work);
     set("certbot_logs", &a.certbot_logs, &mut paths.certbot_logs);
     if let Err(e) = fields::auth_socket(&paths.auth_socket, &paths.auth_cache) {
@@ -429,6 +430,7 @@ fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
         ("renewal_cron", &paths.renewal_cron),
         ("renewal_dropin", &paths.renewal_dropin),
         ("lock", &paths.lock),
+        ("journal", &paths.journal),
         ("auth_socket", &paths.auth_socket),
         ("auth_cache", &paths.auth_cache),
     ];

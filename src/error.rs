@@ -17,6 +17,8 @@ pub mod exit {
     pub const CHECK_FAILED: i32 = 3;
     /// A rollback did not complete: the system needs a human look.
     pub const ROLLBACK_INCOMPLETE: i32 = 4;
+    /// Interrupted (SIGINT, SIGTERM); every change was rolled back.
+    pub const INTERRUPTED: i32 = 130;
 }
 
 /// One thing wrong with the input: which file, which field, what is allowed.
@@ -65,6 +67,9 @@ pub enum Error {
     /// Changes were applied (or nothing was asked to change) but a check
     /// found a problem.
     CheckFailed(String),
+    /// SIGINT or SIGTERM arrived; what was done is undone (`leftovers`
+    /// could not be).
+    Interrupted { leftovers: Vec<String> },
 }
 
 impl Error {
@@ -90,6 +95,8 @@ impl Error {
             Error::Io { .. } | Error::Command { .. } | Error::Failed(_) | Error::RolledBack { .. } => exit::FAILED,
             Error::CheckFailed(_) => exit::CHECK_FAILED,
             Error::RollbackIncomplete { .. } => exit::ROLLBACK_INCOMPLETE,
+            Error::Interrupted { leftovers } if leftovers.is_empty() => exit::INTERRUPTED,
+            Error::Interrupted { .. } => exit::ROLLBACK_INCOMPLETE,
         }
     }
 
@@ -127,6 +134,14 @@ impl fmt::Display for Error {
             Error::RolledBack { cause, nothing_changed: false } => {
                 write!(f, "{cause}\nEvery change was rolled back; the previous files are in place.")
             }
+            Error::Interrupted { leftovers } if leftovers.is_empty() => {
+                f.write_str("interrupted; every change was rolled back, the previous files are in place")
+            }
+            Error::Interrupted { leftovers } => write!(
+                f,
+                "interrupted; the rollback did not complete, check these by hand:\n  - {}",
+                leftovers.join("\n  - ")
+            ),
             Error::RollbackIncomplete { cause, leftovers } => write!(
                 f,
                 "{cause}\nThe rollback did not complete; check these by hand:\n  - {}",

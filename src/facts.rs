@@ -12,7 +12,7 @@ use crate::plan::Command;
 use crate::proxy::ProxyKind;
 use crate::setup::Settings;
 use crate::state::State;
-use crate::system::{Existing, HttpReply, HttpRequest, Owner, SocketState, System, Trust};
+use crate::system::{Existing, Filesystem, HttpReply, HttpRequest, Owner, SocketState, System, Trust};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PackageManager {
@@ -87,6 +87,11 @@ pub struct Facts {
     /// Enabled at boot (systemd only).
     pub service_enabled: bool,
     pub files: BTreeMap<PathBuf, Existing>,
+    /// For every folder looked at: the filesystem it is on, and whether
+    /// something is mounted on it.
+    pub mounts: BTreeMap<PathBuf, (Filesystem, bool)>,
+    /// What the proxy writes of its own (see `Proxy::writes_of_its_own`).
+    pub own_writes: Vec<crate::state::Owned>,
     /// The entries of folders the proxy asked about (what else it serves).
     pub listings: BTreeMap<PathBuf, Vec<PathBuf>>,
     /// Group name → gid, for the groups files are given to.
@@ -104,6 +109,14 @@ pub struct Facts {
 impl Facts {
     pub fn file(&self, path: &Path) -> &Existing {
         self.files.get(path).unwrap_or(&Existing::Missing)
+    }
+
+    pub fn filesystem(&self, dir: &Path) -> Option<Filesystem> {
+        self.mounts.get(dir).map(|(fs, _)| *fs)
+    }
+
+    pub fn is_mountpoint(&self, dir: &Path) -> bool {
+        self.mounts.get(dir).is_some_and(|(_, mounted)| *mounted)
     }
 
     pub fn listing(&self, dir: &Path) -> &[PathBuf] {
@@ -125,6 +138,8 @@ impl Facts {
             detection: crate::proxy::Detection::default(),
             service_enabled: false,
             files: BTreeMap::from([(PathBuf::from("/"), Existing::Dir { mode: 0o755, uid: 0, gid: 0 })]),
+            mounts: BTreeMap::new(),
+            own_writes: Vec::new(),
             listings: BTreeMap::new(),
             groups: BTreeMap::new(),
             port_uses: Vec::new(),
@@ -276,9 +291,10 @@ fn package_manager(system: &dyn System) -> Option<PackageManager> {
 
 /// The proxy's files, the state file and everything it mentions (for
 /// uninstall and for keeping records), with their folders.
-fn interest(system: &dyn System, probe: &Probe) -> Vec<PathBuf> {
+fn interest(system: &dyn System, probe: &Probe, own_writes: &[crate::state::Owned]) -> Vec<PathBuf> {
     let (module, paths) = (probe.proxy.module(), probe.paths);
     let mut interest = probe.interest.clone();
+    interest.extend(own_writes.iter().map(|o| o.path.clone()));
     interest.push(module.users_file(paths).to_path_buf());
     interest.extend(module.paths_to_inspect(paths));
     // The log of a proxy we start ourselves: the plan creates its folder.
@@ -298,8 +314,14 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     let systemd = matches!(system.inspect(Path::new("/run/systemd/system")), Existing::Dir { .. });
     let detection = module.detect(system, paths, systemd);
     let proxy_running = detection.running;
-    let interest = interest(system, &probe);
-    let files = interest.iter().map(|p| (p.clone(), system.inspect(p))).collect();
+    let own_writes = module.writes_of_its_own(system, paths, systemd);
+    let interest = interest(system, &probe, &own_writes);
+    let files: BTreeMap<PathBuf, Existing> = interest.iter().map(|p| (p.clone(), system.inspect(p))).collect();
+    let mounts = files
+        .iter()
+        .filter(|(_, existing)| matches!(existing, Existing::Dir { .. }))
+        .filter_map(|(dir, _)| Some((dir.clone(), (system.filesystem(dir)?, system.is_mountpoint(dir)))))
+        .collect();
     let listings = module.dirs_to_list(paths).into_iter().map(|d| (d.clone(), system.list_dir(&d))).collect();
     let groups = probe
         .groups
@@ -332,6 +354,8 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         service_enabled: systemd
             && system.run(&Command::new("systemctl", &["is-enabled", "--quiet", probe.proxy.name()])).success,
         files,
+        mounts,
+        own_writes,
         listings,
         groups,
         port_uses,
@@ -364,7 +388,7 @@ mod tests {
             &crate::config::ProcessSecrets,
         )
         .unwrap();
-        let seen = interest(&crate::system::RealSystem, &Probe::for_settings(&config.settings));
+        let seen = interest(&crate::system::RealSystem, &Probe::for_settings(&config.settings), &[]);
         for path in [
             "/var/log/caddy/ollama-secure.log",
             "/var/log/caddy",

@@ -15,6 +15,8 @@ pub mod credentials;
 pub mod error;
 pub mod facts;
 pub mod fields;
+pub mod interrupt;
+pub mod journal;
 pub mod lock;
 pub mod paths;
 pub mod plan;

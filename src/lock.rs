@@ -14,10 +14,9 @@ pub struct Lock {
     _file: Flock<fs::File>,
 }
 
+/// Its folder must exist (`/run` does): ollama-secure creates no folder
+/// it would not remove again.
 pub fn acquire(path: &Path) -> Result<Lock> {
-    if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(|e| Error::failed(format!("cannot create {}: {e}", dir.display())))?;
-    }
     let open = || {
         OpenOptions::new()
             .create(true)

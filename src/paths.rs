@@ -68,6 +68,9 @@ pub struct Paths {
     pub state: PathBuf,
     /// Held while a run changes files, so concurrent runs take turns.
     pub lock: PathBuf,
+    /// What a run in progress is doing (see `journal`): in a folder that
+    /// exists before the first change, and survives a reboot.
+    pub journal: PathBuf,
 }
 
 impl Paths {
@@ -93,6 +96,7 @@ impl Paths {
                 renewal_dropin: "/etc/systemd/system/certbot.service.d/ollama-secure.conf".into(),
                 state: "/var/lib/ollama-secure/state.yaml".into(),
                 lock: "/run/ollama-secure.lock".into(),
+                journal: "/var/lib/ollama-secure.journal".into(),
             },
             Os::MacHomebrew => Paths {
                 nginx_conf: "/opt/homebrew/etc/nginx/nginx.conf".into(),
@@ -114,6 +118,7 @@ impl Paths {
                 renewal_dropin: "/opt/homebrew/etc/ollama-secure/certbot-service.conf".into(),
                 state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
                 lock: "/opt/homebrew/var/run/ollama-secure.lock".into(),
+                journal: "/opt/homebrew/var/ollama-secure.journal".into(),
             },
         }
     }

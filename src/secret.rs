@@ -3,6 +3,7 @@
 //! accident; the one place that prints it calls `expose` on purpose.
 
 use std::fmt;
+use std::sync::Mutex;
 
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -23,6 +24,26 @@ impl Secret {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Names of environment variables a secret was read from. Programs we run
+/// (a proxy we start lives on) get our environment without them.
+static SECRET_VARIABLES: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+/// Reads a secret from the environment variable `name`, and keeps it out of
+/// the environment of every program run from now on.
+pub fn from_env(name: &str) -> Option<Secret> {
+    let value = std::env::var(name).ok()?;
+    let mut names = SECRET_VARIABLES.lock().unwrap_or_else(|e| e.into_inner());
+    if !names.iter().any(|n| n == name) {
+        names.push(name.to_string());
+    }
+    Some(Secret(value))
+}
+
+/// The variables `from_env` read: to remove from a child's environment.
+pub fn variables() -> Vec<String> {
+    SECRET_VARIABLES.lock().unwrap_or_else(|e| e.into_inner()).clone()
 }
 
 impl fmt::Debug for Secret {

@@ -24,6 +24,40 @@ pub struct FileRecord {
     pub original: Option<PathBuf>,
 }
 
+/// Something ollama-secure owns and uninstall removes, beyond the files
+/// and folders it wrote itself: folders the proxy or certbot made for it,
+/// a tmpfs it mounted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Owned {
+    pub path: PathBuf,
+    pub kind: OwnedKind,
+    /// Written by the proxy ollama-secure started: removed only when
+    /// uninstall stops it (a proxy that serves other sites since goes on
+    /// using it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub until_stopped: bool,
+}
+
+impl Owned {
+    pub fn new(path: &Path, kind: OwnedKind) -> Owned {
+        Owned { path: path.to_path_buf(), kind, until_stopped: false }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnedKind {
+    /// A file.
+    File,
+    /// A folder, removed if it is empty.
+    Dir,
+    /// A folder and everything in it (a cache, the proxy's data for us).
+    Tree,
+    /// A tmpfs mounted on a folder we made: unmounted, then the folder goes.
+    Mount,
+}
+
 /// What the proxy served besides our site, as state files of version 1
 /// wrote it (a list of paths, or one "PATH FINGERPRINT"), or typed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -65,12 +99,22 @@ pub struct State {
     /// Certificates certbot obtained for us (by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
+    /// What else is ours to remove (see `Owned`), in the order it came.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub owned: Vec<Owned>,
+    /// certbot's folders that did not exist before it obtained our
+    /// certificate: removed once no other certificate is left in them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub certbot_dirs: Vec<PathBuf>,
     /// Version 1 recorded where users checks a change; it now comes from
     /// the settings.
     #[serde(default, skip_serializing)]
     url: Option<String>,
     #[serde(default, skip_serializing)]
     connect: Option<std::net::IpAddr>,
+    /// Read from a state file of version 1, which recorded no `owned`.
+    #[serde(skip)]
+    from_version_1: bool,
 }
 
 const HEADER: &str = "# Written by ollama-secure: what `ollama-secure uninstall` undoes. Do not edit.\n";
@@ -90,8 +134,11 @@ impl State {
             started: false,
             served: None,
             certificates: Vec::new(),
+            owned: Vec::new(),
+            certbot_dirs: Vec::new(),
             url: None,
             connect: None,
+            from_version_1: false,
         }
     }
 
@@ -104,6 +151,7 @@ impl State {
                 ))
             })
             .map(|mut state| {
+                state.from_version_1 = state.version == 1;
                 state.version = VERSION;
                 state
             })
@@ -151,6 +199,22 @@ impl State {
         }
     }
 
+    /// Read from a state file of version 1 (the proxy says what it owned).
+    pub fn from_version_1(&self) -> bool {
+        self.from_version_1
+    }
+
+    pub fn note_owned(&mut self, owned: Owned) {
+        if !self.owns(&owned.path) {
+            self.owned.push(owned);
+        }
+    }
+
+    /// Whether `path` is recorded as ours beyond the files we wrote.
+    pub fn owns(&self, path: &Path) -> bool {
+        self.owned.iter().any(|o| o.path == path)
+    }
+
     pub fn note_dir(&mut self, dir: &Path) {
         if !self.dirs.iter().any(|d| d == dir) {
             self.dirs.push(dir.to_path_buf());
@@ -165,6 +229,8 @@ impl State {
         paths.extend(self.dirs.iter().cloned());
         paths.extend(self.caddyfile_import.iter().cloned());
         paths.extend(self.backups.iter().cloned());
+        paths.extend(self.owned.iter().map(|o| o.path.clone()));
+        paths.extend(self.certbot_dirs.iter().cloned());
         paths
     }
 

@@ -132,13 +132,14 @@ fn confirm(args: &InitArgs, answers: &Answers, plan: &Plan) -> Result<()> {
     }
 }
 
-fn apply_plan(system: &dyn System, plan: &Plan) -> Result<()> {
+fn apply_plan(system: &dyn System, plan: &Plan, journal: &crate::journal::Journal) -> Result<()> {
     if plan.is_empty() {
         println!("Nothing to change: the system already matches the answers.");
         return Ok(());
     }
     println!("Applying:");
-    let report = apply::apply(plan, system, &mut io::stdout())?;
+    let _catching = crate::interrupt::catch();
+    let report = apply::apply(plan, system, journal, &mut io::stdout())?;
     println!("\nDone: {} file change(s).", report.changed);
     if !report.backups.is_empty() {
         println!("Previous versions were kept:");
@@ -154,7 +155,8 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
     super::print_warnings(&config.warnings);
     // From reading the system to the reload: a concurrent `users` run waits.
-    let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&config.settings.paths.lock)?) };
+    let paths = &config.settings.paths;
+    let _lock = if args.dry_run { None } else { Some(super::begin_changes(system, paths)?) };
     let facts = facts::probe(system, Probe::for_settings(&config.settings));
     let proxy = config.settings.proxy.module();
     let installed = match facts.file(proxy.users_file(&config.settings.paths)) {
@@ -176,6 +178,9 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         );
     }
     if args.dry_run {
+        if let Some(warning) = super::journal_warning(system, paths) {
+            println!("{warning}\n");
+        }
         print_dry_run(&plan, &resolution, facts.is_root);
         if let Some(path) = &args.save_answers {
             save_answers(system, path, &answers.with_hashes(&resolution.hashes, false))?;
@@ -196,8 +201,13 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     }
     println!();
     confirm(&args, &answers, &plan)?;
-    apply_plan(system, &plan)?;
+    let journal = crate::journal::Journal::at(system, &paths.journal, "init")
+        .generating(resolution.generated.iter().map(|(user, _)| user.to_string()));
+    apply_plan(system, &plan, &journal)?;
+    // Shown before the journal ends: a run killed before this is undone by
+    // the next one, so no generated hash stays whose password nobody saw.
     super::print_generated(&resolution.generated);
+    journal.commit()?;
     if let Some(path) = &args.save_answers {
         save_answers(system, path, &answers.with_hashes(&resolution.hashes, true))?;
     }

@@ -56,7 +56,8 @@ impl Installed {
     }
 }
 
-fn find_installed(system: &dyn System, answers_path: Option<&Path>) -> Result<Installed> {
+/// The answers file given (if any), and the paths it names (or the defaults).
+fn locate(answers_path: Option<&Path>) -> Result<(Paths, Option<(Answers, String)>)> {
     let answers = match answers_path {
         Some(path) => Some((Answers::load(path)?, path.display().to_string())),
         None => None,
@@ -65,6 +66,15 @@ fn find_installed(system: &dyn System, answers_path: Option<&Path>) -> Result<In
         Some((answers, source)) => crate::config::paths_from_answers(answers, source, Os::current())?,
         None => Paths::defaults(Os::current()),
     };
+    Ok((paths, answers))
+}
+
+fn find_installed(system: &dyn System, answers_path: Option<&Path>) -> Result<Installed> {
+    let (paths, answers) = locate(answers_path)?;
+    installed_at(system, paths, answers)
+}
+
+fn installed_at(system: &dyn System, paths: Paths, answers: Option<(Answers, String)>) -> Result<Installed> {
     let state = match system.inspect(&paths.state) {
         Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(&content), &paths.state)?,
         _ => {
@@ -77,13 +87,46 @@ fn find_installed(system: &dyn System, answers_path: Option<&Path>) -> Result<In
     Ok(Installed { paths, state, answers })
 }
 
+/// Before a run changes anything: the lock (a concurrent run waits), and
+/// the undoing of a run that was interrupted, whose journal is found here.
+fn begin_changes(system: &dyn System, paths: &Paths) -> Result<Changing> {
+    let lock = crate::lock::acquire(&paths.lock)?;
+    let journal = crate::journal::Journal::at(system, &paths.journal, "recovery");
+    let recovered = crate::apply::recover(system, &journal, &mut std::io::stdout())?;
+    if !recovered {
+        let leftovers = crate::apply::remove_temporary_files(system, &[], &paths.journal, &mut std::io::stdout());
+        if !leftovers.is_empty() {
+            return Err(Error::failed(leftovers.join("\n")));
+        }
+    }
+    Ok(Changing { _lock: lock, recovered })
+}
+
+/// A run that may change the system: it holds the lock.
+struct Changing {
+    _lock: crate::lock::Lock,
+    /// It began by undoing an interrupted run.
+    recovered: bool,
+}
+
+/// What a dry run says about a journal an interrupted run left.
+fn journal_warning(system: &dyn System, paths: &Paths) -> Option<crate::error::Finding> {
+    let journal = crate::journal::Journal::at(system, &paths.journal, "dry run");
+    matches!(journal.left_behind(), Ok(Some(_)) | Err(_)).then(|| {
+        crate::error::Finding::warning(format!(
+            "an interrupted run left {}: the next run without --dry-run undoes it first; this plan is for the system as it is now",
+            paths.journal.display()
+        ))
+    })
+}
+
 /// A password from `--password-env VAR` or the first line of
 /// `--password-file FILE`; `None` when neither is given.
 fn password_from(env: Option<&str>, file: Option<&Path>) -> Result<Option<Secret>> {
     if let Some(var) = env {
-        return std::env::var(var)
-            .map(|v| Some(Secret::new(v)))
-            .map_err(|_| Error::input(format!("--password-env: the environment variable {var} is not set")));
+        return crate::secret::from_env(var)
+            .map(Some)
+            .ok_or_else(|| Error::input(format!("--password-env: the environment variable {var} is not set")));
     }
     if let Some(path) = file {
         let bytes = crate::system::read_limited(path, 64 * 1024)

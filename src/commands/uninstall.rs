@@ -8,11 +8,20 @@ use crate::plan::{self, describe};
 use crate::system::System;
 
 pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
+    let (paths, answers) = super::locate(args.answers.as_deref())?;
+    let changing = if args.dry_run { None } else { Some(super::begin_changes(system, &paths)?) };
+    let recovered = changing.as_ref().is_some_and(|c| c.recovered);
     // The state file says which proxy was set up; probe that one.
-    let installed = super::find_installed(system, args.answers.as_deref())?;
+    let installed = match super::installed_at(system, paths, answers) {
+        // Undoing an interrupted init can leave nothing to uninstall.
+        Err(_) if recovered => {
+            println!("Nothing else to uninstall.");
+            return Ok(());
+        }
+        other => other?,
+    };
     let proxy = installed.state.proxy;
     let paths = &installed.paths;
-    let _lock = if args.dry_run { None } else { Some(crate::lock::acquire(&paths.lock)?) };
     let facts = facts::probe(system, Probe::for_installed(proxy, paths, None));
     let plan = plan::removal(paths, &facts)?;
     println!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));
@@ -31,7 +40,12 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
         println!("  - {finding}");
     }
     println!("\nRemoving:");
-    apply::apply(&plan, system, &mut io::stdout())?;
+    let journal = crate::journal::Journal::at(system, &paths.journal, "uninstall");
+    {
+        let _catching = crate::interrupt::catch();
+        apply::apply(&plan, system, &journal, &mut io::stdout())?;
+    }
+    journal.commit()?;
     println!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
     Ok(())
 }

@@ -9,7 +9,6 @@ use crate::credentials::{self, OsEntropy};
 use crate::error::{Error, Problem, Result};
 use crate::facts::{self, Probe};
 use crate::fields::{self, Username};
-use crate::lock;
 use crate::paths::Paths;
 use crate::plan::{self, Goal, describe};
 use crate::proxy::ProxyKind;
@@ -123,10 +122,11 @@ fn edit(users: &mut Users, name: &Username, op: &Op, settings: &Settings) -> Res
 fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     let name = Username::parse(name)
         .map_err(|message| Error::Input(vec![Problem { source: None, field: Some("username".into()), message }]))?;
-    let installed = super::find_installed(system, setup_args.answers.as_deref())?;
-    let settings = settings(&installed)?;
+    let (paths, answers) = super::locate(setup_args.answers.as_deref())?;
     // Held from reading the file to the reload: a concurrent run waits.
-    let _lock = if dry_run { None } else { Some(lock::acquire(&settings.paths.lock)?) };
+    let _lock = if dry_run { None } else { Some(super::begin_changes(system, &paths)?) };
+    let installed = super::installed_at(system, paths, answers)?;
+    let settings = settings(&installed)?;
     let facts = facts::probe(system, Probe::for_installed(settings.proxy, &settings.paths, Some(&settings)));
     let mut users = read_users(settings.proxy, &settings.paths, &facts)?;
     let existed = users.get(&name).is_some();
@@ -147,7 +147,12 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
     if let Some(refusal) = plan.refusal() {
         return Err(refusal);
     }
-    apply::apply(&plan, system, &mut io::stdout())?;
+    let generating = matches!(&new_secret, Some((_, true))).then(|| name.to_string());
+    let journal = crate::journal::Journal::at(system, &setup.settings.paths.journal, "users").generating(generating);
+    {
+        let _catching = crate::interrupt::catch();
+        apply::apply(&plan, system, &journal, &mut io::stdout())?;
+    }
     let verb = match op {
         Op::Add { .. } if !existed => "added",
         Op::Add { .. } | Op::Rotate { .. } => "gave a new password to",
@@ -157,6 +162,7 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
     if let Some((secret, true)) = &new_secret {
         println!("Generated password for {name} (shown once; store it now): {}", secret.expose());
     }
+    journal.commit()?;
     match (&new_secret, facts.proxy_running) {
         (Some((secret, _)), true) => prove_login(system, &setup, &name, secret),
         _ => Ok(()),

@@ -39,6 +39,7 @@ fn undo_text(action: &Action, proxy: ProxyKind) -> String {
         Action::Write { file, .. } => format!("write {}", file.path.display()),
         Action::Link { link, target } => format!("link {} -> {}", link.display(), target.display()),
         Action::RemoveCache { path } => format!("remove the cache {}", path.display()),
+        Action::RemoveTree { path, .. } => format!("remove {} and anything in it", path.display()),
         Action::RemoveStaleSocket { path } => format!("remove the socket {} if nothing listens on it", path.display()),
         Action::AwaitCertificate { domain, .. } => format!("wait for a certificate for {domain}"),
         Action::Verify { url, .. } => format!("verify {url}"),
@@ -51,7 +52,11 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
     let (wait, rollback) = (wait_text(purpose, proxy), ROLLBACK);
     match purpose {
         Purpose::Install => format!("install {proxy}: run `{command}`"),
-        Purpose::Validate { .. } => format!("validate: run `{command}` {rollback}"),
+        Purpose::Validate { empty_pid_file: None, .. } => format!("validate: run `{command}` {rollback}"),
+        Purpose::Validate { empty_pid_file: Some(pid_file), .. } => format!(
+            "validate: run `{command}`, then remove the empty {} it makes if there was none {rollback}",
+            pid_file.display()
+        ),
         Purpose::Start => format!("start {proxy}: run `{command}`"),
         Purpose::Reload { .. } => format!("reload {proxy}: run `{command}`{wait}"),
         Purpose::Stop { .. } => format!("stop {proxy}: run `{command}`{wait}"),
@@ -59,6 +64,8 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
         Purpose::ReloadUnits => format!("make systemd read the changed units: run `{command}`"),
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
+        Purpose::Mount => format!("mount a private tmpfs (memory, root only): run `{command}`"),
+        Purpose::Unmount => format!("unmount the tmpfs: run `{command}`"),
     }
 }
 
@@ -103,6 +110,14 @@ fn action_text(action: &Action, proxy: ProxyKind) -> String {
         Action::PutBack { path, .. } => format!("put {} back as it was", path.display()),
         Action::PutBackLink { link, target } => format!("link {} -> {} again", link.display(), target.display()),
         Action::RemoveCache { path } => format!("remove the cache of password checks {}", path.display()),
+        Action::RemoveTree { path, unless_entries_in: None } => {
+            format!("remove {} and everything in it", path.display())
+        }
+        Action::RemoveTree { path, unless_entries_in: Some(inner) } => format!(
+            "remove {} and everything in it, unless {} holds something (another certificate)",
+            path.display(),
+            inner.display()
+        ),
         Action::RemoveStaleSocket { path } => format!(
             "remove the socket {} if nothing listens on it (nginx cannot start while a stale one is there)",
             path.display()
@@ -174,7 +189,10 @@ pub fn summary(plan: &Plan) -> String {
                 format!("  - link {} -> {}\n", link.display(), target.display())
             }
             Action::Run { command, .. } => format!("  - run: {command}\n"),
-            Action::Remove { path } | Action::RemoveDir { path } | Action::RemoveCache { path } => {
+            Action::Remove { path }
+            | Action::RemoveDir { path }
+            | Action::RemoveCache { path }
+            | Action::RemoveTree { path, .. } => {
                 format!("  - remove {}\n", path.display())
             }
             Action::Restore { path, .. } | Action::PutBack { path, .. } => format!("  - restore {}\n", path.display()),

@@ -16,10 +16,10 @@ pub use step::{Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Output, P
 
 use crate::error::{Error, Finding, Result};
 use crate::facts::Facts;
-use crate::proxy::{Certificates, ProxyKind, Service, Stage};
+use crate::proxy::{Certificates, Folders, ProxyKind, Service, Stage};
 use crate::render::{RenderedFile, Role};
 use crate::setup::Setup;
-use crate::state::State;
+use crate::state::{Owned, OwnedKind, State};
 use crate::system::{Existing, Ownership};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -139,11 +139,23 @@ fn certificate_present(setup: &Setup, facts: &Facts) -> bool {
 
 /// The state after `steps`. What a path was before ollama-secure first
 /// touched it stays recorded as first seen.
-fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[Step]) -> State {
+fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[Step], folders: &Folders) -> State {
     let mut state = previous.unwrap_or_else(|| State::new(&setup.settings));
     state.settings = Some(setup.settings.clone());
+    let paths = &setup.settings.paths;
+    if state.from_version_1() {
+        setup.proxy().owned_by_version_1(paths).into_iter().for_each(|owned| state.note_owned(owned));
+    }
+    folders.owned.iter().for_each(|owned| state.note_owned(owned.clone()));
     for step in steps {
         match &step.action {
+            // certbot writes the challenges' folders into the webroot.
+            Action::CreateDir { path } if *path == paths.acme_webroot => {
+                state.note_dir(path);
+                state.note_owned(Owned::new(path, OwnedKind::Tree));
+            }
+            // A folder recorded as owned goes as that (after the proxy stopped).
+            Action::CreateDir { path } if folders.owned.iter().any(|o| o.path == *path) => {}
             Action::CreateDir { path } => state.note_dir(path),
             Action::Write { file, change } => {
                 let main_config = file.role == Role::MainConfig;
@@ -162,16 +174,36 @@ fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[
                 }
             }
             Action::Link { link, .. } => state.note_link(link),
-            Action::Run { purpose: Purpose::Start, .. } if !state.started => {
-                state.note_started(setup.proxy().served_besides_us(&setup.settings.paths, facts))
+            Action::Run { command, purpose: Purpose::Start } => {
+                if !state.started {
+                    state.note_started(setup.proxy().served_besides_us(paths, facts));
+                }
+                for owned in &folders.owned_if_started {
+                    state.note_owned(Owned { until_stopped: true, ..owned.clone() });
+                }
+                if let Output::LogFile(log) = &command.output
+                    && matches!(facts.file(log), Existing::Missing)
+                {
+                    state.note_owned(Owned { until_stopped: true, ..Owned::new(log, OwnedKind::File) });
+                }
             }
-            Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. }
-                if !state.certificates.contains(domain) =>
-            {
-                state.certificates.push(domain.clone())
+            Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. } => {
+                if !state.certificates.contains(domain) {
+                    state.certificates.push(domain.clone());
+                }
+                for dir in [&paths.letsencrypt, &paths.certbot_work, &paths.certbot_logs] {
+                    if matches!(facts.file(dir), Existing::Missing) && !state.certbot_dirs.contains(dir) {
+                        state.certbot_dirs.push(dir.clone());
+                    }
+                }
             }
             _ => {}
         }
+    }
+    // What the validator makes (in a Caddy that was running already, say),
+    // unless the started proxy's record took it.
+    if steps.iter().any(|s| matches!(&s.action, Action::Run { purpose: Purpose::Validate { .. }, .. })) {
+        folders.made_by_validation.iter().for_each(|made| state.note_owned(made.clone()));
     }
     state
 }
@@ -205,7 +237,7 @@ fn certbot_steps(setup: &Setup, facts: &Facts, service: &Service, stage_site: &R
     let obtain = crate::certbot::obtain(&setup.settings, &domain, &service.reload);
     let full_site = setup
         .proxy()
-        .render(setup, Stage::Final)?
+        .render(setup, facts, Stage::Final)?
         .into_iter()
         .find(|f| f.role == Role::Site)
         .expect("every proxy renders a site");
@@ -217,13 +249,19 @@ fn certbot_steps(setup: &Setup, facts: &Facts, service: &Service, stage_site: &R
             gid: facts.groups.get(&stage_site.group).copied().unwrap_or(0),
         },
     };
+    // certbot makes its folders (an account, logs) even when it fails:
+    // those it made go with the certificate, unless another is there.
+    let paths = &setup.settings.paths;
+    let renewal = paths.letsencrypt.join("renewal");
+    let made = [&paths.certbot_work, &paths.certbot_logs, &paths.letsencrypt]
+        .into_iter()
+        .filter(|dir| matches!(facts.file(dir), Existing::Missing))
+        .map(|dir| Action::RemoveTree { path: dir.clone(), unless_entries_in: Some(renewal.clone()) });
+    let delete = Action::Run { command: crate::certbot::delete(paths, &domain), purpose: Purpose::DeleteCertificate };
     Ok(vec![
         Step::undone_by(
             Action::Run { command: obtain, purpose: Purpose::ObtainCertificate { domain: domain.clone(), http_port } },
-            vec![Action::Run {
-                command: crate::certbot::delete(&setup.settings.paths, &domain),
-                purpose: Purpose::DeleteCertificate,
-            }],
+            std::iter::once(delete).chain(made).collect(),
         ),
         Step::write(full_site, Change::Overwrite { previous }),
         service::validate(service),
@@ -245,7 +283,7 @@ fn file_steps(setup: &Setup, facts: &Facts, goal: Goal, service: &Service) -> Re
     // A proxy that cannot load its TLS server without the certificate gets
     // the challenge stage first, then certbot, then the whole site.
     let awaiting = certbot && goal != Goal::Users && !certificate_present(setup, facts);
-    let mut files = proxy.render(setup, if awaiting { Stage::AwaitingCertificate } else { Stage::Final })?;
+    let mut files = proxy.render(setup, facts, if awaiting { Stage::AwaitingCertificate } else { Stage::Final })?;
     let stage_site = awaiting.then(|| files.iter().find(|f| f.role == Role::Site).cloned()).flatten();
     let enable = proxy.enable(setup, facts)?;
     files.extend(enable.files);
@@ -322,28 +360,64 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     let mut blockers = Vec::new();
     service::detection(facts, &mut findings, &mut blockers);
     let mut steps = Vec::new();
+    let mut folders = Folders::default();
     if let Goal::Init { install } = goal {
         steps.extend(preflight::check(setup, install, facts, &mut findings, &mut blockers));
+        // Before the proxy reads the site (`nginx -t` makes its folders too).
+        folders = setup.proxy().folders(paths, facts, facts.state(paths)?.as_ref());
+        steps.append(&mut folders.steps);
+        findings.append(&mut folders.findings);
+        blockers.append(&mut folders.blockers);
     }
     let files = file_steps(setup, facts, goal, &service)?;
     let service_steps = service_steps(setup, facts, goal, &service, &files, &mut findings)?;
-    let changed = !files.steps.is_empty();
+    let changed = !files.steps.is_empty() || !steps.is_empty();
     steps.extend(files.steps);
-    if goal != Goal::Users {
-        // Recorded before the proxy is touched, so a failure rolls it back too.
-        if changed {
-            parent_dirs(&[paths.state.as_path()], facts, &mut steps);
-        }
-        let all: Vec<Step> = steps.iter().chain(&service_steps).cloned().collect();
-        let state = record_state(setup, facts, facts.state(paths)?, &all);
-        steps.extend(state_step(setup, &state, facts));
-        steps.extend(service_steps);
-        steps.extend(service::enable_at_boot(facts, &service));
-    } else {
-        steps.extend(service_steps);
+    // Recorded before the proxy is touched, so a failure rolls it back too.
+    if changed && goal != Goal::Users {
+        parent_dirs(&[paths.state.as_path()], facts, &mut steps);
     }
+    let all: Vec<Step> = steps.iter().chain(&service_steps).cloned().collect();
+    let state = record_state(setup, facts, facts.state(paths)?, &all, &folders);
+    // `users` records its backups too (they hold every user's hash).
+    if goal != Goal::Users || facts.state(paths)?.is_some() {
+        steps.extend(state_step(setup, &state, facts));
+    }
+    steps.extend(service_steps);
+    if goal != Goal::Users {
+        steps.extend(service::enable_at_boot(facts, &service));
+    }
+    undo_what_the_proxy_makes(&mut steps, &folders, facts);
     findings.extend(writable_parents(&steps, facts));
+    findings.extend(replaced_files_of_others(&steps, facts, facts.state(paths)?.as_ref()));
     Ok(Plan { proxy: setup.settings.proxy, findings, blockers, steps })
+}
+
+/// The first validation makes what `folders` says it makes, and the start
+/// what the started proxy makes (its log too, if there was none): their
+/// undos remove it again, innermost first, a start's after the stop.
+fn undo_what_the_proxy_makes(steps: &mut [Step], folders: &Folders, facts: &Facts) {
+    let removal = |made: &Owned| match made.kind {
+        OwnedKind::Dir => Action::RemoveDir { path: made.path.clone() },
+        _ => Action::RemoveTree { path: made.path.clone(), unless_entries_in: None },
+    };
+    let is = |step: &Step, validate: bool| match &step.action {
+        Action::Run { purpose: Purpose::Validate { .. }, .. } => validate,
+        Action::Run { purpose: Purpose::Start, .. } => !validate,
+        _ => false,
+    };
+    if let Some(validation) = steps.iter_mut().find(|s| is(s, true)) {
+        validation.undo.extend(folders.made_by_validation.iter().rev().map(removal));
+    }
+    if let Some(start) = steps.iter_mut().find(|s| is(s, false)) {
+        if let Action::Run { command: Command { output: Output::LogFile(log), .. }, .. } = &start.action
+            && matches!(facts.file(log), Existing::Missing)
+        {
+            let log = Owned::new(log, OwnedKind::File);
+            start.undo.push(removal(&log));
+        }
+        start.undo.extend(folders.owned_if_started.iter().rev().map(removal));
+    }
 }
 
 /// A folder others may write to lets them swap what is below it (a link
@@ -389,6 +463,29 @@ fn writable_parents(steps: &[Step], facts: &Facts) -> Vec<Finding> {
         }
     }
     findings
+}
+
+/// A file that is there and that ollama-secure did not write (a site
+/// written by hand) is replaced only with a word about it: its backup
+/// stays until uninstall puts it back.
+fn replaced_files_of_others(steps: &[Step], facts: &Facts, state: Option<&State>) -> Vec<Finding> {
+    steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Write { file, change: Change::Replace { backup } }
+                if matches!(facts.file(&file.path), Existing::File { .. })
+                    && state.is_none_or(|s| s.record(&file.path).is_none()) =>
+            {
+                Some(Finding::warning(format!(
+                    "{} is there and was not written by ollama-secure: it is replaced, and kept as {} until \
+                     `ollama-secure uninstall` puts it back",
+                    file.path.display(),
+                    backup.display()
+                )))
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// What this user could not read, said once per file: the plan around it

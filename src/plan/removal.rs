@@ -11,7 +11,7 @@ use super::{Action, Plan, Purpose, Snapshot, Step, service};
 use crate::error::{Error, Finding, Result};
 use crate::facts::Facts;
 use crate::paths::Paths;
-use crate::state::{FileRecord, State};
+use crate::state::{FileRecord, Owned, OwnedKind, State};
 use crate::system::Existing;
 
 fn exists(facts: &Facts, path: &Path) -> bool {
@@ -137,6 +137,37 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     if exists(facts, &paths.state) {
         steps.push(Step::remove(&paths.state, facts.file(&paths.state)));
     }
+
+    let stop_or_reload = stop_or_reload(&state, paths, facts, &mut findings);
+    let stops = stop_or_reload.iter().any(|s| matches!(&s.action, Action::Run { purpose: Purpose::Stop { .. }, .. }));
+    let proxy_goes_on = facts.proxy_running && !stops;
+    steps.extend(stop_or_reload);
+    // Last, once the proxy no longer uses them: what cannot be put back
+    // once deleted (caches, the proxy's data for us, certificates).
+    steps.extend(proxy.leftovers(paths, facts));
+    let owned = if state.from_version_1() { proxy.owned_by_version_1(paths) } else { state.owned.clone() };
+    for owned in owned.iter().rev() {
+        if owned.until_stopped && proxy_goes_on && exists(facts, &owned.path) {
+            findings.push(Finding::info(format!(
+                "keeping {}: {} made it when ollama-secure started it, and goes on running (it serves more now)",
+                owned.path.display(),
+                proxy.name()
+            )));
+            continue;
+        }
+        steps.extend(owned_removal(owned, facts));
+    }
+    for certificate in &state.certificates {
+        steps.push(Step::run(crate::certbot::delete(paths, certificate), Purpose::DeleteCertificate));
+    }
+    // certbot's folders go with the last certificate in them.
+    let renewal = paths.letsencrypt.join("renewal");
+    for dir in state.certbot_dirs.iter().rev() {
+        if exists(facts, dir) {
+            let unless_entries_in = Some(renewal.clone());
+            steps.push(Step::final_(Action::RemoveTree { path: dir.clone(), unless_entries_in }));
+        }
+    }
     for dir in state.dirs.iter().rev() {
         if exists(facts, dir) {
             steps.push(Step::undone_by(
@@ -145,12 +176,21 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
             ));
         }
     }
-
-    steps.extend(stop_or_reload(&state, paths, facts, &mut findings));
-    // Last: neither a certificate nor a cache can be put back once deleted.
-    steps.extend(proxy.leftovers(paths, facts));
-    for certificate in &state.certificates {
-        steps.push(Step::run(crate::certbot::delete(paths, certificate), Purpose::DeleteCertificate));
-    }
     Ok(Plan { proxy: state.proxy, findings, blockers, steps })
+}
+
+/// Removes something recorded as ours: a mounted tmpfs is unmounted first.
+fn owned_removal(owned: &Owned, facts: &Facts) -> Vec<Step> {
+    let path = &owned.path;
+    let remove_tree = || Step::final_(Action::RemoveTree { path: path.clone(), unless_entries_in: None });
+    match (owned.kind, facts.file(path)) {
+        (_, Existing::Missing) => Vec::new(),
+        (OwnedKind::File, existing) => vec![Step::remove(path, existing)],
+        (OwnedKind::Dir, _) => vec![Step::final_(Action::RemoveDir { path: path.clone() })],
+        (OwnedKind::Tree, _) => vec![remove_tree()],
+        (OwnedKind::Mount, _) if facts.is_mountpoint(path) => {
+            vec![Step::run(crate::plan::Command::new("umount", &[]).arg_path(path), Purpose::Unmount), remove_tree()]
+        }
+        (OwnedKind::Mount, _) => vec![remove_tree()],
+    }
 }

@@ -30,7 +30,8 @@ pub fn detection(facts: &Facts, findings: &mut Vec<Finding>, blockers: &mut Vec<
 }
 
 pub fn validate(service: &Service) -> Step {
-    Step::run(service.validate.clone(), Purpose::Validate { ours: service.ours.clone() })
+    let empty_pid_file = service.validate_makes_pid_file.then(|| service.pid_file.clone());
+    Step::run(service.validate.clone(), Purpose::Validate { ours: service.ours.clone(), empty_pid_file })
 }
 
 fn reload_action(service: &Service) -> Action {

@@ -7,12 +7,14 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use serde::{Deserialize, Serialize};
+
 use crate::proxy::ProxyKind;
 use crate::render::RenderedFile;
 use crate::system::{Existing, Ownership};
 
 /// Where a command's output goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output {
     /// Captured and shown when the command fails.
     Capture,
@@ -21,7 +23,7 @@ pub enum Output {
     LogFile(PathBuf),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     pub program: String,
     pub args: Vec<String>,
@@ -81,7 +83,7 @@ impl fmt::Display for Command {
 }
 
 /// A file's bytes, mode and owner, as the plan saw them: what an undo puts back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     pub content: Vec<u8>,
     pub ownership: Ownership,
@@ -98,7 +100,7 @@ impl Snapshot {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Change {
     Create,
     /// Replace an existing file, keeping its current bytes at `backup`.
@@ -120,7 +122,7 @@ pub enum Change {
 }
 
 /// What a command is for: how it is described, and what it waits for.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Purpose {
     Install,
     /// Checks the whole configuration; on failure everything is rolled
@@ -128,6 +130,9 @@ pub enum Purpose {
     /// someone else's file from one in ours.
     Validate {
         ours: Vec<PathBuf>,
+        /// A PID file the validator makes, empty, when it is missing
+        /// (`nginx -t` does): removed again.
+        empty_pid_file: Option<PathBuf>,
     },
     Start,
     /// `wait_for_old_workers`: the reload returns before the old workers
@@ -150,6 +155,9 @@ pub enum Purpose {
         http_port: u16,
     },
     DeleteCertificate,
+    /// Mounts a private tmpfs on a folder we made.
+    Mount,
+    Unmount,
 }
 
 /// How long waits in a plan last at most.
@@ -157,7 +165,7 @@ pub const OLD_WORKERS_LIMIT: Duration = Duration::from_secs(10);
 pub const EXIT_LIMIT: Duration = Duration::from_secs(15);
 pub const VERIFY_LIMIT: Duration = Duration::from_secs(10);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
     CreateDir {
         path: PathBuf,
@@ -200,6 +208,14 @@ pub enum Action {
     RemoveCache {
         path: PathBuf,
     },
+    /// Removes a folder of ours and everything in it (what a proxy or
+    /// certbot wrote there for us), or a file, if it is there; kept, if
+    /// `unless_entries_in` (a folder in it) holds something: certbot's
+    /// renewal configs of other certificates.
+    RemoveTree {
+        path: PathBuf,
+        unless_entries_in: Option<PathBuf>,
+    },
     /// Removes a unix socket file if nothing listens on it.
     RemoveStaleSocket {
         path: PathBuf,
@@ -228,10 +244,11 @@ pub enum Action {
 }
 
 impl Action {
-    /// Runs the proxy (and is undone after the files are back), as opposed
-    /// to changing files.
-    pub fn is_service(&self) -> bool {
-        matches!(self, Action::Run { .. })
+    /// Reads the configuration (a start, a reload): as an undo, it waits
+    /// until every file is back. A stop does not: it runs in its turn, so
+    /// that what the stopped proxy leaves is removed after it.
+    pub fn reads_the_configuration(&self) -> bool {
+        matches!(self, Action::Run { purpose: Purpose::Start | Purpose::Reload { .. } | Purpose::ReloadUnits, .. })
     }
 
     /// Counts as a file change in the summary.
@@ -244,12 +261,13 @@ impl Action {
                 | Action::Remove { .. }
                 | Action::RemoveDir { .. }
                 | Action::Restore { .. }
+                | Action::RemoveTree { .. }
         )
     }
 }
 
 /// One step of a plan, and what undoes it if a later step fails.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
     pub action: Action,
     /// Performed in this order, after every later step's undo.

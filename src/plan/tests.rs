@@ -10,7 +10,8 @@ use crate::config::{Config, ProcessSecrets};
 use crate::credentials::SeededEntropy;
 use crate::facts::SiteAnswer;
 use crate::paths::Os;
-use crate::system::SocketState;
+use crate::state::{Owned, OwnedKind};
+use crate::system::{Filesystem, SocketState};
 
 fn config(yaml: &str) -> Config {
     let answers = crate::answers::Answers::from_yaml(yaml, "t.yaml").unwrap();
@@ -20,6 +21,8 @@ fn config(yaml: &str) -> Config {
 const NGINX: &str = "proxy: nginx\nport: 8081\nusers: [{username: alice, password_hash: \"$2y$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\"}]\n";
 const CADDY: &str = "proxy: caddy\nport: 8081\nusers: [{username: alice, password_hash: \"$2y$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\"}]\n";
 
+const ROOTS_DIR: Existing = Existing::Dir { mode: 0o755, uid: 0, gid: 0 };
+
 /// A Debian machine with the proxy installed and nothing of ours.
 fn fresh() -> Facts {
     let mut facts = Facts::empty("20261130T175200Z");
@@ -27,8 +30,10 @@ fn fresh() -> Facts {
         .into_iter()
         .chain(["/var/lib", "/var/log", "/var/log/caddy", "/run"])
     {
-        facts.files.insert(dir.into(), Existing::Other);
+        facts.files.insert(dir.into(), ROOTS_DIR);
     }
+    // As on a Debian with systemd: /run is a tmpfs.
+    facts.mounts.insert("/run".into(), (Filesystem::Memory, true));
     facts.groups = BTreeMap::from([("root".into(), 0), ("www-data".into(), 33), ("caddy".into(), 995)]);
     facts
 }
@@ -38,7 +43,11 @@ fn fresh() -> Facts {
 fn after(plan: &Plan, mut facts: Facts) -> Facts {
     for step in &plan.steps {
         match &step.action {
-            Action::CreateDir { path } => drop(facts.files.insert(path.clone(), Existing::Other)),
+            Action::CreateDir { path } => drop(facts.files.insert(path.clone(), ROOTS_DIR)),
+            Action::Run { purpose: Purpose::Mount, command } => {
+                let at = PathBuf::from(command.args.last().unwrap());
+                facts.mounts.insert(at, (Filesystem::Memory, true));
+            }
             Action::Write { file, change } => {
                 if let Change::Replace { backup } | Change::Edit { backup, .. } = change {
                     let before = facts.file(&file.path).clone();
@@ -183,14 +192,28 @@ fn a_users_change_never_starts_the_proxy() {
     let plan = for_setup(&setup, &facts, Goal::Users).unwrap();
     assert_eq!(
         kinds(&plan),
-        ["write /etc/nginx/ollama.htpasswd", "write /etc/nginx/sites-available/ollama", "validate", "reload", "verify"],
-        "the users file and the site's cache key change, nothing else"
+        [
+            "write /etc/nginx/ollama.htpasswd",
+            "write /etc/nginx/sites-available/ollama",
+            "write /var/lib/ollama-secure/state.yaml",
+            "validate",
+            "reload",
+            "verify"
+        ],
+        "the users file and the site's cache key change, and the state records their backups"
     );
+    let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
+    assert_eq!(state.backups, plan.backups());
     facts.proxy_running = false;
     let plan = for_setup(&setup, &facts, Goal::Users).unwrap();
     assert_eq!(
         kinds(&plan),
-        ["write /etc/nginx/ollama.htpasswd", "write /etc/nginx/sites-available/ollama", "validate"]
+        [
+            "write /etc/nginx/ollama.htpasswd",
+            "write /etc/nginx/sites-available/ollama",
+            "write /var/lib/ollama-secure/state.yaml",
+            "validate"
+        ]
     );
     assert!(plan.findings.iter().any(|f| f.text.contains("takes effect when it starts")));
 }
@@ -321,4 +344,167 @@ fn written(plan: &Plan, path: &str) -> String {
             _ => None,
         })
         .unwrap_or_else(|| panic!("{path} is not written:\n{}", describe(plan)))
+}
+
+#[test]
+fn the_cache_of_password_checks_gets_a_tmpfs_of_its_own_on_a_disk() {
+    let config = config(NGINX);
+    let mut facts = nginx_fresh();
+    facts.mounts.insert("/run".into(), (Filesystem::Disk, false));
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let first = kinds(&plan);
+    assert_eq!(first[..2], ["mkdir /run/ollama-secure-auth", "mount"], "before nginx reads the site: {first:?}");
+    let mount = plan.steps.iter().find(|s| matches!(&s.action, Action::Run { purpose: Purpose::Mount, .. })).unwrap();
+    assert_eq!(
+        describe(&Plan { steps: vec![mount.clone()], findings: vec![], ..plan.clone() }).lines().nth(1).unwrap(),
+        " 1. mount a private tmpfs (memory, root only): run `mount -t tmpfs -o size=32m,mode=0700 ollama-secure-auth /run/ollama-secure-auth`"
+    );
+    assert!(matches!(&mount.undo[..], [Action::Run { purpose: Purpose::Unmount, .. }]));
+    assert!(plan.findings.iter().any(|f| f.text.starts_with("/run is on a disk")), "{:?}", plan.findings);
+    let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
+    assert!(state.owned.contains(&Owned::new(Path::new("/run/ollama-secure-auth"), OwnedKind::Mount)));
+
+    // Mounted, it is left alone; after a reboot (a folder on the disk
+    // again) it is emptied and mounted again.
+    let mut facts = after(&plan, facts);
+    assert!(for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap().is_empty());
+    facts.mounts.insert("/run/ollama-secure-auth".into(), (Filesystem::Disk, false));
+    let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert_eq!(kinds(&again)[..3], ["removecache", "mkdir /run/ollama-secure-auth", "mount"]);
+
+    // Uninstall unmounts it once nginx is stopped, then removes the folder.
+    facts.mounts.insert("/run/ollama-secure-auth".into(), (Filesystem::Memory, true));
+    let removal = removal(&config.settings.paths, &facts).unwrap();
+    let steps = kinds(&removal);
+    let at = |k: &str| steps.iter().position(|x| x == k).unwrap_or_else(|| panic!("no {k}: {steps:?}"));
+    assert!(at("stop") < at("unmount") && at("unmount") < at("removetree"), "{steps:?}");
+}
+
+#[test]
+fn a_cache_folder_that_is_not_ours_is_refused() {
+    let config = config(NGINX);
+    for existing in [ROOTS_DIR, Existing::Other] {
+        let mut facts = nginx_fresh();
+        facts.files.insert("/run/ollama-secure-auth".into(), existing);
+        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        assert_eq!(plan.blockers.len(), 1, "{:?}", plan.blockers);
+        assert!(plan.blockers[0].starts_with("/run/ollama-secure-auth exists and is not"), "{}", plan.blockers[0]);
+        assert!(plan.refusal().is_some());
+    }
+    // paths.auth_cache: /run itself, say.
+    let config = self::config(&format!("{NGINX}paths: {{auth_cache: /run, auth_socket: /tmp/a.sock}}\n"));
+    let plan = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: false }).unwrap();
+    assert!(plan.blockers.iter().any(|b| b.starts_with("/run exists and is not a folder ollama-secure made")));
+}
+
+#[test]
+fn what_caddy_writes_of_its_own_is_ours_until_uninstall_stops_it() {
+    let config = config(CADDY);
+    let mut facts = fresh();
+    facts.files.insert("/root".into(), ROOTS_DIR);
+    let started = |path: &str, kind| Owned { until_stopped: true, ..Owned::new(Path::new(path), kind) };
+    facts.own_writes = vec![
+        Owned::new(Path::new("/root/.step"), OwnedKind::Tree),
+        started("/root/.config", OwnedKind::Dir),
+        started("/root/.config/caddy", OwnedKind::Tree),
+        started("/root/.config/caddy/autosave.json", OwnedKind::File),
+    ];
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
+    let owned: Vec<(&Path, OwnedKind, bool)> =
+        state.owned.iter().map(|o| (o.path.as_path(), o.kind, o.until_stopped)).collect();
+    assert_eq!(
+        owned,
+        [
+            (Path::new("/root/.step"), OwnedKind::Tree, false),
+            (Path::new("/root/.config"), OwnedKind::Dir, true),
+            (Path::new("/root/.config/caddy"), OwnedKind::Tree, true),
+            (Path::new("/var/log/caddy/ollama-secure.log"), OwnedKind::File, true),
+        ],
+        "autosave.json goes with its folder"
+    );
+    let mut facts = after(&plan, facts);
+    for dir in ["/root/.step", "/root/.config", "/root/.config/caddy"] {
+        facts.files.insert(dir.into(), ROOTS_DIR);
+    }
+    let log = Existing::File { content: b"{}\n".to_vec(), mode: 0o644, uid: 0, gid: 0 };
+    facts.files.insert("/var/log/caddy/ollama-secure.log".into(), log);
+    let steps = kinds(&removal(&config.settings.paths, &facts).unwrap());
+    // The log, Caddy's folder and the one above, ~/.step, then ours.
+    let last = ["stop", "remove", "removetree", "removedir", "removetree", "removedir"];
+    assert!(steps.ends_with(&last.map(String::from)), "{steps:?}");
+    // A Caddy that serves more since goes on running, with its folders.
+    let mut grown = facts.clone();
+    grown.files.insert(
+        "/etc/caddy/Caddyfile".into(),
+        Existing::File { content: b":9000 {\n}\n".to_vec(), mode: 0o644, uid: 0, gid: 0 },
+    );
+    let plan = removal(&config.settings.paths, &grown).unwrap();
+    let trees: Vec<&Path> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RemoveTree { path, .. } => Some(path.as_path()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(trees, [Path::new("/root/.step")], "what any run of caddy makes goes all the same");
+    assert!(plan.findings.iter().any(|f| f.text.starts_with("keeping /root/.config/caddy: caddy made it")));
+}
+
+#[test]
+fn a_file_ollama_secure_did_not_write_is_replaced_with_a_word_and_a_backup() {
+    let config = config(NGINX);
+    let mut facts = nginx_fresh();
+    let site = Path::new("/etc/nginx/sites-available/ollama");
+    facts.files.insert(site.into(), Existing::File { content: b"mine\n".to_vec(), mode: 0o644, uid: 0, gid: 0 });
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert!(
+        plan.findings.iter().any(|f| f.text
+            == "/etc/nginx/sites-available/ollama is there and was not written by ollama-secure: it is replaced, and kept as \
+                /etc/nginx/sites-available/ollama.bak-20261130T175200Z until `ollama-secure uninstall` puts it back"),
+        "{:?}",
+        plan.findings
+    );
+    // Our own file, changed later, gets no such word.
+    let facts = after(&plan, facts);
+    let changed = self::config(&NGINX.replace("8081", "8082"));
+    let plan = for_setup(&setup_for(&changed, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert!(!plan.backups().is_empty());
+    assert!(!plan.findings.iter().any(|f| f.text.contains("not written by ollama-secure")), "{:?}", plan.findings);
+}
+
+#[test]
+fn certbots_folders_made_for_us_go_with_the_last_certificate() {
+    let https = "proxy: nginx\ndomain: ollama.test\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n";
+    let config = config(https);
+    let mut facts = nginx_fresh();
+    facts.files.insert("/var/log/letsencrypt".into(), ROOTS_DIR);
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
+    assert_eq!(state.certbot_dirs, [PathBuf::from("/etc/letsencrypt"), PathBuf::from("/var/lib/letsencrypt")]);
+    assert!(state.owned.contains(&Owned::new(Path::new("/var/lib/ollama-secure/acme"), OwnedKind::Tree)));
+    let mut facts = after(&plan, facts);
+    for dir in ["/etc/letsencrypt", "/var/lib/letsencrypt"] {
+        facts.files.insert(dir.into(), ROOTS_DIR);
+    }
+    let plan = removal(&config.settings.paths, &facts).unwrap();
+    let trees: Vec<(PathBuf, Option<PathBuf>)> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RemoveTree { path, unless_entries_in }
+                if path.starts_with("/etc") || path.ends_with("letsencrypt") =>
+            {
+                Some((path.clone(), unless_entries_in.clone()))
+            }
+            _ => None,
+        })
+        .collect();
+    let renewal = Some(PathBuf::from("/etc/letsencrypt/renewal"));
+    assert_eq!(
+        trees,
+        [(PathBuf::from("/var/lib/letsencrypt"), renewal.clone()), (PathBuf::from("/etc/letsencrypt"), renewal)],
+        "after `certbot delete`, the config folder last"
+    );
 }

@@ -5,14 +5,14 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{Certificates, Detection, Disabled, Enable, Proxy, ProxyKind, Repair, Served, Service, Stage};
+use super::{Certificates, Detection, Disabled, Enable, Folders, Proxy, ProxyKind, Repair, Served, Service, Stage};
 use crate::error::Result;
 use crate::facts::Facts;
 use crate::paths::{Os, Paths};
 use crate::plan::{Command, Snapshot, Step};
 use crate::render::{self, RenderedFile, Role};
 use crate::setup::{Https, Setup};
-use crate::state::State;
+use crate::state::{Owned, OwnedKind, State};
 use crate::system::{Existing, System};
 use crate::userfile::Format;
 
@@ -75,17 +75,32 @@ fn as_before(state: &State, caddyfile: &Path, facts: &Facts, without: String) ->
     }
 }
 
+/// The lines of the global options block that opens a Caddyfile (the
+/// lines of blocks nested in it included), each as words.
+fn global_options(caddyfile: &str) -> Vec<Vec<&str>> {
+    let mut lines = caddyfile.lines().map(|l| l.split('#').next().unwrap_or_default().trim()).filter(|l| !l.is_empty());
+    // Global options are a block that opens the file with `{` alone.
+    if lines.next() != Some("{") {
+        return Vec::new();
+    }
+    let mut depth = 1;
+    let mut options = Vec::new();
+    for line in lines {
+        depth += line.matches('{').count();
+        depth -= line.matches('}').count().min(depth);
+        if depth == 0 {
+            break;
+        }
+        options.push(line.split_whitespace().collect());
+    }
+    options
+}
+
 /// Where the admin API of a Caddy loaded from `caddyfile` listens: its
 /// global `admin` option, or Caddy's default; `None` when it is off or on
 /// a unix socket (which this cannot ask).
 fn admin_address(caddyfile: &str) -> Option<String> {
-    let mut lines = caddyfile.lines().map(|l| l.split('#').next().unwrap_or_default().trim()).filter(|l| !l.is_empty());
-    // Global options are a block that opens the file with `{` alone.
-    if lines.next() != Some("{") {
-        return Some("localhost:2019".to_string());
-    }
-    for line in lines.take_while(|l| *l != "}") {
-        let words: Vec<&str> = line.split_whitespace().collect();
+    for words in global_options(caddyfile) {
         match words.as_slice() {
             ["admin", "off", ..] => return None,
             ["admin", address, ..] if address.starts_with("unix/") => return None,
@@ -94,6 +109,99 @@ fn admin_address(caddyfile: &str) -> Option<String> {
         }
     }
     Some("localhost:2019".to_string())
+}
+
+/// The folder of the global `storage file_system` option (`storage
+/// file_system PATH`, or `root PATH` in its block), which replaces Caddy's
+/// data folder.
+fn storage_root(caddyfile: &str) -> Option<PathBuf> {
+    let options = global_options(caddyfile);
+    let mut in_storage = false;
+    for words in options {
+        match words.as_slice() {
+            ["storage", "file_system", "{"] => in_storage = true,
+            ["storage", "file_system", path] => return Some(PathBuf::from(path)),
+            ["root", path] if in_storage => return Some(PathBuf::from(path)),
+            ["}"] => in_storage = false,
+            _ => {}
+        }
+    }
+    None
+}
+
+/// Whether a site of this Caddyfile serves plain HTTP on port 80 without
+/// `bind` (on every address): `:80`, `http://`, `http://name`. Sites in
+/// other files it imports are not seen.
+fn plain_http_on_every_address(caddyfile: &str) -> bool {
+    let mut depth = 0usize;
+    let mut site_on_80 = false;
+    let mut bound = false;
+    let mut found = false;
+    let mut first = true;
+    for line in caddyfile.lines().map(|l| l.split('#').next().unwrap_or_default().trim()).filter(|l| !l.is_empty()) {
+        let opens = line.matches('{').count();
+        let closes = line.matches('}').count();
+        if depth == 0 && opens > 0 {
+            let global = first && line == "{";
+            let addresses = line.trim_end_matches('{').split([' ', ',', '\t']).filter(|a| !a.is_empty());
+            site_on_80 = !global && !line.starts_with('(') && addresses.into_iter().any(plain_http_port_80);
+            bound = false;
+        } else if depth == 1 && line.split_whitespace().next() == Some("bind") {
+            bound = true;
+        }
+        first = false;
+        depth = (depth + opens).saturating_sub(closes);
+        if depth == 0 && site_on_80 {
+            found |= !bound;
+            site_on_80 = false;
+        }
+    }
+    found
+}
+
+/// A site address that means plain HTTP on port 80.
+fn plain_http_port_80(address: &str) -> bool {
+    if let Some(rest) = address.strip_prefix("http://") {
+        return rest.rsplit_once(':').is_none_or(|(_, port)| port == "80" || port.contains(']'));
+    }
+    !address.starts_with("https://") && (address == ":80" || address.ends_with(":80"))
+}
+
+/// Where a Caddy we start keeps what it writes.
+struct CaddyFolders {
+    home: PathBuf,
+    /// AppConfigDir, AppDataDir, ConfigAutosavePath.
+    config: PathBuf,
+    data: PathBuf,
+    autosave: PathBuf,
+}
+
+/// `dir` as a folder (and all in it) Caddy makes, after the folders above
+/// it that it makes too (`~/.local/share`): outermost first, as uninstall
+/// goes backwards.
+fn with_parents(owned: &mut Vec<Owned>, dir: &Path, until_stopped: bool) {
+    let above: Vec<&Path> = dir.ancestors().skip(1).collect();
+    let dirs = above.iter().rev().map(|d| Owned::new(d, OwnedKind::Dir));
+    owned.extend(dirs.chain([Owned::new(dir, OwnedKind::Tree)]).map(|o| Owned { until_stopped, ..o }));
+}
+
+/// For Debian's service, in the home of its `caddy` user; for a Caddy we
+/// start, from our environment, by Caddy's rules on Linux (`caddy environ`
+/// would say the same, but any run of `caddy` makes `~/.step`: a dry run
+/// must not).
+fn caddy_folders(system: &dyn System, systemd: bool) -> Option<CaddyFolders> {
+    let home = if systemd { system.user_home("caddy")? } else { PathBuf::from(system.env_var("HOME")?) };
+    let under = |xdg: &str, default: &str| match system.env_var(xdg) {
+        Some(dir) if !systemd => PathBuf::from(dir),
+        _ => home.join(default),
+    };
+    let config = under("XDG_CONFIG_HOME", ".config").join("caddy");
+    Some(CaddyFolders {
+        data: under("XDG_DATA_HOME", ".local/share").join("caddy"),
+        autosave: config.join("autosave.json"),
+        config,
+        home,
+    })
 }
 
 impl Proxy for Caddy {
@@ -143,10 +251,23 @@ impl Proxy for Caddy {
         None
     }
 
-    fn render(&self, setup: &Setup, _stage: Stage) -> Result<Vec<RenderedFile>> {
+    /// With `listen_address`, the redirect site binds it too, unless the
+    /// main Caddyfile serves plain HTTP on port 80 of every address: a
+    /// server of our own on that address would take it over, and Caddy
+    /// would redirect every host there. Unbound, it joins theirs as one
+    /// more host.
+    fn render(&self, setup: &Setup, facts: &Facts, _stage: Stage) -> Result<Vec<RenderedFile>> {
         let env = render::environment(TEMPLATES);
+        let paths = &setup.settings.paths;
+        let shared = match facts.file(&paths.caddyfile) {
+            Existing::File { content, .. } => {
+                plain_http_on_every_address(&without_import(paths, &String::from_utf8_lossy(content)))
+            }
+            _ => false,
+        };
         let ctx = minijinja::context! { ..render::site_context(setup), ..minijinja::context! {
             user_lines => render::user_lines(setup),
+            redirect_shares_port => shared,
         } };
         let site = render::render_template(&env, "caddy-site.caddy", &ctx)?;
         Ok(vec![RenderedFile::ours(&setup.settings.paths.caddy_site, Role::Site, setup, true, site)])
@@ -195,6 +316,7 @@ impl Proxy for Caddy {
             enable,
             pid_file: paths.caddy_pid.clone(),
             reload_is_graceful: false,
+            validate_makes_pid_file: false,
             log: (!systemd).then(|| paths.caddy_log.clone()),
             ours: vec![paths.caddy_site.clone()],
         }
@@ -298,6 +420,72 @@ impl Proxy for Caddy {
         Ok(Disabled { steps, main_config_after: Some((caddyfile.clone(), without)) })
     }
 
+    /// Caddy keeps its config (`autosave.json`, with our hashes) and its
+    /// data (locks, its local CA, ACME accounts, certificates) in folders
+    /// of the user it runs as, or in the storage its Caddyfile names. Any
+    /// run of `caddy` (our `caddy validate`) makes the smallstep library's
+    /// `~/.step` and the local CA in the data folder, in our environment;
+    /// the Caddy we start makes the rest, in its own.
+    fn writes_of_its_own(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Vec<Owned> {
+        let storage = match system.inspect(&paths.caddyfile) {
+            Existing::File { content, .. } => storage_root(&String::from_utf8_lossy(&content)),
+            _ => None,
+        };
+        let with_storage = |mut folders: CaddyFolders| {
+            if let Some(root) = &storage {
+                folders.data = root.clone();
+            }
+            folders
+        };
+        let mut owned = Vec::new();
+        if let Some(ours) = caddy_folders(system, false).map(with_storage) {
+            for dir in [ours.home.join(".step"), ours.data] {
+                with_parents(&mut owned, &dir, false);
+            }
+        }
+        if let Some(started) = caddy_folders(system, systemd).map(with_storage) {
+            for dir in [started.config, started.data, started.home.join(".step")] {
+                with_parents(&mut owned, &dir, true);
+            }
+            owned.push(Owned { until_stopped: true, ..Owned::new(&started.autosave, OwnedKind::File) });
+        }
+        owned.retain(|o| o.path.is_absolute());
+        owned
+    }
+
+    /// What Caddy writes is ours if it was not there yet: what any run
+    /// writes (undone with the validation that makes it, on a rollback),
+    /// and what it writes once we start it. What the started Caddy uses
+    /// goes only when uninstall stops it.
+    fn folders(&self, _paths: &Paths, facts: &Facts, _state: Option<&State>) -> Folders {
+        let mut folders = Folders::default();
+        let missing = |o: &&Owned| matches!(facts.file(&o.path), Existing::Missing);
+        folders.made_by_validation =
+            facts.own_writes.iter().filter(|o| !o.until_stopped).filter(missing).cloned().collect();
+        let mut seen: Vec<&Owned> = Vec::new();
+        // What the started Caddy makes first: where both make a folder, it
+        // is the started Caddy's.
+        let (by_started, by_any_run): (Vec<&Owned>, Vec<&Owned>) =
+            facts.own_writes.iter().filter(missing).partition(|o| o.until_stopped);
+        for owned in by_started.into_iter().chain(by_any_run) {
+            // Below a folder that is ours already, it goes with it.
+            let inside_ours = seen.iter().any(|o| o.kind == OwnedKind::Tree && owned.path.starts_with(&o.path));
+            if inside_ours || seen.iter().any(|o| o.path == owned.path) {
+                continue;
+            }
+            match owned.until_stopped {
+                true => folders.owned_if_started.push(owned.clone()),
+                false => folders.owned.push(owned.clone()),
+            }
+            seen.push(owned);
+        }
+        folders
+    }
+
+    fn owned_by_version_1(&self, _paths: &Paths) -> Vec<Owned> {
+        Vec::new()
+    }
+
     fn leftovers(&self, _paths: &Paths, _facts: &Facts) -> Vec<Step> {
         Vec::new()
     }
@@ -344,6 +532,39 @@ mod tests {
         assert_eq!(admin_address("# c\n{\n\temail a@b.c\n}\n").as_deref(), Some("localhost:2019"));
         assert_eq!(admin_address("{\n\tadmin off\n}\n"), None);
         assert_eq!(admin_address("{\n\tadmin unix//run/caddy.sock\n}\n"), None);
+        assert_eq!(
+            admin_address("{\n\tservers {\n\t\tprotocols h1\n\t}\n}\nx {\n\tadmin 1:2\n}\n").as_deref(),
+            Some("localhost:2019")
+        );
+    }
+
+    #[test]
+    fn a_plain_http_site_on_every_address_is_seen() {
+        let global = "{\n\tadmin off\n}\n";
+        for shared in [":80 {\n\trespond hi\n}\n", "http:// {\n}\n", "a.test:443, http://b.test {\n\troot * /srv\n}\n"]
+        {
+            assert!(plain_http_on_every_address(&format!("{global}{shared}")), "{shared}");
+        }
+        for not_shared in [
+            ":80 {\n\tbind 10.0.0.1\n}\n",
+            "a.test {\n\tfile_server\n}\n",
+            "http://a.test:8080 {\n}\n",
+            "(snippet) {\n\trespond x\n}\n",
+            ":8080 {\n\thandle {\n\t\trespond x\n\t}\n}\n",
+        ] {
+            assert!(!plain_http_on_every_address(&format!("{global}{not_shared}")), "{not_shared}");
+        }
+        // A `bind` in a nested block is not the site's.
+        assert!(plain_http_on_every_address(":80 {\n\treverse_proxy x {\n\t\tbind y\n\t}\n}\n"));
+    }
+
+    #[test]
+    fn the_storage_folder_comes_from_the_global_options() {
+        assert_eq!(storage_root("{\n\tstorage file_system /srv/caddy\n}\n"), Some("/srv/caddy".into()));
+        let block = "{\n\temail a@b.c\n\tstorage file_system {\n\t\troot /srv/c # here\n\t}\n}\n:80 {\n}\n";
+        assert_eq!(storage_root(block), Some("/srv/c".into()));
+        assert_eq!(storage_root(":80 {\n\troot * /srv\n}\n"), None);
+        assert_eq!(storage_root("{\n\tstorage redis\n}\n"), None);
     }
 
     #[test]

@@ -110,6 +110,8 @@ pub struct Service {
     pub pid_file: PathBuf,
     /// A reload returns before the old workers have left (nginx).
     pub reload_is_graceful: bool,
+    /// The validator makes an empty PID file where there is none (nginx).
+    pub validate_makes_pid_file: bool,
     /// Where its output goes when we start it ourselves.
     pub log: Option<PathBuf>,
     /// The files of ours its validator reads (an error elsewhere is in a
@@ -166,6 +168,24 @@ pub struct Detection {
     pub blocker: Option<String>,
 }
 
+/// Folders the proxy needs that ollama-secure must own: made (or a tmpfs
+/// mounted) before the proxy starts, recorded so uninstall removes them,
+/// refused when they are someone else's.
+#[derive(Default)]
+pub struct Folders {
+    pub steps: Vec<Step>,
+    /// Ours once the plan ran.
+    pub owned: Vec<crate::state::Owned>,
+    /// Ours if the plan starts the proxy (it writes them then).
+    pub owned_if_started: Vec<crate::state::Owned>,
+    /// What the proxy's validator makes where it was missing (Caddy's
+    /// `~/.step` and local CA), in the order made: the validation's undo
+    /// removes them.
+    pub made_by_validation: Vec<crate::state::Owned>,
+    pub findings: Vec<Finding>,
+    pub blockers: Vec<String>,
+}
+
 /// What switches the site on: files of the user's to change (written like
 /// ours, with a backup), and steps.
 #[derive(Default)]
@@ -219,8 +239,9 @@ pub trait Proxy: Sync {
     fn auth_socket<'a>(&self, paths: &'a Paths) -> Option<&'a Path>;
 
     /// The files of the site, users included, in the order they are
-    /// written (users before the site that refers to them).
-    fn render(&self, setup: &Setup, stage: Stage) -> Result<Vec<RenderedFile>>;
+    /// written (users before the site that refers to them). `facts`: what
+    /// else the main configuration serves, where that shapes our site.
+    fn render(&self, setup: &Setup, facts: &Facts, stage: Stage) -> Result<Vec<RenderedFile>>;
     /// What switches the site on in the proxy's main configuration (a
     /// link, a line in the main file), after its files are written.
     fn enable(&self, setup: &Setup, facts: &Facts) -> Result<Enable>;
@@ -233,11 +254,20 @@ pub trait Proxy: Sync {
     fn served_besides_us(&self, paths: &Paths, facts: &Facts) -> Served;
     /// What the running proxy needs beyond a start or a reload.
     fn repair(&self, paths: &Paths, facts: &Facts) -> Result<Repair>;
+    /// Folders (and files) it writes of its own, found on the machine
+    /// (Caddy's config and data folders): `until_stopped` marks what the
+    /// proxy writes once ollama-secure starts it; the rest, any run of its
+    /// commands writes.
+    fn writes_of_its_own(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Vec<crate::state::Owned>;
+    /// Folders it needs that must be ours (nginx's cache of passwords).
+    fn folders(&self, paths: &Paths, facts: &Facts, state: Option<&State>) -> Folders;
+    /// What a state of version 1 (which recorded none of this) owns.
+    fn owned_by_version_1(&self, paths: &Paths) -> Vec<crate::state::Owned>;
 
     /// Uninstall: taking the site out of the main configuration.
     fn disable(&self, state: &State, paths: &Paths, facts: &Facts) -> Result<Disabled>;
-    /// Uninstall, last: what the proxy made for us and left (a cache, a
-    /// socket), once it no longer uses them.
+    /// Uninstall, after the proxy stopped or reloaded: what it leaves that
+    /// is not a recorded folder (a stale socket).
     fn leftovers(&self, paths: &Paths, facts: &Facts) -> Vec<Step>;
 
     /// What state files of version 1 recorded as served besides us, read.

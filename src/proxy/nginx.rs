@@ -6,19 +6,23 @@ use std::path::{Path, PathBuf};
 
 use minijinja::Value;
 
-use super::{Certificates, Detection, Disabled, Enable, Proxy, ProxyKind, Repair, Served, Service, Stage};
+use super::{Certificates, Detection, Disabled, Enable, Folders, Proxy, ProxyKind, Repair, Served, Service, Stage};
 use crate::error::{Error, Finding, Result};
 use crate::facts::{Facts, SiteAnswer};
 use crate::fields::Host;
 use crate::paths::{Os, Paths};
-use crate::plan::{Action, Command, Step};
+use crate::plan::{Action, Command, Purpose, Step};
 use crate::render::{self, RenderedFile, Role, path_text};
 use crate::setup::{Https, Setup};
-use crate::state::State;
-use crate::system::{Existing, SocketState, System};
+use crate::state::{Owned, OwnedKind, State};
+use crate::system::{Existing, Filesystem, SocketState, System};
 use crate::userfile::Format;
 
 pub struct Nginx;
+
+/// The cache's own limit is 16m (`max_size`); the tmpfs leaves room for
+/// its folders.
+const CACHE_SIZE: &str = "32m";
 
 const TEMPLATES: &[(&str, &str)] = &[
     ("nginx-site.conf", include_str!("../../templates/nginx-site.conf.j2")),
@@ -138,7 +142,7 @@ impl Proxy for Nginx {
         Some(&paths.auth_socket)
     }
 
-    fn render(&self, setup: &Setup, stage: Stage) -> Result<Vec<RenderedFile>> {
+    fn render(&self, setup: &Setup, _facts: &Facts, stage: Stage) -> Result<Vec<RenderedFile>> {
         let env = render::environment(TEMPLATES);
         let paths = &setup.settings.paths;
         let users = minijinja::context! {
@@ -192,6 +196,7 @@ impl Proxy for Nginx {
             enable,
             pid_file: paths.nginx_pid.clone(),
             reload_is_graceful: true,
+            validate_makes_pid_file: true,
             log: None,
             ours: vec![paths.nginx_site.clone(), paths.htpasswd.clone()],
         }
@@ -282,21 +287,87 @@ impl Proxy for Nginx {
         Ok(Repair::None)
     }
 
+    fn writes_of_its_own(&self, _system: &dyn System, _paths: &Paths, _systemd: bool) -> Vec<Owned> {
+        Vec::new()
+    }
+
+    /// The cache of password checks holds credentials (base64 in its keys):
+    /// it must be a folder of ours, and in memory. nginx makes the folder
+    /// (its last component only) when it loads the site; on a disk a tmpfs
+    /// of our own is mounted there first.
+    fn folders(&self, paths: &Paths, facts: &Facts, state: Option<&State>) -> Folders {
+        let cache = &paths.auth_cache;
+        let ours = state.is_some_and(|s| s.owns(cache) || s.from_version_1());
+        let parent_in_memory = cache.parent().and_then(|p| facts.filesystem(p)) == Some(Filesystem::Memory);
+        let mut folders = Folders::default();
+        let mount = || -> Vec<Step> {
+            let options = format!("size={},mode=0700", CACHE_SIZE);
+            let mount = Action::Run {
+                command: Command::new("mount", &["-t", "tmpfs", "-o", &options, "ollama-secure-auth"]).arg_path(cache),
+                purpose: Purpose::Mount,
+            };
+            let umount =
+                Action::Run { command: Command::new("umount", &[]).arg_path(cache), purpose: Purpose::Unmount };
+            vec![Step::create_dir(cache), Step::undone_by(mount, vec![umount])]
+        };
+        let parent = cache.parent().unwrap_or(cache);
+        if !matches!(facts.file(parent), Existing::Dir { .. }) {
+            folders.blockers.push(format!(
+                "{} is not a folder: paths.auth_cache must sit directly in a folder that exists",
+                parent.display()
+            ));
+            return folders;
+        }
+        match facts.file(cache) {
+            Existing::Missing if parent_in_memory => folders.owned.push(Owned::new(cache, OwnedKind::Tree)),
+            Existing::Missing => {
+                folders.findings.push(Finding::info(format!(
+                    "{} is on a disk, and the cache of password checks holds credentials: a private tmpfs is mounted at {} \
+                     (it is gone after a reboot; running init again mounts it again)",
+                    parent.display(),
+                    cache.display()
+                )));
+                folders.steps.extend(mount());
+                folders.owned.push(Owned::new(cache, OwnedKind::Mount));
+            }
+            Existing::Dir { .. } if !ours => folders.blockers.push(format!(
+                "{} exists and is not a folder ollama-secure made: nginx would make it its own and its cache loader would \
+                 delete what is in it; set paths.auth_cache to a folder that does not exist yet",
+                cache.display()
+            )),
+            Existing::Dir { .. } if parent_in_memory || facts.is_mountpoint(cache) => {}
+            Existing::Dir { .. } => {
+                folders.findings.push(Finding::warning(format!(
+                    "the cache of password checks {} is on a disk again (after a reboot?): what it holds is removed, \
+                     and a tmpfs is mounted there again",
+                    cache.display()
+                )));
+                folders.steps.push(Step::final_(Action::RemoveCache { path: cache.clone() }));
+                folders.steps.extend(mount());
+                folders.owned.push(Owned::new(cache, OwnedKind::Mount));
+            }
+            _ => folders.blockers.push(format!(
+                "{} exists and is not a folder: set paths.auth_cache to a folder that does not exist yet",
+                cache.display()
+            )),
+        }
+        folders
+    }
+
+    fn owned_by_version_1(&self, paths: &Paths) -> Vec<Owned> {
+        // Version 1 always deleted the cache, wherever it was.
+        vec![Owned::new(&paths.auth_cache, OwnedKind::Tree)]
+    }
+
     fn disable(&self, _state: &State, _paths: &Paths, _facts: &Facts) -> Result<Disabled> {
         // The link is one of the links init recorded; uninstall removes those.
         Ok(Disabled { steps: Vec::new(), main_config_after: None })
     }
 
     fn leftovers(&self, paths: &Paths, facts: &Facts) -> Vec<Step> {
-        let mut steps = Vec::new();
         // nginx deletes its socket when it stops or reloads without our
         // site; one left behind by an nginx that did not exit cleanly goes.
-        if facts.auth_socket.is_some_and(|s| s != SocketState::Missing) {
-            steps.push(Step::final_(Action::RemoveStaleSocket { path: paths.auth_socket.clone() }));
-        }
-        if !matches!(facts.file(&paths.auth_cache), Existing::Missing) {
-            steps.push(Step::final_(Action::RemoveCache { path: paths.auth_cache.clone() }));
-        }
-        steps
+        let stale = facts.auth_socket.is_some_and(|s| s != SocketState::Missing);
+        stale.then(|| Step::final_(Action::RemoveStaleSocket { path: paths.auth_socket.clone() })).into_iter().collect()
     }
 }

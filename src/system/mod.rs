@@ -50,7 +50,7 @@ pub enum Existing {
 }
 
 /// Mode and owner of a file to write.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Ownership {
     pub mode: u32,
     pub uid: u32,
@@ -106,6 +106,14 @@ pub enum SocketState {
     NotASocket,
 }
 
+/// What kind of filesystem a path is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Filesystem {
+    /// tmpfs or ramfs: memory, gone at reboot.
+    Memory,
+    Disk,
+}
+
 pub trait System {
     // Files. Reads never follow a final symlink, never read a file that is
     // not regular, and never read more than `READ_LIMIT`.
@@ -121,11 +129,19 @@ pub trait System {
     fn remove_dir(&self, path: &Path) -> io::Result<()>;
     fn remove_tree(&self, path: &Path) -> io::Result<()>;
     fn symlink(&self, target: &Path, link: &Path) -> io::Result<()>;
+    /// The filesystem `path` (which must exist) is on.
+    fn filesystem(&self, path: &Path) -> Option<Filesystem>;
+    /// Something is mounted at `path`.
+    fn is_mountpoint(&self, path: &Path) -> bool;
 
     // Users, groups and programs.
     fn is_root(&self) -> bool;
     fn group_id(&self, name: &str) -> Option<u32>;
     fn group_name(&self, gid: u32) -> Option<String>;
+    /// A variable of our own environment.
+    fn env_var(&self, name: &str) -> Option<String>;
+    /// The home folder of the user `name`.
+    fn user_home(&self, name: &str) -> Option<PathBuf>;
     fn installed(&self, program: &str) -> bool;
 
     // Processes.
@@ -147,6 +163,9 @@ pub trait System {
     fn tcp_listeners(&self) -> Vec<Listener>;
     fn socket_owner(&self, inode: u64) -> Option<Owner>;
     fn unix_socket(&self, path: &Path) -> SocketState;
+
+    /// SIGINT or SIGTERM arrived while changes are being made.
+    fn interrupted(&self) -> bool;
 }
 
 /// Reads a PID file: its first word, as a number.

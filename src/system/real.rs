@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use super::{
-    Existing, HttpReply, HttpRequest, Listener, Owner, Ownership, Process, READ_LIMIT, RunOutput, SocketState, System,
+    Existing, Filesystem, HttpReply, HttpRequest, Listener, Owner, Ownership, Process, READ_LIMIT, RunOutput,
+    SocketState, System,
 };
 use crate::plan::{Command, Output};
 
@@ -39,7 +40,7 @@ pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 
 fn write_temp_then_rename(path: &Path, content: &[u8], ownership: Ownership) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent folder"))?;
-    let mut temp = tempfile::Builder::new().prefix(".ollama-secure-").tempfile_in(dir)?;
+    let mut temp = tempfile::Builder::new().prefix(crate::apply::TEMPORARY_PREFIX).tempfile_in(dir)?;
     let file = temp.as_file_mut();
     // Mode first: the temp file must never be readable by others, not even briefly.
     file.set_permissions(fs::Permissions::from_mode(ownership.mode))?;
@@ -84,6 +85,10 @@ fn pids() -> Vec<u32> {
 fn run_command(command: &Command) -> RunOutput {
     let failed = |output: String| RunOutput { success: false, output };
     let mut expression = duct::cmd(&command.program, &command.args).stdin_null().unchecked();
+    // A proxy we start lives on with this environment: no password in it.
+    for name in crate::secret::variables() {
+        expression = expression.env_remove(name);
+    }
     for (key, value) in &command.env {
         expression = expression.env(key, value);
     }
@@ -187,6 +192,23 @@ impl System for RealSystem {
         std::os::unix::fs::symlink(target, link)
     }
 
+    fn filesystem(&self, path: &Path) -> Option<Filesystem> {
+        use nix::sys::statfs::{TMPFS_MAGIC, statfs};
+        // ramfs (0x858458f6, linux/magic.h) has no constant in nix.
+        const RAMFS_MAGIC: i64 = 0x8584_58f6;
+        let kind = statfs(path).ok()?.filesystem_type();
+        // f_type is an i64 here, an i32 on some other architectures.
+        #[allow(clippy::useless_conversion)]
+        let memory = kind == TMPFS_MAGIC || i64::from(kind.0) == RAMFS_MAGIC;
+        Some(if memory { Filesystem::Memory } else { Filesystem::Disk })
+    }
+
+    fn is_mountpoint(&self, path: &Path) -> bool {
+        // A mount point is on another device than its parent (or is /).
+        let (Ok(this), Some(Ok(parent))) = (fs::metadata(path), path.parent().map(fs::metadata)) else { return false };
+        this.dev() != parent.dev()
+    }
+
     fn is_root(&self) -> bool {
         nix::unistd::geteuid().is_root()
     }
@@ -197,6 +219,14 @@ impl System for RealSystem {
 
     fn group_name(&self, gid: u32) -> Option<String> {
         nix::unistd::Group::from_gid(nix::unistd::Gid::from_raw(gid)).ok().flatten().map(|g| g.name)
+    }
+
+    fn env_var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+
+    fn user_home(&self, name: &str) -> Option<PathBuf> {
+        nix::unistd::User::from_name(name).ok().flatten().map(|u| u.dir)
     }
 
     fn installed(&self, program: &str) -> bool {
@@ -246,6 +276,10 @@ impl System for RealSystem {
                 name: fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default().trim().to_string(),
             })
         })
+    }
+
+    fn interrupted(&self) -> bool {
+        crate::interrupt::received()
     }
 
     fn unix_socket(&self, path: &Path) -> SocketState {

@@ -93,6 +93,22 @@ fn applies_and_protects(proxy: &'static str) {
     assert_eq!(meta.uid(), 0);
     let group = if proxy == "nginx" { "www-data" } else { "caddy" };
     assert_eq!(meta.gid(), nix::unistd::Group::from_name(group).unwrap().unwrap().gid.as_raw());
+
+    // The proxy init started lives on without the variable it read the
+    // password from (and without the password anywhere in its environment).
+    // nginx writes its process title over the memory /proc shows as its
+    // environment, so only Caddy's can be read there; both are started the
+    // same way.
+    if proxy == "caddy" {
+        let pid = d.guard.pid().expect("init started the proxy");
+        let environ = fs::read(format!("/proc/{pid}/environ")).unwrap();
+        let environ = String::from_utf8_lossy(&environ);
+        assert!(environ.contains("XDG_DATA_HOME="), "not the proxy's environment: {environ}");
+        assert!(
+            !environ.contains("ALICE_PASSWORD") && !environ.contains(ALICE),
+            "the password is in Caddy's environment"
+        );
+    }
 }
 
 #[test]

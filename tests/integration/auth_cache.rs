@@ -67,3 +67,80 @@ fn a_wrong_password_flood_is_paced_and_cut_off_while_a_cached_user_keeps_working
         assert_eq!(d.status("/api/version", None), 401);
     }
 }
+
+/// The filesystem type `stat -f` names for `path`.
+fn filesystem(path: &std::path::Path) -> String {
+    let (ok, out) = crate::support::sh("stat", &["-f", "-c", "%T", path.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    out.trim().to_string()
+}
+
+/// The fstype and options of what is mounted at `path`, if anything.
+fn mounted_at(path: &std::path::Path) -> Option<(String, String)> {
+    let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+    mounts.lines().find_map(|l| {
+        let fields: Vec<&str> = l.split(' ').collect();
+        (fields[1] == path.to_str().unwrap()).then(|| (fields[2].to_string(), fields[3].to_string()))
+    })
+}
+
+/// The cache holds credentials (base64 in its keys): on a disk (here the
+/// build folder), init mounts a private tmpfs for it before nginx reads
+/// the site, running init again leaves it, and uninstall unmounts it.
+#[test]
+fn on_a_disk_the_cache_gets_a_private_tmpfs() {
+    let base = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    assert_ne!(filesystem(base), "tmpfs", "{} must be on a disk for this test", base.display());
+    let d = Deployment::prepare_in("nginx", ALICE_ONLY, base);
+    let cache = d.sandbox.path("run/ollama-secure-auth");
+    d.init().stdout_has("is on a disk, and the cache of password checks holds credentials").run();
+    let (fstype, options) = mounted_at(&cache).expect("a tmpfs is mounted at the cache");
+    assert_eq!(fstype, "tmpfs");
+    assert!(options.contains("size=32768k") && options.contains("mode=700"), "{options}");
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
+    assert!(!crate::support::tree(&cache).is_empty(), "the login was not cached in the tmpfs");
+    d.init().stdout_has("Nothing to change").run();
+    d.uninstall(false).stdout_has("✓ unmounted the tmpfs").run();
+    assert_eq!(mounted_at(&cache), None);
+    assert!(!cache.exists());
+}
+
+/// Where the cache's folder is in memory already (a tmpfs /run), nothing
+/// is mounted: nginx makes the folder, and uninstall removes it.
+#[test]
+fn in_memory_the_cache_is_left_to_nginx() {
+    let base = std::path::Path::new("/dev/shm");
+    assert_eq!(filesystem(base), "tmpfs");
+    let d = Deployment::prepare_in("nginx", ALICE_ONLY, base);
+    let cache = d.sandbox.path("run/ollama-secure-auth");
+    let ran = d.init().any_stdout().run();
+    assert!(!ran.stdout.contains("mount"), "{}", ran.stdout);
+    assert_eq!(mounted_at(&cache), None);
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
+    assert!(cache.is_dir(), "nginx made the cache");
+    d.uninstall(false).any_stdout().run();
+    assert!(!cache.exists(), "uninstall left the cache");
+}
+
+/// A folder that is there already is not ollama-secure's to give to nginx:
+/// nginx would chown it, its cache loader would delete what is in it, and
+/// uninstall would remove it. init refuses, and changes nothing.
+#[test]
+fn an_existing_folder_is_never_taken_for_the_cache() {
+    let d = Deployment::prepare("nginx", ALICE_ONLY);
+    let precious = d.sandbox.write("run/ollama-secure-auth/precious", "someone else's\n");
+    let before = d.machine();
+    let cache = d.sandbox.path("run/ollama-secure-auth");
+    d.init()
+        .status(2)
+        .any_stdout()
+        .stderr(&format!(
+            "error: cannot apply; nothing was changed:\n  - {} exists and is not a folder ollama-secure made: nginx would \
+             make it its own and its cache loader would delete what is in it; set paths.auth_cache to a folder that \
+             does not exist yet\n",
+            cache.display()
+        ))
+        .run();
+    d.assert_as_before(&before);
+    assert_eq!(std::fs::read_to_string(precious).unwrap(), "someone else's\n");
+}

@@ -10,7 +10,6 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use crate::support::deployment::{ALICE, Deployment, TLS_DOMAIN as DOMAIN};
-use crate::support::tree;
 
 /// The certificate the site serves now (DER).
 fn served_certificate(site: &Deployment) -> Vec<u8> {
@@ -131,7 +130,7 @@ fn failed_issuance_restores_everything_and_says_why() {
     let site = Deployment::prepare_https("nginx");
     // DNS points the domain at an address where nothing answers.
     site.tls.as_ref().unwrap().pebble.resolve_everything_to(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 254)));
-    let state = site.sandbox.trees(&["etc", "var/lib"]);
+    let before = site.machine();
     site.init()
         .status(1)
         .any_stdout()
@@ -139,10 +138,8 @@ fn failed_issuance_restores_everything_and_says_why() {
         .stderr_has(&format!("is port {} open", http_port(&site)))
         .stderr_has("rolled back")
         .run();
-    let mut after = site.sandbox.trees(&["etc", "var/lib"]);
-    // certbot keeps its account and logs; every file of ours is gone.
-    after.retain(|k, _| !k.starts_with("etc/letsencrypt") && !k.starts_with("var/lib/letsencrypt"));
-    assert_eq!(after, state, "a failed issuance left changes behind");
+    // certbot's account and logs, made for this certificate, are gone too.
+    site.assert_as_before(&before);
     assert!(!site.sandbox.path("run/nginx.pid").exists(), "nginx, started for the challenge, was not stopped again");
 }
 
@@ -150,7 +147,7 @@ fn failed_issuance_restores_everything_and_says_why() {
 fn caddy_failed_issuance_reports_the_acme_error_and_restores_everything() {
     let site = Deployment::prepare_https("caddy");
     site.tls.as_ref().unwrap().pebble.resolve_everything_to(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 254)));
-    let before = tree(&site.sandbox.path("etc"));
+    let before = site.machine();
     let ran = site
         .init()
         .status(1)
@@ -162,5 +159,34 @@ fn caddy_failed_issuance_reports_the_acme_error_and_restores_everything() {
         .run();
     // The wait ended at the ACME error Caddy logged, not at its time limit.
     assert!(!ran.stderr.contains("no certificate after"), "{}", ran.stderr);
-    assert_eq!(tree(&site.sandbox.path("etc")), before, "a failed issuance left changes behind");
+    site.assert_as_before(&before);
+}
+
+/// The operator's own site on port 80 of every address keeps answering
+/// there, on our `listen_address` too: only our domain is redirected. In a
+/// network namespace of this test's own, so that its port 80 on every
+/// address is no other test's business.
+#[test]
+fn caddy_redirects_only_our_domain_where_the_operator_serves_port_80() {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("a network namespace of this thread's own");
+    let up = std::process::Command::new("ip").args(["link", "set", "lo", "up"]).status().unwrap();
+    assert!(up.success());
+    let site = Deployment::prepare_https("caddy");
+    let caddyfile = site.sandbox.path("etc/caddy/Caddyfile");
+    let theirs =
+        format!("{}:80 {{\n\trespond \"the operator's site\" 200\n}}\n", fs::read_to_string(&caddyfile).unwrap());
+    fs::write(&caddyfile, &theirs).unwrap();
+
+    site.init().stdout_has("All 9 checks passed").run();
+    proves_https(&site);
+    let plain = |host: &str| {
+        let resp = site.client().get(site.http_url("/")).header("Host", host).send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    };
+    assert_eq!(plain("other.example"), (200, "the operator's site".to_string()), "on our address");
+    let elsewhere = reqwest::blocking::Client::new().get("http://127.0.0.1/").send().unwrap();
+    assert_eq!(elsewhere.text().unwrap(), "the operator's site", "on other addresses");
+
+    site.uninstall(false).any_stdout().run();
+    assert_eq!(fs::read_to_string(&caddyfile).unwrap(), theirs);
 }

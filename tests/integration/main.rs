@@ -12,6 +12,7 @@ mod check_e2e;
 mod cli;
 mod hostile_input;
 mod https_e2e;
+mod interrupted;
 mod long_running;
 mod render_snapshots;
 mod repair;

@@ -58,9 +58,12 @@ fn fresh_debian() -> Facts {
         "/var/lib",
         "/var/log",
         "/var/log/caddy",
+        "/run",
     ] {
-        facts.files.insert(dir.into(), Existing::Other);
+        facts.files.insert(dir.into(), Existing::Dir { mode: 0o755, uid: 0, gid: 0 });
     }
+    // /run is a tmpfs (as with systemd): nothing is mounted for the cache.
+    facts.mounts.insert("/run".into(), (ollama_secure::system::Filesystem::Memory, true));
     facts.groups.extend([("root".to_string(), 0), ("www-data".to_string(), 33), ("caddy".to_string(), 995)]);
     // Debian's nginx package enables its default site.
     facts.listings.insert("/etc/nginx/sites-enabled".into(), vec!["/etc/nginx/sites-enabled/default".into()]);

@@ -11,33 +11,41 @@ fn system_files(d: &Deployment) -> BTreeMap<String, String> {
     d.sandbox.trees(&["etc", "var/lib"])
 }
 
-fn undoes_everything(proxy: &'static str) {
-    let d = Deployment::prepare(proxy, ALICE_ONLY);
+/// init, a second init with another user, `users` changes (each makes
+/// backups holding hashes), then uninstall: the machine is as before,
+/// byte for byte, with a file of the user's that init replaced restored.
+fn undoes_everything(proxy: &'static str, https: bool) {
+    let d = if https { Deployment::prepare_https(proxy) } else { Deployment::prepare(proxy, ALICE_ONLY) };
     // Something of the user's sits where init will write: it must come back.
     let users_own = if proxy == "nginx" { "etc/nginx/sites-available/ollama" } else { "etc/caddy/ollama.caddy" };
     d.sandbox.write(users_own, "# the user's own file, from before\n");
-    let before = system_files(&d);
+    let before = d.machine();
 
-    d.init().any_stdout().run();
+    d.init()
+        .stdout_has(&format!("{} is there and was not written by ollama-secure", d.sandbox.path(users_own).display()))
+        .run();
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
-    // A second init with another user makes backups of our own files too.
-    d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, generate: true}}\n"));
-    d.init().any_stdout().run();
-    let installed = system_files(&d);
+    if !https {
+        // A second init with another user makes backups of our own files too.
+        d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, generate: true}}\n"));
+        d.init().any_stdout().run();
+    }
+    let users = |args: &[&str]| d.tool().args(["users"]).args(args).args(["--answers", &d.answers]).any_stdout().run();
+    users(&["add", "carol"]);
+    users(&["rotate", "carol"]);
+    users(&["remove", "carol"]);
+    let installed = d.machine();
     assert_ne!(installed, before);
 
     d.uninstall(true)
         .stdout_has("Dry run: nothing was changed.")
         .stdout_has(&format!("restore {}", d.sandbox.path(users_own).display()))
         .run();
-    assert_eq!(system_files(&d), installed, "uninstall --dry-run changed files");
+    assert_eq!(d.machine(), installed, "uninstall --dry-run changed files");
 
     // init started the proxy, so uninstall stops it.
     d.uninstall(false).stdout_has("✓ stopped").run();
-    let after = system_files(&d);
-    assert_eq!(after, before, "uninstall did not restore etc/ and var/lib/ exactly");
-    assert!(!d.sandbox.path("run/ollama-secure-auth").exists(), "the cache of password checks outlived uninstall");
-    assert!(!d.sandbox.path("run/ollama-secure-auth.sock").exists(), "the auth socket outlived uninstall");
+    d.assert_as_before(&before);
     assert_eq!(fs::read_to_string(d.sandbox.path(users_own)).unwrap(), "# the user's own file, from before\n");
     assert!(
         d.client().get(d.url("/api/version")).send().is_err(),
@@ -57,12 +65,22 @@ fn undoes_everything(proxy: &'static str) {
 
 #[test]
 fn nginx_uninstall_restores_the_system_exactly() {
-    undoes_everything("nginx");
+    undoes_everything("nginx", false);
 }
 
 #[test]
 fn caddy_uninstall_restores_the_system_exactly() {
-    undoes_everything("caddy");
+    undoes_everything("caddy", false);
+}
+
+#[test]
+fn nginx_https_uninstall_restores_the_system_exactly() {
+    undoes_everything("nginx", true);
+}
+
+#[test]
+fn caddy_https_uninstall_restores_the_system_exactly() {
+    undoes_everything("caddy", true);
 }
 
 /// A site the user added after `init` had started the proxy: uninstall must

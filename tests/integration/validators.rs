@@ -132,7 +132,10 @@ fn the_nginx_acme_bootstrap_site_passes_nginx_t_without_a_certificate() {
         config.settings.site.https.as_mut().unwrap().http_port = crate::support::free_port();
         prepare_main_config(&sandbox, ProxyKind::Nginx);
         let (setup, _, _) = plan_for(&config, &Facts::empty("x"), 3);
-        let files = ProxyKind::Nginx.module().render(&setup, Stage::AwaitingCertificate).unwrap();
+        let files = ProxyKind::Nginx
+            .module()
+            .render(&setup, &ollama_secure::facts::Facts::empty("20261130T175200Z"), Stage::AwaitingCertificate)
+            .unwrap();
         let site = files.into_iter().find(|f| f.path == config.settings.paths.nginx_site).unwrap();
         assert!(!site.content.contains("ssl_certificate"), "the bootstrap stage needs no certificate");
         assert!(site.content.contains("/.well-known/acme-challenge/"));

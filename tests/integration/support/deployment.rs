@@ -3,6 +3,7 @@
 //! Ollama, answers whose paths stay in the sandbox, and, for HTTPS, a real
 //! ACME server (pebble). Everything it starts stops when it is dropped.
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
@@ -45,8 +46,8 @@ pub struct Deployment {
 
 /// The machine's main config for `proxy` in a fresh sandbox; the PID file
 /// the proxy will write.
-fn machine(proxy: &str) -> (Sandbox, PathBuf) {
-    let sandbox = Sandbox::new();
+fn machine(proxy: &str, base: &std::path::Path) -> (Sandbox, PathBuf) {
+    let sandbox = Sandbox::in_dir(base);
     let pid_file = match proxy {
         "nginx" => {
             write_nginx_main_conf(&sandbox);
@@ -64,7 +65,12 @@ fn machine(proxy: &str) -> (Sandbox, PathBuf) {
 impl Deployment {
     /// A plain-HTTP setup on a free loopback port, not applied yet.
     pub fn prepare(proxy: &'static str, users_yaml: &str) -> Deployment {
-        let (sandbox, pid_file) = machine(proxy);
+        Deployment::prepare_in(proxy, users_yaml, &std::env::temp_dir())
+    }
+
+    /// `prepare`, with the sandbox in `base`.
+    pub fn prepare_in(proxy: &'static str, users_yaml: &str, base: &std::path::Path) -> Deployment {
+        let (sandbox, pid_file) = machine(proxy, base);
         let ollama = StandIn::start();
         let port = free_port();
         let mut d = Deployment {
@@ -87,7 +93,7 @@ impl Deployment {
     /// any ports (the answers choose them); Caddy the real 80 and 443, on a
     /// loopback address of this test's own.
     pub fn prepare_https(proxy: &'static str) -> Deployment {
-        let (sandbox, pid_file) = machine(proxy);
+        let (sandbox, pid_file) = machine(proxy, &std::env::temp_dir());
         let ollama = StandIn::start();
         let (address, http_port, port) = if proxy == "nginx" {
             (IpAddr::V4(Ipv4Addr::LOCALHOST), free_port(), free_port())
@@ -205,4 +211,45 @@ impl Deployment {
             _ => self.sandbox.path("etc/caddy/ollama.caddy"),
         }
     }
+
+    /// The whole sandbox: its stand-ins for /etc, /var/lib, /var/log,
+    /// /run, and root's home (~/.config, ~/.local/share: Caddy's config
+    /// and data, here at `xdg-config`, `xdg-data`, and the storage the main
+    /// Caddyfile names, `caddy-data`), but not what the test itself keeps
+    /// there (the ACME server, the answers).
+    pub fn machine(&self) -> BTreeMap<String, String> {
+        let mut all = super::tree(self.sandbox.root());
+        all.retain(|k, _| k != "answers.yaml" && k != "pebble" && !k.starts_with("pebble/"));
+        all
+    }
+
+    /// Everything but the allowed differences is as `before`.
+    pub fn assert_as_before(&self, before: &BTreeMap<String, String>) {
+        let differences = self.differences_from(before);
+        assert!(differences.is_empty(), "the machine is not as before:\n{}", differences.join("\n"));
+    }
+
+    /// What is not as `before`, but for the allowed differences.
+    pub fn differences_from(&self, before: &BTreeMap<String, String>) -> Vec<String> {
+        let after = self.machine();
+        let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+        keys.into_iter()
+            .filter(|k| before.get(*k) != after.get(*k) && !allowed_difference(self.proxy, k))
+            .map(|k| match (before.get(k), after.get(k)) {
+                (None, Some(_)) => format!("left behind: {k}"),
+                (Some(_), None) => format!("gone: {k}"),
+                _ => format!("changed: {k}"),
+            })
+            .collect()
+    }
+}
+
+/// What may differ from before `init` once it is undone, each for the
+/// reason the README gives: nginx's logs and temporary folders (here as in
+/// Debian's nginx.conf, at log/ and var/nginx/), which nginx makes at its
+/// first start whoever starts it, and the lock file that makes runs take
+/// turns.
+fn allowed_difference(proxy: &str, path: &str) -> bool {
+    let nginx_own = ["log/nginx-error.log", "log/nginx-access.log"].contains(&path) || path.starts_with("var/nginx/");
+    path == "run/ollama-secure.lock" || (proxy == "nginx" && nginx_own)
 }

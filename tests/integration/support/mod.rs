@@ -240,11 +240,34 @@ pub struct Sandbox {
     pub dir: tempfile::TempDir,
 }
 
+/// A tmpfs init mounted in the sandbox (the cache of password checks, on a
+/// disk) and a failed test did not unmount: lazily, so the folder goes.
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let mounts = fs::read_to_string("/proc/self/mounts").unwrap_or_default();
+        let root = self.root().to_string_lossy().into_owned();
+        for point in mounts.lines().filter_map(|l| l.split(' ').nth(1)) {
+            if point.starts_with(&format!("{root}/")) {
+                let _ = std::process::Command::new("umount").args(["-l", point]).status();
+            }
+        }
+    }
+}
+
 impl Sandbox {
     pub fn new() -> Sandbox {
-        let dir = tempfile::Builder::new().prefix("ollama-secure-test-").tempdir().expect("temp dir");
+        Sandbox::in_dir(&std::env::temp_dir())
+    }
+
+    /// A sandbox in `base` (to choose the filesystem it is on).
+    pub fn in_dir(base: &Path) -> Sandbox {
+        let dir = tempfile::Builder::new().prefix("ollama-secure-test-").tempdir_in(base).expect("temp dir");
         fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        Sandbox { dir }
+        let sandbox = Sandbox { dir };
+        // What every machine has: /run (the lock) and /var/lib (the journal).
+        sandbox.mkdir("run");
+        sandbox.mkdir("var/lib");
+        sandbox
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -286,7 +309,7 @@ impl Sandbox {
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
         format!(
-            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  state: {}\n  lock: {}\n",
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  state: {}\n  lock: {}\n  journal: {}\n",
             p("etc/nginx/nginx.conf"),
             p("etc/nginx/sites-available/ollama"),
             p("etc/nginx/sites-enabled/ollama"),
@@ -306,6 +329,7 @@ impl Sandbox {
             p("etc/systemd/system/certbot.service.d/ollama-secure.conf"),
             p("var/lib/ollama-secure/state.yaml"),
             p("run/ollama-secure.lock"),
+            p("var/lib/ollama-secure.journal"),
         )
     }
 }
@@ -435,8 +459,10 @@ pub fn tree(dir: &Path) -> std::collections::BTreeMap<String, String> {
             } else if meta.is_dir() {
                 stack.push(path.clone());
                 format!("dir {:o}", meta.mode() & 0o7777)
-            } else {
+            } else if meta.is_file() {
                 format!("file {:o} {}:{} {:?}", meta.mode() & 0o7777, meta.uid(), meta.gid(), fs::read(&path).unwrap())
+            } else {
+                format!("special {:o}", meta.mode())
             };
             out.insert(key, value);
         }
