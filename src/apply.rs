@@ -10,7 +10,9 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::journal::Journal;
-use crate::plan::{Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Plan, Purpose, Snapshot, VERIFY_LIMIT};
+use crate::plan::{
+    Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Plan, Purpose, Snapshot, Step, VERIFY_LIMIT,
+};
 use crate::proxy::ProxyKind;
 use crate::system::{Existing, HttpRequest, Ownership, SocketState, System, Trust};
 
@@ -200,10 +202,22 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
         }
         Purpose::Stop { pid_file } => {
             announce(out, format!("stopping: `{command}`"));
-            let pid = crate::system::read_pid(system, pid_file);
-            run(system, command, "stopping the proxy")?;
-            if let Some(pid) = pid {
-                wait_until(system, EXIT_LIMIT, || system.process(pid).is_none());
+            let pid = crate::system::read_pid(system, pid_file).filter(|pid| system.process(*pid).is_some());
+            match run(system, command, "stopping the proxy") {
+                // Nothing was running (after a reboot, say): nothing to stop.
+                Err(_) if pid.is_none() => {
+                    return Ok(Outcome::Skipped(format!("not running (no process in {})", pid_file.display())));
+                }
+                result => drop(result?),
+            }
+            // What follows (removing the folders it used) needs it gone.
+            if let Some(pid) = pid
+                && !wait_until(system, EXIT_LIMIT, || system.process(pid).is_none())
+            {
+                return Err(Error::failed(format!(
+                    "the proxy (PID {pid}) is still running {} s after `{command}`",
+                    EXIT_LIMIT.as_secs()
+                )));
             }
             done("stopped")
         }
@@ -231,7 +245,10 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             run(system, command, "mounting a tmpfs")?;
             done("mounted a private tmpfs")
         }
-        Purpose::Unmount => {
+        Purpose::Unmount { at } if !system.is_mountpoint(at) => {
+            Ok(Outcome::Skipped(format!("nothing is mounted at {} (any more)", at.display())))
+        }
+        Purpose::Unmount { .. } => {
             run(system, command, "unmounting the tmpfs")?;
             done("unmounted the tmpfs")
         }
@@ -336,8 +353,12 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
 fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -> Result<Outcome> {
     let done = |text: String| Ok(Outcome::Done(text));
     match action {
-        Action::CreateDir { path } => {
-            system.create_dir(path, 0o755).map_err(io("cannot create the folder", path))?;
+        // Made again by an undo that ran before (a recovered run's).
+        Action::CreateDir { path, .. } if matches!(system.inspect(path), Existing::Dir { .. }) => {
+            Ok(Outcome::Skipped(format!("the folder {} is there", path.display())))
+        }
+        Action::CreateDir { path, mode } => {
+            system.create_dir(path, *mode).map_err(io("cannot create the folder", path))?;
             done(format!("created {}", path.display()))
         }
         Action::Write { file, change } => write(system, file, change, report).map(Outcome::Done),
@@ -412,31 +433,54 @@ fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -
 
 /// One done (or half-done) step's undo, and whether failing is expected:
 /// the undo of a step an interruption cut short may find nothing to undo.
+/// `undone_already`: a recovered run's journal says its undo ran (all but
+/// what reads the configuration, which runs at the end).
 struct Undo<'a> {
     actions: &'a [Action],
     maybe_half_done: bool,
+    undone_already: bool,
+}
+
+impl<'a> Undo<'a> {
+    fn of(step: &'a Step) -> Undo<'a> {
+        Undo { actions: &step.undo, maybe_half_done: false, undone_already: false }
+    }
 }
 
 /// Undoes `done`, newest first; undos that read the configuration (a
-/// reload, a start) run once every file is back. Returns what could not be
-/// undone.
-fn roll_back(done: Vec<Undo<'_>>, system: &dyn System, out: &mut dyn Write) -> Vec<String> {
+/// reload, a start) run once every file is back. `progress` learns how
+/// many steps' undos are complete, counting from the newest. Returns what
+/// could not be undone.
+fn roll_back(done: Vec<Undo<'_>>, system: &dyn System, out: &mut dyn Write, progress: &dyn Fn(usize)) -> Vec<String> {
     let mut failures = Vec::new();
     let mut deferred = Vec::new();
     let mut scratch = Report::default();
-    for undo in done.into_iter().rev() {
-        for action in undo.actions {
+    for (n, undo) in done.into_iter().rev().enumerate() {
+        for (i, action) in undo.actions.iter().enumerate() {
             if action.reads_the_configuration() {
                 deferred.push((action, undo.maybe_half_done));
+                continue;
+            }
+            if undo.undone_already {
                 continue;
             }
             match perform(action, system, &mut scratch, out) {
                 Ok(Outcome::Done(text)) => drop(writeln!(out, "  undone: {text}")),
                 Ok(Outcome::Skipped(text)) => drop(writeln!(out, "  {text}")),
                 Err(e) if undo.maybe_half_done => drop(writeln!(out, "  - nothing to undo: {e}")),
-                Err(e) => failures.push(e.to_string()),
+                Err(e) => {
+                    // The rest of this undo relies on it (a stop, then the
+                    // folders the stopped proxy used): it is left alone.
+                    failures.push(e.to_string());
+                    let rest: Vec<String> = undo.actions[i + 1..].iter().map(crate::plan::undo_text).collect();
+                    if !rest.is_empty() {
+                        failures.push(format!("not done, as it relies on that: {}", rest.join("; ")));
+                    }
+                    break;
+                }
             }
         }
+        progress(n + 1);
     }
     for (action, maybe_half_done) in deferred {
         match perform(action, system, &mut scratch, out) {
@@ -448,38 +492,73 @@ fn roll_back(done: Vec<Undo<'_>>, system: &dyn System, out: &mut dyn Write) -> V
     failures
 }
 
-/// Rolls back what the journal says was done, ends the journal, and says
-/// how it went.
+/// Rolls back `done` of `steps` (the run was at `doing`), recording in the
+/// journal how far the undo got, then ends the journal. Returns what
+/// could not be undone.
 fn undo_and_close(
     done: Vec<Undo<'_>>,
+    steps: &[Step],
+    doing: usize,
     journal: &Journal,
     system: &dyn System,
     out: &mut dyn Write,
-) -> Result<Vec<String>> {
+) -> Vec<String> {
     let _ = writeln!(out, "Rolling back:");
-    let leftovers = roll_back(done, system, out);
-    journal.commit()?;
-    Ok(leftovers)
+    // Best effort: a journal that cannot be written must not stop the undo.
+    let progress = |undone: usize| drop(journal.write_undoing(steps, doing, undone));
+    let mut leftovers = roll_back(done, system, out, &progress);
+    if let Err(e) = journal.commit() {
+        leftovers.push(e.to_string());
+    }
+    leftovers
+}
+
+/// Gives up the run at step `doing` because of `cause`: undoes `done` and
+/// says how that went.
+fn give_up(
+    cause: Error,
+    done: Vec<Undo<'_>>,
+    steps: &[Step],
+    doing: usize,
+    journal: &Journal,
+    system: &dyn System,
+    out: &mut dyn Write,
+) -> Error {
+    let interrupted = system.interrupted() || matches!(cause, Error::Interrupted { .. });
+    let nothing_changed = done.is_empty();
+    let leftovers = if done.iter().all(|undo| undo.actions.is_empty()) {
+        journal.commit().err().map(|e| e.to_string()).into_iter().collect()
+    } else {
+        undo_and_close(done, steps, doing, journal, system, out)
+    };
+    match (interrupted, leftovers.is_empty()) {
+        (true, _) => Error::Interrupted { leftovers },
+        (false, true) => Error::RolledBack { cause: Box::new(cause), nothing_changed },
+        (false, false) => Error::RollbackIncomplete { cause: Box::new(cause), leftovers },
+    }
 }
 
 /// Executes `plan`, writing the journal before every step. On failure, or
-/// when SIGINT or SIGTERM arrives, rolls back and returns the error (with
-/// what was undone, and what could not be). On success the journal stays
-/// until the caller has shown what only this run knows (generated
-/// passwords) and calls `Journal::commit`.
+/// when SIGINT or SIGTERM arrives (up to the end of the last step), rolls
+/// back and returns the error (with what was undone, and what could not
+/// be). On success the journal stays until the caller has shown what only
+/// this run knows (generated passwords) and calls `Journal::commit`.
 pub fn apply(plan: &Plan, system: &dyn System, journal: &Journal, out: &mut dyn Write) -> Result<Report> {
+    let steps = &plan.steps;
     let mut done: Vec<Undo> = Vec::new();
     let mut report = Report::default();
-    for (i, step) in plan.steps.iter().enumerate() {
-        journal.write(&plan.steps, i)?;
+    for (i, step) in steps.iter().enumerate() {
+        // No step without its record: a run that cannot write its journal stops.
+        if let Err(e) = journal.write(steps, i) {
+            return Err(give_up(e, done, steps, i, journal, system, out));
+        }
         if system.interrupted() {
-            let leftovers = undo_and_close(done, journal, system, out)?;
-            return Err(Error::Interrupted { leftovers });
+            return Err(give_up(Error::Interrupted { leftovers: Vec::new() }, done, steps, i, journal, system, out));
         }
         match perform(&step.action, system, &mut report, out) {
             Ok(Outcome::Done(text)) => {
                 let _ = writeln!(out, "  ✓ {text}");
-                done.push(Undo { actions: &step.undo, maybe_half_done: false });
+                done.push(Undo::of(step));
                 if step.action.changes_files() {
                     report.changed += 1;
                 }
@@ -494,23 +573,19 @@ pub fn apply(plan: &Plan, system: &dyn System, journal: &Journal, out: &mut dyn 
                 let leaves_traces =
                     |p: &Purpose| matches!(p, Purpose::Validate { .. } | Purpose::ObtainCertificate { .. });
                 if matches!(&step.action, Action::Run { purpose, .. } if leaves_traces(purpose)) {
-                    done.push(Undo { actions: &step.undo, maybe_half_done: true });
+                    done.push(Undo { maybe_half_done: true, ..Undo::of(step) });
                 }
-                let nothing_changed = done.iter().all(|undo| undo.actions.is_empty());
-                if nothing_changed {
-                    journal.commit()?;
-                    return Err(Error::RolledBack { cause: Box::new(cause), nothing_changed: done.is_empty() });
-                }
-                let leftovers = undo_and_close(done, journal, system, out)?;
-                return Err(match (system.interrupted(), leftovers.is_empty()) {
-                    (true, _) => Error::Interrupted { leftovers },
-                    (false, true) => Error::RolledBack { cause: Box::new(cause), nothing_changed: false },
-                    (false, false) => Error::RollbackIncomplete { cause: Box::new(cause), leftovers },
-                });
+                return Err(give_up(cause, done, steps, i, journal, system, out));
             }
         }
     }
-    journal.write(&plan.steps, plan.steps.len())?;
+    if system.interrupted() {
+        let interrupted = Error::Interrupted { leftovers: Vec::new() };
+        return Err(give_up(interrupted, done, steps, steps.len(), journal, system, out));
+    }
+    // The record before the last step says as much (every step may be
+    // done): this one failing changes nothing.
+    let _ = journal.write(steps, steps.len());
     Ok(report)
 }
 
@@ -521,12 +596,7 @@ pub const TEMPORARY_PREFIX: &str = ".ollama-secure-";
 /// beside the file it was writing: those go, in every folder the plan wrote
 /// into, and in the journal's (killed before its first journal was in
 /// place, a run leaves only that one). Returns what could not be removed.
-pub fn remove_temporary_files(
-    system: &dyn System,
-    steps: &[crate::plan::Step],
-    journal: &Path,
-    out: &mut dyn Write,
-) -> Vec<String> {
+pub fn remove_temporary_files(system: &dyn System, steps: &[Step], journal: &Path, out: &mut dyn Write) -> Vec<String> {
     let mut dirs: Vec<&Path> = steps
         .iter()
         .flat_map(|s| std::iter::once(&s.action).chain(&s.undo))
@@ -572,16 +642,25 @@ pub fn recover(system: &dyn System, journal: &Journal, out: &mut dyn Write) -> R
         );
     }
     let last = record.doing.min(record.steps.len());
-    let done: Vec<Undo> = record
-        .steps
+    let steps = &record.steps[..(last + 1).min(record.steps.len())];
+    // The journal says how many of them (from the newest) were undone by
+    // the run itself before it was killed; the next one may be half undone.
+    let undone = record.undone.min(steps.len());
+    let done: Vec<Undo> = steps
         .iter()
-        .take((last + 1).min(record.steps.len()))
         .enumerate()
-        .map(|(i, step)| Undo { actions: &step.undo, maybe_half_done: i == last })
+        .map(|(i, step)| {
+            let from_newest = steps.len() - 1 - i;
+            Undo {
+                actions: &step.undo,
+                maybe_half_done: i == last || (undone > 0 && from_newest == undone),
+                undone_already: from_newest < undone,
+            }
+        })
         .collect();
     // First the temporary files: a folder to remove may hold one.
     let mut leftovers = remove_temporary_files(system, &record.steps, journal.path(), out);
-    leftovers.extend(undo_and_close(done, journal, system, out)?);
+    leftovers.extend(undo_and_close(done, &record.steps, record.doing, journal, system, out));
     if !leftovers.is_empty() {
         return Err(Error::RollbackIncomplete {
             cause: Box::new(Error::failed("an interrupted run could not be undone completely")),
@@ -607,10 +686,17 @@ mod tests {
     struct Recording {
         failing: Vec<&'static str>,
         ran: RefCell<Vec<String>>,
-        /// Writes of this file fail as on a full disk.
+        /// Writes of this file fail as on a full disk, after `full_after`
+        /// that succeed.
         full: Option<PathBuf>,
+        full_after: usize,
+        writes: RefCell<usize>,
         /// A signal arrives while this program runs.
         signalled_by: Option<&'static str>,
+        /// The one process that runs, and never exits.
+        alive: Option<u32>,
+        /// The clock, which `sleep` moves on.
+        clock: std::cell::Cell<std::time::SystemTime>,
     }
 
     impl System for Recording {
@@ -622,7 +708,10 @@ mod tests {
         }
         fn write_atomic(&self, path: &Path, content: &[u8], o: Ownership) -> std::io::Result<()> {
             if self.full.as_deref() == Some(path) {
-                return Err(std::io::Error::from_raw_os_error(nix::libc::ENOSPC));
+                *self.writes.borrow_mut() += 1;
+                if *self.writes.borrow() > self.full_after {
+                    return Err(std::io::Error::from_raw_os_error(nix::libc::ENOSPC));
+                }
             }
             RealSystem.write_atomic(path, content, o)
         }
@@ -672,16 +761,23 @@ mod tests {
             self.ran.borrow_mut().push(command.to_string());
             RunOutput { success: !self.failing.contains(&command.program.as_str()), output: "boom".into() }
         }
-        fn process(&self, _pid: u32) -> Option<Process> {
-            None
+        fn process(&self, pid: u32) -> Option<Process> {
+            (self.alive == Some(pid)).then(|| Process {
+                pid,
+                parent: 1,
+                name: "proxy".into(),
+                command_line: "proxy".into(),
+            })
         }
         fn processes(&self) -> Vec<Process> {
             Vec::new()
         }
         fn now(&self) -> std::time::SystemTime {
-            std::time::SystemTime::now()
+            self.clock.get()
         }
-        fn sleep(&self, _duration: Duration) {}
+        fn sleep(&self, duration: Duration) {
+            self.clock.set(self.clock.get() + duration);
+        }
         fn http(&self, _request: &HttpRequest) -> std::result::Result<HttpReply, String> {
             Err("no network in unit tests".into())
         }
@@ -712,7 +808,16 @@ mod tests {
     }
 
     fn recording(failing: &[&'static str]) -> Recording {
-        Recording { failing: failing.to_vec(), ran: RefCell::new(Vec::new()), full: None, signalled_by: None }
+        Recording {
+            failing: failing.to_vec(),
+            ran: RefCell::new(Vec::new()),
+            full: None,
+            full_after: 0,
+            writes: RefCell::new(0),
+            signalled_by: None,
+            alive: None,
+            clock: std::cell::Cell::new(std::time::SystemTime::now()),
+        }
     }
 
     fn file(path: &Path, content: &str) -> RenderedFile {
@@ -844,6 +949,7 @@ mod tests {
     fn a_killed_run_is_undone_by_the_next_one() {
         let dir = tempfile::tempdir().unwrap();
         let (new_dir, site, users) = (dir.path().join("new"), dir.path().join("site"), dir.path().join("users"));
+        // `users` is the step the run never reached: recovery leaves it be.
         fs::write(&site, "old").unwrap();
         let backup = dir.path().join("site.bak-1");
         let steps = vec![
@@ -864,7 +970,7 @@ mod tests {
         let mut out = Vec::new();
         assert!(recover(&system, &journal, &mut out).unwrap());
         assert_eq!(fs::read_to_string(&site).unwrap(), "old");
-        assert!(!backup.exists() && !new_dir.exists() && !users.exists(), "{}", String::from_utf8_lossy(&out));
+        assert!(!backup.exists() && !new_dir.exists(), "{}", String::from_utf8_lossy(&out));
         assert!(!dir.path().join("journal").exists());
         assert!(!recover(&system, &journal, &mut Vec::new()).unwrap(), "nothing is left to recover");
     }
@@ -881,5 +987,96 @@ mod tests {
         assert!(matches!(err, Error::RolledBack { nothing_changed: true, .. }), "{err}");
         assert_eq!(fs::read_to_string(&site).unwrap(), "old");
         assert_eq!(fs::read_to_string(&backup).unwrap(), "someone else's");
+    }
+
+    #[test]
+    fn a_run_killed_while_rolling_back_is_finished_by_the_next_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let (new_dir, site) = (dir.path().join("new"), dir.path().join("site"));
+        let backup = dir.path().join("site.bak-1");
+        let steps = vec![
+            Step::create_dir(&new_dir),
+            Step::write(file(&new_dir.join("users"), "hashes"), Change::Create),
+            Step::write(file(&site, "new"), Change::Replace { backup: backup.clone() }),
+            reload(),
+        ];
+        // Every step ran, the run was rolling back, had restored the site
+        // (its backup is gone), and was killed.
+        fs::create_dir(&new_dir).unwrap();
+        fs::write(new_dir.join("users"), "hashes").unwrap();
+        fs::write(&site, "old").unwrap();
+        let system = recording(&[]);
+        let journal = Journal::at(&system, &dir.path().join("journal"), "init");
+        journal.write_undoing(&steps, 3, 2).unwrap();
+
+        let mut out = Vec::new();
+        let recovered = recover(&system, &journal, &mut out);
+        let out = String::from_utf8_lossy(&out);
+        assert!(recovered.unwrap(), "{out}");
+        assert!(!out.contains("restore"), "the site was restored a second time:\n{out}");
+        assert_eq!(fs::read_to_string(&site).unwrap(), "old");
+        assert!(!new_dir.exists(), "{out}");
+        assert_eq!(*system.ran.borrow(), ["reload-proxy"], "the reload onto the old files still runs");
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_stops_the_run_and_undoes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let (site, later) = (dir.path().join("site"), dir.path().join("later"));
+        let plan = plan(vec![
+            Step::write(file(&site, "new"), Change::Create),
+            Step::write(file(&later, "never"), Change::Create),
+        ]);
+        let system = Recording { full: Some(dir.path().join("journal")), full_after: 1, ..recording(&[]) };
+        let err = apply_in(dir.path(), &plan, &system).unwrap_err();
+        assert!(matches!(err, Error::RolledBack { nothing_changed: false, .. }), "{err}");
+        assert!(err.to_string().contains("cannot write the journal"), "{err}");
+        assert!(!site.exists() && !later.exists());
+    }
+
+    #[test]
+    fn a_signal_during_the_last_step_undoes_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let site = dir.path().join("site");
+        let plan = plan(vec![Step::write(file(&site, "new"), Change::Create), reload()]);
+        let system = Recording { signalled_by: Some("reload-proxy"), ..recording(&[]) };
+        let err = apply_in(dir.path(), &plan, &system).unwrap_err();
+        assert!(matches!(err, Error::Interrupted { ref leftovers } if leftovers.is_empty()), "{err}");
+        assert!(!site.exists());
+    }
+
+    #[test]
+    fn what_a_proxy_that_does_not_stop_uses_is_left_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let (pid_file, data) = (dir.path().join("proxy.pid"), dir.path().join("data"));
+        fs::write(&pid_file, "4242\n").unwrap();
+        fs::create_dir(&data).unwrap();
+        let start = Step::undone_by(
+            command("start-proxy", Purpose::Start),
+            vec![
+                command("stop-proxy", Purpose::Stop { pid_file: pid_file.clone() }),
+                Action::RemoveTree { path: data.clone(), unless_entries_in: None },
+            ],
+        );
+        let plan = plan(vec![start, Step::run(Command::new("enable-proxy", &[]), Purpose::Enable)]);
+        let system = Recording { alive: Some(4242), ..recording(&["enable-proxy"]) };
+        let err = apply_in(dir.path(), &plan, &system).unwrap_err();
+        let Error::RollbackIncomplete { leftovers, .. } = &err else { panic!("{err}") };
+        assert!(leftovers[0].contains("(PID 4242) is still running 15 s after"), "{leftovers:?}");
+        assert!(leftovers[1].starts_with("not done, as it relies on that: remove"), "{leftovers:?}");
+        assert!(data.exists(), "the folder of a proxy that still runs was removed");
+    }
+
+    #[test]
+    fn stopping_what_is_not_running_is_nothing_to_undo() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = Step::undone_by(
+            command("start-proxy", Purpose::Start),
+            vec![command("stop-proxy", Purpose::Stop { pid_file: dir.path().join("gone.pid") })],
+        );
+        let plan = plan(vec![start, Step::run(Command::new("enable-proxy", &[]), Purpose::Enable)]);
+        // After a reboot, say: no PID file, and the stop command fails.
+        let err = apply_in(dir.path(), &plan, &recording(&["enable-proxy", "stop-proxy"])).unwrap_err();
+        assert!(matches!(err, Error::RolledBack { .. }), "{err}");
     }
 }

@@ -186,6 +186,9 @@ impl Probe<'_> {
         let mut interest = Vec::new();
         if site.https.is_some() {
             interest.push(settings.paths.acme_webroot.clone());
+            // certbot's folders: those it makes for us are ours.
+            let paths = &settings.paths;
+            interest.extend([paths.letsencrypt.clone(), paths.certbot_work.clone(), paths.certbot_logs.clone()]);
             interest.extend([settings.paths.renewal_cron.clone(), settings.paths.renewal_dropin.clone()]);
             if let Some((cert, key)) = crate::certbot::live_paths(settings) {
                 interest.extend([cert, key]);
@@ -396,6 +399,20 @@ mod tests {
             "/etc/caddy/ollama.caddy",
             "/etc/caddy/Caddyfile",
         ] {
+            assert!(seen.contains(&PathBuf::from(path)), "{path} is not looked at: {seen:?}");
+        }
+        // With certbot: its folders, which are ours if it makes them.
+        let https = crate::answers::Answers::from_yaml(
+            "proxy: nginx\ndomain: a.test\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n",
+            "t",
+        )
+        .unwrap();
+        let config =
+            crate::config::Config::from_answers(&https, "t", crate::paths::Os::Debian, &crate::config::ProcessSecrets)
+                .unwrap();
+        let seen = interest(&crate::system::RealSystem, &Probe::for_settings(&config.settings), &[]);
+        for path in ["/etc/letsencrypt", "/var/lib/letsencrypt", "/var/log/letsencrypt", "/var/lib/ollama-secure/acme"]
+        {
             assert!(seen.contains(&PathBuf::from(path)), "{path} is not looked at: {seen:?}");
         }
     }

@@ -20,6 +20,10 @@ pub struct Record {
     pub steps: Vec<Step>,
     /// Steps before this one are done; this one may be half done.
     pub doing: usize,
+    /// When the run was rolling back: how many of the done steps, from the
+    /// newest, it had undone.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub undone: usize,
     /// Users whose generated passwords the run shows once it is done: if
     /// it was killed before, nobody saw them, and undoing it drops their
     /// hashes.
@@ -27,8 +31,12 @@ pub struct Record {
     pub generated: Vec<String>,
 }
 
-/// Bigger than any plan: a journal this size is not ours.
-const JOURNAL_LIMIT: usize = 16 * 1024 * 1024;
+/// What this version writes; a journal of another version is refused.
+const RECORD_VERSION: u32 = 1;
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
 
 pub struct Journal<'a> {
     system: &'a dyn System,
@@ -54,14 +62,29 @@ impl<'a> Journal<'a> {
 
     /// Records that `steps[..doing]` are done and `steps[doing]` is next.
     pub fn write(&self, steps: &[Step], doing: usize) -> Result<()> {
+        self.write_undoing(steps, doing, 0)
+    }
+
+    /// Records that the run, at `doing`, is rolling back and has undone
+    /// the newest `undone` of the steps it did.
+    pub fn write_undoing(&self, steps: &[Step], doing: usize, undone: usize) -> Result<()> {
         let record = Record {
-            version: 1,
+            version: RECORD_VERSION,
             command: self.command.clone(),
             steps: steps.to_vec(),
             doing,
+            undone,
             generated: self.generated.clone(),
         };
         let text = serde_json::to_vec(&record).expect("plans serialize");
+        // Reads stop there: a journal the next run could not read is not written.
+        if text.len() as u64 > crate::system::READ_LIMIT {
+            return Err(Error::input(format!(
+                "this plan is too large to record in the journal ({} bytes, at most {})",
+                text.len(),
+                crate::system::READ_LIMIT
+            )));
+        }
         let root_only = Ownership { mode: 0o600, uid: 0, gid: 0 };
         self.system.write_atomic(&self.path, &text, root_only).map_err(|e| {
             Error::io("cannot write the journal of this run (its folder must exist; see paths.journal)", &self.path, e)
@@ -82,13 +105,22 @@ impl<'a> Journal<'a> {
     pub fn left_behind(&self) -> Result<Option<Record>> {
         match self.system.inspect(&self.path) {
             Existing::Missing => Ok(None),
-            Existing::File { content, .. } if content.len() <= JOURNAL_LIMIT => {
-                serde_json::from_slice(&content).map(Some).map_err(|e| {
+            Existing::File { content, .. } => {
+                let record: Record = serde_json::from_slice(&content).map_err(|e| {
                     Error::input(format!(
                         "{} is not a journal ollama-secure can read ({e}); it was left untouched: move it away to go on",
                         self.path.display()
                     ))
-                })
+                })?;
+                if record.version != RECORD_VERSION {
+                    return Err(Error::input(format!(
+                        "{} was written by another version of ollama-secure (journal version {}); undo that run with \
+                         it, or move the file away to go on",
+                        self.path.display(),
+                        record.version
+                    )));
+                }
+                Ok(Some(record))
             }
             _ => Err(Error::input(format!(
                 "{} is not a journal of ollama-secure; it was left untouched: move it away to go on",

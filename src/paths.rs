@@ -61,8 +61,11 @@ pub struct Paths {
     pub certbot_logs: PathBuf,
     /// A cron job that renews a certificate from a private ACME server
     /// with its CA (certbot reads that only from the environment).
+    /// (Absent in states written before it existed: the default.)
+    #[serde(default = "default_renewal_cron")]
     pub renewal_cron: PathBuf,
     /// The same for certbot's systemd service.
+    #[serde(default = "default_renewal_dropin")]
     pub renewal_dropin: PathBuf,
     /// What ollama-secure changed, for `uninstall`.
     pub state: PathBuf,
@@ -70,7 +73,20 @@ pub struct Paths {
     pub lock: PathBuf,
     /// What a run in progress is doing (see `journal`): in a folder that
     /// exists before the first change, and survives a reboot.
+    #[serde(default = "default_journal")]
     pub journal: PathBuf,
+}
+
+fn default_renewal_cron() -> PathBuf {
+    Paths::defaults(Os::current()).renewal_cron
+}
+
+fn default_renewal_dropin() -> PathBuf {
+    Paths::defaults(Os::current()).renewal_dropin
+}
+
+fn default_journal() -> PathBuf {
+    Paths::defaults(Os::current()).journal
 }
 
 impl Paths {

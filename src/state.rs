@@ -112,13 +112,15 @@ pub struct State {
     url: Option<String>,
     #[serde(default, skip_serializing)]
     connect: Option<std::net::IpAddr>,
-    /// Read from a state file of version 1, which recorded no `owned`.
+    /// Read from a state file written before `owned` was recorded
+    /// (versions 1 and 2).
     #[serde(skip)]
-    from_version_1: bool,
+    recorded_no_ownership: bool,
 }
 
 const HEADER: &str = "# Written by ollama-secure: what `ollama-secure uninstall` undoes. Do not edit.\n";
-const VERSION: u32 = 2;
+/// 2 added the settings, 3 what else is ours (`owned`, `certbot_dirs`).
+const VERSION: u32 = 3;
 
 impl State {
     pub fn new(settings: &Settings) -> State {
@@ -138,7 +140,7 @@ impl State {
             certbot_dirs: Vec::new(),
             url: None,
             connect: None,
-            from_version_1: false,
+            recorded_no_ownership: false,
         }
     }
 
@@ -151,7 +153,7 @@ impl State {
                 ))
             })
             .map(|mut state| {
-                state.from_version_1 = state.version == 1;
+                state.recorded_no_ownership = state.version < 3;
                 state.version = VERSION;
                 state
             })
@@ -199,14 +201,18 @@ impl State {
         }
     }
 
-    /// Read from a state file of version 1 (the proxy says what it owned).
-    pub fn from_version_1(&self) -> bool {
-        self.from_version_1
+    /// Read from a state file written before ownership was recorded: the
+    /// proxy says what such a setup owns (`Proxy::owned_without_records`).
+    pub fn recorded_no_ownership(&self) -> bool {
+        self.recorded_no_ownership
     }
 
+    /// Records `owned`; what is recorded already takes the new kind (a
+    /// cache of an older setup that is now a mounted tmpfs).
     pub fn note_owned(&mut self, owned: Owned) {
-        if !self.owns(&owned.path) {
-            self.owned.push(owned);
+        match self.owned.iter_mut().find(|o| o.path == owned.path) {
+            Some(known) => *known = owned,
+            None => self.owned.push(owned),
         }
     }
 
@@ -273,6 +279,17 @@ mod tests {
         );
         assert_eq!(State::backed_up_path(Path::new("/etc/a.bak-2")), Some(PathBuf::from("/etc/a")));
         assert!(State::parse("files: 3", Path::new("/s")).is_err());
+    }
+
+    /// As the version that introduced the settings wrote it (before the
+    /// renewal paths, the journal and ownership records existed).
+    #[test]
+    fn version_2_files_are_read_and_own_what_that_version_removed() {
+        let state = State::parse(include_str!("../tests/states/version-2.yaml"), Path::new("/s")).unwrap();
+        let settings = state.settings.as_ref().expect("settings");
+        assert_eq!(settings.paths, crate::paths::Paths::defaults(crate::paths::Os::Debian));
+        assert!(state.recorded_no_ownership());
+        assert!(state.owned.is_empty());
     }
 
     #[test]

@@ -178,7 +178,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         );
     }
     if args.dry_run {
-        if let Some(warning) = super::journal_warning(system, paths) {
+        if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
             println!("{warning}\n");
         }
         print_dry_run(&plan, &resolution, facts.is_root);

@@ -109,16 +109,20 @@ struct Changing {
     recovered: bool,
 }
 
-/// What a dry run says about a journal an interrupted run left.
-fn journal_warning(system: &dyn System, paths: &Paths) -> Option<crate::error::Finding> {
-    let journal = crate::journal::Journal::at(system, &paths.journal, "dry run");
+/// What a run that changes nothing says about a journal an interrupted
+/// run left at `path`: `now` says what its own output is about.
+fn journal_warning_at(system: &dyn System, path: &Path, now: &str) -> Option<crate::error::Finding> {
+    let journal = crate::journal::Journal::at(system, path, "dry run");
     matches!(journal.left_behind(), Ok(Some(_)) | Err(_)).then(|| {
         crate::error::Finding::warning(format!(
-            "an interrupted run left {}: the next run without --dry-run undoes it first; this plan is for the system as it is now",
-            paths.journal.display()
+            "an interrupted run left {}: the next run that changes something undoes it first; {now}",
+            path.display()
         ))
     })
 }
+
+/// What a dry run's plan is about while an interrupted run's journal is there.
+const PLAN_AS_IT_IS: &str = "this plan is for the system as it is now";
 
 /// A password from `--password-env VAR` or the first line of
 /// `--password-file FILE`; `None` when neither is given.

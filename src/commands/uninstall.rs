@@ -11,21 +11,22 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     let (paths, answers) = super::locate(args.answers.as_deref())?;
     let changing = if args.dry_run { None } else { Some(super::begin_changes(system, &paths)?) };
     let recovered = changing.as_ref().is_some_and(|c| c.recovered);
+    // Undoing an interrupted init can leave nothing to uninstall.
+    if recovered && system.inspect(&paths.state) == crate::system::Existing::Missing {
+        println!("Nothing else to uninstall.");
+        return Ok(());
+    }
     // The state file says which proxy was set up; probe that one.
-    let installed = match super::installed_at(system, paths, answers) {
-        // Undoing an interrupted init can leave nothing to uninstall.
-        Err(_) if recovered => {
-            println!("Nothing else to uninstall.");
-            return Ok(());
-        }
-        other => other?,
-    };
+    let installed = super::installed_at(system, paths, answers)?;
     let proxy = installed.state.proxy;
     let paths = &installed.paths;
     let facts = facts::probe(system, Probe::for_installed(proxy, paths, None));
     let plan = plan::removal(paths, &facts)?;
     println!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));
     if args.dry_run {
+        if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
+            println!("{warning}\n");
+        }
         print!("{}", describe(&plan));
         println!("\nDry run: nothing was changed.");
         return Ok(());

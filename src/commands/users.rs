@@ -79,6 +79,11 @@ fn list(system: &dyn System, setup: &SetupArgs) -> Result<()> {
     let installed = super::find_installed(system, setup.answers.as_deref())?;
     let (proxy, paths) = (installed.state.proxy, &installed.paths);
     let facts = facts::probe(system, Probe::for_installed(proxy, paths, None));
+    // stdout stays the plain list; the word about an interrupted run goes to stderr.
+    let now = "this list is the users file as that run left it";
+    if let Some(warning) = super::journal_warning_at(system, &paths.journal, now) {
+        eprintln!("{warning}");
+    }
     for entry in read_users(proxy, paths, &facts)?.entries() {
         println!("{}", entry.username);
     }
@@ -125,6 +130,8 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
     let (paths, answers) = super::locate(setup_args.answers.as_deref())?;
     // Held from reading the file to the reload: a concurrent run waits.
     let _lock = if dry_run { None } else { Some(super::begin_changes(system, &paths)?) };
+    // Where the lock and the recovery looked: where a later one looks.
+    let journal_path = paths.journal.clone();
     let installed = super::installed_at(system, paths, answers)?;
     let settings = settings(&installed)?;
     let facts = facts::probe(system, Probe::for_installed(settings.proxy, &settings.paths, Some(&settings)));
@@ -134,6 +141,9 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
     let setup = Setup { settings, users };
     let plan = plan::for_setup(&setup, &facts, Goal::Users)?;
     if dry_run {
+        if let Some(warning) = super::journal_warning_at(system, &journal_path, super::PLAN_AS_IT_IS) {
+            println!("{warning}\n");
+        }
         print!("{}", describe(&plan));
         if new_secret.as_ref().is_some_and(|(_, generated)| *generated) {
             println!("\nA password will be generated for {name} (shown once, when applied).");
@@ -148,7 +158,7 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
         return Err(refusal);
     }
     let generating = matches!(&new_secret, Some((_, true))).then(|| name.to_string());
-    let journal = crate::journal::Journal::at(system, &setup.settings.paths.journal, "users").generating(generating);
+    let journal = crate::journal::Journal::at(system, &journal_path, "users").generating(generating);
     {
         let _catching = crate::interrupt::catch();
         apply::apply(&plan, system, &journal, &mut io::stdout())?;

@@ -9,12 +9,11 @@ use crate::proxy::ProxyKind;
 use crate::render::{RenderedFile, redact_hashes};
 
 /// What follows a command: the wait that is part of it.
-fn wait_text(purpose: &Purpose, proxy: ProxyKind) -> String {
+fn wait_text(purpose: &Purpose) -> String {
     match purpose {
-        Purpose::Reload { wait_for_old_workers: true, .. } => format!(
-            ", then wait (up to {} s) until {proxy}'s old workers have left",
-            super::OLD_WORKERS_LIMIT.as_secs()
-        ),
+        Purpose::Reload { wait_for_old_workers: true, .. } => {
+            format!(", then wait (up to {} s) until its old workers have left", super::OLD_WORKERS_LIMIT.as_secs())
+        }
         Purpose::Stop { pid_file } => {
             format!(
                 ", then wait (up to {} s) until the process in {} has exited",
@@ -27,15 +26,15 @@ fn wait_text(purpose: &Purpose, proxy: ProxyKind) -> String {
 }
 
 /// An undo action, in a few words.
-fn undo_text(action: &Action, proxy: ProxyKind) -> String {
+pub fn undo_text(action: &Action) -> String {
     match action {
         Action::Remove { path } => format!("remove {}", path.display()),
         Action::RemoveDir { path } => format!("remove the folder {} if it is empty", path.display()),
         Action::Restore { path, from } => format!("restore {} from {}", path.display(), from.display()),
         Action::PutBack { path, .. } => format!("put {} back as it was", path.display()),
         Action::PutBackLink { link, target } => format!("link {} -> {} again", link.display(), target.display()),
-        Action::CreateDir { path } => format!("create the folder {} again", path.display()),
-        Action::Run { command, purpose } => format!("run `{command}`{}", wait_text(purpose, proxy)),
+        Action::CreateDir { path, .. } => format!("create the folder {} again", path.display()),
+        Action::Run { command, purpose } => format!("run `{command}`{}", wait_text(purpose)),
         Action::Write { file, .. } => format!("write {}", file.path.display()),
         Action::Link { link, target } => format!("link {} -> {}", link.display(), target.display()),
         Action::RemoveCache { path } => format!("remove the cache {}", path.display()),
@@ -49,7 +48,7 @@ fn undo_text(action: &Action, proxy: ProxyKind) -> String {
 const ROLLBACK: &str = "(if it fails, every change above is undone)";
 
 fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
-    let (wait, rollback) = (wait_text(purpose, proxy), ROLLBACK);
+    let (wait, rollback) = (wait_text(purpose), ROLLBACK);
     match purpose {
         Purpose::Install => format!("install {proxy}: run `{command}`"),
         Purpose::Validate { empty_pid_file: None, .. } => format!("validate: run `{command}` {rollback}"),
@@ -65,7 +64,7 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
         Purpose::Mount => format!("mount a private tmpfs (memory, root only): run `{command}`"),
-        Purpose::Unmount => format!("unmount the tmpfs: run `{command}`"),
+        Purpose::Unmount { .. } => format!("unmount the tmpfs: run `{command}`"),
     }
 }
 
@@ -99,7 +98,9 @@ fn write_file(out: &mut String, n: usize, file: &RenderedFile, change: &Change) 
 /// Everything but file writes, in one line.
 fn action_text(action: &Action, proxy: ProxyKind) -> String {
     match action {
-        Action::CreateDir { path } => format!("create directory {} (mode 0755, owner root:root)", path.display()),
+        Action::CreateDir { path, mode } => {
+            format!("create directory {} (mode {mode:04o}, owner root:root)", path.display())
+        }
         Action::Write { file, .. } => format!("write {}", file.path.display()),
         Action::Link { link, target } => format!("link {} -> {}", link.display(), target.display()),
         Action::Remove { path } => format!("remove {}", path.display()),
@@ -140,7 +141,7 @@ fn write_line(out: &mut String, n: usize, step: &Step, proxy: ProxyKind) {
         other => drop(writeln!(out, "{n:>2}. {}", action_text(other, proxy))),
     }
     if !step.undo.is_empty() {
-        let undo: Vec<String> = step.undo.iter().map(|a| undo_text(a, proxy)).collect();
+        let undo: Vec<String> = step.undo.iter().map(undo_text).collect();
         let _ = writeln!(out, "      undo: {}", undo.join("; then "));
     }
 }
@@ -180,7 +181,7 @@ pub fn summary(plan: &Plan) -> String {
         .iter()
         .map(|step| match &step.action {
             Action::Run { command, purpose: Purpose::Install } => format!("  - install: {command}\n"),
-            Action::CreateDir { path } => format!("  - create {}\n", path.display()),
+            Action::CreateDir { path, .. } => format!("  - create {}\n", path.display()),
             Action::Write { file, change: Change::Replace { backup } | Change::Edit { backup, .. } } => {
                 format!("  - replace {} (kept as {})\n", file.path.display(), backup.display())
             }

@@ -10,7 +10,7 @@ mod step;
 
 use std::path::{Path, PathBuf};
 
-pub use describe::{describe, summary};
+pub use describe::{describe, summary, undo_text};
 pub use removal::removal;
 pub use step::{Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Output, Purpose, Snapshot, Step, VERIFY_LIMIT};
 
@@ -124,7 +124,7 @@ fn parent_dirs(paths: &[&Path], facts: &Facts, steps: &mut Vec<Step>) {
             path.ancestors().skip(1).take_while(|dir| matches!(facts.file(dir), Existing::Missing)).collect();
         missing.reverse();
         for dir in missing {
-            if !steps.iter().any(|s| matches!(&s.action, Action::CreateDir { path } if path == dir)) {
+            if !steps.iter().any(|s| matches!(&s.action, Action::CreateDir { path, .. } if path == dir)) {
                 steps.push(Step::create_dir(dir));
             }
         }
@@ -143,20 +143,20 @@ fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[
     let mut state = previous.unwrap_or_else(|| State::new(&setup.settings));
     state.settings = Some(setup.settings.clone());
     let paths = &setup.settings.paths;
-    if state.from_version_1() {
-        setup.proxy().owned_by_version_1(paths).into_iter().for_each(|owned| state.note_owned(owned));
+    if state.recorded_no_ownership() {
+        setup.proxy().owned_without_records(paths).into_iter().for_each(|owned| state.note_owned(owned));
     }
     folders.owned.iter().for_each(|owned| state.note_owned(owned.clone()));
     for step in steps {
         match &step.action {
             // certbot writes the challenges' folders into the webroot.
-            Action::CreateDir { path } if *path == paths.acme_webroot => {
+            Action::CreateDir { path, .. } if *path == paths.acme_webroot => {
                 state.note_dir(path);
                 state.note_owned(Owned::new(path, OwnedKind::Tree));
             }
             // A folder recorded as owned goes as that (after the proxy stopped).
-            Action::CreateDir { path } if folders.owned.iter().any(|o| o.path == *path) => {}
-            Action::CreateDir { path } => state.note_dir(path),
+            Action::CreateDir { path, .. } if folders.owned.iter().any(|o| o.path == *path) => {}
+            Action::CreateDir { path, .. } => state.note_dir(path),
             Action::Write { file, change } => {
                 let main_config = file.role == Role::MainConfig;
                 if main_config {
@@ -320,7 +320,8 @@ fn file_steps(setup: &Setup, facts: &Facts, goal: Goal, service: &Service) -> Re
     Ok(FileSteps { steps, stage_site })
 }
 
-/// The proxy's steps after the files: start, reload or repair; the
+/// The proxy's steps after the files (`changed`: they, or the folders
+/// before them, change something it reads): start, reload or repair; the
 /// certificate; and the proof that the site asks for credentials.
 fn service_steps(
     setup: &Setup,
@@ -328,11 +329,11 @@ fn service_steps(
     goal: Goal,
     service: &Service,
     files: &FileSteps,
+    changed: bool,
     findings: &mut Vec<Finding>,
 ) -> Result<Vec<Step>> {
     let proxy = setup.proxy();
     let may_start = goal != Goal::Users;
-    let changed = !files.steps.is_empty();
     let mut steps = service::bring_up(proxy, &setup.settings.paths, facts, service, changed, may_start, findings)?;
     if let Some(stage_site) = &files.stage_site {
         steps.extend(certbot_steps(setup, facts, service, stage_site)?);
@@ -370,8 +371,10 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
         blockers.append(&mut folders.blockers);
     }
     let files = file_steps(setup, facts, goal, &service)?;
-    let service_steps = service_steps(setup, facts, goal, &service, &files, &mut findings)?;
+    // A folder made or mounted again (the cache after a reboot) is read
+    // only when the proxy loads its configuration: it reloads.
     let changed = !files.steps.is_empty() || !steps.is_empty();
+    let service_steps = service_steps(setup, facts, goal, &service, &files, changed, &mut findings)?;
     steps.extend(files.steps);
     // Recorded before the proxy is touched, so a failure rolls it back too.
     if changed && goal != Goal::Users {
@@ -447,7 +450,7 @@ fn writable_parents(steps: &[Step], facts: &Facts) -> Vec<Finding> {
         let path = match &step.action {
             Action::Write { file, .. } => &file.path,
             Action::Link { link, .. } => link,
-            Action::CreateDir { path } => path,
+            Action::CreateDir { path, .. } => path,
             _ => continue,
         };
         if let Some((dir, mode)) = unsafe_parent(path, facts)

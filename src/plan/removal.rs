@@ -140,16 +140,19 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
 
     let stop_or_reload = stop_or_reload(&state, paths, facts, &mut findings);
     let stops = stop_or_reload.iter().any(|s| matches!(&s.action, Action::Run { purpose: Purpose::Stop { .. }, .. }));
-    let proxy_goes_on = facts.proxy_running && !stops;
+    // What the proxy made when we started it stays while it runs, and
+    // while it serves more than then (started again, it uses it for that).
+    let serves_more = state.served_besides_us(paths).is_some_and(|then| then != proxy.served_besides_us(paths, facts));
+    let still_needed = (facts.proxy_running && !stops) || serves_more;
     steps.extend(stop_or_reload);
     // Last, once the proxy no longer uses them: what cannot be put back
     // once deleted (caches, the proxy's data for us, certificates).
     steps.extend(proxy.leftovers(paths, facts));
-    let owned = if state.from_version_1() { proxy.owned_by_version_1(paths) } else { state.owned.clone() };
+    let owned = if state.recorded_no_ownership() { proxy.owned_without_records(paths) } else { state.owned.clone() };
     for owned in owned.iter().rev() {
-        if owned.until_stopped && proxy_goes_on && exists(facts, &owned.path) {
+        if owned.until_stopped && still_needed && exists(facts, &owned.path) {
             findings.push(Finding::info(format!(
-                "keeping {}: {} made it when ollama-secure started it, and goes on running (it serves more now)",
+                "keeping {}: {} made it when ollama-secure started it, and it serves more now, which may need it",
                 owned.path.display(),
                 proxy.name()
             )));
@@ -172,7 +175,7 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
         if exists(facts, dir) {
             steps.push(Step::undone_by(
                 Action::RemoveDir { path: dir.clone() },
-                vec![Action::CreateDir { path: dir.clone() }],
+                vec![Action::CreateDir { path: dir.clone(), mode: 0o755 }],
             ));
         }
     }
@@ -189,7 +192,7 @@ fn owned_removal(owned: &Owned, facts: &Facts) -> Vec<Step> {
         (OwnedKind::Dir, _) => vec![Step::final_(Action::RemoveDir { path: path.clone() })],
         (OwnedKind::Tree, _) => vec![remove_tree()],
         (OwnedKind::Mount, _) if facts.is_mountpoint(path) => {
-            vec![Step::run(crate::plan::Command::new("umount", &[]).arg_path(path), Purpose::Unmount), remove_tree()]
+            vec![Step::final_(Action::unmount(path)), remove_tree()]
         }
         (OwnedKind::Mount, _) => vec![remove_tree()],
     }

@@ -85,8 +85,36 @@ impl fmt::Display for Command {
 /// A file's bytes, mode and owner, as the plan saw them: what an undo puts back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
+    #[serde(with = "bytes_as_text")]
     pub content: Vec<u8>,
     pub ownership: Ownership,
+}
+
+/// Bytes in the journal: as a string when they are UTF-8 (config files
+/// are), as numbers otherwise; a quarter of the size of numbers always.
+mod bytes_as_text {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Bytes {
+        Text(String),
+        Raw(Vec<u8>),
+    }
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        match std::str::from_utf8(bytes) {
+            Ok(text) => s.serialize_str(text),
+            Err(_) => bytes.serialize(s),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(match Bytes::deserialize(d)? {
+            Bytes::Text(text) => text.into_bytes(),
+            Bytes::Raw(raw) => raw,
+        })
+    }
 }
 
 impl Snapshot {
@@ -157,7 +185,11 @@ pub enum Purpose {
     DeleteCertificate,
     /// Mounts a private tmpfs on a folder we made.
     Mount,
-    Unmount,
+    /// Unmounts what is mounted at `at`, if anything is (after a reboot,
+    /// nothing is).
+    Unmount {
+        at: PathBuf,
+    },
 }
 
 /// How long waits in a plan last at most.
@@ -169,6 +201,9 @@ pub const VERIFY_LIMIT: Duration = Duration::from_secs(10);
 pub enum Action {
     CreateDir {
         path: PathBuf,
+        /// 0755, or 0700 for a folder only root (and the proxy) may read.
+        #[serde(default = "public_dir_mode")]
+        mode: u32,
     },
     Write {
         file: RenderedFile,
@@ -244,6 +279,14 @@ pub enum Action {
 }
 
 impl Action {
+    /// Unmounts the tmpfs at `at` (nothing to do where nothing is mounted).
+    /// Lazily: nginx's workers keep cache files open (`open_file_cache`)
+    /// until they leave, and the tmpfs goes with the last of them.
+    pub fn unmount(at: &Path) -> Action {
+        let command = Command::new("umount", &["--lazy"]).arg_path(at);
+        Action::Run { command, purpose: Purpose::Unmount { at: at.to_path_buf() } }
+    }
+
     /// Reads the configuration (a start, a reload): as an undo, it waits
     /// until every file is back. A stop does not: it runs in its turn, so
     /// that what the stopped proxy leaves is removed after it.
@@ -266,6 +309,10 @@ impl Action {
     }
 }
 
+fn public_dir_mode() -> u32 {
+    0o755
+}
+
 /// One step of a plan, and what undoes it if a later step fails.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Step {
@@ -286,7 +333,10 @@ impl Step {
     }
 
     pub fn create_dir(path: &Path) -> Step {
-        Step::undone_by(Action::CreateDir { path: path.into() }, vec![Action::RemoveDir { path: path.into() }])
+        Step::undone_by(
+            Action::CreateDir { path: path.into(), mode: public_dir_mode() },
+            vec![Action::RemoveDir { path: path.into() }],
+        )
     }
 
     pub fn write(file: RenderedFile, change: Change) -> Step {

@@ -43,7 +43,7 @@ fn fresh() -> Facts {
 fn after(plan: &Plan, mut facts: Facts) -> Facts {
     for step in &plan.steps {
         match &step.action {
-            Action::CreateDir { path } => drop(facts.files.insert(path.clone(), ROOTS_DIR)),
+            Action::CreateDir { path, .. } => drop(facts.files.insert(path.clone(), ROOTS_DIR)),
             Action::Run { purpose: Purpose::Mount, command } => {
                 let at = PathBuf::from(command.args.last().unwrap());
                 facts.mounts.insert(at, (Filesystem::Memory, true));
@@ -98,7 +98,7 @@ fn kinds(plan: &Plan) -> Vec<String> {
     plan.steps
         .iter()
         .map(|s| match &s.action {
-            Action::CreateDir { path } => format!("mkdir {}", path.display()),
+            Action::CreateDir { path, .. } => format!("mkdir {}", path.display()),
             Action::Write { file, .. } => format!("write {}", file.path.display()),
             Action::Link { link, .. } => format!("link {}", link.display()),
             Action::Run { purpose, .. } => format!("{purpose:?}").split([' ', '{']).next().unwrap().to_lowercase(),
@@ -116,6 +116,7 @@ fn a_fresh_machine_gets_files_a_start_and_a_verification() {
     assert_eq!(
         kinds(&plan),
         [
+            "mkdir /run/ollama-secure-auth",
             "write /etc/nginx/ollama.htpasswd",
             "write /etc/nginx/sites-available/ollama",
             "link /etc/nginx/sites-enabled/ollama",
@@ -130,6 +131,11 @@ fn a_fresh_machine_gets_files_a_start_and_a_verification() {
     let start = plan.steps.iter().find(|s| matches!(s.action, Action::Run { purpose: Purpose::Start, .. })).unwrap();
     assert!(matches!(&start.undo[..], [Action::Run { purpose: Purpose::Stop { .. }, .. }]), "{:?}", start.undo);
     assert!(plan.steps.iter().filter(|s| s.action.changes_files()).all(|s| !s.undo.is_empty()));
+    // The cache is ours from the start (0700; nginx gives it to its
+    // workers), so a rollback removes it with what nginx put in it.
+    let cache = &plan.steps[0];
+    assert_eq!(cache.action, Action::CreateDir { path: "/run/ollama-secure-auth".into(), mode: 0o700 });
+    assert_eq!(cache.undo, [Action::RemoveTree { path: "/run/ollama-secure-auth".into(), unless_entries_in: None }]);
 }
 
 #[test]
@@ -359,7 +365,7 @@ fn the_cache_of_password_checks_gets_a_tmpfs_of_its_own_on_a_disk() {
         describe(&Plan { steps: vec![mount.clone()], findings: vec![], ..plan.clone() }).lines().nth(1).unwrap(),
         " 1. mount a private tmpfs (memory, root only): run `mount -t tmpfs -o size=32m,mode=0700 ollama-secure-auth /run/ollama-secure-auth`"
     );
-    assert!(matches!(&mount.undo[..], [Action::Run { purpose: Purpose::Unmount, .. }]));
+    assert!(matches!(&mount.undo[..], [Action::Run { purpose: Purpose::Unmount { .. }, .. }]));
     assert!(plan.findings.iter().any(|f| f.text.starts_with("/run is on a disk")), "{:?}", plan.findings);
     let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
     assert!(state.owned.contains(&Owned::new(Path::new("/run/ollama-secure-auth"), OwnedKind::Mount)));
@@ -370,7 +376,12 @@ fn the_cache_of_password_checks_gets_a_tmpfs_of_its_own_on_a_disk() {
     assert!(for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap().is_empty());
     facts.mounts.insert("/run/ollama-secure-auth".into(), (Filesystem::Disk, false));
     let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
-    assert_eq!(kinds(&again)[..3], ["removecache", "mkdir /run/ollama-secure-auth", "mount"]);
+    // nginx gives the new tmpfs to its workers when it loads its
+    // configuration: it reloads.
+    assert_eq!(
+        kinds(&again),
+        ["removecache", "mkdir /run/ollama-secure-auth", "mount", "validate", "reload", "verify"]
+    );
 
     // Uninstall unmounts it once nginx is stopped, then removes the folder.
     facts.mounts.insert("/run/ollama-secure-auth".into(), (Filesystem::Memory, true));
@@ -449,6 +460,11 @@ fn what_caddy_writes_of_its_own_is_ours_until_uninstall_stops_it() {
         })
         .collect();
     assert_eq!(trees, [Path::new("/root/.step")], "what any run of caddy makes goes all the same");
+    assert!(plan.findings.iter().any(|f| f.text.starts_with("keeping /root/.config/caddy: caddy made it")));
+    // Stopped by hand since, it keeps them all the same: started again, it
+    // would use them for what it serves now.
+    grown.proxy_running = false;
+    let plan = removal(&config.settings.paths, &grown).unwrap();
     assert!(plan.findings.iter().any(|f| f.text.starts_with("keeping /root/.config/caddy: caddy made it")));
 }
 

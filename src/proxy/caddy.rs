@@ -482,7 +482,7 @@ impl Proxy for Caddy {
         folders
     }
 
-    fn owned_by_version_1(&self, _paths: &Paths) -> Vec<Owned> {
+    fn owned_without_records(&self, _paths: &Paths) -> Vec<Owned> {
         Vec::new()
     }
 

@@ -261,8 +261,9 @@ pub trait Proxy: Sync {
     fn writes_of_its_own(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Vec<crate::state::Owned>;
     /// Folders it needs that must be ours (nginx's cache of passwords).
     fn folders(&self, paths: &Paths, facts: &Facts, state: Option<&State>) -> Folders;
-    /// What a state of version 1 (which recorded none of this) owns.
-    fn owned_by_version_1(&self, paths: &Paths) -> Vec<crate::state::Owned>;
+    /// What a setup whose state recorded no ownership (versions 1 and 2)
+    /// owns: what those versions removed at uninstall.
+    fn owned_without_records(&self, paths: &Paths) -> Vec<crate::state::Owned>;
 
     /// Uninstall: taking the site out of the main configuration.
     fn disable(&self, state: &State, paths: &Paths, facts: &Facts) -> Result<Disabled>;

@@ -292,23 +292,25 @@ impl Proxy for Nginx {
     }
 
     /// The cache of password checks holds credentials (base64 in its keys):
-    /// it must be a folder of ours, and in memory. nginx makes the folder
-    /// (its last component only) when it loads the site; on a disk a tmpfs
-    /// of our own is mounted there first.
+    /// it must be a folder of ours, and in memory. We make it (0700; nginx
+    /// gives it to its workers when it loads the site), and on a disk mount
+    /// a tmpfs of our own on it; undone, it goes with what nginx put in it.
     fn folders(&self, paths: &Paths, facts: &Facts, state: Option<&State>) -> Folders {
         let cache = &paths.auth_cache;
-        let ours = state.is_some_and(|s| s.owns(cache) || s.from_version_1());
+        let ours = state.is_some_and(|s| s.owns(cache) || s.recorded_no_ownership());
         let parent_in_memory = cache.parent().and_then(|p| facts.filesystem(p)) == Some(Filesystem::Memory);
         let mut folders = Folders::default();
+        let create = || {
+            let remove = Action::RemoveTree { path: cache.clone(), unless_entries_in: None };
+            Step::undone_by(Action::CreateDir { path: cache.clone(), mode: 0o700 }, vec![remove])
+        };
         let mount = || -> Vec<Step> {
             let options = format!("size={},mode=0700", CACHE_SIZE);
             let mount = Action::Run {
                 command: Command::new("mount", &["-t", "tmpfs", "-o", &options, "ollama-secure-auth"]).arg_path(cache),
                 purpose: Purpose::Mount,
             };
-            let umount =
-                Action::Run { command: Command::new("umount", &[]).arg_path(cache), purpose: Purpose::Unmount };
-            vec![Step::create_dir(cache), Step::undone_by(mount, vec![umount])]
+            vec![create(), Step::undone_by(mount, vec![Action::unmount(cache)])]
         };
         let parent = cache.parent().unwrap_or(cache);
         if !matches!(facts.file(parent), Existing::Dir { .. }) {
@@ -319,7 +321,10 @@ impl Proxy for Nginx {
             return folders;
         }
         match facts.file(cache) {
-            Existing::Missing if parent_in_memory => folders.owned.push(Owned::new(cache, OwnedKind::Tree)),
+            Existing::Missing if parent_in_memory => {
+                folders.steps.push(create());
+                folders.owned.push(Owned::new(cache, OwnedKind::Tree));
+            }
             Existing::Missing => {
                 folders.findings.push(Finding::info(format!(
                     "{} is on a disk, and the cache of password checks holds credentials: a private tmpfs is mounted at {} \
@@ -354,8 +359,8 @@ impl Proxy for Nginx {
         folders
     }
 
-    fn owned_by_version_1(&self, paths: &Paths) -> Vec<Owned> {
-        // Version 1 always deleted the cache, wherever it was.
+    fn owned_without_records(&self, paths: &Paths) -> Vec<Owned> {
+        // Versions 1 and 2 always deleted the cache, wherever it was.
         vec![Owned::new(&paths.auth_cache, OwnedKind::Tree)]
     }
 

@@ -172,7 +172,9 @@ impl System for RealSystem {
     }
 
     fn create_dir(&self, path: &Path, mode: u32) -> io::Result<()> {
-        fs::create_dir(path)?;
+        use std::os::unix::fs::DirBuilderExt;
+        // Made with its mode (the umask may take more away: set it again).
+        fs::DirBuilder::new().mode(mode).create(path)?;
         fs::set_permissions(path, fs::Permissions::from_mode(mode))
     }
 

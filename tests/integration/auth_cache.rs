@@ -100,19 +100,42 @@ fn on_a_disk_the_cache_gets_a_private_tmpfs() {
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
     assert!(!crate::support::tree(&cache).is_empty(), "the login was not cached in the tmpfs");
     d.init().stdout_has("Nothing to change").run();
+
+    // As after a reboot: the tmpfs is gone, and nginx, started again, has
+    // written the cache into the folder on the disk. init empties it,
+    // mounts the tmpfs again, and reloads nginx, which gives it to its
+    // workers: logins are cached in memory again.
+    let (ok, out) = crate::support::sh("umount", &["--lazy", cache.to_str().unwrap()]);
+    assert!(ok, "{out}");
+    d.sandbox.write("run/ollama-secure-auth/0/00/written-on-the-disk", "credentials\n");
+    d.init().stdout_has("is on a disk again (after a reboot?)").stdout_has("✓ reloaded").run();
+    assert_eq!(mounted_at(&cache).map(|(fstype, _)| fstype).as_deref(), Some("tmpfs"));
+    let left = crate::support::tree(&cache);
+    assert!(!left.keys().any(|k| k.contains("written-on-the-disk")), "what was on the disk is still there: {left:?}");
+    // init's check logged alice in: nginx's workers could cache it there.
+    let workers = nix::unistd::User::from_name("www-data").unwrap().expect("nginx's worker user");
+    let theirs = format!("file 600 {}:{}", workers.uid, workers.gid);
+    assert!(left.values().any(|v| v.starts_with(&theirs)), "nothing was cached in the new tmpfs: {left:?}");
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
     d.uninstall(false).stdout_has("✓ unmounted the tmpfs").run();
     assert_eq!(mounted_at(&cache), None);
     assert!(!cache.exists());
 }
 
 /// Where the cache's folder is in memory already (a tmpfs /run), nothing
-/// is mounted: nginx makes the folder, and uninstall removes it.
+/// is mounted: init makes the folder (nginx gives it to its workers), a
+/// rollback removes it again, and so does uninstall.
 #[test]
-fn in_memory_the_cache_is_left_to_nginx() {
+fn in_memory_the_cache_needs_no_mount() {
     let base = std::path::Path::new("/dev/shm");
     assert_eq!(filesystem(base), "tmpfs");
     let d = Deployment::prepare_in("nginx", ALICE_ONLY, base);
     let cache = d.sandbox.path("run/ollama-secure-auth");
+    // A site of the user's that nginx refuses: init rolls back.
+    let broken = d.sandbox.write("etc/nginx/sites-enabled/broken", "server {\n");
+    d.init().status(1).any_stdout().stderr_has("rolled back").run();
+    assert!(!cache.exists(), "a rollback left the cache folder");
+    std::fs::remove_file(broken).unwrap();
     let ran = d.init().any_stdout().run();
     assert!(!ran.stdout.contains("mount"), "{}", ran.stdout);
     assert_eq!(mounted_at(&cache), None);

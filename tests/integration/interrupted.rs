@@ -19,12 +19,19 @@ const RENAMES: &[&str] = &["rename", "renameat", "renameat2"];
 /// would otherwise wait for the nginx daemon init starts. Returns the exit
 /// status and stderr.
 fn init_hit(d: &Deployment, when: usize, signal: &str) -> (Option<i32>, String) {
+    run_hit(d, &["init", "--no-check"], when, signal)
+}
+
+/// `ollama-secure ARGS --answers ...`, hit as `init_hit` hits init.
+fn run_hit(d: &Deployment, args: &[&str], when: usize, signal: &str) -> (Option<i32>, String) {
     let stderr = tempfile::NamedTempFile::new().unwrap();
     let calls = RENAMES.join(",");
     let status = Command::new("strace")
         .args(["-o", "/dev/null", "-e", &format!("trace={calls}")])
         .args(["-e", &format!("inject={calls}:signal={signal}:when={when}")])
-        .args([BIN, "init", "--no-check", "--answers", &d.answers])
+        .arg(BIN)
+        .args(args)
+        .args(["--answers", &d.answers])
         .env("ALICE_PASSWORD", ALICE)
         .env("NO_COLOR", "1")
         .envs(caddy_env(&d.sandbox))
@@ -80,12 +87,47 @@ fn caddy_init_killed_anywhere_is_undone_by_the_next_run() {
     killed_anywhere_is_undone_by_the_next_run("caddy");
 }
 
+/// A `users` run killed halfway: dry runs say so, and the next run undoes
+/// it first (here the next `users add`, which then adds the user).
+#[test]
+fn users_killed_halfway_is_undone_by_the_next_run() {
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
+    let before = std::fs::read(d.users_file()).unwrap();
+    // Its journal, the users file's temporary file, then killed at the
+    // journal before the site.
+    let (code, _) = run_hit(&d, &["users", "add", "carol"], 3, "SIGKILL");
+    assert_eq!(code, None, "users was not killed");
+    let journal = d.sandbox.path("var/lib/ollama-secure.journal");
+    let warning = format!("an interrupted run left {}", journal.display());
+    d.tool().args(["users", "add", "dave", "--dry-run", "--answers", &d.answers]).stdout_has(&warning).run();
+    d.uninstall(true).stdout_has(&warning).run();
+    // The list is the file as the killed run left it, and says so.
+    d.tool()
+        .args(["users", "list", "--answers", &d.answers])
+        .stdout("alice\ncarol\n")
+        .stderr(&format!(
+            "warning: {warning}: the next run that changes something undoes it first; this list is the users file as \
+             that run left it\n"
+        ))
+        .run();
+    assert_ne!(std::fs::read(d.users_file()).unwrap(), before, "killed before it changed the users file");
+    d.tool()
+        .args(["users", "add", "carol", "--answers", &d.answers])
+        .stdout_has("An interrupted `ollama-secure users` left its journal")
+        .stdout_has("It had generated passwords for carol")
+        .stdout_has("Checked: carol gets 200")
+        .run();
+    assert!(!journal.exists());
+}
+
 #[test]
 fn init_killed_halfway_can_simply_be_run_again() {
     let d = Deployment::prepare("nginx", ALICE_ONLY);
     let before = d.machine();
     let (code, _) = init_hit(&d, 6, "SIGKILL");
     assert_eq!(code, None, "init was not killed");
+    let warning = format!("an interrupted run left {}", d.sandbox.path("var/lib/ollama-secure.journal").display());
+    d.init().args(["--dry-run"]).stdout_has(&warning).run();
     d.init().stdout_has("An interrupted `ollama-secure init`").stdout_has("The interrupted run is undone.").run();
     assert_eq!(d.status("/api/version", None), 401);
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);

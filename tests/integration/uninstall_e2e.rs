@@ -19,6 +19,10 @@ fn undoes_everything(proxy: &'static str, https: bool) {
     // Something of the user's sits where init will write: it must come back.
     let users_own = if proxy == "nginx" { "etc/nginx/sites-available/ollama" } else { "etc/caddy/ollama.caddy" };
     d.sandbox.write(users_own, "# the user's own file, from before\n");
+    if https && proxy == "nginx" {
+        // certbot ran here before: its log folder is not ours to remove.
+        d.sandbox.write("log/letsencrypt/letsencrypt.log.1", "an earlier run\n");
+    }
     let before = d.machine();
 
     d.init()

@@ -247,9 +247,11 @@ impl Deployment {
 /// What may differ from before `init` once it is undone, each for the
 /// reason the README gives: nginx's logs and temporary folders (here as in
 /// Debian's nginx.conf, at log/ and var/nginx/), which nginx makes at its
-/// first start whoever starts it, and the lock file that makes runs take
-/// turns.
+/// first start whoever starts it; certbot's logs in a log folder it had
+/// before (a folder made for us goes, logs and all); and the lock file
+/// that makes runs take turns.
 fn allowed_difference(proxy: &str, path: &str) -> bool {
     let nginx_own = ["log/nginx-error.log", "log/nginx-access.log"].contains(&path) || path.starts_with("var/nginx/");
-    path == "run/ollama-secure.lock" || (proxy == "nginx" && nginx_own)
+    let certbot_log = path.starts_with("log/letsencrypt/letsencrypt.log");
+    path == "run/ollama-secure.lock" || (proxy == "nginx" && (nginx_own || certbot_log))
 }
