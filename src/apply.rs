@@ -157,6 +157,8 @@ fn old_workers_gone(system: &dyn System, old: &[u32]) -> bool {
     old.iter().all(|pid| system.process(*pid).is_none_or(|p| p.command_line.contains("shutting down")))
 }
 
+/// Runs a command for its purpose. Long because it is one arm per
+/// `Purpose`, each a few lines; splitting it would only move the match.
 fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &mut dyn Write) -> Result<Outcome> {
     let announce = |out: &mut dyn Write, text: String| {
         let _ = writeln!(out, "  … {text}");
@@ -349,7 +351,8 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
     }
 }
 
-/// Performs an action on files, folders, links or sockets.
+/// Performs an action on files, folders, links or sockets: one short arm
+/// per `Action` kind, which is why it is long.
 fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -> Result<Outcome> {
     let done = |text: String| Ok(Outcome::Done(text));
     match action {

@@ -150,6 +150,30 @@ fn apply_plan(system: &dyn System, plan: &Plan, journal: &crate::journal::Journa
     Ok(())
 }
 
+/// The users file as installed: its users (and hand-added lines) are kept.
+fn installed_users(config: &Config, facts: &facts::Facts) -> Result<Option<Users>> {
+    let proxy = config.settings.proxy.module();
+    let path = proxy.users_file(&config.settings.paths);
+    match facts.file(path) {
+        crate::system::Existing::File { content, .. } => {
+            Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), &path.display().to_string())
+        }
+        _ => Ok(None),
+    }
+}
+
+fn print_kept(resolution: &setup::Resolution) {
+    if resolution.kept.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = resolution.kept.iter().map(|n| n.as_str()).collect();
+    println!(
+        "Keeping {} installed user(s) that the answers file does not list: {} (remove with `ollama-secure users remove NAME`)\n",
+        names.len(),
+        names.join(", ")
+    );
+}
+
 pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     let (answers, source) = answers(&args)?;
     let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
@@ -158,25 +182,10 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     let paths = &config.settings.paths;
     let _lock = if args.dry_run { None } else { Some(super::begin_changes(system, paths)?) };
     let facts = facts::probe(system, Probe::for_settings(&config.settings));
-    let proxy = config.settings.proxy.module();
-    let installed = match facts.file(proxy.users_file(&config.settings.paths)) {
-        crate::system::Existing::File { content, .. } => {
-            let path = proxy.users_file(&config.settings.paths);
-            Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), &path.display().to_string())?
-        }
-        _ => None,
-    };
-    let (setup, resolution) = setup::from_config(&config, installed, &mut OsEntropy)?;
+    let (setup, resolution) = setup::from_config(&config, installed_users(&config, &facts)?, &mut OsEntropy)?;
     let plan = plan::for_setup(&setup, &facts, Goal::Init { install: config.install })?;
     println!("{}\n", headline(&config));
-    if !resolution.kept.is_empty() {
-        let names: Vec<&str> = resolution.kept.iter().map(|n| n.as_str()).collect();
-        println!(
-            "Keeping {} installed user(s) that the answers file does not list: {} (remove with `ollama-secure users remove NAME`)\n",
-            names.len(),
-            names.join(", ")
-        );
-    }
+    print_kept(&resolution);
     if args.dry_run {
         if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
             println!("{warning}\n");

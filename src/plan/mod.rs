@@ -148,57 +148,7 @@ fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[
     }
     folders.owned.iter().for_each(|owned| state.note_owned(owned.clone()));
     for step in steps {
-        match &step.action {
-            // certbot writes the challenges' folders into the webroot.
-            Action::CreateDir { path, .. } if *path == paths.acme_webroot => {
-                state.note_dir(path);
-                state.note_owned(Owned::new(path, OwnedKind::Tree));
-            }
-            // A folder recorded as owned goes as that (after the proxy stopped).
-            Action::CreateDir { path, .. } if folders.owned.iter().any(|o| o.path == *path) => {}
-            Action::CreateDir { path, .. } => state.note_dir(path),
-            Action::Write { file, change } => {
-                let main_config = file.role == Role::MainConfig;
-                if main_config {
-                    state.caddyfile_import = Some(file.path.clone());
-                }
-                match change {
-                    Change::Create => state.note_write(&file.path, None),
-                    // The main configuration stays the user's: uninstall removes our lines only.
-                    Change::Edit { backup, .. } => state.note_backup(backup),
-                    Change::Replace { backup } => {
-                        state.note_write(&file.path, Some(backup));
-                        state.note_backup(backup);
-                    }
-                    Change::Overwrite { .. } => {}
-                }
-            }
-            Action::Link { link, .. } => state.note_link(link),
-            Action::Run { command, purpose: Purpose::Start } => {
-                if !state.started {
-                    state.note_started(setup.proxy().served_besides_us(paths, facts));
-                }
-                for owned in &folders.owned_if_started {
-                    state.note_owned(Owned { until_stopped: true, ..owned.clone() });
-                }
-                if let Output::LogFile(log) = &command.output
-                    && matches!(facts.file(log), Existing::Missing)
-                {
-                    state.note_owned(Owned { until_stopped: true, ..Owned::new(log, OwnedKind::File) });
-                }
-            }
-            Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. } => {
-                if !state.certificates.contains(domain) {
-                    state.certificates.push(domain.clone());
-                }
-                for dir in [&paths.letsencrypt, &paths.certbot_work, &paths.certbot_logs] {
-                    if matches!(facts.file(dir), Existing::Missing) && !state.certbot_dirs.contains(dir) {
-                        state.certbot_dirs.push(dir.clone());
-                    }
-                }
-            }
-            _ => {}
-        }
+        note_step(&mut state, &step.action, setup, facts, folders);
     }
     // What the validator makes (in a Caddy that was running already, say),
     // unless the started proxy's record took it.
@@ -206,6 +156,62 @@ fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[
         folders.made_by_validation.iter().for_each(|made| state.note_owned(made.clone()));
     }
     state
+}
+
+/// What one step makes ollama-secure's, for uninstall to take back.
+fn note_step(state: &mut State, action: &Action, setup: &Setup, facts: &Facts, folders: &Folders) {
+    let paths = &setup.settings.paths;
+    match action {
+        // certbot writes the challenges' folders into the webroot.
+        Action::CreateDir { path, .. } if *path == paths.acme_webroot => {
+            state.note_dir(path);
+            state.note_owned(Owned::new(path, OwnedKind::Tree));
+        }
+        // A folder recorded as owned goes as that (after the proxy stopped).
+        Action::CreateDir { path, .. } if folders.owned.iter().any(|o| o.path == *path) => {}
+        Action::CreateDir { path, .. } => state.note_dir(path),
+        Action::Write { file, change } => {
+            let main_config = file.role == Role::MainConfig;
+            if main_config {
+                state.caddyfile_import = Some(file.path.clone());
+            }
+            match change {
+                Change::Create => state.note_write(&file.path, None),
+                // The main configuration stays the user's: uninstall removes our lines only.
+                Change::Edit { backup, .. } => state.note_backup(backup),
+                Change::Replace { backup } => {
+                    state.note_write(&file.path, Some(backup));
+                    state.note_backup(backup);
+                }
+                Change::Overwrite { .. } => {}
+            }
+        }
+        Action::Link { link, .. } => state.note_link(link),
+        Action::Run { command, purpose: Purpose::Start } => {
+            if !state.started {
+                state.note_started(setup.proxy().served_besides_us(paths, facts));
+            }
+            for owned in &folders.owned_if_started {
+                state.note_owned(Owned { until_stopped: true, ..owned.clone() });
+            }
+            if let Output::LogFile(log) = &command.output
+                && matches!(facts.file(log), Existing::Missing)
+            {
+                state.note_owned(Owned { until_stopped: true, ..Owned::new(log, OwnedKind::File) });
+            }
+        }
+        Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. } => {
+            if !state.certificates.contains(domain) {
+                state.certificates.push(domain.clone());
+            }
+            for dir in [&paths.letsencrypt, &paths.certbot_work, &paths.certbot_logs] {
+                if matches!(facts.file(dir), Existing::Missing) && !state.certbot_dirs.contains(dir) {
+                    state.certbot_dirs.push(dir.clone());
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The step that writes `state`, unless the state file already says exactly that.

@@ -148,6 +148,22 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     // Last, once the proxy no longer uses them: what cannot be put back
     // once deleted (caches, the proxy's data for us, certificates).
     steps.extend(proxy.leftovers(paths, facts));
+    steps.extend(recorded_folders(&state, paths, facts, still_needed, &mut findings));
+    Ok(Plan { proxy: state.proxy, findings, blockers, steps })
+}
+
+/// What ollama-secure made and recorded, newest first: the proxy's own
+/// folders (kept while the proxy still needs them), certificates,
+/// certbot's folders, and the folders made for our files.
+fn recorded_folders(
+    state: &State,
+    paths: &Paths,
+    facts: &Facts,
+    still_needed: bool,
+    findings: &mut Vec<Finding>,
+) -> Vec<Step> {
+    let proxy = state.proxy.module();
+    let mut steps = Vec::new();
     let owned = if state.recorded_no_ownership() { proxy.owned_without_records(paths) } else { state.owned.clone() };
     for owned in owned.iter().rev() {
         if owned.until_stopped && still_needed && exists(facts, &owned.path) {
@@ -179,7 +195,7 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
             ));
         }
     }
-    Ok(Plan { proxy: state.proxy, findings, blockers, steps })
+    steps
 }
 
 /// Removes something recorded as ours: a mounted tmpfs is unmounted first.

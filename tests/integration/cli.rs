@@ -31,7 +31,13 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
 #[test]
 fn help_and_version() {
     Tool::new().args(["--help"]).stdout_has("init").stdout_has("render").stdout_has("Exit codes").run();
-    Tool::new().args(["init", "--help"]).stdout_has("--answers").stdout_has("--dry-run").run();
+    Tool::new()
+        .args(["init", "--help"])
+        .stdout_has("--answers")
+        .stdout_has("--dry-run")
+        // A dry run that saves answers writes that one file: said where the flag is.
+        .stdout_has("With --dry-run too: FILE (and a backup of a previous one) is then the only thing written")
+        .run();
     Tool::new().args(["--version"]).stdout(&format!("ollama-secure {}\n", env!("CARGO_PKG_VERSION"))).run();
     Tool::new()
         .args(["frobnicate"])
