@@ -121,6 +121,8 @@ pub struct Answers {
     pub upstream: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub users: Vec<UserAnswer>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub api_keys: Vec<KeyAnswer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<HttpsAnswers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -154,6 +156,28 @@ pub struct UserAnswer {
     pub password_hash: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<bool>,
+    /// `user` (the default) or `admin`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+}
+
+/// An API key: a name, a role, and exactly one source of the key.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeyAnswer {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generate: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<String>,
+    /// `ID:BCRYPT`, the key's line in the keys file (what --save-answers writes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_hash: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -183,6 +207,8 @@ pub struct PathAnswers {
     pub nginx_site_link: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub htpasswd: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_keys: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx_pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -275,13 +301,27 @@ impl Answers {
     /// `--save-answers` writes, so the file repeats the run without any
     /// plaintext password. A generated password nobody has seen (a dry
     /// run) stays `generate: true`.
-    pub fn with_hashes(&self, hashes: &[(crate::fields::Username, String)], shown: bool) -> Answers {
+    pub fn with_hashes(&self, resolution: &crate::setup::Resolution, shown: bool) -> Answers {
+        let hashes = &resolution.hashes;
         let mut saved = self.clone();
+        for key in &mut saved.api_keys {
+            let line = resolution.key_hashes.iter().find(|(name, _)| name.as_str() == key.name).map(|(_, l)| l.clone());
+            let generated = key.generate == Some(true);
+            if generated && shown {
+                *key =
+                    KeyAnswer { name: key.name.clone(), role: key.role.clone(), key_hash: line, ..Default::default() };
+            }
+        }
         for user in &mut saved.users {
             let hash = hashes.iter().find(|(name, _)| name.as_str() == user.username).map(|(_, h)| h.clone());
             let generated = user.generate == Some(true);
             if user.password.is_some() || (generated && shown) {
-                *user = UserAnswer { username: user.username.clone(), password_hash: hash, ..Default::default() };
+                *user = UserAnswer {
+                    username: user.username.clone(),
+                    password_hash: hash,
+                    role: user.role.clone(),
+                    ..Default::default()
+                };
             }
         }
         saved

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::access::Role;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "ollama-secure",
@@ -34,6 +36,10 @@ pub enum Command {
     /// Add, remove, rotate and list the users of an installed setup.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Manage API keys: clients send one as `Authorization: Bearer KEY` or
+    /// `X-API-Key: KEY`.
+    #[command(subcommand)]
+    Keys(KeysCommand),
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
@@ -188,6 +194,9 @@ pub struct PasswordArgs {
 pub enum UsersCommand {
     /// List the usernames (never the hashes).
     List {
+        /// Print `[{"name": ..., "role": ...}]` instead.
+        #[arg(long)]
+        json: bool,
         #[command(flatten)]
         setup: SetupArgs,
     },
@@ -197,6 +206,9 @@ pub enum UsersCommand {
         name: String,
         #[command(flatten)]
         password: PasswordArgs,
+        /// `user`: inference and reading; `admin`: model management too.
+        #[arg(long, value_parser = role, default_value = "user")]
+        role: Role,
         /// Replace the password of an existing user instead of refusing.
         #[arg(long)]
         force: bool,
@@ -225,5 +237,71 @@ pub enum UsersCommand {
         dry_run: bool,
         #[command(flatten)]
         setup: SetupArgs,
+    },
+    /// Give a user another role; it takes effect at the reload.
+    Role {
+        name: String,
+        /// `user` or `admin`.
+        #[arg(value_parser = role)]
+        role: Role,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+}
+
+fn role(text: &str) -> Result<Role, String> {
+    Role::parse(text)
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the keys: names, roles, when made (never a key).
+    List {
+        /// Print `[{"name", "role", "id", "created"}]` instead.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Make a key and print it once.
+    Add {
+        name: String,
+        /// `user`: inference and reading; `admin`: model management too.
+        #[arg(long, value_parser = role, default_value = "user")]
+        role: Role,
+        /// Print `{"name", "role", "key"}`.
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Give a key a new secret; the old key stops working at the reload.
+    Rotate {
+        name: String,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Remove a key; it stops working at the reload.
+    Revoke {
+        name: String,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        setup: SetupArgs,
+    },
+    /// Print a fresh valid key, for `key_env` or `key_file` in an answers
+    /// file. Changes nothing.
+    New {
+        /// Print `{"key": ...}`.
+        #[arg(long)]
+        json: bool,
     },
 }

@@ -6,7 +6,8 @@ use std::fmt;
 use std::io;
 use std::path::Path;
 
-use crate::answers::{Answers, HttpsAnswers, PathAnswers, UserAnswer};
+use crate::access::{ApiKey, Role};
+use crate::answers::{Answers, HttpsAnswers, KeyAnswer, PathAnswers, UserAnswer};
 use crate::error::{Error, Finding, Problem, Result};
 use crate::fields::{self, Host, Upstream, Username};
 use crate::paths::{Os, Paths};
@@ -29,6 +30,25 @@ pub enum PasswordSource {
 pub struct UserSpec {
     pub username: Username,
     pub password: PasswordSource,
+    pub role: Role,
+}
+
+/// Where an API key comes from, once the answers are resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// A whole key (from `key_env` or `key_file`).
+    Given(ApiKey),
+    /// The key's line in the keys file as is (`key_hash: ID:BCRYPT`).
+    Hash { id: Username, hash: String },
+    /// Generate a key, unless this name already has one.
+    Generate,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeySpec {
+    pub name: Username,
+    pub role: Role,
+    pub key: KeySource,
 }
 
 /// Validated answers: the settings of the setup, its users with where
@@ -37,6 +57,7 @@ pub struct UserSpec {
 pub struct Config {
     pub settings: Settings,
     pub users: Vec<UserSpec>,
+    pub keys: Vec<KeySpec>,
     /// The proxy (and certbot) may be installed with the package manager.
     pub install: bool,
     /// Things worth saying that do not stop the run.
@@ -112,6 +133,7 @@ impl Config {
         let proxy = proxy(answers, &mut p);
         let site = site(answers, proxy, &mut p, &mut warnings);
         let users = users(answers, secrets, &mut p, &mut warnings);
+        let keys = keys(answers, secrets, &mut p);
         let cost =
             CostPolicy { fixed: answers.bcrypt_cost.and_then(|c| p.check("bcrypt_cost", fields::bcrypt_cost(c))) };
         let group = match &answers.file_group {
@@ -128,6 +150,7 @@ impl Config {
                 paths,
             },
             users,
+            keys,
             install: answers.install.unwrap_or(false),
             warnings,
         })
@@ -260,35 +283,44 @@ fn users(
     users
 }
 
-/// The plaintext password a user's answer gives, if it gives one; `Err`
-/// when the answer is wrong (already recorded in `p`).
-fn given_password(
-    user: &UserAnswer,
+/// A secret given inline, through an environment variable, or in a file.
+struct SecretAnswer<'a> {
+    inline: Option<&'a str>,
+    env: Option<&'a str>,
+    file: Option<&'a str>,
+}
+
+/// The plaintext a user's password (or a key's) answer gives, if it gives
+/// one; `Err` when the answer is wrong (already recorded in `p`). `names`
+/// are the answer's environment and file fields.
+fn given_secret(
+    answer: &SecretAnswer,
     field: &str,
+    (env_field, file_field): (&str, &str),
     secrets: &dyn SecretSource,
     p: &mut Problems,
 ) -> Result<Option<Secret>, ()> {
-    if let Some(password) = &user.password {
-        return Ok(Some(Secret::new(password.clone())));
+    if let Some(inline) = answer.inline {
+        return Ok(Some(Secret::new(inline)));
     }
-    if let Some(var) = &user.password_env {
-        let var = p.check(&format!("{field}.password_env"), fields::env_var_name(var)).ok_or(())?;
+    if let Some(var) = answer.env {
+        let var = p.check(&format!("{field}.{env_field}"), fields::env_var_name(var)).ok_or(())?;
         return match secrets.env(&var) {
             Some(value) => Ok(Some(Secret::new(value))),
             None => {
-                p.add(&format!("{field}.password_env"), format_args!("the environment variable {var} is not set"));
+                p.add(&format!("{field}.{env_field}"), format_args!("the environment variable {var} is not set"));
                 Err(())
             }
         };
     }
-    if let Some(file) = &user.password_file {
+    if let Some(file) = answer.file {
         return match secrets.read_file(Path::new(file)) {
-            // One trailing line break is how editors and `echo` end a file, not part of the password.
+            // One trailing line break is how editors and `echo` end a file, not part of the secret.
             Ok(text) => Ok(Some(Secret::new(
                 text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text),
             ))),
             Err(e) => {
-                p.add(&format!("{field}.password_file"), format_args!("cannot read {file}: {e}"));
+                p.add(&format!("{field}.{file_field}"), format_args!("cannot read {file}: {e}"));
                 Err(())
             }
         };
@@ -323,7 +355,12 @@ fn user_spec(
         );
         return None;
     }
-    let password = match given_password(user, field, secrets, p).ok()? {
+    let source = SecretAnswer {
+        inline: user.password.as_deref(),
+        env: user.password_env.as_deref(),
+        file: user.password_file.as_deref(),
+    };
+    let password = match given_secret(&source, field, ("password_env", "password_file"), secrets, p).ok()? {
         Some(secret) => {
             if let Err(why) = fields::password(secret.expose()) {
                 p.add(field, why);
@@ -344,7 +381,81 @@ fn user_spec(
             None => PasswordSource::Generate,
         },
     };
-    Some(UserSpec { username: username?, password })
+    let role = role(user.role.as_deref(), field, p)?;
+    Some(UserSpec { username: username?, password, role })
+}
+
+/// A role answer; none is the least privilege.
+fn role(answer: Option<&str>, field: &str, p: &mut Problems) -> Option<Role> {
+    match answer {
+        None => Some(Role::User),
+        Some(text) => p.check(&format!("{field}.role"), Role::parse(text)),
+    }
+}
+
+/// The API keys: like users, at most MAX_USERS, each name once.
+fn keys(answers: &Answers, secrets: &dyn SecretSource, p: &mut Problems) -> Vec<KeySpec> {
+    if answers.api_keys.len() > MAX_USERS {
+        p.add("api_keys", format_args!("{} keys given; at most {MAX_USERS} are supported", answers.api_keys.len()));
+        return Vec::new();
+    }
+    let mut keys: Vec<KeySpec> = Vec::new();
+    for (i, answer) in answers.api_keys.iter().enumerate() {
+        let field = format!("api_keys[{i}]");
+        let Some(spec) = key_spec(answer, &field, secrets, p) else { continue };
+        if keys.iter().any(|k| k.name == spec.name) {
+            p.add(&format!("{field}.name"), format_args!("{:?} appears twice", spec.name.as_str()));
+        }
+        let same_id = |k: &KeySpec| match (&k.key, &spec.key) {
+            (KeySource::Given(a), KeySource::Given(b)) => a.id == b.id,
+            (KeySource::Hash { id: a, .. }, KeySource::Hash { id: b, .. }) => a == b,
+            (KeySource::Given(a), KeySource::Hash { id: b, .. })
+            | (KeySource::Hash { id: b, .. }, KeySource::Given(a)) => a.id == *b,
+            _ => false,
+        };
+        if keys.iter().any(same_id) {
+            p.add(&field, "the same key is given twice (its ID is already used by another entry)");
+        }
+        keys.push(spec);
+    }
+    keys
+}
+
+fn key_spec(answer: &KeyAnswer, field: &str, secrets: &dyn SecretSource, p: &mut Problems) -> Option<KeySpec> {
+    let name = p.check(&format!("{field}.name"), fields::username(&answer.name));
+    let given =
+        [answer.key_env.is_some(), answer.key_file.is_some(), answer.key_hash.is_some(), answer.generate == Some(true)]
+            .iter()
+            .filter(|set| **set)
+            .count();
+    if given != 1 {
+        p.add(field, format_args!("give exactly one of key_env, key_file, key_hash or generate: true ({given} given)"));
+        return None;
+    }
+    let source = SecretAnswer { inline: None, env: answer.key_env.as_deref(), file: answer.key_file.as_deref() };
+    let key = match given_secret(&source, field, ("key_env", "key_file"), secrets, p).ok()? {
+        Some(text) => {
+            let which = if answer.key_env.is_some() { "key_env" } else { "key_file" };
+            KeySource::Given(
+                p.check(&format!("{field}.{which}"), ApiKey::parse(text.expose()).map_err(|e| format!("the key {e}")))?,
+            )
+        }
+        None => match &answer.key_hash {
+            Some(line) => {
+                let (id, hash) = line.split_once(':').unwrap_or(("", ""));
+                let checked = fields::username(id)
+                    .and_then(|id| fields::bcrypt_hash(hash).map(|hash| (id, hash)))
+                    .map_err(|_| {
+                        "is not `ID:BCRYPT`, the key's line in the keys file (as --save-answers writes it)".to_string()
+                    });
+                let (id, hash) = p.check(&format!("{field}.key_hash"), checked)?;
+                KeySource::Hash { id, hash }
+            }
+            None => KeySource::Generate,
+        },
+    };
+    let role = role(answer.role.as_deref(), field, p)?;
+    Some(KeySpec { name: name?, role, key })
 }
 
 /// Only the file locations of an answers file, checked like every path, for
@@ -391,6 +502,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("nginx_conf", &a.nginx_conf, &mut paths.nginx_conf);
     set("nginx_site", &a.nginx_site, &mut paths.nginx_site);
     set("htpasswd", &a.htpasswd, &mut paths.htpasswd);
+    set("api_keys", &a.api_keys, &mut paths.api_keys);
     set("nginx_pid", &a.nginx_pid, &mut paths.nginx_pid);
     set("auth_cache", &a.auth_cache, &mut paths.auth_cache);
     set("auth_socket", &a.auth_socket, &mut paths.auth_socket);
@@ -423,6 +535,7 @@ fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
         ("nginx_site", &paths.nginx_site),
         ("nginx_site_link", &paths.nginx_site_link),
         ("htpasswd", &paths.htpasswd),
+        ("api_keys", &paths.api_keys),
         ("caddyfile", &paths.caddyfile),
         ("caddy_site", &paths.caddy_site),
         ("caddy_log", &paths.caddy_log),

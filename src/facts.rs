@@ -299,6 +299,7 @@ fn interest(system: &dyn System, probe: &Probe, own_writes: &[crate::state::Owne
     let mut interest = probe.interest.clone();
     interest.extend(own_writes.iter().map(|o| o.path.clone()));
     interest.push(module.users_file(paths).to_path_buf());
+    interest.push(module.keys_file(paths).to_path_buf());
     interest.extend(module.paths_to_inspect(paths));
     // The log of a proxy we start ourselves: the plan creates its folder.
     interest.extend(module.service(paths, false).log);

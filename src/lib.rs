@@ -4,6 +4,7 @@
 //! effect (processes, files, network, clock) goes through `system`, so the
 //! rest is pure. ARCHITECTURE.md draws the pipeline.
 
+pub mod access;
 pub mod answers;
 pub mod apply;
 pub mod certbot;

@@ -32,6 +32,10 @@ pub struct Paths {
     /// never loaded as a second copy.
     pub nginx_site_link: PathBuf,
     pub htpasswd: PathBuf,
+    /// nginx's file of API keys (`ID:hash` lines, like htpasswd). Caddy
+    /// keeps its keys in its site file. (Absent in older states: the default.)
+    #[serde(default = "default_api_keys")]
+    pub api_keys: PathBuf,
     /// Where nginx writes its PID (tells whether it runs, without systemd).
     pub nginx_pid: PathBuf,
     /// Cache of successful password checks. nginx creates it (mode 0700,
@@ -77,6 +81,10 @@ pub struct Paths {
     pub journal: PathBuf,
 }
 
+fn default_api_keys() -> PathBuf {
+    Paths::defaults(Os::current()).api_keys
+}
+
 fn default_renewal_cron() -> PathBuf {
     Paths::defaults(Os::current()).renewal_cron
 }
@@ -97,6 +105,7 @@ impl Paths {
                 nginx_site: "/etc/nginx/sites-available/ollama".into(),
                 nginx_site_link: "/etc/nginx/sites-enabled/ollama".into(),
                 htpasswd: "/etc/nginx/ollama.htpasswd".into(),
+                api_keys: "/etc/nginx/ollama.keys".into(),
                 nginx_pid: "/run/nginx.pid".into(),
                 auth_cache: "/run/ollama-secure-auth".into(),
                 auth_socket: "/run/ollama-secure-auth.sock".into(),
@@ -119,6 +128,7 @@ impl Paths {
                 nginx_site: "/opt/homebrew/etc/nginx/ollama-secure/ollama.conf".into(),
                 nginx_site_link: "/opt/homebrew/etc/nginx/servers/ollama.conf".into(),
                 htpasswd: "/opt/homebrew/etc/nginx/ollama.htpasswd".into(),
+                api_keys: "/opt/homebrew/etc/nginx/ollama.keys".into(),
                 nginx_pid: "/opt/homebrew/var/run/nginx.pid".into(),
                 auth_cache: "/opt/homebrew/var/run/ollama-secure-auth".into(),
                 auth_socket: "/opt/homebrew/var/run/ollama-secure-auth.sock".into(),

@@ -133,6 +133,12 @@ struct SiteContext {
     timeout: u64,
     https: Option<HttpsContext>,
     port: u16,
+    /// `user:NAME` and `key:ID` of the credentials with the admin role.
+    admins: Vec<String>,
+    user_endpoints: &'static [&'static str],
+    user_prefixes: &'static [&'static str],
+    /// JSON without single quotes or backticks: the templates quote it so.
+    needs_admin_body: String,
 }
 
 pub fn site_context(setup: &Setup) -> Value {
@@ -173,6 +179,10 @@ pub fn site_context(setup: &Setup) -> Value {
         timeout: site.timeout_secs,
         https,
         port: site.port,
+        admins: admins(setup),
+        user_endpoints: crate::access::USER_ENDPOINTS,
+        user_prefixes: crate::access::USER_PREFIXES,
+        needs_admin_body: needs_admin_body(),
     }))
 }
 
@@ -180,6 +190,26 @@ pub fn site_context(setup: &Setup) -> Value {
 /// the formatter passes through.
 pub fn user_lines(setup: &Setup) -> Value {
     Value::from(setup.users.lines().into_iter().map(Value::from_safe_string).collect::<Vec<_>>())
+}
+
+/// The keys' lines, checked like the users' (`userfile`).
+pub fn key_lines(setup: &Setup) -> Value {
+    Value::from(setup.keys.lines().into_iter().map(Value::from_safe_string).collect::<Vec<_>>())
+}
+
+/// The credentials with the admin role, as the proxies name them after a
+/// check: `user:NAME` and `key:ID`. Every other credential has the user role.
+fn admins(setup: &Setup) -> Vec<String> {
+    let users = setup.users.entries().filter(|e| setup.access.role_of_user(&e.username) == crate::access::Role::Admin);
+    let users = users.map(|e| format!("user:{}", e.username));
+    let keys =
+        setup.access.keys.iter().filter(|k| k.role == crate::access::Role::Admin).map(|k| format!("key:{}", k.id));
+    users.chain(keys).collect()
+}
+
+/// The answer to a `user` credential on an admin endpoint: Ollama's error shape.
+fn needs_admin_body() -> String {
+    serde_json::json!({ "error": crate::access::NEEDS_ADMIN }).to_string()
 }
 
 /// FNV-1a (64 bit) as 16 hex digits: a marker that changes with the bytes,

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::{Config, PasswordSource};
+use crate::access::{Access, ApiKey, KeyRecord};
+use crate::config::{Config, KeySource, KeySpec, PasswordSource};
 use crate::credentials::{self, Entropy};
 use crate::error::Result;
 use crate::fields::{self, AcmeUrl, Email, GroupName, Host, Upstream, Username};
@@ -110,11 +111,14 @@ pub struct Settings {
     pub paths: Paths,
 }
 
-/// The desired state: settings and users.
+/// The desired state: settings, users, API keys, and who may do what.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setup {
     pub settings: Settings,
     pub users: Users,
+    /// The keys' lines (ID and hash), in the proxy's keys format.
+    pub keys: Users,
+    pub access: Access,
 }
 
 impl Setup {
@@ -123,28 +127,62 @@ impl Setup {
     }
 }
 
-/// What building the setup from answers decided about the users.
+/// What is installed already: the users and keys files as read, and the
+/// roles and key records of the state file.
+#[derive(Debug, Default)]
+pub struct Installed {
+    pub users: Option<Users>,
+    pub keys: Option<Users>,
+    pub access: Access,
+}
+
+impl Installed {
+    /// What the facts show of `proxy`'s users and keys files and the state file.
+    pub fn from_facts(proxy: crate::proxy::ProxyKind, paths: &Paths, facts: &crate::facts::Facts) -> Result<Installed> {
+        let module = proxy.module();
+        let read = |path: &std::path::Path, format| match facts.file(path) {
+            crate::system::Existing::File { content, .. } => {
+                Users::parse(&String::from_utf8_lossy(content), format, &path.display().to_string())
+            }
+            _ => Ok(None),
+        };
+        let users = read(module.users_file(paths), module.users_format())?;
+        let keys = read(module.keys_file(paths), module.keys_format())?;
+        let access = facts.state(paths)?.map(|s| s.access).unwrap_or_default();
+        Ok(Installed { users, keys, access })
+    }
+}
+
+/// What building the setup from answers decided about the credentials.
 #[derive(Debug, Default)]
 pub struct Resolution {
     /// Passwords generated now: shown once, never stored.
     pub generated: Vec<(Username, Secret)>,
+    /// Keys generated now (name, key): shown once, never stored.
+    pub generated_keys: Vec<(Username, ApiKey)>,
     /// Installed users the answers do not list: kept, and named.
     pub kept: Vec<Username>,
+    /// Installed keys the answers do not list: kept, and named.
+    pub kept_keys: Vec<Username>,
     /// Every answered user's hash, for `--save-answers`.
     pub hashes: Vec<(Username, String)>,
+    /// Every answered key's line (`ID:BCRYPT`), for `--save-answers`.
+    pub key_hashes: Vec<(Username, String)>,
 }
 
-/// The setup the answers ask for, on a system whose users file holds
-/// `installed` (if any). Installed users the answers leave out stay (they
-/// were added with `users`, or by hand); an installed hash is kept when it
-/// still matches, so that running init again changes nothing.
+/// The setup the answers ask for, on a system where `installed` is. Users
+/// and keys the answers leave out stay (they were added with `users` or
+/// `keys`, or by hand); an installed hash is kept when it still matches,
+/// so that running init again changes nothing. `now` dates new keys.
 pub fn from_config(
     config: &Config,
-    installed: Option<Users>,
+    installed: Installed,
+    now: &str,
     entropy: &mut dyn Entropy,
 ) -> Result<(Setup, Resolution)> {
-    let format = config.settings.proxy.module().users_format();
-    let mut users = installed.unwrap_or_else(|| Users::new(format));
+    let proxy = config.settings.proxy.module();
+    let mut users = installed.users.unwrap_or_else(|| Users::new(proxy.users_format()));
+    let mut access = installed.access;
     let mut resolution = Resolution::default();
     for spec in &config.users {
         let existing = users.get(&spec.username).map(|e| e.hash.clone());
@@ -172,6 +210,7 @@ pub fn from_config(
             }
         };
         users.set(&spec.username, &hash);
+        access.roles.insert(spec.username.clone(), spec.role);
         resolution.hashes.push((spec.username.clone(), hash));
     }
     resolution.kept = users
@@ -179,5 +218,66 @@ pub fn from_config(
         .filter(|e| !config.users.iter().any(|u| u.username == e.username))
         .map(|e| e.username.clone())
         .collect();
-    Ok((Setup { settings: config.settings.clone(), users }, resolution))
+    // Roles of users that are gone (removed by hand) go with them.
+    access.roles.retain(|name, _| users.get(name).is_some());
+    let mut keys = installed.keys.unwrap_or_else(|| Users::new(proxy.keys_format()));
+    for spec in &config.keys {
+        resolve_key(spec, &mut keys, &mut access, now, config.settings.cost.for_generated(), entropy, &mut resolution)?;
+    }
+    resolution.kept_keys =
+        access.keys.iter().filter(|k| !config.keys.iter().any(|s| s.name == k.name)).map(|k| k.name.clone()).collect();
+    Ok((Setup { settings: config.settings.clone(), users, keys, access }, resolution))
+}
+
+/// Gives the key called `spec.name` what the answers say: its line in the
+/// keys file and its record. A key the answers give again (or ask to be
+/// generated, when one exists) keeps its line and date.
+fn resolve_key(
+    spec: &KeySpec,
+    keys: &mut Users,
+    access: &mut Access,
+    now: &str,
+    cost: u32,
+    entropy: &mut dyn Entropy,
+    resolution: &mut Resolution,
+) -> Result<()> {
+    let recorded = access.key(&spec.name).cloned();
+    let installed_hash = |id: &Username| keys.get(id).map(|e| e.hash.clone());
+    let (id, hash) = match (&spec.key, &recorded) {
+        (KeySource::Generate, Some(record)) if installed_hash(&record.id).is_some() => {
+            (record.id.clone(), installed_hash(&record.id).expect("checked"))
+        }
+        (KeySource::Generate, _) => {
+            let key = ApiKey::generate(entropy);
+            let hash = credentials::hash_password(&key.secret, cost, entropy)?;
+            resolution.generated_keys.push((spec.name.clone(), key.clone()));
+            (key.id, hash)
+        }
+        (KeySource::Given(key), _) => match installed_hash(&key.id) {
+            Some(hash) if credentials::verify(&key.secret, &hash) => (key.id.clone(), hash),
+            _ => (key.id.clone(), credentials::hash_password(&key.secret, cost, entropy)?),
+        },
+        (KeySource::Hash { id, hash }, _) => (id.clone(), hash.clone()),
+    };
+    if let Some(record) = &recorded
+        && record.id != id
+    {
+        keys.remove(&record.id);
+    }
+    if let Some(other) = access.key_by_id(&id)
+        && other.name != spec.name
+    {
+        return Err(crate::error::Error::input(format!(
+            "api_keys: the key given for {} is already installed as {}; give each key once",
+            spec.name, other.name
+        )));
+    }
+    keys.set(&id, &hash);
+    let created = match &recorded {
+        Some(record) if record.id == id => record.created.clone(),
+        _ => now.to_string(),
+    };
+    access.set_key(KeyRecord { name: spec.name.clone(), id: id.clone(), role: spec.role, created });
+    resolution.key_hashes.push((spec.name.clone(), format!("{id}:{hash}")));
+    Ok(())
 }

@@ -22,7 +22,14 @@ pub enum Format {
     Htpasswd,
     /// `user hash` lines inside `basicauth { ... }` of a Caddy site.
     CaddyBasicauth,
+    /// `ID hash` lines of the API keys, inside the Caddy site's
+    /// `basicauth @ollama_secure_key { ... }` block.
+    CaddyKeys,
 }
+
+/// The matcher of the Caddy site's keys block, and of its users block.
+pub const CADDY_KEY_MATCHER: &str = "@ollama_secure_key";
+pub const CADDY_USER_MATCHER: &str = "@ollama_secure_user";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Line {
@@ -41,10 +48,26 @@ pub struct Users {
 }
 
 /// The line that opens the users block of a Caddy site: either spelling,
-/// with or without the hash algorithm and realm (`basicauth bcrypt Ollama {`).
-fn opens_basicauth(line: &str) -> bool {
-    let words: Vec<&str> = line.split_whitespace().collect();
-    matches!(words.first(), Some(&"basicauth" | &"basic_auth")) && words.last() == Some(&"{") && words.len() <= 4
+/// with or without the hash algorithm and realm (`basicauth bcrypt Ollama {`),
+/// and with our users' matcher (or none, as versions before keys wrote it).
+/// The keys block is the one with the keys' matcher.
+fn opens_basicauth(line: &str, format: Format) -> bool {
+    let mut words: Vec<&str> = line.split_whitespace().collect();
+    if !matches!(words.first(), Some(&"basicauth" | &"basic_auth")) || words.last() != Some(&"{") {
+        return false;
+    }
+    let matcher = words.get(1).copied().filter(|w| w.starts_with('@'));
+    let wanted = match format {
+        Format::CaddyKeys => Some(CADDY_KEY_MATCHER),
+        _ => matcher.filter(|m| *m == CADDY_USER_MATCHER),
+    };
+    if matcher != wanted {
+        return false;
+    }
+    if matcher.is_some() {
+        words.remove(1);
+    }
+    words.len() <= 4
 }
 
 /// A hash from an existing file is copied back verbatim; it must stay one
@@ -81,8 +104,8 @@ impl Users {
         let all: Vec<&str> = text.split_inclusive('\n').collect();
         let (first, block) = match format {
             Format::Htpasswd => (0, &all[..]),
-            Format::CaddyBasicauth => {
-                let Some(open) = all.iter().position(|l| opens_basicauth(l)) else { return Ok(None) };
+            Format::CaddyBasicauth | Format::CaddyKeys => {
+                let Some(open) = all.iter().position(|l| opens_basicauth(l, format)) else { return Ok(None) };
                 let Some(len) = all[open + 1..].iter().position(|l| content(l).trim() == "}") else {
                     return Err(malformed(source, open + 1, "the basicauth block is not closed"));
                 };
@@ -114,7 +137,7 @@ impl Users {
                 Some((user, hash)) if plausible_hash(hash) => (user, hash),
                 _ => return Err("not an htpasswd line (expected user:hash)"),
             },
-            Format::CaddyBasicauth => match trimmed.split_whitespace().collect::<Vec<_>>()[..] {
+            Format::CaddyBasicauth | Format::CaddyKeys => match trimmed.split_whitespace().collect::<Vec<_>>()[..] {
                 [user, hash] if fields::bcrypt_hash(hash).is_ok() => (user, hash),
                 _ => return Err("not a `username bcrypt-hash` line in the basicauth block"),
             },
@@ -122,7 +145,9 @@ impl Users {
         let Ok(username) = Username::parse(user) else {
             return Err(match self.format {
                 Format::Htpasswd => "not an htpasswd line (expected user:hash)",
-                Format::CaddyBasicauth => "not a `username bcrypt-hash` line in the basicauth block",
+                Format::CaddyBasicauth | Format::CaddyKeys => {
+                    "not a `username bcrypt-hash` line in the basicauth block"
+                }
             });
         };
         Ok(Line::User { entry: Entry { username, hash: hash.to_string() }, text: Some(line.to_string()) })
@@ -212,7 +237,7 @@ impl Format {
     fn line(self, entry: &Entry) -> String {
         match self {
             Format::Htpasswd => format!("{}:{}\n", entry.username, entry.hash),
-            Format::CaddyBasicauth => format!("\t\t{} {}\n", entry.username, entry.hash),
+            Format::CaddyBasicauth | Format::CaddyKeys => format!("\t\t\t{} {}\n", entry.username, entry.hash),
         }
     }
 
@@ -220,7 +245,7 @@ impl Format {
     fn replace_hash(self, line: &str, old: &str, new: &str) -> String {
         let at = match self {
             Format::Htpasswd => line.find(':').map(|i| i + 1),
-            Format::CaddyBasicauth => line.rfind(old),
+            Format::CaddyBasicauth | Format::CaddyKeys => line.rfind(old),
         };
         // `at` is where `find` matched ASCII: a character boundary.
         let (before, rest) = at.map_or(("", ""), |start| line.split_at(start));
@@ -287,7 +312,7 @@ mod tests {
         assert_eq!(users.text(), format!("\t\talice {HASH}\n\t  # by hand\n"));
         users.set(&name("bob"), OTHER);
         users.set(&name("alice"), OTHER);
-        assert_eq!(users.text(), format!("\t\talice {OTHER}\n\t  # by hand\n\t\tbob {OTHER}\n"));
+        assert_eq!(users.text(), format!("\t\talice {OTHER}\n\t  # by hand\n\t\t\tbob {OTHER}\n"));
         assert!(Users::parse("basicauth {\n\tal ice x y\n}\n", Format::CaddyBasicauth, "c").is_err());
         assert_eq!(Users::parse(":80 {\n}\n", Format::CaddyBasicauth, "c").unwrap(), None, "not our file");
         let err = Users::parse("basicauth {\n\talice x\n", Format::CaddyBasicauth, "c").unwrap_err();

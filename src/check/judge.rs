@@ -169,20 +169,20 @@ fn host_header(r: &Replies, o: &Options, version: &Outcome) -> Outcome {
     }
 }
 
-/// A multi-megabyte upload with a deliberately wrong digest: Ollama reads it
-/// all and answers 400 "digest mismatch", storing nothing; a proxy limit
-/// answers 413 first.
+/// A multi-megabyte JSON body for a model that does not exist: Ollama
+/// reads it all and answers 404, changing nothing; a proxy limit answers
+/// 413 first. (`/api/show` is an endpoint every role reaches.)
 fn large_body(r: &Replies, o: &Options) -> Outcome {
     const NAME: &str = "large_body";
     const TITLE: &str = "large request body";
     let megabytes = o.body_bytes as f64 / (1024.0 * 1024.0);
     let outcome = match &r.large_body {
         Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
-        Ok(reply) if reply.status == 400 && reply.body.contains("digest") => Outcome::new(
+        Ok(reply) if reply.status == 404 && reply.body.contains("not found") => Outcome::new(
             NAME,
             TITLE,
             Status::Pass,
-            format!("{megabytes:.0} MB reached Ollama (its 400 \"digest mismatch\"; nothing stored)"),
+            format!("{megabytes:.0} MB reached Ollama (its 404 for a model it does not have; nothing changed)"),
         ),
         Ok(reply) if reply.status == 413 => Outcome::new(
             NAME,
@@ -197,7 +197,7 @@ fn large_body(r: &Replies, o: &Options) -> Outcome {
             NAME,
             TITLE,
             Status::Fail,
-            format!("{}, expected Ollama's 400 \"digest mismatch\"", status_text(reply.status)),
+            format!("{}, expected Ollama's 404 \"model not found\"", status_text(reply.status)),
         ),
     };
     took(outcome, &r.large_body)
@@ -384,7 +384,7 @@ mod tests {
             wrong_password: reply(401, &[], ""),
             version: reply(200, &[], "{\"version\":\"0.13.0\"}"),
             models: reply(200, &[], "{\"models\":[{\"name\":\"tinyllama:latest\"}]}"),
-            large_body: reply(400, &[], "{\"error\":\"digest mismatch\"}"),
+            large_body: reply(404, &[], "{\"error\":\"model 'ollama-secure-check-nonexistent' not found\"}"),
             streaming: Some(stream(6, 40)),
             redirect: None,
             listeners: vec![Listener { address: "127.0.0.1".parse().unwrap(), port: 11434, inode: 1 }],

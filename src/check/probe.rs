@@ -89,6 +89,8 @@ pub struct Replies {
 }
 
 pub const WRONG_PASSWORD: &str = "ollama-secure: deliberately wrong password";
+/// A model no Ollama has: what the large-body check asks about.
+pub const LARGE_BODY_MODEL: &str = "ollama-secure-check-nonexistent";
 
 fn request(options: &Options, url: Url) -> HttpRequest {
     HttpRequest {
@@ -127,7 +129,10 @@ fn generation(options: &Options, model: &str) -> HttpRequest {
 pub fn collect(system: &dyn System, options: &Options) -> Replies {
     let version = endpoint(options, "api/version");
     let with_password = |url: Url| request(options, url).basic_auth(&options.username, &options.password);
-    let blob = endpoint(options, &format!("api/blobs/sha256:{}", "0".repeat(64)));
+    // A big JSON body at an endpoint every role reaches: Ollama reads it
+    // all, then answers 404 for a model it does not have.
+    let padding = "x".repeat(options.body_bytes);
+    let large = format!("{{\"model\":\"{LARGE_BODY_MODEL}\",\"system\":\"{padding}\"}}");
     Replies {
         no_credentials: system.http(&request(options, version.clone())),
         wrong_password: system
@@ -136,8 +141,8 @@ pub fn collect(system: &dyn System, options: &Options) -> Replies {
         models: system.http(&with_password(endpoint(options, "api/tags"))),
         large_body: system.http(&HttpRequest {
             method: crate::system::Method::Post,
-            body: Body::Zeros(options.body_bytes),
-            ..with_password(blob)
+            body: Body::Json(large),
+            ..with_password(endpoint(options, "api/show"))
         }),
         streaming: options.model.as_deref().map(|model| system.http(&generation(options, model))),
         redirect: options

@@ -15,7 +15,6 @@ use crate::plan::{self, Goal, Plan, describe};
 use crate::secret::Secret;
 use crate::setup::{self, Resolution, Setup};
 use crate::system::{Ownership, System};
-use crate::userfile::Users;
 use crate::wizard;
 
 fn users_summary(answers: &Answers) -> String {
@@ -112,6 +111,10 @@ fn print_dry_run(plan: &Plan, resolution: &Resolution, is_root: bool) {
         let names: Vec<&str> = resolution.generated.iter().map(|(name, _)| name.as_str()).collect();
         println!("\nPasswords will be generated for: {} (shown once, when applied).", names.join(", "));
     }
+    if !resolution.generated_keys.is_empty() {
+        let names: Vec<&str> = resolution.generated_keys.iter().map(|(name, _)| name.as_str()).collect();
+        println!("\nAPI keys will be generated for: {} (shown once, when applied).", names.join(", "));
+    }
     if !is_root {
         println!("\nApplying needs root (sudo).");
     }
@@ -150,18 +153,6 @@ fn apply_plan(system: &dyn System, plan: &Plan, journal: &crate::journal::Journa
     Ok(())
 }
 
-/// The users file as installed: its users (and hand-added lines) are kept.
-fn installed_users(config: &Config, facts: &facts::Facts) -> Result<Option<Users>> {
-    let proxy = config.settings.proxy.module();
-    let path = proxy.users_file(&config.settings.paths);
-    match facts.file(path) {
-        crate::system::Existing::File { content, .. } => {
-            Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), &path.display().to_string())
-        }
-        _ => Ok(None),
-    }
-}
-
 fn print_kept(resolution: &setup::Resolution) {
     if resolution.kept.is_empty() {
         return;
@@ -182,7 +173,9 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     let paths = &config.settings.paths;
     let _lock = if args.dry_run { None } else { Some(super::begin_changes(system, paths)?) };
     let facts = facts::probe(system, Probe::for_settings(&config.settings));
-    let (setup, resolution) = setup::from_config(&config, installed_users(&config, &facts)?, &mut OsEntropy)?;
+    let installed = setup::Installed::from_facts(config.settings.proxy, &config.settings.paths, &facts)?;
+    let now = humantime::format_rfc3339_seconds(system.now()).to_string();
+    let (setup, resolution) = setup::from_config(&config, installed, &now, &mut OsEntropy)?;
     let plan = plan::for_setup(&setup, &facts, Goal::Init { install: config.install })?;
     println!("{}\n", headline(&config));
     print_kept(&resolution);
@@ -192,7 +185,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         }
         print_dry_run(&plan, &resolution, facts.is_root);
         if let Some(path) = &args.save_answers {
-            save_answers(system, path, &answers.with_hashes(&resolution.hashes, false))?;
+            save_answers(system, path, &answers.with_hashes(&resolution, false))?;
         }
         return Ok(());
     }
@@ -210,15 +203,15 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     }
     println!();
     confirm(&args, &answers, &plan)?;
-    let journal = crate::journal::Journal::at(system, &paths.journal, "init")
-        .generating(resolution.generated.iter().map(|(user, _)| user.to_string()));
+    let journal =
+        crate::journal::Journal::at(system, &paths.journal, "init").generating(super::generating(&resolution));
     apply_plan(system, &plan, &journal)?;
     // Shown before the journal ends: a run killed before this is undone by
-    // the next one, so no generated hash stays whose password nobody saw.
-    super::print_generated(&resolution.generated);
+    // the next one, so no generated hash stays whose secret nobody saw.
+    super::print_generated(&resolution, &setup.access, &setup.settings.site.public_url());
     journal.commit()?;
     if let Some(path) = &args.save_answers {
-        save_answers(system, path, &answers.with_hashes(&resolution.hashes, true))?;
+        save_answers(system, path, &answers.with_hashes(&resolution, true))?;
     }
     if args.no_check {
         return Ok(());

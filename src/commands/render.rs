@@ -29,7 +29,12 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
     super::print_warnings(&config.warnings);
     // Planned against an empty system: every file is new, nothing is probed.
     let facts = Facts::empty(&facts::stamp(system.now()));
-    let (setup, resolution) = setup::from_config(&config, None, &mut OsEntropy)?;
+    let (setup, resolution) = setup::from_config(
+        &config,
+        setup::Installed::default(),
+        &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        &mut OsEntropy,
+    )?;
     let plan = plan::for_setup(&setup, &facts, Goal::Init { install: false })?;
     let me = |mode| Ownership { mode, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
     for step in &plan.steps {
@@ -60,6 +65,6 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
             _ => {}
         }
     }
-    super::print_generated(&resolution.generated);
+    super::print_generated(&resolution, &setup.access, &setup.settings.site.public_url());
     Ok(())
 }

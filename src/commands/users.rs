@@ -1,46 +1,15 @@
 //! `users`: change the users of the installed setup's model, then render,
 //! plan and apply it like `init` does.
 
-use std::io;
-
-use crate::apply;
+use crate::access::Role;
 use crate::cli::{PasswordArgs, SetupArgs, UsersCommand};
 use crate::credentials::{self, OsEntropy};
 use crate::error::{Error, Problem, Result};
-use crate::facts::{self, Probe};
+use crate::facts;
 use crate::fields::{self, Username};
-use crate::paths::Paths;
-use crate::plan::{self, Goal, describe};
-use crate::proxy::ProxyKind;
 use crate::secret::Secret;
-use crate::setup::{Settings, Setup};
-use crate::system::{Existing, System};
-use crate::userfile::Users;
-
-/// The recorded settings, with `bcrypt_cost` from `--answers` when it sets one.
-fn settings(installed: &super::Installed) -> Result<Settings> {
-    let mut settings = installed.settings()?;
-    if let Some((answers, source)) = &installed.answers
-        && let Some(cost) = answers.bcrypt_cost
-    {
-        let cost = fields::bcrypt_cost(cost).map_err(|e| Error::Input(vec![Problem::at(source, "bcrypt_cost", e)]))?;
-        settings.cost.fixed = Some(cost);
-    }
-    Ok(settings)
-}
-
-fn read_users(proxy: ProxyKind, paths: &Paths, facts: &facts::Facts) -> Result<Users> {
-    let proxy = proxy.module();
-    let path = proxy.users_file(paths);
-    let missing = || Error::input(format!("the users file {} does not exist; run init again", path.display()));
-    match facts.file(path) {
-        Existing::File { content, .. } => {
-            Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), &path.display().to_string())?
-                .ok_or_else(missing)
-        }
-        _ => Err(missing()),
-    }
-}
+use crate::setup::Setup;
+use crate::system::System;
 
 /// The new password: from the environment, a file, or generated (the default).
 fn new_password(args: &PasswordArgs) -> Result<(Secret, bool)> {
@@ -64,47 +33,55 @@ fn non_empty(secret: Secret) -> Result<Secret> {
 
 pub fn run(command: UsersCommand, system: &dyn System) -> Result<()> {
     match command {
-        UsersCommand::List { setup } => list(system, &setup),
-        UsersCommand::Add { name, password, force, dry_run, setup } => {
-            change(system, &setup, &name, Op::Add { force, password }, dry_run)
+        UsersCommand::List { json, setup } => list(system, &setup, json),
+        UsersCommand::Add { name, password, role, force, dry_run, setup } => {
+            change(system, &setup, &name, Op::Add { force, password, role }, dry_run)
         }
         UsersCommand::Rotate { name, password, dry_run, setup } => {
             change(system, &setup, &name, Op::Rotate { password }, dry_run)
         }
         UsersCommand::Remove { name, dry_run, setup } => change(system, &setup, &name, Op::Remove, dry_run),
+        UsersCommand::Role { name, role, dry_run, setup } => change(system, &setup, &name, Op::Role(role), dry_run),
     }
 }
 
-fn list(system: &dyn System, setup: &SetupArgs) -> Result<()> {
+fn list(system: &dyn System, setup: &SetupArgs, json: bool) -> Result<()> {
     let installed = super::find_installed(system, setup.answers.as_deref())?;
-    let (proxy, paths) = (installed.state.proxy, &installed.paths);
-    let facts = facts::probe(system, Probe::for_installed(proxy, paths, None));
     // stdout stays the plain list; the word about an interrupted run goes to stderr.
     let now = "this list is the users file as that run left it";
-    if let Some(warning) = super::journal_warning_at(system, &paths.journal, now) {
+    if let Some(warning) = super::journal_warning_at(system, &installed.paths.journal, now) {
         eprintln!("{warning}");
     }
-    for entry in read_users(proxy, paths, &facts)?.entries() {
-        println!("{}", entry.username);
+    let (setup, _) = super::change::installed_setup(system, &installed)?;
+    let users: Vec<(&Username, Role)> =
+        setup.users.entries().map(|e| (&e.username, setup.access.role_of_user(&e.username))).collect();
+    if json {
+        let list: Vec<_> =
+            users.iter().map(|(name, role)| serde_json::json!({"name": name.as_str(), "role": role})).collect();
+        println!("{}", serde_json::Value::Array(list));
+    } else {
+        users.iter().for_each(|(name, _)| println!("{name}"));
     }
     Ok(())
 }
 
 enum Op {
-    Add { force: bool, password: PasswordArgs },
+    Add { force: bool, password: PasswordArgs, role: Role },
     Rotate { password: PasswordArgs },
     Remove,
+    Role(Role),
 }
 
-/// Applies `op` to the users; returns the new password, and whether it
+/// Applies `op` to the setup; returns the new password, and whether it
 /// was generated.
-fn edit(users: &mut Users, name: &Username, op: &Op, settings: &Settings) -> Result<Option<(Secret, bool)>> {
+fn edit(setup: &mut Setup, name: &Username, op: &Op) -> Result<Option<(Secret, bool)>> {
+    let (users, settings) = (&mut setup.users, &setup.settings);
     let exists = users.get(name).is_some();
     match op {
         Op::Add { force: false, .. } if exists => Err(Error::input(format!(
             "{name} already exists: `users rotate {name}` gives a new password (or add --force)"
         ))),
-        Op::Rotate { .. } | Op::Remove if !exists => {
+        Op::Rotate { .. } | Op::Remove | Op::Role(_) if !exists => {
             Err(Error::input(format!("there is no user {name} (see `ollama-secure users list`)")))
         }
         Op::Remove if users.len() == 1 => Err(Error::input(format!(
@@ -113,12 +90,20 @@ fn edit(users: &mut Users, name: &Username, op: &Op, settings: &Settings) -> Res
         ))),
         Op::Remove => {
             users.remove(name);
+            setup.access.roles.remove(name);
+            Ok(None)
+        }
+        Op::Role(role) => {
+            setup.access.roles.insert(name.clone(), *role);
             Ok(None)
         }
         Op::Add { password, .. } | Op::Rotate { password } => {
             let (secret, generated) = new_password(password)?;
             let cost = if generated { settings.cost.for_generated() } else { settings.cost.for_chosen() };
             users.set(name, &credentials::hash_password(&secret, cost, &mut OsEntropy)?);
+            if let Op::Add { role, .. } = op {
+                setup.access.roles.insert(name.clone(), *role);
+            }
             Ok(Some((secret, generated)))
         }
     }
@@ -127,56 +112,32 @@ fn edit(users: &mut Users, name: &Username, op: &Op, settings: &Settings) -> Res
 fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     let name = Username::parse(name)
         .map_err(|message| Error::Input(vec![Problem { source: None, field: Some("username".into()), message }]))?;
-    let (paths, answers) = super::locate(setup_args.answers.as_deref())?;
-    // Held from reading the file to the reload: a concurrent run waits.
-    let _lock = if dry_run { None } else { Some(super::begin_changes(system, &paths)?) };
-    // Where the lock and the recovery looked: where a later one looks.
-    let journal_path = paths.journal.clone();
-    let installed = super::installed_at(system, paths, answers)?;
-    let settings = settings(&installed)?;
-    let facts = facts::probe(system, Probe::for_installed(settings.proxy, &settings.paths, Some(&settings)));
-    let mut users = read_users(settings.proxy, &settings.paths, &facts)?;
-    let existed = users.get(&name).is_some();
-    let new_secret = edit(&mut users, &name, &op, &settings)?;
-    let setup = Setup { settings, users };
-    let plan = plan::for_setup(&setup, &facts, Goal::Users)?;
-    if dry_run {
-        if let Some(warning) = super::journal_warning_at(system, &journal_path, super::PLAN_AS_IT_IS) {
-            println!("{warning}\n");
-        }
-        print!("{}", describe(&plan));
-        if new_secret.as_ref().is_some_and(|(_, generated)| *generated) {
-            println!("\nA password will be generated for {name} (shown once, when applied).");
-        }
-        println!("\nDry run: nothing was changed.");
-        return Ok(());
-    }
-    if !facts.is_root {
-        return Err(Error::input("changing users needs root; run it with sudo, or add --dry-run"));
-    }
-    if let Some(refusal) = plan.refusal() {
-        return Err(refusal);
-    }
-    let generating = matches!(&new_secret, Some((_, true))).then(|| name.to_string());
-    let journal = crate::journal::Journal::at(system, &journal_path, "users").generating(generating);
-    {
-        let _catching = crate::interrupt::catch();
-        apply::apply(&plan, system, &journal, &mut io::stdout())?;
-    }
-    let verb = match op {
-        Op::Add { .. } if !existed => "added",
-        Op::Add { .. } | Op::Rotate { .. } => "gave a new password to",
-        Op::Remove => "removed",
-    };
-    println!("\n{verb} {name}.");
-    if let Some((secret, true)) = &new_secret {
-        println!("Generated password for {name} (shown once; store it now): {}", secret.expose());
-    }
-    journal.commit()?;
-    match (&new_secret, facts.proxy_running) {
-        (Some((secret, _)), true) => prove_login(system, &setup, &name, secret),
+    let mut new_secret = None;
+    let changed = super::change::run(system, setup_args, dry_run, "users", |setup| {
+        let existed = setup.users.get(&name).is_some();
+        new_secret = edit(setup, &name, &op)?;
+        let verb = match &op {
+            Op::Add { .. } if !existed => "added",
+            Op::Add { .. } | Op::Rotate { .. } => "gave a new password to",
+            Op::Remove => "removed",
+            Op::Role(role) => return Ok(edited(format!("{name} has the {role} role now."), None)),
+        };
+        let generated = new_secret.as_ref().filter(|(_, generated)| *generated).map(|(secret, _)| {
+            format!("Generated password for {name} (shown once; store it now): {}", secret.expose())
+        });
+        Ok(edited(format!("{verb} {name}."), generated.map(|lines| (name.to_string(), lines))))
+    })?;
+    match (changed, &new_secret) {
+        (Some((setup, true)), Some((secret, _))) => prove_login(system, &setup, &name, secret),
         _ => Ok(()),
     }
+}
+
+fn edited(done: String, generated: Option<(String, String)>) -> super::change::Edited {
+    let dry_run_note = generated
+        .as_ref()
+        .map(|(who, _)| format!("A password will be generated for {who} (shown once, when applied)."));
+    super::change::Edited { done, generated, dry_run_note, json: false }
 }
 
 /// The changed password gets 200 at the site, asked on this machine.

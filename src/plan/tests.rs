@@ -82,15 +82,8 @@ fn nginx_fresh() -> Facts {
 }
 
 fn setup_for(config: &Config, facts: &Facts) -> Setup {
-    let proxy = config.settings.proxy.module();
-    let path = proxy.users_file(&config.settings.paths);
-    let installed = match facts.file(path) {
-        Existing::File { content, .. } => {
-            crate::userfile::Users::parse(&String::from_utf8_lossy(content), proxy.users_format(), "u").unwrap()
-        }
-        _ => None,
-    };
-    crate::setup::from_config(config, installed, &mut SeededEntropy(1)).unwrap().0
+    let installed = crate::setup::Installed::from_facts(config.settings.proxy, &config.settings.paths, facts).unwrap();
+    crate::setup::from_config(config, installed, "2026-11-30T17:52:00Z", &mut SeededEntropy(1)).unwrap().0
 }
 
 /// The kind of each step, in order: what a reader of the plan sees first.
@@ -118,6 +111,7 @@ fn a_fresh_machine_gets_files_a_start_and_a_verification() {
         [
             "mkdir /run/ollama-secure-auth",
             "write /etc/nginx/ollama.htpasswd",
+            "write /etc/nginx/ollama.keys",
             "write /etc/nginx/sites-available/ollama",
             "link /etc/nginx/sites-enabled/ollama",
             "mkdir /var/lib/ollama-secure",

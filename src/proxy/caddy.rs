@@ -235,6 +235,14 @@ impl Proxy for Caddy {
         Format::CaddyBasicauth
     }
 
+    fn keys_file<'a>(&self, paths: &'a Paths) -> &'a Path {
+        &paths.caddy_site
+    }
+
+    fn keys_format(&self) -> Format {
+        Format::CaddyKeys
+    }
+
     fn keeps_last_user_because(&self) -> &'static str {
         "Caddy would refuse to load a basicauth block without users"
     }
@@ -267,6 +275,8 @@ impl Proxy for Caddy {
         };
         let ctx = minijinja::context! { ..render::site_context(setup), ..minijinja::context! {
             user_lines => render::user_lines(setup),
+            key_lines => render::key_lines(setup),
+            has_keys => !setup.keys.is_empty(),
             redirect_shares_port => shared,
         } };
         let site = render::render_template(&env, "caddy-site.caddy", &ctx)?;

@@ -228,6 +228,9 @@ pub trait Proxy: Sync {
     /// Where the users live, and in which format.
     fn users_file<'a>(&self, paths: &'a Paths) -> &'a Path;
     fn users_format(&self) -> Format;
+    /// Where the API keys' lines live, and in which format.
+    fn keys_file<'a>(&self, paths: &'a Paths) -> &'a Path;
+    fn keys_format(&self) -> Format;
     /// Why the last user cannot be removed.
     fn keeps_last_user_because(&self) -> &'static str;
 

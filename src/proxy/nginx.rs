@@ -38,11 +38,14 @@ fn listen(setup: &Setup, port: u16) -> Vec<String> {
     }
 }
 
-/// Changes whenever a user does, so that cached logins never outlive a
-/// credential change: the first word of the cache key.
+/// Changes whenever a user or a key does, so that cached logins never
+/// outlive a credential change: the first word of the cache key.
 fn users_fingerprint(setup: &Setup) -> String {
+    // Users as before keys existed (the same value for the same users), then keys.
+    let users = setup.users.entries().map(|e| (&b""[..], e));
+    let keys = setup.keys.entries().map(|e| (&b"key:"[..], e));
     render::fingerprint(
-        setup.users.entries().flat_map(|e| [e.username.as_bytes(), b":", e.hash.as_bytes(), b"\n"]).flatten(),
+        users.chain(keys).flat_map(|(kind, e)| [kind, e.username.as_bytes(), b":", e.hash.as_bytes(), b"\n"]).flatten(),
     )
 }
 
@@ -55,6 +58,7 @@ fn site_context(setup: &Setup, stage: Stage) -> Value {
             listen => listen(setup, setup.settings.site.port),
             http_listen => https_port.map(|port| listen(setup, port)).unwrap_or_default(),
             htpasswd => path_text(&paths.htpasswd),
+            api_keys => path_text(&paths.api_keys),
             auth_cache => path_text(&paths.auth_cache),
             auth_socket => path_text(&paths.auth_socket),
             users_fingerprint => users_fingerprint(setup),
@@ -119,6 +123,14 @@ impl Proxy for Nginx {
         Format::Htpasswd
     }
 
+    fn keys_file<'a>(&self, paths: &'a Paths) -> &'a Path {
+        &paths.api_keys
+    }
+
+    fn keys_format(&self) -> Format {
+        Format::Htpasswd
+    }
+
     fn keeps_last_user_because(&self) -> &'static str {
         "nginx would then refuse everyone (an empty user file locks the proxy)"
     }
@@ -151,9 +163,17 @@ impl Proxy for Nginx {
             user_lines => render::user_lines(setup),
         };
         let htpasswd = render::render_template(&env, "htpasswd", &users)?;
+        let keys = minijinja::context! {
+            version => env!("CARGO_PKG_VERSION"),
+            new_file => !setup.keys.was_read(),
+            user_lines => render::key_lines(setup),
+            keys => true,
+        };
+        let keys = render::render_template(&env, "htpasswd", &keys)?;
         let site = render::render_template(&env, "nginx-site.conf", &site_context(setup, stage))?;
         Ok(vec![
             RenderedFile::ours(&paths.htpasswd, Role::Users, setup, true, htpasswd),
+            RenderedFile::ours(&paths.api_keys, Role::Users, setup, true, keys),
             RenderedFile::ours(&paths.nginx_site, Role::Site, setup, false, site),
         ])
     }
@@ -198,7 +218,7 @@ impl Proxy for Nginx {
             reload_is_graceful: true,
             validate_makes_pid_file: true,
             log: None,
-            ours: vec![paths.nginx_site.clone(), paths.htpasswd.clone()],
+            ours: vec![paths.nginx_site.clone(), paths.htpasswd.clone(), paths.api_keys.clone()],
         }
     }
 

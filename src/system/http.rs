@@ -16,13 +16,13 @@ use crate::secret::Secret;
 pub enum Method {
     Get,
     Post,
+    /// Ollama's `DELETE /api/delete`: what a role check can send.
+    Delete,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
     Empty,
-    /// This many zero bytes (the large-body check).
-    Zeros(usize),
     /// A JSON document.
     Json(String),
 }
@@ -37,12 +37,21 @@ pub enum Trust {
     AcceptAny,
 }
 
+/// How a request proves who sends it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    Basic(String, Secret),
+    /// `Authorization: Bearer KEY`.
+    Bearer(Secret),
+    /// `X-API-Key: KEY`.
+    ApiKeyHeader(Secret),
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpRequest {
     pub method: Method,
     pub url: Url,
-    /// Basic credentials.
-    pub auth: Option<(String, Secret)>,
+    pub auth: Option<Credentials>,
     pub body: Body,
     /// Ask for gzip, as real clients (httpx) do: buffering shows then.
     pub accept_gzip: bool,
@@ -77,7 +86,17 @@ impl HttpRequest {
     }
 
     pub fn basic_auth(mut self, username: &str, password: &Secret) -> HttpRequest {
-        self.auth = Some((username.to_string(), password.clone()));
+        self.auth = Some(Credentials::Basic(username.to_string(), password.clone()));
+        self
+    }
+
+    pub fn bearer(mut self, key: &Secret) -> HttpRequest {
+        self.auth = Some(Credentials::Bearer(key.clone()));
+        self
+    }
+
+    pub fn credentials(mut self, credentials: Option<Credentials>) -> HttpRequest {
+        self.auth = credentials;
         self
     }
 }
@@ -140,16 +159,19 @@ pub(super) fn send(request: &HttpRequest) -> Result<HttpReply, String> {
     let mut builder = match request.method {
         Method::Get => client.get(request.url.clone()),
         Method::Post => client.post(request.url.clone()),
+        Method::Delete => client.delete(request.url.clone()),
     };
-    if let Some((user, password)) = &request.auth {
-        builder = builder.basic_auth(user, Some(password.expose()));
-    }
+    builder = match &request.auth {
+        Some(Credentials::Basic(user, password)) => builder.basic_auth(user, Some(password.expose())),
+        Some(Credentials::Bearer(key)) => builder.bearer_auth(key.expose()),
+        Some(Credentials::ApiKeyHeader(key)) => builder.header("X-API-Key", key.expose()),
+        None => builder,
+    };
     if request.accept_gzip {
         builder = builder.header("Accept-Encoding", "gzip");
     }
     builder = match &request.body {
         Body::Empty => builder,
-        Body::Zeros(n) => builder.body(vec![0u8; *n]),
         Body::Json(text) => builder.header("Content-Type", "application/json").body(text.clone()),
     };
     let started = Instant::now();

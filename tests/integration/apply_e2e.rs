@@ -59,19 +59,25 @@ fn proves_protected_ollama(d: &Deployment) {
     resp.read_to_string(&mut rest).unwrap();
     assert_eq!(rest.lines().count(), TOKENS.len(), "every other token, each on its own line: {rest}");
 
-    // A 5 MB body reaches Ollama (its 400 "digest mismatch" proves it read
-    // the body; a proxy limit would answer 413 itself).
-    let body = vec![b'o'; 5 * 1024 * 1024];
+    // A 5 MB body reaches Ollama (its 404 for a model it does not have
+    // proves it read the body; a proxy limit would answer 413 itself).
+    let padding = "o".repeat(5 * 1024 * 1024);
+    let body = format!("{{\"model\":\"none\",\"system\":\"{padding}\"}}");
+    let length = body.len();
+    let resp = d.client().post(d.url("/api/show")).basic_auth("alice", Some(ALICE)).body(body).send().unwrap();
+    assert_eq!(resp.status(), 404);
+    assert!(resp.text().unwrap().contains("not found"));
+    assert!(d.ollama.seen().iter().any(|s| s.body_len == length), "the whole body reached Ollama");
+    // alice has the user role (the default): uploading a model is not hers.
     let resp = d
         .client()
         .post(d.url(&format!("/api/blobs/sha256:{}", "0".repeat(64))))
         .basic_auth("alice", Some(ALICE))
-        .body(body)
+        .body(vec![b'o'; 1024])
         .send()
         .unwrap();
-    assert_eq!(resp.status(), 400);
-    assert!(resp.text().unwrap().contains("digest mismatch"));
-    assert!(d.ollama.seen().iter().any(|s| s.body_len == 5 * 1024 * 1024), "the whole body reached Ollama");
+    assert_eq!(resp.status(), 403);
+    assert!(resp.text().unwrap().contains("needs a credential with the admin role"));
 }
 
 fn applies_and_protects(proxy: &'static str) {

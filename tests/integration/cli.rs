@@ -158,7 +158,10 @@ fn render_writes_below_out_and_prints_generated_passwords_once() {
         .any_stdout()
         .stderr(HTTPS_OFF)
         .run();
-    assert_eq!(files_under(&out), ["etc/nginx/ollama.htpasswd", "etc/nginx/sites-available/ollama"]);
+    assert_eq!(
+        files_under(&out),
+        ["etc/nginx/ollama.htpasswd", "etc/nginx/ollama.keys", "etc/nginx/sites-available/ollama"]
+    );
     let htpasswd = out.join("etc/nginx/ollama.htpasswd");
     assert_eq!(
         fs::metadata(&htpasswd).unwrap().permissions().mode() & 0o777,
@@ -166,8 +169,12 @@ fn render_writes_below_out_and_prints_generated_passwords_once() {
         "the rendered htpasswd is private"
     );
     // The generated password is printed once and verifies against the written hash.
-    let line = ran.stdout.lines().find(|l| l.trim_start().starts_with("alice: ")).expect("alice's password is printed");
-    let password = line.trim().trim_start_matches("alice: ");
+    let line = ran
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("alice (user role): "))
+        .expect("alice's password is printed");
+    let password = line.trim().trim_start_matches("alice (user role): ");
     assert_eq!(password.len(), 24);
     assert_eq!(ran.stdout.matches(password).count(), 1);
     let (ok, output) = sh("htpasswd", &["-vb", htpasswd.to_str().unwrap(), "alice", password]);

@@ -13,6 +13,7 @@ mod cli;
 mod hostile_input;
 mod https_e2e;
 mod interrupted;
+mod keys_e2e;
 mod long_running;
 mod render_snapshots;
 mod repair;

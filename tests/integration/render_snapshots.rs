@@ -40,6 +40,10 @@ fn every_template_variant_renders_as_snapshotted() {
             for (_, generated) in &resolution.generated {
                 assert!(!out.contains(generated.expose()), "a generated password reached a rendered file");
             }
+            for (_, key) in &resolution.generated_keys {
+                assert!(!out.contains(key.secret.expose()), "a generated key reached a rendered file");
+                assert!(!out.contains(key.text().expose()), "a generated key reached a rendered file");
+            }
             insta::assert_snapshot!("render", out);
         });
     });

@@ -180,8 +180,8 @@ fn caddy_through_the_wizard_from_defaults() {
         &format!("write {}", sandbox.path("etc/caddy/ollama.caddy").display()),
         "| :8443 {",
         "| \tbind 127.0.0.1",
-        "| \t\tollama $2y$06$<redacted>",
-        "| \t\t\tresponse_header_timeout 300s",
+        "| \t\t\tollama $2y$06$<redacted>",
+        "| \t\t\t\tresponse_header_timeout 300s",
         "Passwords will be generated for: ollama",
         "Dry run: nothing was changed.",
     ] {

@@ -309,11 +309,12 @@ impl Sandbox {
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
         format!(
-            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  state: {}\n  lock: {}\n  journal: {}\n",
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  api_keys: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  state: {}\n  lock: {}\n  journal: {}\n",
             p("etc/nginx/nginx.conf"),
             p("etc/nginx/sites-available/ollama"),
             p("etc/nginx/sites-enabled/ollama"),
             p("etc/nginx/ollama.htpasswd"),
+            p("etc/nginx/ollama.keys"),
             p("run/nginx.pid"),
             p("run/ollama-secure-auth"),
             p("run/ollama-secure-auth.sock"),
@@ -354,7 +355,13 @@ pub fn load_config(yaml: &str, source: &str) -> ollama_secure::error::Result<Con
 /// The desired state for `config` on `facts`, with salts and generated
 /// passwords from a seed, and the plan `init` would make for it.
 pub fn plan_for(config: &Config, facts: &Facts, seed: u64) -> (Setup, Resolution, Plan) {
-    let (setup, resolution) = ollama_secure::setup::from_config(config, None, &mut SeededEntropy(seed)).unwrap();
+    let (setup, resolution) = ollama_secure::setup::from_config(
+        config,
+        ollama_secure::setup::Installed::default(),
+        "2026-11-30T17:52:00Z",
+        &mut SeededEntropy(seed),
+    )
+    .unwrap();
     let plan = ollama_secure::plan::for_setup(&setup, facts, Goal::Init { install: false }).unwrap();
     (setup, resolution, plan)
 }

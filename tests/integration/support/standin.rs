@@ -30,6 +30,7 @@ pub struct Seen {
     pub path: String,
     pub host: Option<String>,
     pub authorization: Option<String>,
+    pub x_api_key: Option<String>,
     pub body_len: usize,
     pub status: u16,
 }
@@ -259,6 +260,38 @@ fn stream_generation(stream: &mut TcpStream, request: &Request, shared: &Shared,
     stream.flush()
 }
 
+/// Ollama's OpenAI-compatible chat: one JSON answer, or server-sent events
+/// (one `chat.completion.chunk` per token, then `data: [DONE]`).
+fn openai_chat(stream: &mut TcpStream, request: &Request) -> std::io::Result<()> {
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+    let message = |content: &str| serde_json::json!({"role": "assistant", "content": content});
+    if body.get("stream") != Some(&serde_json::Value::Bool(true)) {
+        let answer = serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 1_796_000_000, "model": MODEL,
+            "choices": [{"index": 0, "message": message(&TOKENS.concat()), "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": TOKENS.len(), "total_tokens": 5 + TOKENS.len()}
+        });
+        return respond(stream, 200, "application/json", answer.to_string().as_bytes());
+    }
+    thread::sleep(TOKEN_GAP);
+    stream.write_all(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")?;
+    let event = |delta: serde_json::Value, finish: serde_json::Value| {
+        let chunk = serde_json::json!({
+            "id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1_796_000_000, "model": MODEL,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]
+        });
+        format!("data: {chunk}\n\n")
+    };
+    for token in TOKENS {
+        chunk(stream, event(message(token), serde_json::Value::Null).as_bytes())?;
+        thread::sleep(TOKEN_GAP);
+    }
+    chunk(stream, event(serde_json::json!({}), "stop".into()).as_bytes())?;
+    chunk(stream, b"data: [DONE]\n\n")?;
+    stream.write_all(b"0\r\n\r\n")?;
+    stream.flush()
+}
+
 fn serve_connection(stream: TcpStream, local: SocketAddr, shared: Arc<Shared>) {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     // Like Go's net/http (Ollama): small writes go out at once instead of
@@ -278,6 +311,7 @@ fn serve_connection(stream: TcpStream, local: SocketAddr, shared: Arc<Shared>) {
                 path: request.path.clone(),
                 host: request.header("host").map(str::to_string),
                 authorization: request.header("authorization").map(str::to_string),
+                x_api_key: request.header("x-api-key").map(str::to_string),
                 body_len: request.body.len(),
                 status,
             })
@@ -317,9 +351,33 @@ fn handle(
             (200, json, body.to_string().into_bytes())
         }
         ("GET", "/api/ps") => (200, json, b"{\"models\":[]}".to_vec()),
+        ("GET", "/v1/models") => {
+            let body = serde_json::json!({"object": "list", "data": [
+                {"id": MODEL, "object": "model", "created": 1_796_000_000, "owned_by": "library"}
+            ]});
+            (200, json, body.to_string().into_bytes())
+        }
+        ("POST", "/v1/chat/completions") => {
+            record(200);
+            return openai_chat(stream, request);
+        }
         ("POST", "/api/generate" | "/api/chat") => {
             record(200);
             return stream_generation(stream, request, shared, path == "/api/chat");
+        }
+        // Like Ollama: the whole JSON body is read, then the model looked up.
+        ("POST", "/api/show") => {
+            let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+            match body["model"].as_str() {
+                Some(MODEL) => (200, json, b"{\"details\":{\"family\":\"llama\"}}".to_vec()),
+                Some(other) => (404, json, format!("{{\"error\":\"model '{other}' not found\"}}").into_bytes()),
+                None => (400, json, b"{\"error\":\"model is required\"}".to_vec()),
+            }
+        }
+        // Model management: the stand-in changes nothing, but answers as Ollama
+        // does for a model it does not have.
+        ("DELETE", "/api/delete") | ("POST", "/api/pull" | "/api/copy" | "/api/create" | "/api/push") => {
+            (404, json, b"{\"error\":\"model not found\"}".to_vec())
         }
         ("POST", p) if p.starts_with("/api/blobs/sha256:") => {
             let expected = &p["/api/blobs/".len()..];

@@ -1,0 +1,109 @@
+//! What `users` and `keys` share: take the installed setup's model, let the
+//! command change it, then plan and apply it as `init` does (lock, journal,
+//! dry run, root check, refusal), and say what was done.
+
+use std::io;
+
+use crate::apply;
+use crate::cli::SetupArgs;
+use crate::error::{Error, Problem, Result};
+use crate::facts::{self, Facts, Probe};
+use crate::fields;
+use crate::plan::{self, Goal, describe};
+use crate::setup::{Installed, Settings, Setup};
+use crate::system::System;
+
+/// What a command made of the model.
+pub struct Edited {
+    /// Said after it is applied ("added alice.").
+    pub done: String,
+    /// A generated secret, shown once after it is applied: (who, lines to print).
+    pub generated: Option<(String, String)>,
+    /// What a dry run says instead of the secret.
+    pub dry_run_note: Option<String>,
+    /// stdout carries only the generated secret (`--json`); the rest goes to stderr.
+    pub json: bool,
+}
+
+/// The recorded settings, with `bcrypt_cost` from `--answers` when it sets one.
+fn settings(installed: &super::Installed) -> Result<Settings> {
+    let mut settings = installed.settings()?;
+    if let Some((answers, source)) = &installed.answers
+        && let Some(cost) = answers.bcrypt_cost
+    {
+        let cost = fields::bcrypt_cost(cost).map_err(|e| Error::Input(vec![Problem::at(source, "bcrypt_cost", e)]))?;
+        settings.cost.fixed = Some(cost);
+    }
+    Ok(settings)
+}
+
+/// The installed setup as the model: its recorded settings, the users and
+/// keys files, the recorded roles and keys.
+pub fn installed_setup(system: &dyn System, installed: &super::Installed) -> Result<(Setup, Facts)> {
+    let settings = settings(installed)?;
+    let facts = facts::probe(system, Probe::for_installed(settings.proxy, &settings.paths, Some(&settings)));
+    let found = Installed::from_facts(settings.proxy, &settings.paths, &facts)?;
+    let users_file = settings.proxy.module().users_file(&settings.paths);
+    let users = found.users.ok_or_else(|| {
+        Error::input(format!("the users file {} does not exist; run init again", users_file.display()))
+    })?;
+    let keys = found.keys.unwrap_or_else(|| crate::userfile::Users::new(settings.proxy.module().keys_format()));
+    Ok((Setup { settings, users, keys, access: found.access }, facts))
+}
+
+/// Changes the installed setup with `edit` and applies it (or, with
+/// `dry_run`, prints the plan). Returns the new setup and whether the
+/// proxy runs, for the command's own proof afterwards.
+pub fn run(
+    system: &dyn System,
+    setup_args: &SetupArgs,
+    dry_run: bool,
+    label: &str,
+    edit: impl FnOnce(&mut Setup) -> Result<Edited>,
+) -> Result<Option<(Setup, bool)>> {
+    let (paths, answers) = super::locate(setup_args.answers.as_deref())?;
+    // Held from reading the files to the reload: a concurrent run waits.
+    let _lock = if dry_run { None } else { Some(super::begin_changes(system, &paths)?) };
+    // Where the lock and the recovery looked: where a later one looks.
+    let journal_path = paths.journal.clone();
+    let installed = super::installed_at(system, paths, answers)?;
+    let (mut setup, facts) = installed_setup(system, &installed)?;
+    let edited = edit(&mut setup)?;
+    let plan = plan::for_setup(&setup, &facts, Goal::Users)?;
+    if dry_run {
+        if let Some(warning) = super::journal_warning_at(system, &journal_path, super::PLAN_AS_IT_IS) {
+            println!("{warning}\n");
+        }
+        print!("{}", describe(&plan));
+        if let Some(note) = &edited.dry_run_note {
+            println!("\n{note}");
+        }
+        println!("\nDry run: nothing was changed.");
+        return Ok(None);
+    }
+    if !facts.is_root {
+        return Err(Error::input(format!("changing {label} needs root; run it with sudo, or add --dry-run")));
+    }
+    if let Some(refusal) = plan.refusal() {
+        return Err(refusal);
+    }
+    let generating = edited.generated.as_ref().map(|(who, _)| who.clone());
+    let journal = crate::journal::Journal::at(system, &journal_path, label).generating(generating);
+    {
+        let _catching = crate::interrupt::catch();
+        let mut out: Box<dyn io::Write> = if edited.json { Box::new(io::stderr()) } else { Box::new(io::stdout()) };
+        apply::apply(&plan, system, &journal, &mut out)?;
+    }
+    if edited.json {
+        eprintln!("\n{}", edited.done);
+    } else {
+        println!("\n{}", edited.done);
+    }
+    if let Some((_, lines)) = &edited.generated {
+        println!("{lines}");
+    }
+    // Shown before the journal ends: a run killed before this is undone by
+    // the next one, so no generated hash stays whose secret nobody saw.
+    journal.commit()?;
+    Ok(Some((setup, facts.proxy_running)))
+}
