@@ -639,7 +639,7 @@ pub fn recover(system: &dyn System, journal: &Journal, out: &mut dyn Write) -> R
     if !record.generated.is_empty() {
         let _ = writeln!(
             out,
-            "It had generated passwords for {} and was stopped before it showed them: nobody knows them, so their \
+            "It had generated passwords or keys for {} and was stopped before it showed them: nobody knows them, so their \
              hashes go too.",
             record.generated.join(", ")
         );

@@ -90,9 +90,19 @@ pub struct CheckArgs {
     #[arg(long)]
     pub url: String,
 
-    /// The user to log in as.
-    #[arg(long)]
-    pub username: String,
+    /// The user to log in as (or check an API key instead: --api-key-env,
+    /// --api-key-file).
+    #[arg(long, required_unless_present_any = ["api_key_env", "api_key_file"], conflicts_with_all = ["api_key_env", "api_key_file"])]
+    pub username: Option<String>,
+
+    /// Check with the API key in this environment variable (sent as
+    /// `Authorization: Bearer`), instead of a user's password.
+    #[arg(long, value_name = "VAR", conflicts_with = "api_key_file")]
+    pub api_key_env: Option<String>,
+
+    /// Check with the API key in this file (its first line).
+    #[arg(long, value_name = "FILE")]
+    pub api_key_file: Option<PathBuf>,
 
     /// Read the password from this environment variable. Without this and
     /// --password-file, the password is asked for (hidden); never pass it

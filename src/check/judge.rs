@@ -94,7 +94,8 @@ fn no_credentials(r: &Replies, o: &Options) -> Outcome {
 
 fn wrong_password(r: &Replies, o: &Options) -> Outcome {
     const NAME: &str = "wrong_password";
-    const TITLE: &str = "with a wrong password";
+    let title = if o.uses_key() { "with a wrong or revoked key" } else { "with a wrong password" };
+    const TITLE: &str = "";
     let outcome = match &r.wrong_password {
         Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
         Ok(reply) if reply.status == 401 => Outcome::new(NAME, TITLE, Status::Pass, "401"),
@@ -106,12 +107,13 @@ fn wrong_password(r: &Replies, o: &Options) -> Outcome {
         ),
         Ok(reply) => unexpected(NAME, TITLE, reply, 401, r, o),
     };
-    took(outcome, &r.wrong_password)
+    took(Outcome { title, ..outcome }, &r.wrong_password)
 }
 
 fn version(r: &Replies, o: &Options) -> Outcome {
     const NAME: &str = "version";
     const TITLE: &str = "with the right password: version";
+    let title = if o.uses_key() { "with the key: version" } else { TITLE };
     let reply = match &r.version {
         Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
         Ok(reply) => reply,
@@ -122,8 +124,10 @@ fn version(r: &Replies, o: &Options) -> Outcome {
     let outcome = match (reply.status, version) {
         (200, Some(version)) => Outcome::new(NAME, TITLE, Status::Pass, format!("200, Ollama {version}")),
         (200, None) => Outcome::new(NAME, TITLE, Status::Fail, "200, but the answer is not Ollama's /api/version"),
+        (401, _) if o.uses_key() => Outcome::new(NAME, TITLE, Status::Fail, "401: the key is refused")
+            .hint("Check the key (`ollama-secure keys list` on the server shows the keys that exist)."),
         (401, _) => Outcome::new(NAME, TITLE, Status::Fail, "401: the password is refused")
-            .hint(format!("Check the username ({}) and password.", o.username)),
+            .hint(format!("Check the username ({}) and password.", o.user_name())),
         _ if is_ollama_host_refusal(reply) => Outcome::new(NAME, TITLE, Status::Fail, "403 from Ollama"),
         (502, _) => Outcome::new(NAME, TITLE, Status::Fail, "502: the proxy cannot reach Ollama").hint(format!(
             "Is Ollama running at the upstream address? On the server, `ss -ltn 'sport = :{}'` shows whether \
@@ -132,12 +136,13 @@ fn version(r: &Replies, o: &Options) -> Outcome {
         )),
         _ => unexpected(NAME, TITLE, reply, 200, r, o),
     };
-    took(outcome, &r.version)
+    took(Outcome { title, ..outcome }, &r.version)
 }
 
-fn models(r: &Replies) -> Outcome {
+fn models(r: &Replies, o: &Options) -> Outcome {
     const NAME: &str = "models";
     const TITLE: &str = "with the right password: models";
+    let title = if o.uses_key() { "with the key: models" } else { TITLE };
     let outcome = match &r.models {
         Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
         Ok(reply) if reply.status == 200 => match serde_json::from_str::<serde_json::Value>(&reply.body) {
@@ -153,7 +158,37 @@ fn models(r: &Replies) -> Outcome {
         },
         Ok(reply) => Outcome::new(NAME, TITLE, Status::Fail, format!("{}, expected 200", status_text(reply.status))),
     };
-    took(outcome, &r.models)
+    took(Outcome { title, ..outcome }, &r.models)
+}
+
+/// What the credential's role allows: a model-management request (deleting
+/// a model nobody has) is refused for the user role with the proxy's 403,
+/// and reaches Ollama (its 404) for admin.
+fn role(r: &Replies) -> Outcome {
+    const NAME: &str = "role";
+    const TITLE: &str = "model management (DELETE /api/delete)";
+    let outcome = match &r.role {
+        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Ok(reply) if reply.status == 403 && reply.body.contains("admin role") => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Pass,
+            "403: refused to this credential (user role); inference and reading only",
+        ),
+        Ok(reply) if reply.status == 404 => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Pass,
+            "reaches Ollama (its 404 for a model it does not have): this credential may manage models (admin role)",
+        ),
+        Ok(reply) => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Fail,
+            format!("{}, expected the proxy's 403 (user role) or Ollama's 404 (admin)", status_text(reply.status)),
+        ),
+    };
+    took(outcome, &r.role)
 }
 
 /// Whether Ollama accepted the Host header, judged from the version answer.
@@ -335,7 +370,15 @@ pub fn judge(r: &Replies, o: &Options) -> Vec<Outcome> {
     checks.push(wrong_password(r, o));
     let version = version(r, o);
     let host = host_header(r, o, &version);
-    checks.extend([version, models(r), host, large_body(r, o), streaming(r, o), exposure(&r.listeners, o.ollama_port)]);
+    checks.extend([
+        version,
+        models(r, o),
+        role(r),
+        host,
+        large_body(r, o),
+        streaming(r, o),
+        exposure(&r.listeners, o.ollama_port),
+    ]);
     checks.extend(redirect(r, o));
     checks
 }
@@ -348,8 +391,7 @@ mod tests {
     fn options(url: &str) -> Options {
         Options {
             url: url.parse().unwrap(),
-            username: "alice".into(),
-            password: Secret::new("pw"),
+            credentials: crate::system::Credentials::Basic("alice".into(), Secret::new("pw")),
             cacert_pem: None,
             timeout: Duration::from_secs(1),
             model: Some("tinyllama".into()),
@@ -385,6 +427,7 @@ mod tests {
             version: reply(200, &[], "{\"version\":\"0.13.0\"}"),
             models: reply(200, &[], "{\"models\":[{\"name\":\"tinyllama:latest\"}]}"),
             large_body: reply(404, &[], "{\"error\":\"model 'ollama-secure-check-nonexistent' not found\"}"),
+            role: reply(403, &[], &format!("{{\"error\":\"{}\"}}", crate::access::NEEDS_ADMIN)),
             streaming: Some(stream(6, 40)),
             redirect: None,
             listeners: vec![Listener { address: "127.0.0.1".parse().unwrap(), port: 11434, inode: 1 }],
@@ -409,6 +452,7 @@ mod tests {
                 "wrong_password",
                 "version",
                 "models",
+                "role",
                 "host_header",
                 "large_body",
                 "streaming",
@@ -443,6 +487,8 @@ mod tests {
             ("host_header", |r| r.version = reply(403, &[], ""), "header_up Host"),
             ("models", |r| r.models = reply(200, &[], "nope"), "not Ollama's model list"),
             ("large_body", |r| r.large_body = reply(413, &[], ""), "client_max_body_size 0"),
+            ("role", |r| r.role = reply(200, &[], ""), "expected the proxy's 403 (user role) or Ollama's 404"),
+            ("role", |r| r.role = reply(403, &[], ""), "expected the proxy's 403"),
             ("streaming", |r| r.streaming = Some(stream(6, 0)), "proxy_buffering off"),
             ("streaming", |r| r.streaming = Some(reply(404, &[], "model not found")), "ollama pull tinyllama"),
             (
@@ -459,6 +505,27 @@ mod tests {
             let said = format!("{} {}", outcome.detail, outcome.hint.clone().unwrap_or_default());
             assert!(said.contains(words), "{name}: expected {words:?} in {said}");
         }
+    }
+
+    #[test]
+    fn a_key_is_judged_as_a_key_and_an_admin_may_manage_models() {
+        let mut o = options("http://ollama.example.com:8080");
+        let key = crate::access::ApiKey::generate(&mut crate::credentials::OsEntropy);
+        o.credentials = crate::system::Credentials::Bearer(key.text());
+        let wrong = o.wrong_credentials();
+        let crate::system::Credentials::Bearer(wrong) = wrong else { panic!("a key is checked as a key") };
+        let wrong = crate::access::ApiKey::parse(wrong.expose()).unwrap();
+        assert_eq!(wrong.id, key.id, "the same key ID with another secret, as a revoked key looks");
+        assert_ne!(wrong.secret, key.secret);
+        let mut replies = healthy();
+        assert_eq!(verdict(&replies, &o, "wrong_password").title, "with a wrong or revoked key");
+        assert_eq!(verdict(&replies, &o, "version").title, "with the key: version");
+        replies.version = reply(401, &[], "");
+        assert!(verdict(&replies, &o, "version").hint.unwrap().contains("keys list"));
+        replies.role = reply(404, &[], "{\"error\":\"model not found\"}");
+        let role = verdict(&replies, &o, "role");
+        assert_eq!(role.status, Status::Pass);
+        assert!(role.detail.contains("admin role"), "{role:?}");
     }
 
     #[test]

@@ -7,15 +7,16 @@ use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 
+use crate::access::ApiKey;
 use crate::error::{Error, Problem, Result};
 use crate::fields;
 use crate::secret::Secret;
-use crate::system::{Body, HttpReply, HttpRequest, Listener, SocketState, System, Trust};
+use crate::system::{Body, Credentials, HttpReply, HttpRequest, Listener, SocketState, System, Trust};
 
 pub struct Options {
     pub url: Url,
-    pub username: String,
-    pub password: Secret,
+    /// A user's password, or an API key.
+    pub credentials: Credentials,
     /// Extra roots (PEM) to trust, for private CAs.
     pub cacert_pem: Option<Vec<u8>>,
     pub timeout: Duration,
@@ -36,6 +37,34 @@ pub struct Options {
 }
 
 impl Options {
+    /// The username of a Basic credential ("" for a key).
+    pub fn user_name(&self) -> &str {
+        match &self.credentials {
+            Credentials::Basic(user, _) => user,
+            _ => "",
+        }
+    }
+
+    pub fn uses_key(&self) -> bool {
+        !matches!(self.credentials, Credentials::Basic(..))
+    }
+
+    /// The same user with a wrong password, or the same key ID with a wrong
+    /// secret: what a revoked key looks like to the proxy.
+    pub fn wrong_credentials(&self) -> Credentials {
+        match &self.credentials {
+            Credentials::Basic(user, _) => Credentials::Basic(user.clone(), Secret::new(WRONG_PASSWORD)),
+            Credentials::Bearer(key) | Credentials::ApiKeyHeader(key) => {
+                let id = ApiKey::parse(key.expose()).map(|k| k.id.to_string()).unwrap_or_default();
+                let wrong = ApiKey {
+                    id: crate::fields::Username::parse(&id).unwrap_or_else(|_| WRONG_KEY_ID.clone()),
+                    secret: Secret::new(WRONG_KEY_SECRET),
+                };
+                Credentials::Bearer(wrong.text())
+            }
+        }
+    }
+
     pub fn is_https(&self) -> bool {
         self.url.scheme() == "https"
     }
@@ -80,6 +109,8 @@ pub struct Replies {
     pub version: std::result::Result<HttpReply, String>,
     pub models: std::result::Result<HttpReply, String>,
     pub large_body: std::result::Result<HttpReply, String>,
+    /// A model-management request (deleting a model nobody has).
+    pub role: std::result::Result<HttpReply, String>,
     pub streaming: Option<std::result::Result<HttpReply, String>>,
     /// https only: plain HTTP, redirects not followed.
     pub redirect: Option<std::result::Result<HttpReply, String>>,
@@ -89,6 +120,10 @@ pub struct Replies {
 }
 
 pub const WRONG_PASSWORD: &str = "ollama-secure: deliberately wrong password";
+/// The secret of the deliberately wrong key (letters and digits, as keys have).
+const WRONG_KEY_SECRET: &str = "ollamasecuredeliberatelywrongkeysecret0000";
+static WRONG_KEY_ID: std::sync::LazyLock<crate::fields::Username> =
+    std::sync::LazyLock::new(|| crate::fields::Username::parse("wrongkey0000").expect("a valid ID"));
 /// A model no Ollama has: what the large-body check asks about.
 pub const LARGE_BODY_MODEL: &str = "ollama-secure-check-nonexistent";
 
@@ -121,22 +156,27 @@ fn generation(options: &Options, model: &str) -> HttpRequest {
         stream: true,
         // Real clients (httpx) ask for gzip, and that is when buffering shows.
         accept_gzip: true,
-        ..request(options, endpoint(options, "api/generate")).basic_auth(&options.username, &options.password)
+        ..request(options, endpoint(options, "api/generate")).credentials(Some(options.credentials.clone()))
     }
 }
 
 /// Makes every request, in the order the report lists them.
 pub fn collect(system: &dyn System, options: &Options) -> Replies {
     let version = endpoint(options, "api/version");
-    let with_password = |url: Url| request(options, url).basic_auth(&options.username, &options.password);
+    let with_password = |url: Url| request(options, url).credentials(Some(options.credentials.clone()));
     // A big JSON body at an endpoint every role reaches: Ollama reads it
     // all, then answers 404 for a model it does not have.
     let padding = "x".repeat(options.body_bytes);
     let large = format!("{{\"model\":\"{LARGE_BODY_MODEL}\",\"system\":\"{padding}\"}}");
     Replies {
         no_credentials: system.http(&request(options, version.clone())),
-        wrong_password: system
-            .http(&request(options, version.clone()).basic_auth(&options.username, &Secret::new(WRONG_PASSWORD))),
+        wrong_password: system.http(&request(options, version.clone()).credentials(Some(options.wrong_credentials()))),
+        // Harmless whoever may: Ollama deletes nothing it does not have.
+        role: system.http(&HttpRequest {
+            method: crate::system::Method::Delete,
+            body: Body::Json(format!("{{\"model\":\"{LARGE_BODY_MODEL}\"}}")),
+            ..with_password(endpoint(options, "api/delete"))
+        }),
         version: system.http(&with_password(version)),
         models: system.http(&with_password(endpoint(options, "api/tags"))),
         large_body: system.http(&HttpRequest {

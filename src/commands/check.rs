@@ -2,11 +2,23 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::access::ApiKey;
 use crate::check::{self, Options};
 use crate::cli::CheckArgs;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
-use crate::system::System;
+use crate::system::{Credentials, System};
+
+/// The key (from the environment or a file), or the user's password.
+fn credentials(args: &CheckArgs) -> Result<Credentials> {
+    if let Some(key) = super::password_from(args.api_key_env.as_deref(), args.api_key_file.as_deref())? {
+        let which = if args.api_key_env.is_some() { "--api-key-env" } else { "--api-key-file" };
+        ApiKey::parse(key.expose()).map_err(|e| Error::input(format!("{which}: the key {e}")))?;
+        return Ok(Credentials::Bearer(key));
+    }
+    let username = args.username.clone().unwrap_or_default();
+    Ok(Credentials::Basic(username, password(args)?))
+}
 
 /// The password: from the environment, a file, or a hidden prompt. Never
 /// from the command line, where `ps` shows it.
@@ -20,7 +32,7 @@ fn password(args: &CheckArgs) -> Result<Secret> {
         ));
     }
     dialoguer::Password::new()
-        .with_prompt(format!("Password for {}", args.username))
+        .with_prompt(format!("Password for {}", args.username.as_deref().unwrap_or_default()))
         .interact()
         .map(Secret::new)
         .map_err(|e| Error::input(format!("no password read: {e}")))
@@ -54,8 +66,7 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
     let overrides = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
     let options = Options {
         url,
-        username: args.username.clone(),
-        password: password(&args)?,
+        credentials: credentials(&args)?,
         cacert_pem: args.cacert.as_deref().map(read_cacert).transpose()?,
         timeout: Duration::from_secs(args.timeout.max(1)),
         model: args.model.clone(),

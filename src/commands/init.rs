@@ -258,8 +258,7 @@ fn check_options(setup: &Setup, username: String, password: Secret, cacert: Opti
     let cacert_pem = cacert.as_deref().map(super::check::read_cacert).transpose()?;
     Ok(check::Options {
         url: reqwest::Url::parse(&site.public_url()).expect("public URLs parse"),
-        username,
-        password,
+        credentials: crate::system::Credentials::Basic(username, password),
         cacert_pem,
         timeout: Duration::from_secs(30),
         model: None,

@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-pub use http::{Body, HttpReply, HttpRequest, Method, Trust};
+pub use http::{Body, Credentials, HttpReply, HttpRequest, Method, Trust};
 pub use real::{RealSystem, read_limited};
 
 use crate::plan::Command;

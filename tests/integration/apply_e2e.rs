@@ -88,7 +88,7 @@ fn applies_and_protects(proxy: &'static str) {
         .stdout_has("✓ started")
         // init checks its result.
         .stdout_has("PASS  without credentials: 401")
-        .stdout_has("All 7 checks passed.")
+        .stdout_has("All 8 checks passed.")
         .run();
     assert!(!ran.all().contains(ALICE), "the password was printed");
     proves_protected_ollama(&d);
@@ -175,7 +175,7 @@ fn changed_answers_update_only_what_changed(proxy: &'static str) {
     let bob = ran
         .stdout
         .lines()
-        .find_map(|l| l.trim().strip_prefix("bob: "))
+        .find_map(|l| l.trim().strip_prefix("bob (user role): "))
         .expect("bob's generated password is printed")
         .to_string();
     assert_eq!(bob.len(), 24);

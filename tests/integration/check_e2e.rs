@@ -87,9 +87,17 @@ fn correct_setup_passes_every_check(proxy: &'static str) {
     let ran = check(&d, &["--model", "tinyllama", "--json"]).any_stdout().run();
     let report = json(&ran);
     assert_eq!(report["passed"], true);
-    for name in
-        ["no_credentials", "wrong_password", "version", "models", "host_header", "large_body", "streaming", "exposure"]
-    {
+    for name in [
+        "no_credentials",
+        "wrong_password",
+        "version",
+        "models",
+        "role",
+        "host_header",
+        "large_body",
+        "streaming",
+        "exposure",
+    ] {
         assert_eq!(status_of(&report, name), "pass", "{name} in {report}");
     }
     let streaming = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "streaming").unwrap();
@@ -222,12 +230,13 @@ fn check_reports_errors_in_words_and_never_asks_without_a_terminal() {
              \x20 FAIL  with a wrong password: connection refused: nothing listens there\n\
              \x20 FAIL  with the right password: version: connection refused: nothing listens there\n\
              \x20 FAIL  with the right password: models: connection refused: nothing listens there\n\
+             \x20 FAIL  model management (DELETE /api/delete): connection refused: nothing listens there\n\
              \x20 skip  Host header accepted by Ollama: no authenticated answer to judge by\n\
              \x20 FAIL  large request body: connection refused: nothing listens there\n\
              \x20 skip  streamed generation: give --model NAME to run a tiny generation\n\
              \x20 skip  Ollama reachable only through the proxy: nothing listens on port 9 on this machine\n\
-             5 of 5 checks failed: without credentials, with a wrong password, with the right password: version, \
-             with the right password: models, large request body.\n",
+             6 of 6 checks failed: without credentials, with a wrong password, with the right password: version, \
+             with the right password: models, model management (DELETE /api/delete), large request body.\n",
         )
         .stderr("error: the check found problems (see above)\n")
         .run();

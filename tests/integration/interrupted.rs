@@ -114,7 +114,7 @@ fn users_killed_halfway_is_undone_by_the_next_run() {
     d.tool()
         .args(["users", "add", "carol", "--answers", &d.answers])
         .stdout_has("An interrupted `ollama-secure users` left its journal")
-        .stdout_has("It had generated passwords for carol")
+        .stdout_has("It had generated passwords or keys for carol")
         .stdout_has("Checked: carol gets 200")
         .run();
     assert!(!journal.exists());
@@ -168,9 +168,12 @@ fn a_generated_password_nobody_saw_is_not_kept() {
     assert!(fs::read_to_string(d.users_file()).unwrap().contains("bob:"), "killed before bob's hash was written");
     let ran = d
         .init()
-        .stdout_has("It had generated passwords for bob and was stopped before it showed them: nobody knows them")
+        .stdout_has(
+            "It had generated passwords or keys for bob and was stopped before it showed them: nobody knows them",
+        )
         .run();
-    let password = ran.stdout.lines().find_map(|l| l.strip_prefix("  bob: ")).expect("bob's new password is shown");
+    let password =
+        ran.stdout.lines().find_map(|l| l.strip_prefix("  bob (user role): ")).expect("bob's new password is shown");
     assert_eq!(d.status("/api/version", Some(("bob", password))), 200);
 }
 

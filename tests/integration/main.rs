@@ -10,6 +10,7 @@ mod apply_e2e;
 mod auth_cache;
 mod check_e2e;
 mod cli;
+mod clients;
 mod hostile_input;
 mod https_e2e;
 mod interrupted;

@@ -68,6 +68,15 @@ impl Deployment {
         Deployment::prepare_in(proxy, users_yaml, &std::env::temp_dir())
     }
 
+    /// `prepare`, answering on any host name (no `domain:`), so that clients
+    /// that cannot be told to connect a name to loopback use 127.0.0.1.
+    pub fn prepare_any_host(proxy: &'static str, users_yaml: &str) -> Deployment {
+        let mut d = Deployment::prepare(proxy, users_yaml);
+        d.domain = "127.0.0.1";
+        d.write_answers(users_yaml);
+        d
+    }
+
     /// `prepare`, with the sandbox in `base`.
     pub fn prepare_in(proxy: &'static str, users_yaml: &str, base: &std::path::Path) -> Deployment {
         let (sandbox, pid_file) = machine(proxy, base);
@@ -136,8 +145,9 @@ impl Deployment {
 
     /// Plain-HTTP answers with these users (the `users:` lines).
     pub fn write_answers(&self, users_yaml: &str) {
+        let domain = if self.domain == DOMAIN { format!("domain: {DOMAIN}\n") } else { String::new() };
         let yaml = format!(
-            "proxy: {}\ndomain: {DOMAIN}\nlisten_address: 127.0.0.1\nport: {}\nupstream: {}\nusers:\n{users_yaml}bcrypt_cost: 4\ntimeout: 2m\n{}",
+            "proxy: {}\n{domain}listen_address: 127.0.0.1\nport: {}\nupstream: {}\nusers:\n{users_yaml}bcrypt_cost: 4\ntimeout: 2m\n{}",
             self.proxy,
             self.port,
             self.ollama.upstream(),
