@@ -1,6 +1,7 @@
 //! Authentication must never be the bottleneck: measures, for the nginx and
 //! Caddy configurations the tool generates (bcrypt cost 10), on loopback:
-//!   - req/s without auth, with auth, and their ratio (wrk, a trivial upstream);
+//!   - req/s without auth, with a password (Basic), with an API key (Bearer),
+//!     and their ratios to no auth (wrk, a trivial upstream);
 //!   - a legitimate user's latency (p50/p99) and failures while 8 connections
 //!     flood wrong passwords for the same username from the same address;
 //!   - streaming: time to first token direct to the stand-in Ollama vs through
@@ -26,6 +27,9 @@ use support::standin::StandIn;
 use support::{Sandbox, Tool, free_port, sh};
 
 const PASSWORD: &str = "a chosen password, hashed at cost 10";
+/// The key wrk sends as a Bearer token (hashed at cost 10 too).
+static KEY: std::sync::LazyLock<ollama_secure::access::ApiKey> =
+    std::sync::LazyLock::new(|| ollama_secure::access::ApiKey::generate(&mut ollama_secure::credentials::OsEntropy));
 
 fn seconds() -> u64 {
     std::env::var("BENCH_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(10)
@@ -103,12 +107,14 @@ impl Proxy {
             "answers.yaml",
             &format!(
                 "proxy: {proxy}\nlisten_address: 127.0.0.1\nport: {port}\nupstream: {upstream}\n\
-                 users:\n  - {{username: alice, password_env: BENCH_PASSWORD}}\nbcrypt_cost: 10\n{}",
+                 users:\n  - {{username: alice, password_env: BENCH_PASSWORD}}\n\
+                 api_keys:\n  - {{name: bench, key_env: BENCH_KEY}}\nbcrypt_cost: 10\n{}",
                 sandbox.paths_yaml()
             ),
         );
         Tool::new()
             .env("BENCH_PASSWORD", PASSWORD)
+            .env("BENCH_KEY", KEY.text().expose())
             .caddy_home(&sandbox)
             .args(["init", "--no-check", "--answers", answers.to_str().unwrap()])
             .any_stdout()
@@ -292,9 +298,9 @@ fn main() {
         sh("caddy", &["version"]).1.trim()
     );
     println!(
-        "| proxy | no auth req/s | auth req/s | ratio | legit p50 / p99 under flood | legit failures | TTFT direct | TTFT proxied | bursts per 6 tokens (direct / proxied) |"
+        "| proxy | no auth req/s | Basic req/s | ratio | Bearer key req/s | ratio | legit p50 / p99 under flood | legit failures | TTFT direct | TTFT proxied | bursts per 6 tokens (direct / proxied) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let upstream_sandbox = Sandbox::new();
     let (upstream_port, _upstream) = trivial_upstream(&upstream_sandbox);
     let ollama = StandIn::start();
@@ -304,7 +310,8 @@ fn main() {
         let url = format!("http://127.0.0.1:{}/api/version", p.port);
         let generated = fs::read_to_string(p.site()).unwrap();
         // Alternating runs, medians of five: the machine's noise hits both sides alike.
-        let (mut no_auth_runs, mut auth_runs) = (Vec::new(), Vec::new());
+        let (mut no_auth_runs, mut auth_runs, mut key_runs) = (Vec::new(), Vec::new(), Vec::new());
+        let bearer = format!("Bearer {}", KEY.text().expose());
         for _ in 0..5 {
             p.load_site(&Proxy::without_auth(&generated));
             no_auth_runs.push(wrk(&url, 32, secs, None));
@@ -314,22 +321,30 @@ fn main() {
             let auth = wrk(&url, 32, secs, Some(&basic("alice", PASSWORD)));
             assert_eq!(auth.non_2xx, 0, "authenticated requests failed");
             auth_runs.push(auth);
+            let warm = reqwest::blocking::Client::new().get(&url).header("Authorization", &bearer).send().unwrap();
+            assert_eq!(warm.status(), 200);
+            let key = wrk(&url, 32, secs, Some(&bearer));
+            assert_eq!(key.non_2xx, 0, "requests with the key failed");
+            key_runs.push(key);
         }
         let median = |runs: &mut Vec<Wrk>| {
             runs.sort_by(|a, b| a.requests_per_second.partial_cmp(&b.requests_per_second).unwrap());
             runs.remove(runs.len() / 2)
         };
-        let (no_auth, auth) = (median(&mut no_auth_runs), median(&mut auth_runs));
+        let (no_auth, auth, key) = (median(&mut no_auth_runs), median(&mut auth_runs), median(&mut key_runs));
         let (p50, p99, failures, total) = under_flood(&p, secs);
         drop(p);
         let streaming = Proxy::start(proxy, &ollama.upstream());
         let (proxied_ttft, bursts) = ttft(&format!("http://127.0.0.1:{}", streaming.port), true);
         println!(
-            "| {proxy} | {:.0} | {:.0} (p99 {:.1} ms) | {:.2} | {p50:.1} / {p99:.1} ms | {failures} of {total} | {direct_ttft:.2} ms | {proxied_ttft:.2} ms | {direct_bursts} / {bursts} |",
+            "| {proxy} | {:.0} | {:.0} (p99 {:.1} ms) | {:.2} | {:.0} (p99 {:.1} ms) | {:.2} | {p50:.1} / {p99:.1} ms | {failures} of {total} | {direct_ttft:.2} ms | {proxied_ttft:.2} ms | {direct_bursts} / {bursts} |",
             no_auth.requests_per_second,
             auth.requests_per_second,
             auth.p99_ms,
             auth.requests_per_second / no_auth.requests_per_second,
+            key.requests_per_second,
+            key.p99_ms,
+            key.requests_per_second / no_auth.requests_per_second,
         );
     }
 }

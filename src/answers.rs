@@ -210,6 +210,8 @@ pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_keys: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nginx_pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auth_cache: Option<String>,

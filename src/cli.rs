@@ -40,6 +40,9 @@ pub enum Command {
     /// `X-API-Key: KEY`.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Requests, bytes and answers per credential and endpoint, from the
+    /// site's access log.
+    Usage(UsageArgs),
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
@@ -151,6 +154,18 @@ pub struct CheckArgs {
     /// when a setup is installed there.
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct UsageArgs {
+    /// How far back: 90m, 24h, 7d.
+    #[arg(long, value_name = "DURATION", default_value = "24h")]
+    pub since: String,
+    /// Print the rows as JSON.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub setup: SetupArgs,
 }
 
 #[derive(Debug, Args)]

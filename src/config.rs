@@ -503,6 +503,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("nginx_site", &a.nginx_site, &mut paths.nginx_site);
     set("htpasswd", &a.htpasswd, &mut paths.htpasswd);
     set("api_keys", &a.api_keys, &mut paths.api_keys);
+    set("access_log", &a.access_log, &mut paths.access_log);
     set("nginx_pid", &a.nginx_pid, &mut paths.nginx_pid);
     set("auth_cache", &a.auth_cache, &mut paths.auth_cache);
     set("auth_socket", &a.auth_socket, &mut paths.auth_socket);
@@ -536,6 +537,7 @@ fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
         ("nginx_site_link", &paths.nginx_site_link),
         ("htpasswd", &paths.htpasswd),
         ("api_keys", &paths.api_keys),
+        ("access_log", &paths.access_log),
         ("caddyfile", &paths.caddyfile),
         ("caddy_site", &paths.caddy_site),
         ("caddy_log", &paths.caddy_log),

@@ -28,6 +28,7 @@ pub mod setup;
 pub mod sockets;
 pub mod state;
 pub mod system;
+pub mod usage;
 pub mod userfile;
 pub mod wizard;
 

@@ -36,6 +36,11 @@ pub struct Paths {
     /// keeps its keys in its site file. (Absent in older states: the default.)
     #[serde(default = "default_api_keys")]
     pub api_keys: PathBuf,
+    /// The access log of our site: one line per request, naming the
+    /// credential and its role (`ollama-secure usage` reads it). nginx's
+    /// when the proxy is nginx, Caddy's otherwise. (Absent in older states.)
+    #[serde(default = "default_access_log")]
+    pub access_log: PathBuf,
     /// Where nginx writes its PID (tells whether it runs, without systemd).
     pub nginx_pid: PathBuf,
     /// Cache of successful password checks. nginx creates it (mode 0700,
@@ -81,6 +86,10 @@ pub struct Paths {
     pub journal: PathBuf,
 }
 
+fn default_access_log() -> PathBuf {
+    Paths::defaults(Os::current()).access_log
+}
+
 fn default_api_keys() -> PathBuf {
     Paths::defaults(Os::current()).api_keys
 }
@@ -106,6 +115,7 @@ impl Paths {
                 nginx_site_link: "/etc/nginx/sites-enabled/ollama".into(),
                 htpasswd: "/etc/nginx/ollama.htpasswd".into(),
                 api_keys: "/etc/nginx/ollama.keys".into(),
+                access_log: "/var/log/ollama-secure.access.log".into(),
                 nginx_pid: "/run/nginx.pid".into(),
                 auth_cache: "/run/ollama-secure-auth".into(),
                 auth_socket: "/run/ollama-secure-auth.sock".into(),
@@ -129,6 +139,7 @@ impl Paths {
                 nginx_site_link: "/opt/homebrew/etc/nginx/servers/ollama.conf".into(),
                 htpasswd: "/opt/homebrew/etc/nginx/ollama.htpasswd".into(),
                 api_keys: "/opt/homebrew/etc/nginx/ollama.keys".into(),
+                access_log: "/opt/homebrew/var/log/ollama-secure.access.log".into(),
                 nginx_pid: "/opt/homebrew/var/run/nginx.pid".into(),
                 auth_cache: "/opt/homebrew/var/run/ollama-secure-auth".into(),
                 auth_socket: "/opt/homebrew/var/run/ollama-secure-auth.sock".into(),

@@ -135,6 +135,9 @@ struct SiteContext {
     port: u16,
     /// `user:NAME` and `key:ID` of the credentials with the admin role.
     admins: Vec<String>,
+    credentials: Vec<CredentialContext>,
+    key_names: Vec<KeyName>,
+    access_log: String,
     user_endpoints: &'static [&'static str],
     user_prefixes: &'static [&'static str],
     /// JSON without single quotes or backticks: the templates quote it so.
@@ -180,6 +183,14 @@ pub fn site_context(setup: &Setup) -> Value {
         https,
         port: site.port,
         admins: admins(setup),
+        credentials: credentials(setup),
+        key_names: setup
+            .access
+            .keys
+            .iter()
+            .map(|k| KeyName { id: format!("key:{}", k.id), name: format!("key:{}", k.name) })
+            .collect(),
+        access_log: path_text(&setup.settings.paths.access_log),
         user_endpoints: crate::access::USER_ENDPOINTS,
         user_prefixes: crate::access::USER_PREFIXES,
         needs_admin_body: needs_admin_body(),
@@ -205,6 +216,35 @@ fn admins(setup: &Setup) -> Vec<String> {
     let keys =
         setup.access.keys.iter().filter(|k| k.role == crate::access::Role::Admin).map(|k| format!("key:{}", k.id));
     users.chain(keys).collect()
+}
+
+/// Every credential as the proxies name it after a check (`user:NAME`,
+/// `key:ID`), with its role and how the access log names it (`key:NAME`).
+fn credentials(setup: &Setup) -> Vec<CredentialContext> {
+    let users = setup.users.entries().map(|e| CredentialContext {
+        id: format!("user:{}", e.username),
+        role: setup.access.role_of_user(&e.username).name(),
+        who: format!("user:{}", e.username),
+    });
+    let keys = setup.access.keys.iter().map(|k| CredentialContext {
+        id: format!("key:{}", k.id),
+        role: k.role.name(),
+        who: format!("key:{}", k.name),
+    });
+    users.chain(keys).collect()
+}
+
+#[derive(Serialize)]
+struct CredentialContext {
+    id: String,
+    role: &'static str,
+    who: String,
+}
+
+#[derive(Serialize)]
+struct KeyName {
+    id: String,
+    name: String,
 }
 
 /// The answer to a `user` credential on an admin endpoint: Ollama's error shape.

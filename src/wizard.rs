@@ -10,6 +10,7 @@ use std::time::Duration;
 use dialoguer::theme::{ColorfulTheme, SimpleTheme, Theme};
 use dialoguer::{Confirm, Input, Password, Select};
 
+use crate::access::Role;
 use crate::answers::{Answers, HttpsAnswers, UserAnswer};
 use crate::error::{Error, Result};
 use crate::facts::{self, OllamaProbe};
@@ -162,7 +163,8 @@ fn ask_user(theme: &dyn Theme, taken: Vec<String>) -> Result<UserAnswer> {
         .interact()
         .map_err(cancelled)?;
     if choice == 0 {
-        return Ok(UserAnswer { username, generate: Some(true), ..Default::default() });
+        let role = ask_role(theme, &username)?;
+        return Ok(UserAnswer { username, generate: Some(true), role, ..Default::default() });
     }
     let password = Password::with_theme(theme)
         .with_prompt(format!("Password for {username}"))
@@ -175,7 +177,23 @@ fn ask_user(theme: &dyn Theme, taken: Vec<String>) -> Result<UserAnswer> {
             crate::config::SHORT_PASSWORD
         );
     }
-    Ok(UserAnswer { username, password: Some(password), ..Default::default() })
+    let role = ask_role(theme, &username)?;
+    Ok(UserAnswer { username, password: Some(password), role, ..Default::default() })
+}
+
+/// The role: least privilege first. `None` is the user role (the answers
+/// file's default), so saved answers stay as short as typed ones.
+fn ask_role(theme: &dyn Theme, username: &str) -> Result<Option<String>> {
+    let choice = Select::with_theme(theme)
+        .with_prompt(format!("What may {username} do?"))
+        .items([
+            "use the models: chat, generate, embeddings, list them (role user)",
+            "also manage models: pull, push, create, copy, delete (role admin; model managers such as OllaMan need it)",
+        ])
+        .default(0)
+        .interact()
+        .map_err(cancelled)?;
+    Ok((choice == 1).then(|| Role::Admin.name().to_string()))
 }
 
 fn ask_users(theme: &dyn Theme) -> Result<Vec<UserAnswer>> {

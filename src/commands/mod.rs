@@ -7,6 +7,7 @@ mod init;
 mod keys;
 mod render;
 mod uninstall;
+mod usage;
 mod users;
 
 use std::path::Path;
@@ -28,6 +29,7 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
         Command::Uninstall(args) => uninstall::run(args, system),
         Command::Users(command) => users::run(command, system),
         Command::Keys(command) => keys::run(command, system),
+        Command::Usage(args) => usage::run(args, system),
     }
 }
 

@@ -422,6 +422,8 @@ fn what_caddy_writes_of_its_own_is_ours_until_uninstall_stops_it() {
         owned,
         [
             (Path::new("/root/.step"), OwnedKind::Tree, false),
+            // The site's access log: made by whatever loads the site first.
+            (Path::new("/var/log/ollama-secure.access.log"), OwnedKind::File, false),
             (Path::new("/root/.config"), OwnedKind::Dir, true),
             (Path::new("/root/.config/caddy"), OwnedKind::Tree, true),
             (Path::new("/var/log/caddy/ollama-secure.log"), OwnedKind::File, true),

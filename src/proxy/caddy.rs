@@ -248,7 +248,7 @@ impl Proxy for Caddy {
     }
 
     fn paths_to_inspect(&self, paths: &Paths) -> Vec<PathBuf> {
-        vec![paths.caddyfile.clone()]
+        vec![paths.caddyfile.clone(), paths.access_log.clone()]
     }
 
     fn dirs_to_list(&self, _paths: &Paths) -> Vec<PathBuf> {
@@ -467,7 +467,7 @@ impl Proxy for Caddy {
     /// writes (undone with the validation that makes it, on a rollback),
     /// and what it writes once we start it. What the started Caddy uses
     /// goes only when uninstall stops it.
-    fn folders(&self, _paths: &Paths, facts: &Facts, _state: Option<&State>) -> Folders {
+    fn folders(&self, paths: &Paths, facts: &Facts, _state: Option<&State>) -> Folders {
         let mut folders = Folders::default();
         let missing = |o: &&Owned| matches!(facts.file(&o.path), Existing::Missing);
         folders.made_by_validation =
@@ -489,7 +489,7 @@ impl Proxy for Caddy {
             }
             seen.push(owned);
         }
-        folders
+        folders.with_access_log(paths, facts)
     }
 
     fn owned_without_records(&self, _paths: &Paths) -> Vec<Owned> {

@@ -186,6 +186,20 @@ pub struct Folders {
     pub blockers: Vec<String>,
 }
 
+impl Folders {
+    /// The access log of our site is the proxy's to write, and ours: made
+    /// when the proxy first loads the site (its validator too), it is
+    /// undone with that validation, and uninstall removes it.
+    fn with_access_log(mut self, paths: &Paths, facts: &Facts) -> Folders {
+        if matches!(facts.file(&paths.access_log), crate::system::Existing::Missing) {
+            let log = crate::state::Owned::new(&paths.access_log, crate::state::OwnedKind::File);
+            self.owned.push(log.clone());
+            self.made_by_validation.push(log);
+        }
+        self
+    }
+}
+
 /// What switches the site on: files of the user's to change (written like
 /// ours, with a backup), and steps.
 #[derive(Default)]

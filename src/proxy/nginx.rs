@@ -99,6 +99,76 @@ fn master_of(system: &dyn System, conf: &Path) -> Option<u32> {
     })
 }
 
+impl Nginx {
+    /// The cache of password checks holds credentials (base64 in its keys):
+    /// it must be a folder of ours, and in memory. We make it (0700; nginx
+    /// gives it to its workers when it loads the site), and on a disk mount
+    /// a tmpfs of our own on it; undone, it goes with what nginx put in it.
+    fn cache_folder(&self, paths: &Paths, facts: &Facts, state: Option<&State>) -> Folders {
+        let cache = &paths.auth_cache;
+        let ours = state.is_some_and(|s| s.owns(cache) || s.recorded_no_ownership());
+        let parent_in_memory = cache.parent().and_then(|p| facts.filesystem(p)) == Some(Filesystem::Memory);
+        let mut folders = Folders::default();
+        let create = || {
+            let remove = Action::RemoveTree { path: cache.clone(), unless_entries_in: None };
+            Step::undone_by(Action::CreateDir { path: cache.clone(), mode: 0o700 }, vec![remove])
+        };
+        let mount = || -> Vec<Step> {
+            let options = format!("size={},mode=0700", CACHE_SIZE);
+            let mount = Action::Run {
+                command: Command::new("mount", &["-t", "tmpfs", "-o", &options, "ollama-secure-auth"]).arg_path(cache),
+                purpose: Purpose::Mount,
+            };
+            vec![create(), Step::undone_by(mount, vec![Action::unmount(cache)])]
+        };
+        let parent = cache.parent().unwrap_or(cache);
+        if !matches!(facts.file(parent), Existing::Dir { .. }) {
+            folders.blockers.push(format!(
+                "{} is not a folder: paths.auth_cache must sit directly in a folder that exists",
+                parent.display()
+            ));
+            return folders;
+        }
+        match facts.file(cache) {
+            Existing::Missing if parent_in_memory => {
+                folders.steps.push(create());
+                folders.owned.push(Owned::new(cache, OwnedKind::Tree));
+            }
+            Existing::Missing => {
+                folders.findings.push(Finding::info(format!(
+                    "{} is on a disk, and the cache of password checks holds credentials: a private tmpfs is mounted at {} \
+                     (it is gone after a reboot; running init again mounts it again)",
+                    parent.display(),
+                    cache.display()
+                )));
+                folders.steps.extend(mount());
+                folders.owned.push(Owned::new(cache, OwnedKind::Mount));
+            }
+            Existing::Dir { .. } if !ours => folders.blockers.push(format!(
+                "{} exists and is not a folder ollama-secure made: nginx would make it its own and its cache loader would \
+                 delete what is in it; set paths.auth_cache to a folder that does not exist yet",
+                cache.display()
+            )),
+            Existing::Dir { .. } if parent_in_memory || facts.is_mountpoint(cache) => {}
+            Existing::Dir { .. } => {
+                folders.findings.push(Finding::warning(format!(
+                    "the cache of password checks {} is on a disk again (after a reboot?): what it holds is removed, \
+                     and a tmpfs is mounted there again",
+                    cache.display()
+                )));
+                folders.steps.push(Step::final_(Action::RemoveCache { path: cache.clone() }));
+                folders.steps.extend(mount());
+                folders.owned.push(Owned::new(cache, OwnedKind::Mount));
+            }
+            _ => folders.blockers.push(format!(
+                "{} exists and is not a folder: set paths.auth_cache to a folder that does not exist yet",
+                cache.display()
+            )),
+        }
+        folders
+    }
+}
+
 impl Proxy for Nginx {
     fn kind(&self) -> ProxyKind {
         ProxyKind::Nginx
@@ -141,6 +211,7 @@ impl Proxy for Nginx {
             paths.nginx_site_link.clone(),
             paths.nginx_conf.clone(),
             paths.auth_cache.clone(),
+            paths.access_log.clone(),
         ]
     }
 
@@ -311,72 +382,8 @@ impl Proxy for Nginx {
         Vec::new()
     }
 
-    /// The cache of password checks holds credentials (base64 in its keys):
-    /// it must be a folder of ours, and in memory. We make it (0700; nginx
-    /// gives it to its workers when it loads the site), and on a disk mount
-    /// a tmpfs of our own on it; undone, it goes with what nginx put in it.
     fn folders(&self, paths: &Paths, facts: &Facts, state: Option<&State>) -> Folders {
-        let cache = &paths.auth_cache;
-        let ours = state.is_some_and(|s| s.owns(cache) || s.recorded_no_ownership());
-        let parent_in_memory = cache.parent().and_then(|p| facts.filesystem(p)) == Some(Filesystem::Memory);
-        let mut folders = Folders::default();
-        let create = || {
-            let remove = Action::RemoveTree { path: cache.clone(), unless_entries_in: None };
-            Step::undone_by(Action::CreateDir { path: cache.clone(), mode: 0o700 }, vec![remove])
-        };
-        let mount = || -> Vec<Step> {
-            let options = format!("size={},mode=0700", CACHE_SIZE);
-            let mount = Action::Run {
-                command: Command::new("mount", &["-t", "tmpfs", "-o", &options, "ollama-secure-auth"]).arg_path(cache),
-                purpose: Purpose::Mount,
-            };
-            vec![create(), Step::undone_by(mount, vec![Action::unmount(cache)])]
-        };
-        let parent = cache.parent().unwrap_or(cache);
-        if !matches!(facts.file(parent), Existing::Dir { .. }) {
-            folders.blockers.push(format!(
-                "{} is not a folder: paths.auth_cache must sit directly in a folder that exists",
-                parent.display()
-            ));
-            return folders;
-        }
-        match facts.file(cache) {
-            Existing::Missing if parent_in_memory => {
-                folders.steps.push(create());
-                folders.owned.push(Owned::new(cache, OwnedKind::Tree));
-            }
-            Existing::Missing => {
-                folders.findings.push(Finding::info(format!(
-                    "{} is on a disk, and the cache of password checks holds credentials: a private tmpfs is mounted at {} \
-                     (it is gone after a reboot; running init again mounts it again)",
-                    parent.display(),
-                    cache.display()
-                )));
-                folders.steps.extend(mount());
-                folders.owned.push(Owned::new(cache, OwnedKind::Mount));
-            }
-            Existing::Dir { .. } if !ours => folders.blockers.push(format!(
-                "{} exists and is not a folder ollama-secure made: nginx would make it its own and its cache loader would \
-                 delete what is in it; set paths.auth_cache to a folder that does not exist yet",
-                cache.display()
-            )),
-            Existing::Dir { .. } if parent_in_memory || facts.is_mountpoint(cache) => {}
-            Existing::Dir { .. } => {
-                folders.findings.push(Finding::warning(format!(
-                    "the cache of password checks {} is on a disk again (after a reboot?): what it holds is removed, \
-                     and a tmpfs is mounted there again",
-                    cache.display()
-                )));
-                folders.steps.push(Step::final_(Action::RemoveCache { path: cache.clone() }));
-                folders.steps.extend(mount());
-                folders.owned.push(Owned::new(cache, OwnedKind::Mount));
-            }
-            _ => folders.blockers.push(format!(
-                "{} exists and is not a folder: set paths.auth_cache to a folder that does not exist yet",
-                cache.display()
-            )),
-        }
-        folders
+        self.cache_folder(paths, facts, state).with_access_log(paths, facts)
     }
 
     fn owned_without_records(&self, paths: &Paths) -> Vec<Owned> {

@@ -238,6 +238,9 @@ fn shape(text: &str) -> (Vec<String>, usize, usize, usize) {
             continue;
         }
         in_users = line.starts_with("basicauth ") && line.ends_with('{');
+        // A map row that names a credential: the name is the value under test.
+        let first =
+            if first.starts_with("user:") || first.starts_with("key:") { "credential".to_string() } else { first };
         names.push(if opens_site { "site".to_string() } else { first });
     }
     names.sort();

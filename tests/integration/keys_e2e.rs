@@ -195,6 +195,31 @@ fn keys_and_roles(proxy: &'static str) {
     // Only admins sent these: a refused request never reached Ollama.
     assert!(!seen.iter().any(|s| s.path.starts_with("/api/blobs") || s.path.contains("not-a-known")), "{seen:?}");
 
+    // usage: who did what, from the access log, which holds no secret.
+    let log = std::fs::read_to_string(d.sandbox.path("log/ollama-secure.access.log")).unwrap();
+    for secret in [CI_KEY, &CI_KEY[4..], secret, ops.as_str(), BOB, ALICE, &STANDARD.encode(format!("bob:{BOB}"))] {
+        assert!(!log.contains(secret), "a secret is in the access log");
+    }
+    let usage = d.tool().args(["usage", "--json", "--answers", &d.answers]).any_stdout().run().stdout;
+    let rows: serde_json::Value = serde_json::from_str(&usage).unwrap();
+    let row = |credential: &str, endpoint: &str| {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["credential"] == credential && r["endpoint"] == endpoint)
+            .unwrap_or_else(|| panic!("no {credential} {endpoint} in {usage}"))
+            .clone()
+    };
+    assert_eq!(row("key:ci", "/api/tags")["role"], "user");
+    assert!(row("key:ci", "/api/tags")["status"]["2xx"].as_u64().unwrap() >= 3);
+    assert!(row("key:ci", "/api/pull")["status"]["4xx"].as_u64().unwrap() >= 1, "{usage}");
+    assert_eq!(row("key:ops", "/api/pull")["role"], "admin");
+    assert_eq!(row("user:alice", "/api/pull")["role"], "admin");
+    assert_eq!(row("user:bob", "/api/chat")["status"]["2xx"], 1);
+    assert!(row("(no valid credentials)", "/api/tags")["status"]["4xx"].as_u64().unwrap() >= 5);
+    let text = d.tool().args(["usage", "--answers", &d.answers]).any_stdout().run().stdout;
+    assert!(text.starts_with("credential") && text.contains("key:ops"), "{text}");
+
     // keys: list shows names and roles, never a key.
     let listed = keys(&d, &["list", "--json"]).any_stdout().run().stdout;
     let list: serde_json::Value = serde_json::from_str(&listed).unwrap();

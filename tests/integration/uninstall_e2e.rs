@@ -38,6 +38,13 @@ fn undoes_everything(proxy: &'static str, https: bool) {
     users(&["add", "carol"]);
     users(&["rotate", "carol"]);
     users(&["remove", "carol"]);
+    // Keys, roles and requests (the access log) leave nothing behind either.
+    let keys = |args: &[&str]| d.tool().args(["keys"]).args(args).args(["--answers", &d.answers]).any_output().run();
+    keys(&["add", "ci"]);
+    keys(&["rotate", "ci"]);
+    keys(&["add", "ops", "--role", "admin"]);
+    keys(&["revoke", "ci"]);
+    users(&["role", "alice", "admin"]);
     let installed = d.machine();
     assert_ne!(installed, before);
 

@@ -133,9 +133,11 @@ fn nginx_through_the_wizard_and_back_through_saved_answers() {
     s.expect("The two passwords differ").unwrap();
     answer_hidden(&mut s, "Password for alice", "the first typed password\r");
     answer_hidden(&mut s, "Repeat it", "the first typed password\r");
+    answer(&mut s, "What may alice do?", &format!("{DOWN}{ENTER}")); // admin
     answer(&mut s, "Add another user?", "y");
     answer(&mut s, "Username", "bob\r");
     answer(&mut s, "How should bob get a password?", ENTER); // generate
+    answer(&mut s, "What may bob do?", ENTER); // the user role, the default
     answer(&mut s, "Add another user?", "n");
     let rest = s.expect(Eof).unwrap();
     let wizard_text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
@@ -149,6 +151,7 @@ fn nginx_through_the_wizard_and_back_through_saved_answers() {
     assert!(!text.contains("first typed password"), "{text}");
     assert!(text.contains("password_hash: $2y$12$"), "{text}");
     assert!(text.contains("generate: true"), "bob's password was never shown, so it stays generated: {text}");
+    assert_eq!(text.matches("role: admin").count(), 1, "alice is the one admin: {text}");
     let again = Tool::new()
         .args(["init", "--dry-run", "--answers", saved.to_str().unwrap()])
         .any_stdout()
@@ -172,6 +175,7 @@ fn caddy_through_the_wizard_from_defaults() {
     answer(&mut s, "Where Ollama listens", ENTER);
     answer(&mut s, "Username", ENTER); // default "ollama"
     answer(&mut s, "How should ollama get a password?", ENTER);
+    answer(&mut s, "What may ollama do?", ENTER);
     answer(&mut s, "Add another user?", ENTER); // default no
     let rest = s.expect(Eof).unwrap();
     let text = String::from_utf8_lossy(rest.as_bytes()).replace("\r\n", "\n");
@@ -205,6 +209,7 @@ fn a_default_domain_is_kept_with_enter_and_cleared_with_backspace() {
         answer(&mut s, "Where Ollama listens", ENTER);
         answer(&mut s, "Username", ENTER);
         answer(&mut s, "How should ollama get a password?", ENTER);
+        answer(&mut s, "What may ollama do?", ENTER);
         answer(&mut s, "Add another user?", ENTER);
         let rest = s.expect(Eof).unwrap();
         String::from_utf8_lossy(rest.as_bytes()).into_owned()
@@ -279,6 +284,7 @@ fn declining_the_final_question_changes_nothing() {
     answer(&mut s, "Where Ollama listens", ENTER);
     answer(&mut s, "Username", ENTER);
     answer(&mut s, "How should ollama get a password?", ENTER);
+    answer(&mut s, "What may ollama do?", ENTER);
     answer(&mut s, "Add another user?", ENTER);
     s.expect("Steps (see them in full with --dry-run):").unwrap();
     answer(&mut s, "Apply these changes?", ENTER); // the default is no
