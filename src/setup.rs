@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::access::{Access, ApiKey, KeyRecord};
+use crate::access::{Access, ApiKey, KeyRecord, Role};
 use crate::config::{Config, KeySource, KeySpec, PasswordSource};
 use crate::credentials::{self, Entropy};
 use crate::error::Result;
@@ -134,6 +134,9 @@ pub struct Installed {
     pub users: Option<Users>,
     pub keys: Option<Users>,
     pub access: Access,
+    /// The users file was installed by a version without roles, when every
+    /// user could manage models.
+    pub before_roles: bool,
 }
 
 impl Installed {
@@ -148,8 +151,10 @@ impl Installed {
         };
         let users = read(module.users_file(paths), module.users_format())?;
         let keys = read(module.keys_file(paths), module.keys_format())?;
-        let access = facts.state(paths)?.map(|s| s.access).unwrap_or_default();
-        Ok(Installed { users, keys, access })
+        let state = facts.state(paths)?;
+        let before_roles = users.is_some() && state.as_ref().is_some_and(|s| s.access.is_none());
+        let access = state.and_then(|s| s.access).unwrap_or_default();
+        Ok(Installed { users, keys, access, before_roles })
     }
 }
 
@@ -164,6 +169,9 @@ pub struct Resolution {
     pub kept: Vec<Username>,
     /// Installed keys the answers do not list: kept, and named.
     pub kept_keys: Vec<Username>,
+    /// Users installed before roles existed (who could do all) that now
+    /// have the user role.
+    pub narrowed: Vec<Username>,
     /// Every answered user's hash, for `--save-answers`.
     pub hashes: Vec<(Username, String)>,
     /// Every answered key's line (`ID:BCRYPT`), for `--save-answers`.
@@ -209,6 +217,9 @@ pub fn from_config(
                 }
             }
         };
+        if installed.before_roles && spec.role == Role::User && users.get(&spec.username).is_some() {
+            resolution.narrowed.push(spec.username.clone());
+        }
         users.set(&spec.username, &hash);
         access.roles.insert(spec.username.clone(), spec.role);
         resolution.hashes.push((spec.username.clone(), hash));
@@ -218,6 +229,9 @@ pub fn from_config(
         .filter(|e| !config.users.iter().any(|u| u.username == e.username))
         .map(|e| e.username.clone())
         .collect();
+    if installed.before_roles {
+        resolution.narrowed.extend(resolution.kept.iter().cloned());
+    }
     // Roles of users that are gone (removed by hand) go with them.
     access.roles.retain(|name, _| users.get(name).is_some());
     let mut keys = installed.keys.unwrap_or_else(|| Users::new(proxy.keys_format()));

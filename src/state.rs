@@ -75,10 +75,10 @@ pub struct State {
     /// The setup's settings; absent in state files of version 1.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settings: Option<Settings>,
-    /// Users' roles and the API keys' records (never a key). Absent before
-    /// keys existed: every user then has the user role.
-    #[serde(default)]
-    pub access: crate::access::Access,
+    /// Users' roles and the API keys' records (never a key). Absent in
+    /// states written before roles existed, when every user could do all.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<crate::access::Access>,
     #[serde(default)]
     pub files: Vec<FileRecord>,
     #[serde(default)]
@@ -132,7 +132,7 @@ impl State {
             version: VERSION,
             proxy: settings.proxy,
             settings: Some(settings.clone()),
-            access: crate::access::Access::default(),
+            access: None,
             files: Vec::new(),
             links: Vec::new(),
             dirs: Vec::new(),

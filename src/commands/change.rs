@@ -51,6 +51,16 @@ pub fn installed_setup(system: &dyn System, installed: &super::Installed) -> Res
     Ok((Setup { settings, users, keys, access: found.access }, facts))
 }
 
+/// The installed setup, for a list. stdout stays the plain list: the word
+/// about an interrupted run (what `now` is then about) goes to stderr.
+pub fn setup_to_list(system: &dyn System, setup_args: &SetupArgs, now: &str) -> Result<Setup> {
+    let installed = super::find_installed(system, setup_args.answers.as_deref())?;
+    if let Some(warning) = super::journal_warning_at(system, &installed.paths.journal, now) {
+        eprintln!("{warning}");
+    }
+    installed_setup(system, &installed).map(|(setup, _)| setup)
+}
+
 /// Changes the installed setup with `edit` and applies it (or, with
 /// `dry_run`, prints the plan). Returns the new setup and whether the
 /// proxy runs, for the command's own proof afterwards.

@@ -153,6 +153,17 @@ fn apply_plan(system: &dyn System, plan: &Plan, journal: &crate::journal::Journa
     Ok(())
 }
 
+fn print_narrowed(resolution: &setup::Resolution) {
+    if resolution.narrowed.is_empty() {
+        return;
+    }
+    let names: Vec<&str> = resolution.narrowed.iter().map(|n| n.as_str()).collect();
+    println!(
+        "warning: {} could manage models before this version; now the user role (inference and reading):          give `role: admin` in the answers (or `ollama-secure users role NAME admin`) to whoever must pull, create          or delete models\n",
+        names.join(", ")
+    );
+}
+
 fn print_kept(resolution: &setup::Resolution) {
     if resolution.kept.is_empty() {
         return;
@@ -179,6 +190,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     let plan = plan::for_setup(&setup, &facts, Goal::Init { install: config.install })?;
     println!("{}\n", headline(&config));
     print_kept(&resolution);
+    print_narrowed(&resolution);
     if args.dry_run {
         if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
             println!("{warning}\n");
@@ -208,7 +220,10 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     apply_plan(system, &plan, &journal)?;
     // Shown before the journal ends: a run killed before this is undone by
     // the next one, so no generated hash stays whose secret nobody saw.
-    super::print_generated(&resolution, &setup.access, &setup.settings.site.public_url());
+    super::print_generated(&resolution, &setup.access);
+    if !plan.is_empty() {
+        super::print_how_to_connect(&setup);
+    }
     journal.commit()?;
     if let Some(path) = &args.save_answers {
         save_answers(system, path, &answers.with_hashes(&resolution, true))?;

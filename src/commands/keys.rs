@@ -31,12 +31,7 @@ pub fn run(command: KeysCommand, system: &dyn System) -> Result<()> {
 }
 
 fn list(system: &dyn System, setup: &SetupArgs, json: bool) -> Result<()> {
-    let installed = super::find_installed(system, setup.answers.as_deref())?;
-    let now = "this list is the keys as that run left them";
-    if let Some(warning) = super::journal_warning_at(system, &installed.paths.journal, now) {
-        eprintln!("{warning}");
-    }
-    let (setup, _) = super::change::installed_setup(system, &installed)?;
+    let setup = super::change::setup_to_list(system, setup, "this list is the keys as that run left them")?;
     if json {
         println!("{}", serde_json::to_string(&setup.access.keys).expect("records serialize"));
         return Ok(());

@@ -65,6 +65,6 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
             _ => {}
         }
     }
-    super::print_generated(&resolution, &setup.access, &setup.settings.site.public_url());
+    super::print_generated(&resolution, &setup.access);
     Ok(())
 }

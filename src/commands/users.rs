@@ -46,13 +46,7 @@ pub fn run(command: UsersCommand, system: &dyn System) -> Result<()> {
 }
 
 fn list(system: &dyn System, setup: &SetupArgs, json: bool) -> Result<()> {
-    let installed = super::find_installed(system, setup.answers.as_deref())?;
-    // stdout stays the plain list; the word about an interrupted run goes to stderr.
-    let now = "this list is the users file as that run left it";
-    if let Some(warning) = super::journal_warning_at(system, &installed.paths.journal, now) {
-        eprintln!("{warning}");
-    }
-    let (setup, _) = super::change::installed_setup(system, &installed)?;
+    let setup = super::change::setup_to_list(system, setup, "this list is the users file as that run left it")?;
     let users: Vec<(&Username, Role)> =
         setup.users.entries().map(|e| (&e.username, setup.access.role_of_user(&e.username))).collect();
     if json {

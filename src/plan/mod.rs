@@ -142,7 +142,7 @@ fn certificate_present(setup: &Setup, facts: &Facts) -> bool {
 fn record_state(setup: &Setup, facts: &Facts, previous: Option<State>, steps: &[Step], folders: &Folders) -> State {
     let mut state = previous.unwrap_or_else(|| State::new(&setup.settings));
     state.settings = Some(setup.settings.clone());
-    state.access = setup.access.clone();
+    state.access = Some(setup.access.clone());
     let paths = &setup.settings.paths;
     if state.recorded_no_ownership() {
         setup.proxy().owned_without_records(paths).into_iter().for_each(|owned| state.note_owned(owned));

@@ -520,3 +520,29 @@ fn certbots_folders_made_for_us_go_with_the_last_certificate() {
         "after `certbot delete`, the config folder last"
     );
 }
+
+/// A users file from before roles: the users it keeps, and those the answers
+/// list without `role: admin`, are named, since they could manage models.
+#[test]
+fn users_from_before_roles_are_told_they_lost_model_management() {
+    let users = crate::userfile::Users::parse(
+        "alice:$2y$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\nbob:$2y$04$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234\n",
+        crate::userfile::Format::Htpasswd,
+        "u",
+    )
+    .unwrap();
+    let installed = |before_roles| crate::setup::Installed {
+        users: users.clone(),
+        keys: None,
+        access: crate::access::Access::default(),
+        before_roles,
+    };
+    let narrowed = |yaml: &str, before_roles| {
+        let (_, resolution) =
+            crate::setup::from_config(&config(yaml), installed(before_roles), "now", &mut SeededEntropy(1)).unwrap();
+        resolution.narrowed.iter().map(|n| n.to_string()).collect::<Vec<_>>()
+    };
+    assert_eq!(narrowed(NGINX, true), ["alice", "bob"]);
+    assert_eq!(narrowed(&NGINX.replace("}]", ", role: admin}]"), true), ["bob"]);
+    assert!(narrowed(NGINX, false).is_empty(), "a state with roles recorded has nothing to say");
+}

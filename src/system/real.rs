@@ -15,30 +15,31 @@ use crate::plan::{Command, Output};
 
 pub struct RealSystem;
 
-/// Reads a whole regular file, refusing one larger than `limit`.
-/// The last `limit` bytes of a regular file (a log), never following a
-/// final link: a log grows without bound, its end is what is recent.
-pub fn read_tail(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    use std::io::{Seek, SeekFrom};
-    let mut file =
-        OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK).open(path)?;
+/// A regular file opened for reading, never through a final link, never
+/// blocking on a FIFO.
+fn open_regular(path: &Path) -> io::Result<(std::fs::File, std::fs::Metadata)> {
+    let file = OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK).open(path)?;
     let meta = file.metadata()?;
     if !meta.is_file() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
     }
+    Ok((file, meta))
+}
+
+/// The last `limit` bytes of a regular file (a log): a log grows without
+/// bound, and its end is what is recent.
+pub fn read_tail(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
+    use std::io::{Seek, SeekFrom};
+    let (mut file, meta) = open_regular(path)?;
     file.seek(SeekFrom::Start(meta.len().saturating_sub(limit)))?;
     let mut content = Vec::new();
     Read::by_ref(&mut file).take(limit).read_to_end(&mut content)?;
     Ok(content)
 }
 
+/// Reads a whole regular file, refusing one larger than `limit`.
 pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let mut file =
-        OpenOptions::new().read(true).custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK).open(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
-    }
+    let (mut file, meta) = open_regular(path)?;
     if meta.len() > limit {
         return Err(io::Error::new(
             io::ErrorKind::InvalidData,

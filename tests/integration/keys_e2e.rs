@@ -30,7 +30,10 @@ const INFERENCE: &[(&str, &str, &str)] = &[
     ("POST", "/api/show", r#"{"model":"tinyllama:latest"}"#),
     ("POST", "/api/chat", r#"{"model":"tinyllama:latest","messages":[{"role":"user","content":"hi"}],"stream":false}"#),
     ("POST", "/api/generate", r#"{"model":"tinyllama:latest","prompt":"hi","stream":false}"#),
+    ("POST", "/api/embed", r#"{"model":"tinyllama:latest","input":"hi"}"#),
+    ("POST", "/api/embeddings", r#"{"model":"tinyllama:latest","prompt":"hi"}"#),
     ("GET", "/v1/models", ""),
+    ("POST", "/v1/embeddings", r#"{"model":"tinyllama:latest","input":"hi"}"#),
     ("POST", "/v1/chat/completions", r#"{"model":"tinyllama:latest","messages":[{"role":"user","content":"hi"}]}"#),
 ];
 

@@ -357,6 +357,15 @@ fn handle(
             ]});
             (200, json, body.to_string().into_bytes())
         }
+        ("POST", "/api/embed") => {
+            (200, json, format!("{{\"model\":\"{MODEL}\",\"embeddings\":[[0.1,0.2,0.3]]}}").into_bytes())
+        }
+        ("POST", "/api/embeddings") => (200, json, b"{\"embedding\":[0.1,0.2,0.3]}".to_vec()),
+        ("POST", "/v1/embeddings") => {
+            let body = serde_json::json!({"object": "list", "model": MODEL,
+                "data": [{"object": "embedding", "index": 0, "embedding": [0.1, 0.2, 0.3]}]});
+            (200, json, body.to_string().into_bytes())
+        }
         ("POST", "/v1/chat/completions") => {
             record(200);
             return openai_chat(stream, request);
