@@ -230,6 +230,12 @@ impl Deployment {
     pub fn machine(&self) -> BTreeMap<String, String> {
         let mut all = super::tree(self.sandbox.root());
         all.retain(|k, _| k != "answers.yaml" && k != "pebble" && !k.starts_with("pebble/"));
+        // The proxy appends to our access log after it answered, so a line
+        // may land after a test took its picture: its being there counts,
+        // not its lines.
+        if let Some(log) = all.get_mut("log/ollama-secure.access.log") {
+            *log = "(the access log)".to_string();
+        }
         all
     }
 
