@@ -11,11 +11,11 @@ use crate::access::Role;
 #[command(
     name = "ollama-secure",
     version,
-    about = "Put a password (and HTTPS) in front of an Ollama server, with nginx or Caddy.",
-    long_about = "Put a password (and, when asked, HTTPS) in front of an Ollama server, with nginx or Caddy.\n\n\
+    about = "Put passwords and API keys (and HTTPS) in front of an Ollama server, with nginx or Caddy.",
+    long_about = "Put passwords and API keys (and, when asked, HTTPS) in front of an Ollama server, with nginx or Caddy.\n\n\
         Ollama listens on 127.0.0.1:11434 without authentication. ollama-secure renders a reverse-proxy \
-        configuration with HTTP Basic Auth, installs it safely (backups, validation, rollback) and checks \
-        that it works.",
+        configuration with HTTP Basic Auth for users, Bearer or X-API-Key for API keys, and roles that keep \
+        model management to admins; installs it safely (backups, validation, rollback) and checks that it works.",
     after_help = "Exit codes: 0 success; 1 failed (changes rolled back); 2 bad input (nothing changed); \
         3 a check found a problem (after init: the changes were applied); 4 rollback incomplete (look at the listed files); \
         130 interrupted (changes rolled back)."
