@@ -83,10 +83,27 @@ pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'s
         }
         minijinja::escape_formatter(out, state, value)
     });
+    env.add_filter("regex_escape", regex_escape);
     for (name, source) in templates {
         env.add_template(name, source).expect("templates parse");
     }
     env
+}
+
+/// A credential's name (`user:NAME`, `key:ID`) as a regex that matches it
+/// exactly: `.` and `+`, which usernames may hold, are escaped. Anything
+/// outside the validated alphabet is refused, since the backslashes make
+/// the result bypass the formatter's check.
+fn regex_escape(value: &str) -> Result<Value, minijinja::Error> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || "._@+:-".contains(c);
+    if let Some(bad) = value.chars().find(|c| !allowed(*c)) {
+        return Err(minijinja::Error::new(
+            ErrorKind::InvalidOperation,
+            format!("refusing to write {value:?} into a config file: it contains {bad:?}"),
+        ));
+    }
+    let escaped: String = value.chars().flat_map(|c| if ".+".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
+    Ok(Value::from_safe_string(escaped))
 }
 
 pub fn render_template(env: &Environment, name: &str, ctx: &Value) -> Result<String> {

@@ -18,7 +18,7 @@ const BOB: &str = "bob's password is long enough";
 /// A key brought in from outside (`key_env`), in the format `keys new` prints.
 pub const CI_KEY: &str = "osk_Y2lrZXkwMDAwMDAwOmNpc2VjcmV0Y2lzZWNyZXRjaXNlY3JldGNpc2VjcmV0eHg=";
 pub const CREDENTIALS: &str = "  - {username: alice, password_env: ALICE_PASSWORD, role: admin}\n  \
-     - {username: bob, password_env: BOB_PASSWORD}\napi_keys:\n  \
+     - {username: bob, password_env: BOB_PASSWORD}\n  - {username: Alice, password_env: ALICE_PASSWORD}\napi_keys:\n  \
      - {name: ci, key_env: CI_KEY}\n  - {name: ops, role: admin, generate: true}\n";
 
 /// Every endpoint the user role reaches, with a request that Ollama answers.
@@ -186,6 +186,13 @@ fn keys_and_roles(proxy: &'static str) {
             assert_eq!(got, 404, "{method} {path} for an admin: {text}");
         }
     }
+    // `Alice` is not `alice`: nginx compares plain map strings ignoring case.
+    assert_eq!(send(&d, "POST", "/api/pull", "{}", &Credential::Basic("Alice", ALICE)).0, 403);
+    assert_eq!(send(&d, "GET", "/api/tags", "", &Credential::Basic("Alice", ALICE)).0, 200);
+    // The scheme's name is case-insensitive; a key sent as a Basic username is refused.
+    let lower = d.client().get(d.url("/api/tags")).header("Authorization", format!("bearer {CI_KEY}")).send().unwrap();
+    assert_eq!(lower.status().as_u16(), 200);
+    assert_eq!(status(&d, "/api/tags", &Credential::Basic(CI_KEY, "")), 401);
     // Without credentials nothing passes, management or not.
     assert_eq!(send(&d, "POST", "/api/pull", "{}", &Credential::Header("")).0, 401);
 
@@ -199,9 +206,16 @@ fn keys_and_roles(proxy: &'static str) {
     assert!(!seen.iter().any(|s| s.path.starts_with("/api/blobs") || s.path.contains("not-a-known")), "{seen:?}");
 
     // usage: who did what, from the access log, which holds no secret.
-    let log = std::fs::read_to_string(d.sandbox.path("log/ollama-secure.access.log")).unwrap();
-    for secret in [CI_KEY, &CI_KEY[4..], secret, ops.as_str(), BOB, ALICE, &STANDARD.encode(format!("bob:{BOB}"))] {
-        assert!(!log.contains(secret), "a secret is in the access log");
+    let mut logs = String::new();
+    for entry in std::fs::read_dir(d.sandbox.path("log")).unwrap() {
+        logs.push_str(&std::fs::read_to_string(entry.unwrap().path()).unwrap_or_default());
+    }
+    assert!(logs.contains("\"credential\":\"key:ci\"") || logs.contains("key:ci user"), "no access log read");
+    let key_as_user = STANDARD.encode(format!("{CI_KEY}:"));
+    for secret in
+        [CI_KEY, &CI_KEY[4..], secret, ops.as_str(), BOB, ALICE, &STANDARD.encode(format!("bob:{BOB}")), &key_as_user]
+    {
+        assert!(!logs.contains(secret), "a secret is in a log of the sandbox");
     }
     let usage = d.tool().args(["usage", "--json", "--answers", &d.answers]).any_stdout().run().stdout;
     let rows: serde_json::Value = serde_json::from_str(&usage).unwrap();
