@@ -94,20 +94,20 @@ fn no_credentials(r: &Replies, o: &Options) -> Outcome {
 
 fn wrong_password(r: &Replies, o: &Options) -> Outcome {
     const NAME: &str = "wrong_password";
-    let title = if o.uses_key() { "with a wrong or revoked key" } else { "with a wrong password" };
-    const TITLE: &str = "";
-    let outcome = match &r.wrong_password {
-        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
-        Ok(reply) if reply.status == 401 => Outcome::new(NAME, TITLE, Status::Pass, "401"),
-        Ok(reply) if (200..300).contains(&reply.status) => Outcome::new(
-            NAME,
-            TITLE,
-            Status::Fail,
-            format!("{}: a wrong password is accepted", status_text(reply.status)),
-        ),
-        Ok(reply) => unexpected(NAME, TITLE, reply, 401, r, o),
+    let (title, accepted) = if o.uses_key() {
+        ("with a wrong or revoked key", "a wrong key is accepted")
+    } else {
+        ("with a wrong password", "a wrong password is accepted")
     };
-    took(Outcome { title, ..outcome }, &r.wrong_password)
+    let outcome = match &r.wrong_password {
+        Err(why) => Outcome::new(NAME, title, Status::Fail, why.clone()),
+        Ok(reply) if reply.status == 401 => Outcome::new(NAME, title, Status::Pass, "401"),
+        Ok(reply) if (200..300).contains(&reply.status) => {
+            Outcome::new(NAME, title, Status::Fail, format!("{}: {accepted}", status_text(reply.status)))
+        }
+        Ok(reply) => unexpected(NAME, title, reply, 401, r, o),
+    };
+    took(outcome, &r.wrong_password)
 }
 
 fn version(r: &Replies, o: &Options) -> Outcome {
