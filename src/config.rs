@@ -44,6 +44,17 @@ pub enum KeySource {
     Generate,
 }
 
+impl KeySource {
+    /// The key's ID, when the answers give the key (not for `generate`).
+    pub fn id(&self) -> Option<&Username> {
+        match self {
+            KeySource::Given(key) => Some(&key.id),
+            KeySource::Hash { id, .. } => Some(id),
+            KeySource::Generate => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeySpec {
     pub name: Username,
@@ -406,14 +417,7 @@ fn keys(answers: &Answers, secrets: &dyn SecretSource, p: &mut Problems) -> Vec<
         if keys.iter().any(|k| k.name == spec.name) {
             p.add(&format!("{field}.name"), format_args!("{:?} appears twice", spec.name.as_str()));
         }
-        let same_id = |k: &KeySpec| match (&k.key, &spec.key) {
-            (KeySource::Given(a), KeySource::Given(b)) => a.id == b.id,
-            (KeySource::Hash { id: a, .. }, KeySource::Hash { id: b, .. }) => a == b,
-            (KeySource::Given(a), KeySource::Hash { id: b, .. })
-            | (KeySource::Hash { id: b, .. }, KeySource::Given(a)) => a.id == *b,
-            _ => false,
-        };
-        if keys.iter().any(same_id) {
+        if spec.key.id().is_some() && keys.iter().any(|k| k.key.id() == spec.key.id()) {
             p.add(&field, "the same key is given twice (its ID is already used by another entry)");
         }
         keys.push(spec);

@@ -150,10 +150,8 @@ struct SiteContext {
     timeout: u64,
     https: Option<HttpsContext>,
     port: u16,
-    /// `user:NAME` and `key:ID` of the credentials with the admin role.
-    admins: Vec<String>,
+    /// Every credential: how the proxies name it, its role, how logs name it.
     credentials: Vec<CredentialContext>,
-    key_names: Vec<KeyName>,
     access_log: String,
     user_endpoints: &'static [&'static str],
     user_prefixes: &'static [&'static str],
@@ -199,14 +197,7 @@ pub fn site_context(setup: &Setup) -> Value {
         timeout: site.timeout_secs,
         https,
         port: site.port,
-        admins: admins(setup),
         credentials: credentials(setup),
-        key_names: setup
-            .access
-            .keys
-            .iter()
-            .map(|k| KeyName { id: format!("key:{}", k.id), name: format!("key:{}", k.name) })
-            .collect(),
         access_log: path_text(&setup.settings.paths.access_log),
         user_endpoints: crate::access::USER_ENDPOINTS,
         user_prefixes: crate::access::USER_PREFIXES,
@@ -223,16 +214,6 @@ pub fn user_lines(setup: &Setup) -> Value {
 /// The keys' lines, checked like the users' (`userfile`).
 pub fn key_lines(setup: &Setup) -> Value {
     Value::from(setup.keys.lines().into_iter().map(Value::from_safe_string).collect::<Vec<_>>())
-}
-
-/// The credentials with the admin role, as the proxies name them after a
-/// check: `user:NAME` and `key:ID`. Every other credential has the user role.
-fn admins(setup: &Setup) -> Vec<String> {
-    let users = setup.users.entries().filter(|e| setup.access.role_of_user(&e.username) == crate::access::Role::Admin);
-    let users = users.map(|e| format!("user:{}", e.username));
-    let keys =
-        setup.access.keys.iter().filter(|k| k.role == crate::access::Role::Admin).map(|k| format!("key:{}", k.id));
-    users.chain(keys).collect()
 }
 
 /// Every credential as the proxies name it after a check (`user:NAME`,
@@ -256,12 +237,6 @@ struct CredentialContext {
     id: String,
     role: &'static str,
     who: String,
-}
-
-#[derive(Serialize)]
-struct KeyName {
-    id: String,
-    name: String,
 }
 
 /// The answer to a `user` credential on an admin endpoint: Ollama's error shape.

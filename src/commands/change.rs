@@ -11,7 +11,7 @@ use crate::facts::{self, Facts, Probe};
 use crate::fields;
 use crate::plan::{self, Goal, describe};
 use crate::setup::{Installed, Settings, Setup};
-use crate::system::System;
+use crate::system::{Credentials, System};
 
 /// What a command made of the model.
 pub struct Edited {
@@ -116,4 +116,30 @@ pub fn run(
     // the next one, so no generated hash stays whose secret nobody saw.
     journal.commit()?;
     Ok(Some((setup, facts.proxy_running)))
+}
+
+/// The changed credential gets 200 at the site, asked on this machine;
+/// `say` prints the proof (stdout, or stderr where stdout is JSON).
+pub fn prove(
+    system: &dyn System,
+    setup: &Setup,
+    who: &str,
+    credentials: Credentials,
+    say: impl Fn(&str),
+) -> Result<()> {
+    let site = &setup.settings.site;
+    let url = site.public_url();
+    let request = facts::site_request(&url, site.local_address())
+        .ok_or_else(|| Error::failed(format!("{url} is not a URL")))?
+        .credentials(Some(credentials));
+    match system.http(&request) {
+        Ok(reply) if reply.status == 200 => {
+            say(&format!("Checked: {who} gets 200 at {url}."));
+            Ok(())
+        }
+        Ok(reply) => {
+            Err(Error::check_failed(format!("the change was applied, but {who} gets {} at {url}", reply.status)))
+        }
+        Err(why) => Err(Error::check_failed(format!("the change was applied, but {url} could not be checked: {why}"))),
+    }
 }

@@ -8,7 +8,7 @@ use crate::credentials::{self, OsEntropy};
 use crate::error::{Error, Problem, Result};
 use crate::fields::Username;
 use crate::setup::Setup;
-use crate::system::System;
+use crate::system::{Credentials, System};
 
 pub fn run(command: KeysCommand, system: &dyn System) -> Result<()> {
     match command {
@@ -114,27 +114,12 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, json:
         Ok(super::change::Edited { done, generated, dry_run_note, json })
     })?;
     match (changed, &made) {
-        (Some((setup, true)), Some(key)) => prove_key(system, &setup, &name, key),
-        _ => Ok(()),
-    }
-}
-
-/// The new key gets 200 at the site, asked on this machine.
-fn prove_key(system: &dyn System, setup: &Setup, name: &Username, key: &ApiKey) -> Result<()> {
-    let site = &setup.settings.site;
-    let url = site.public_url();
-    let request = crate::facts::site_request(&url, site.local_address())
-        .ok_or_else(|| Error::failed(format!("{url} is not a URL")))?
-        .bearer(&key.text());
-    match system.http(&request) {
-        Ok(reply) if reply.status == 200 => {
-            eprintln!("Checked: the key {name} gets 200 at {url}.");
-            Ok(())
+        // On stderr: with --json, stdout holds only the key.
+        (Some((setup, true)), Some(key)) => {
+            super::change::prove(system, &setup, &format!("the key {name}"), Credentials::Bearer(key.text()), |line| {
+                eprintln!("{line}")
+            })
         }
-        Ok(reply) => Err(Error::check_failed(format!(
-            "the change was applied, but the key {name} gets {} at {url}",
-            reply.status
-        ))),
-        Err(why) => Err(Error::check_failed(format!("the change was applied, but {url} could not be checked: {why}"))),
+        _ => Ok(()),
     }
 }

@@ -5,11 +5,10 @@ use crate::access::Role;
 use crate::cli::{PasswordArgs, SetupArgs, UsersCommand};
 use crate::credentials::{self, OsEntropy};
 use crate::error::{Error, Problem, Result};
-use crate::facts;
 use crate::fields::{self, Username};
 use crate::secret::Secret;
 use crate::setup::Setup;
-use crate::system::System;
+use crate::system::{Credentials, System};
 
 /// The new password: from the environment, a file, or generated (the default).
 fn new_password(args: &PasswordArgs) -> Result<(Secret, bool)> {
@@ -122,7 +121,13 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
         Ok(edited(format!("{verb} {name}."), generated.map(|lines| (name.to_string(), lines))))
     })?;
     match (changed, &new_secret) {
-        (Some((setup, true)), Some((secret, _))) => prove_login(system, &setup, &name, secret),
+        (Some((setup, true)), Some((secret, _))) => super::change::prove(
+            system,
+            &setup,
+            name.as_str(),
+            Credentials::Basic(name.to_string(), secret.clone()),
+            |line| println!("{line}"),
+        ),
         _ => Ok(()),
     }
 }
@@ -132,23 +137,4 @@ fn edited(done: String, generated: Option<(String, String)>) -> super::change::E
         .as_ref()
         .map(|(who, _)| format!("A password will be generated for {who} (shown once, when applied)."));
     super::change::Edited { done, generated, dry_run_note, json: false }
-}
-
-/// The changed password gets 200 at the site, asked on this machine.
-fn prove_login(system: &dyn System, setup: &Setup, name: &Username, secret: &Secret) -> Result<()> {
-    let site = &setup.settings.site;
-    let url = site.public_url();
-    let request = facts::site_request(&url, site.local_address())
-        .ok_or_else(|| Error::failed(format!("{url} is not a URL")))?
-        .basic_auth(name, secret);
-    match system.http(&request) {
-        Ok(reply) if reply.status == 200 => {
-            println!("Checked: {name} gets 200 at {url}.");
-            Ok(())
-        }
-        Ok(reply) => {
-            Err(Error::check_failed(format!("the change was applied, but {name} gets {} at {url}", reply.status)))
-        }
-        Err(why) => Err(Error::check_failed(format!("the change was applied, but {url} could not be checked: {why}"))),
-    }
 }
