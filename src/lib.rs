@@ -5,6 +5,7 @@
 //! rest is pure. ARCHITECTURE.md draws the pipeline.
 
 pub mod access;
+pub mod advisories;
 pub mod answers;
 pub mod apply;
 pub mod certbot;

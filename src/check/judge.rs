@@ -118,10 +118,7 @@ fn version(r: &Replies, o: &Options) -> Outcome {
         Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
         Ok(reply) => reply,
     };
-    let version = serde_json::from_str::<serde_json::Value>(&reply.body)
-        .ok()
-        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_string));
-    let outcome = match (reply.status, version) {
+    let outcome = match (reply.status, reported_version(reply)) {
         (200, Some(version)) => Outcome::new(NAME, TITLE, Status::Pass, format!("200, Ollama {version}")),
         (200, None) => Outcome::new(NAME, TITLE, Status::Fail, "200, but the answer is not Ollama's /api/version"),
         (401, _) if o.uses_key() => Outcome::new(NAME, TITLE, Status::Fail, "401: the key is refused")
@@ -137,6 +134,43 @@ fn version(r: &Replies, o: &Options) -> Outcome {
         _ => unexpected(NAME, TITLE, reply, 200, r, o),
     };
     took(Outcome { title, ..outcome }, &r.version)
+}
+
+/// The version in Ollama's answer to `/api/version`.
+fn reported_version(reply: &HttpReply) -> Option<String> {
+    serde_json::from_str::<serde_json::Value>(&reply.body)
+        .ok()
+        .and_then(|v| v.get("version").and_then(|v| v.as_str()).map(str::to_string))
+}
+
+/// Known critical advisories of the Ollama behind the proxy. A version
+/// that cannot be read was already failed by `version`: skipped here.
+fn advisories(r: &Replies) -> Outcome {
+    const NAME: &str = "advisories";
+    const TITLE: &str = "Ollama without known critical advisories";
+    let Some(version) = r.version.as_ref().ok().filter(|reply| reply.status == 200).and_then(reported_version) else {
+        return Outcome::new(NAME, TITLE, Status::Skip, "the version is not known");
+    };
+    match crate::advisories::judge(&version) {
+        crate::advisories::Verdict::Clean => {
+            Outcome::new(NAME, TITLE, Status::Pass, format!("none known for Ollama {version}"))
+        }
+        crate::advisories::Verdict::Unknown(why) => {
+            Outcome::new(NAME, TITLE, Status::Skip, format!("Ollama {version} is {why}: not judged"))
+        }
+        crate::advisories::Verdict::Affected(found) => {
+            let list: Vec<String> =
+                found.iter().map(|a| format!("{} ({}; fixed in {})", a.id, a.summary, a.fixed_in)).collect();
+            let upgrade_to = found.iter().map(|a| a.fixed_in).next_back().unwrap_or_default();
+            Outcome::new(NAME, TITLE, Status::Fail, format!("Ollama {version} is affected by {}", list.join(", ")))
+                .hint(format!(
+                    "Upgrade Ollama to {upgrade_to} or later: `curl -fsSL https://ollama.com/install.sh | sh` \
+                     (Linux), `docker pull ollama/ollama` and re-create the container (Docker), or `brew upgrade \
+                     ollama` (macOS). Until then keep model management to the admin role: the user role cannot \
+                     reach /api/create or /api/push through this proxy."
+                ))
+        }
+    }
 }
 
 fn models(r: &Replies, o: &Options) -> Outcome {
@@ -303,7 +337,10 @@ pub fn exposure(listeners: &[Listener], port: u16) -> Outcome {
     .hint(format!(
         "Make Ollama listen on loopback only: set OLLAMA_HOST=127.0.0.1:{port}.\n\
              With systemd: `systemctl edit ollama`, add\n  [Service]\n  Environment=\"OLLAMA_HOST=127.0.0.1:{port}\"\n\
-             then `systemctl restart ollama`."
+             then `systemctl restart ollama`.\n\
+             With Docker: publish the port on loopback only, `docker run ... -p 127.0.0.1:{port}:11434 ollama/ollama` \
+             (a bare `-p {port}:11434` listens on every address, past the host's firewall).\n\
+             Started by hand: `OLLAMA_HOST=127.0.0.1:{port} ollama serve`."
     ))
 }
 
@@ -372,6 +409,7 @@ pub fn judge(r: &Replies, o: &Options) -> Vec<Outcome> {
     let host = host_header(r, o, &version);
     checks.extend([
         version,
+        advisories(r),
         models(r, o),
         role(r),
         host,
@@ -424,7 +462,7 @@ mod tests {
         Replies {
             no_credentials: reply(401, &[("www-authenticate", "Basic realm=\"Ollama\"")], ""),
             wrong_password: reply(401, &[], ""),
-            version: reply(200, &[], "{\"version\":\"0.13.0\"}"),
+            version: reply(200, &[], "{\"version\":\"0.17.1\"}"),
             models: reply(200, &[], "{\"models\":[{\"name\":\"tinyllama:latest\"}]}"),
             large_body: reply(404, &[], "{\"error\":\"model 'ollama-secure-check-nonexistent' not found\"}"),
             role: reply(403, &[], &format!("{{\"error\":\"{}\"}}", crate::access::NEEDS_ADMIN)),
@@ -451,6 +489,7 @@ mod tests {
                 "no_credentials",
                 "wrong_password",
                 "version",
+                "advisories",
                 "models",
                 "role",
                 "host_header",
@@ -485,6 +524,7 @@ mod tests {
             ("version", |r| r.version = reply(502, &[], ""), "cannot reach Ollama"),
             ("version", |r| r.version = reply(200, &[], "<html>"), "not Ollama's /api/version"),
             ("host_header", |r| r.version = reply(403, &[], ""), "header_up Host"),
+            ("advisories", |r| r.version = reply(200, &[], "{\"version\":\"0.17.0\"}"), "Upgrade Ollama to 0.17.1"),
             ("models", |r| r.models = reply(200, &[], "nope"), "not Ollama's model list"),
             ("large_body", |r| r.large_body = reply(413, &[], ""), "client_max_body_size 0"),
             ("role", |r| r.role = reply(200, &[], ""), "expected the proxy's 403 (user role) or Ollama's 404"),

@@ -51,7 +51,15 @@ fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Findi
 fn ollama_finding(setup: &Setup, facts: &Facts) -> Finding {
     let url = setup.settings.site.upstream.url();
     match &facts.ollama {
-        OllamaProbe::Answers { version } => Finding::info(format!("Ollama {version} answers at {url}")),
+        OllamaProbe::Answers { version } => match crate::advisories::judge(version) {
+            crate::advisories::Verdict::Affected(found) => Finding::warning(format!(
+                "Ollama {version} answers at {url}, and it is affected by {}: upgrade it to {} or later \
+                 (`ollama-secure check` says how); meanwhile only the admin role reaches model management",
+                found.iter().map(|a| a.id).collect::<Vec<_>>().join(", "),
+                found.iter().map(|a| a.fixed_in).next_back().unwrap_or_default(),
+            )),
+            _ => Finding::info(format!("Ollama {version} answers at {url}")),
+        },
         OllamaProbe::Unexpected(why) => {
             Finding::warning(format!("something answers at {url} but not like Ollama ({why})"))
         }

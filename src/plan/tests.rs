@@ -546,3 +546,18 @@ fn users_from_before_roles_are_told_they_lost_model_management() {
     assert_eq!(narrowed(&NGINX.replace("}]", ", role: admin}]"), true), ["bob"]);
     assert!(narrowed(NGINX, false).is_empty(), "a state with roles recorded has nothing to say");
 }
+
+#[test]
+fn an_ollama_with_a_known_critical_advisory_is_named_before_anything_is_done() {
+    let config = config(NGINX);
+    let words = |version: &str| {
+        let mut facts = nginx_fresh();
+        facts.ollama = crate::facts::OllamaProbe::Answers { version: version.into() };
+        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        plan.findings.iter().map(|f| f.to_string()).filter(|f| f.contains("Ollama ")).collect::<Vec<_>>().join("\n")
+    };
+    let old = words("0.17.0");
+    assert!(old.starts_with("warning: Ollama 0.17.0 answers at http://127.0.0.1:11434"), "{old}");
+    assert!(old.contains("CVE-2026-7482: upgrade it to 0.17.1 or later"), "{old}");
+    assert_eq!(words("0.17.1"), "Ollama 0.17.1 answers at http://127.0.0.1:11434");
+}

@@ -91,6 +91,7 @@ fn correct_setup_passes_every_check(proxy: &'static str) {
         "no_credentials",
         "wrong_password",
         "version",
+        "advisories",
         "models",
         "role",
         "host_header",
@@ -141,6 +142,19 @@ fn caught(d: &Deployment, name: &str, hint_word: &str) {
     let check = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == name).unwrap();
     let words = format!("{} {}", check["detail"], check["hint"]);
     assert!(words.contains(hint_word), "{name}: expected {hint_word:?} in {words}");
+}
+
+#[test]
+fn an_ollama_with_a_known_critical_advisory_is_caught_with_the_upgrade() {
+    let d = Deployment::deploy("caddy", ALICE_ONLY);
+    d.ollama.report_version("0.17.0");
+    caught(&d, "advisories", "CVE-2026-7482");
+    caught(&d, "advisories", "Upgrade Ollama to 0.17.1 or later");
+    // A build from source says 0.0.0: not judged, and not a failure.
+    d.ollama.report_version("0.0.0");
+    let report = json(&check(&d, &["--model", "tinyllama", "--json"]).any_stdout().run());
+    assert_eq!(status_of(&report, "advisories"), "skip", "{report}");
+    assert_eq!(report["passed"], true);
 }
 
 #[test]
@@ -229,6 +243,7 @@ fn check_reports_errors_in_words_and_never_asks_without_a_terminal() {
              \x20 FAIL  without credentials: connection refused: nothing listens there\n\
              \x20 FAIL  with a wrong password: connection refused: nothing listens there\n\
              \x20 FAIL  with the right password: version: connection refused: nothing listens there\n\
+             \x20 skip  Ollama without known critical advisories: the version is not known\n\
              \x20 FAIL  with the right password: models: connection refused: nothing listens there\n\
              \x20 FAIL  model management (DELETE /api/delete): connection refused: nothing listens there\n\
              \x20 skip  Host header accepted by Ollama: no authenticated answer to judge by\n\

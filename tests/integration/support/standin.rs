@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-pub const VERSION: &str = "0.13.0";
+/// A release without known critical advisories (`report_version` changes it).
+pub const VERSION: &str = "0.17.1";
 pub const MODEL: &str = "tinyllama:latest";
 /// The tokens a generation streams, one chunk each.
 pub const TOKENS: [&str; 5] = ["The", " sky", " is", " blue", "."];
@@ -40,6 +41,7 @@ struct Shared {
     released: Mutex<bool>,
     release: Condvar,
     shutdown: AtomicBool,
+    version: Mutex<String>,
 }
 
 pub struct StandIn {
@@ -63,6 +65,7 @@ impl StandIn {
             released: Mutex::new(false),
             release: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            version: Mutex::new(VERSION.to_string()),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -84,6 +87,11 @@ impl StandIn {
     }
 
     /// `host:port` as the answers file's `upstream` takes it.
+    /// What `/api/version` answers from now on.
+    pub fn report_version(&self, version: &str) {
+        *self.shared.version.lock().unwrap() = version.to_string();
+    }
+
     pub fn upstream(&self) -> String {
         self.addr.to_string()
     }
@@ -341,7 +349,10 @@ fn handle(
     let path = request.path.split('?').next().unwrap_or("");
     let (status, content_type, body): (u16, &str, Vec<u8>) = match (request.method.as_str(), path) {
         ("GET" | "HEAD", "/") => (200, "text/plain; charset=utf-8", b"Ollama is running".to_vec()),
-        ("GET", "/api/version") => (200, json, format!("{{\"version\":\"{VERSION}\"}}").into_bytes()),
+        ("GET", "/api/version") => {
+            let version = shared.version.lock().unwrap().clone();
+            (200, json, serde_json::json!({ "version": version }).to_string().into_bytes())
+        }
         ("GET", "/api/tags") => {
             let body = serde_json::json!({"models": [{
                 "name": MODEL, "model": MODEL, "modified_at": "2026-11-01T00:00:00Z", "size": 637700138u64,
