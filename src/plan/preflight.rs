@@ -114,5 +114,6 @@ pub fn check(
         }
     }
     findings.push(ollama_finding(setup, facts));
+    findings.extend(setup.proxy().warnings(&setup.settings.paths, facts));
     install.into_iter().collect()
 }

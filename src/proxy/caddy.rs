@@ -500,6 +500,34 @@ impl Proxy for Caddy {
         Vec::new()
     }
 
+    /// Caddy's admin API, on TCP unless the global options say otherwise,
+    /// asks for no credentials: any local user can read the whole config
+    /// (every hash of the site) and change it (one DELETE removes the
+    /// password). `admin unix//PATH` closes it to those who cannot write
+    /// the socket; `caddy reload` finds the address in the Caddyfile.
+    fn warnings(&self, paths: &Paths, facts: &Facts) -> Vec<crate::error::Finding> {
+        let caddyfile = match facts.file(&paths.caddyfile) {
+            Existing::File { content, .. } => String::from_utf8_lossy(content).into_owned(),
+            _ => String::new(),
+        };
+        // A folder Caddy's user can write and others cannot: its home
+        // under systemd (Debian runs it as `caddy`), /run as root otherwise.
+        let socket = if facts.systemd { "/var/lib/caddy/admin.sock" } else { "/run/caddy-admin.sock" };
+        admin_address(&caddyfile)
+            .map(|address| {
+                crate::error::Finding::warning(format!(
+                    "Caddy's admin API listens on {address} and asks for no password: any user of this machine can \
+                     read the site's password hashes there and rewrite its configuration (one DELETE removes the \
+                     password). Close it with a global option at the top of {}: `{{ admin unix/{socket} }}` (a \
+                     socket only Caddy's user can use; reloads keep working), or `{{ admin off }}` (then nothing \
+                     can reload Caddy, ollama-secure included: every change needs a restart)",
+                    paths.caddyfile.display()
+                ))
+            })
+            .into_iter()
+            .collect()
+    }
+
     fn acme_error_in_log(&self, log: &str, domain: &str, since: SystemTime) -> Option<String> {
         let since = since.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64();
         let quoted = format!("\"{domain}\"");

@@ -291,6 +291,12 @@ pub trait Proxy: Sync {
     /// What state files of version 1 recorded as served besides us, read.
     fn served_from_version_1(&self, items: &[String], paths: &Paths) -> Served;
 
+    /// What in the proxy's own configuration lets other local users around
+    /// the site (Caddy's admin API), said before anything is changed.
+    fn warnings(&self, _paths: &Paths, _facts: &Facts) -> Vec<crate::error::Finding> {
+        Vec::new()
+    }
+
     /// The first ACME error the proxy logged about `domain` since `since`
     /// (proxies with built-in ACME), from its log's text.
     fn acme_error_in_log(&self, _log: &str, _domain: &str, _since: SystemTime) -> Option<String> {

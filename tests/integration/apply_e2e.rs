@@ -88,7 +88,7 @@ fn applies_and_protects(proxy: &'static str) {
         .stdout_has("✓ started")
         // init checks its result.
         .stdout_has("PASS  without credentials: 401")
-        .stdout_has("All 8 checks passed.")
+        .stdout_has("All 9 checks passed.")
         .run();
     assert!(!ran.all().contains(ALICE), "the password was printed");
     proves_protected_ollama(&d);

@@ -63,7 +63,7 @@ fn nginx_gets_a_certificate_from_pebble_with_certbot() {
         .stdout_has("✓ certificate obtained for ollama.test")
         .stdout_has("PASS  TLS certificate: valid for ollama.test")
         .stdout_has("PASS  plain HTTP redirects to HTTPS")
-        .stdout_has("All 10 checks passed")
+        .stdout_has("All 11 checks passed")
         .run();
     proves_https(&site);
 
@@ -117,7 +117,7 @@ fn caddy_gets_a_certificate_from_pebble_by_itself() {
     site.init()
         .stdout_has("✓ Caddy serves a certificate for ollama.test")
         .stdout_has("PASS  TLS certificate: valid for ollama.test")
-        .stdout_has("All 10 checks passed")
+        .stdout_has("All 11 checks passed")
         .run();
     proves_https(&site);
     let before = served_certificate(&site);
@@ -177,7 +177,7 @@ fn caddy_redirects_only_our_domain_where_the_operator_serves_port_80() {
         format!("{}:80 {{\n\trespond \"the operator's site\" 200\n}}\n", fs::read_to_string(&caddyfile).unwrap());
     fs::write(&caddyfile, &theirs).unwrap();
 
-    site.init().stdout_has("All 10 checks passed").run();
+    site.init().stdout_has("All 11 checks passed").run();
     proves_https(&site);
     let plain = |host: &str| {
         let resp = site.client().get(site.http_url("/")).header("Host", host).send().unwrap();

@@ -8,6 +8,7 @@ mod support;
 
 mod apply_e2e;
 mod auth_cache;
+mod caddy_admin;
 mod check_e2e;
 mod cli;
 mod clients;
