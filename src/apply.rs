@@ -299,29 +299,51 @@ fn await_certificate(
     }
 }
 
-/// Asks the site without credentials until it answers 401 with a Basic
-/// challenge. A proxy that has just started or reloaded may refuse or
-/// answer with its old configuration for a moment, so other answers are
-/// asked again for a few seconds before they count.
-fn verify(system: &dyn System, url: &str, connect: std::net::IpAddr) -> Result<()> {
+/// What the answer to a request without credentials must be.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Proof {
+    /// 401 with a Basic challenge.
+    AsksForCredentials,
+    /// The proxy's own 403 for an address outside `allow_from`.
+    RefusesOutsider,
+}
+
+/// Asks the site without credentials until it answers as `proof` says. A
+/// proxy that has just started or reloaded may refuse or answer with its
+/// old configuration for a moment, so other answers are asked again for a
+/// few seconds before they count.
+fn verify(system: &dyn System, url: &str, connect: std::net::IpAddr, proof: Proof) -> Result<()> {
     let request =
         crate::facts::site_request(url, connect).ok_or_else(|| Error::failed(format!("{url} is not a URL")))?;
     let start = system.now();
     loop {
         let answer = system.http(&request);
-        if answer.as_ref().is_ok_and(crate::facts::asks_for_basic) {
+        let proven = match proof {
+            Proof::AsksForCredentials => answer.as_ref().is_ok_and(crate::facts::asks_for_basic),
+            Proof::RefusesOutsider => answer.as_ref().is_ok_and(crate::facts::refuses_outsider),
+        };
+        if proven {
             return Ok(());
         }
         if system.now().duration_since(start).unwrap_or_default() >= VERIFY_LIMIT {
             let what = match answer {
                 Ok(a) if a.status == 401 => "401 without a Basic challenge".to_string(),
                 Ok(a) if (200..300).contains(&a.status) => format!("{}: the site is OPEN TO ANYONE", a.status),
+                Ok(a) if a.status == 401 && proof == Proof::RefusesOutsider => {
+                    "401: allow_from did not refuse this machine's address".to_string()
+                }
                 Ok(a) => a.status.to_string(),
                 Err(why) => why,
             };
-            return Err(Error::failed(format!(
-                "{url} (connected to {connect}) does not ask for credentials: a request without them got {what}, expected 401"
-            )));
+            return Err(Error::failed(match proof {
+                Proof::AsksForCredentials => format!(
+                    "{url} (connected to {connect}) does not ask for credentials: a request without them got {what}, expected 401"
+                ),
+                Proof::RefusesOutsider => format!(
+                    "{url} (connected to {connect}) does not refuse this machine's address, which allow_from leaves out: \
+                     a request got {what}, expected allow_from's 403"
+                ),
+            }));
         }
         system.sleep(Duration::from_millis(200));
     }
@@ -342,10 +364,15 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
             })?;
             Ok(Outcome::Done(format!("{} serves a certificate for {domain}", proxy.title())))
         }
-        Action::Verify { url, connect } => {
+        Action::Verify { url, connect, outsider: false } => {
             let _ = writeln!(out, "  … verifying that {url} asks for credentials");
-            verify(system, url, *connect)?;
+            verify(system, url, *connect, Proof::AsksForCredentials)?;
             Ok(Outcome::Done(format!("{url} asks for credentials (401)")))
+        }
+        Action::Verify { url, connect, outsider: true } => {
+            let _ = writeln!(out, "  … verifying that {url} refuses this machine's address");
+            verify(system, url, *connect, Proof::RefusesOutsider)?;
+            Ok(Outcome::Done(format!("{url} refuses this machine's address (403, allow_from)")))
         }
         files => perform_on_files(files, system, report),
     }

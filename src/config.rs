@@ -230,7 +230,31 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
             "https is off: passwords cross the network readable by anyone on the path; enable https for anything reachable from the internet",
         ));
     }
-    Some(Site { domain, listen_address, port: port?, upstream: upstream?, https, timeout_secs: timeout_secs? })
+    let allow_from: Vec<_> = answers
+        .allow_from
+        .iter()
+        .enumerate()
+        .map(|(i, n)| p.check(&format!("allow_from[{i}]"), fields::network(n)))
+        .collect();
+    let allow_from: Option<Vec<_>> = allow_from.into_iter().collect();
+    let site = Site {
+        domain,
+        listen_address,
+        port: port?,
+        allow_from: allow_from?,
+        upstream: upstream?,
+        https,
+        timeout_secs: timeout_secs?,
+    };
+    let here = site.local_address();
+    if !site.allows(here) {
+        warnings.push(Finding::warning(format!(
+            "allow_from leaves out {here}, the address this machine reaches the site from: init proves only that \
+             it is refused there, and cannot log in to check the rest; run `ollama-secure check` from an allowed \
+             address, or add {here} to allow_from"
+        )));
+    }
+    Some(site)
 }
 
 fn upstream_warnings(up: &Upstream) -> Vec<Finding> {

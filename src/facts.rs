@@ -64,6 +64,11 @@ impl SiteAnswer {
 }
 
 /// 401 with a Basic challenge: a protected site.
+/// The proxy's own 403 for a client outside `allow_from`.
+pub fn refuses_outsider(reply: &HttpReply) -> bool {
+    reply.status == 403 && reply.body.contains(crate::render::OUTSIDER_REFUSAL)
+}
+
 pub fn asks_for_basic(reply: &HttpReply) -> bool {
     reply.status == 401 && reply.header("www-authenticate").is_some_and(|c| c.to_ascii_lowercase().starts_with("basic"))
 }

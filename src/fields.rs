@@ -189,6 +189,87 @@ pub fn port(value: i64) -> Result<u16, String> {
     }
 }
 
+/// A network of client addresses (`allow_from`): an address, or an address
+/// and a prefix length, with no bits set past the prefix (a typo there
+/// would otherwise let in a network nobody meant).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Network {
+    address: IpAddr,
+    prefix: u8,
+}
+
+impl Network {
+    /// Whether `ip` is in this network (an IPv4 network holds no IPv6
+    /// address and the other way round: that is how the proxies match).
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.address, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
+                u32::from(ip) & mask == u32::from(net)
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
+                u128::from(ip) & mask == u128::from(net)
+            }
+            _ => false,
+        }
+    }
+}
+
+impl fmt::Display for Network {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix)
+    }
+}
+
+impl From<Network> for String {
+    fn from(network: Network) -> String {
+        network.to_string()
+    }
+}
+
+impl TryFrom<String> for Network {
+    type Error = String;
+    fn try_from(value: String) -> Result<Network, String> {
+        network(&value)
+    }
+}
+
+pub fn network(value: &str) -> Result<Network, String> {
+    const EXAMPLE: &str = "use an address or a network, e.g. 192.0.2.10, 192.0.2.0/24, 2001:db8::/48";
+    let (address, prefix) = match value.split_once('/') {
+        Some((address, prefix)) => (address, Some(prefix)),
+        None => (value, None),
+    };
+    let Some(ip) = ip_literal(address) else {
+        return Err(format!("{value:?} is not an IP address or network; {EXAMPLE}"));
+    };
+    let width: u8 = if ip.is_ipv4() { 32 } else { 128 };
+    let prefix = match prefix {
+        None => width,
+        Some(p) => match p.parse::<u8>() {
+            Ok(n) if n <= width && !p.starts_with('+') && !p.is_empty() => n,
+            _ => return Err(format!("{value:?}: the prefix length must be a number from 0 to {width}; {EXAMPLE}")),
+        },
+    };
+    let network = Network { address: ip, prefix };
+    let masked = match ip {
+        IpAddr::V4(v4) => {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            IpAddr::V4((u32::from(v4) & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            IpAddr::V6((u128::from(v6) & mask).into())
+        }
+    };
+    if masked != ip {
+        return Err(format!("{value:?} has bits set past its /{prefix}: did you mean {masked}/{prefix}?"));
+    }
+    Ok(network)
+}
+
 /// An address to listen on: an IP literal only (names would make nginx resolve
 /// at start-up and could bind somewhere unexpected).
 pub fn listen_address(value: &str) -> Result<IpAddr, String> {
@@ -619,6 +700,46 @@ mod tests {
         assert!(email("ops@example.com").is_ok());
         for bad in ["ops", "@example.com", "o ps@example.com", "ops@localhost", "ops@a.com;"] {
             assert!(email(bad).is_err(), "{bad:?} was accepted");
+        }
+    }
+
+    #[test]
+    fn networks_are_addresses_or_prefixes_without_stray_bits() {
+        let shown = |v: &str| network(v).map(|n| n.to_string());
+        assert_eq!(shown("192.0.2.10"), Ok("192.0.2.10/32".into()));
+        assert_eq!(shown("192.0.2.0/24"), Ok("192.0.2.0/24".into()));
+        assert_eq!(shown("0.0.0.0/0"), Ok("0.0.0.0/0".into()));
+        assert_eq!(shown("2001:DB8::/48"), Ok("2001:db8::/48".into()));
+        assert_eq!(shown("[::1]"), Ok("::1/128".into()));
+        let office = network("192.0.2.0/24").unwrap();
+        assert!(office.contains("192.0.2.255".parse().unwrap()));
+        assert!(!office.contains("192.0.3.0".parse().unwrap()));
+        assert!(!office.contains("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(network("0.0.0.0/0").unwrap().contains("203.0.113.9".parse().unwrap()));
+        assert!(network("2001:db8::/48").unwrap().contains("2001:db8:0:ffff::1".parse().unwrap()));
+        assert!(!network("::1").unwrap().contains("127.0.0.1".parse().unwrap()));
+        let err = network("192.0.2.1/24").unwrap_err();
+        assert!(err.contains("did you mean 192.0.2.0/24?"), "{err}");
+        let err = network("2001:db8::1/64").unwrap_err();
+        assert!(err.contains("did you mean 2001:db8::/64?"), "{err}");
+        for bad in [
+            "",
+            "/",
+            "192.0.2.0/",
+            "192.0.2.0/33",
+            "::/129",
+            "192.0.2.0/+8",
+            "192.0.2.0/-1",
+            "192.0.2.0/24;",
+            "192.0.2.0/24 0",
+            "example.com",
+            "192.0.2.0/24/8",
+            "10.0.0.0/٨",
+            "1.2.3.4\n",
+            "ü/8",
+            "192.0.2.0/ 24",
+        ] {
+            assert!(network(bad).is_err(), "{bad:?} was accepted");
         }
     }
 }

@@ -157,6 +157,8 @@ struct SiteContext {
     user_prefixes: &'static [&'static str],
     /// JSON without single quotes or backticks: the templates quote it so.
     needs_admin_body: String,
+    allow_from: Vec<String>,
+    outsider_body: &'static str,
 }
 
 pub fn site_context(setup: &Setup) -> Value {
@@ -202,6 +204,8 @@ pub fn site_context(setup: &Setup) -> Value {
         user_endpoints: crate::access::USER_ENDPOINTS,
         user_prefixes: crate::access::USER_PREFIXES,
         needs_admin_body: needs_admin_body(),
+        allow_from: site.allow_from.iter().map(ToString::to_string).collect(),
+        outsider_body: OUTSIDER_BODY,
     }))
 }
 
@@ -238,6 +242,13 @@ struct CredentialContext {
     role: &'static str,
     who: String,
 }
+
+/// The answer to a client outside `allow_from`, in Ollama's error shape;
+/// no single quotes or backticks, as the templates quote it.
+const OUTSIDER_BODY: &str = r#"{"error":"forbidden: this server does not accept requests from your address"}"#;
+
+/// The words of [`OUTSIDER_BODY`] that `check` recognises.
+pub const OUTSIDER_REFUSAL: &str = "does not accept requests from your address";
 
 /// The answer to a `user` credential on an admin endpoint: Ollama's error shape.
 fn needs_admin_body() -> String {

@@ -43,6 +43,9 @@ pub struct Site {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listen_address: Option<IpAddr>,
     pub port: u16,
+    /// Client addresses that may even try a password; empty: any.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allow_from: Vec<crate::fields::Network>,
     pub upstream: Upstream,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<Https>,
@@ -67,6 +70,11 @@ impl Site {
     }
 
     /// The address on this machine that serves the site (checks from here).
+    /// Whether `allow_from` lets a client at `ip` even try a password.
+    pub fn allows(&self, ip: IpAddr) -> bool {
+        self.allow_from.is_empty() || self.allow_from.iter().any(|network| network.contains(ip))
+    }
+
     pub fn local_address(&self) -> IpAddr {
         match self.listen_address {
             Some(addr) if !addr.is_unspecified() => addr,

@@ -15,6 +15,10 @@ fn is_ollama_host_refusal(reply: &HttpReply) -> bool {
     reply.status == 403 && reply.body.trim().is_empty()
 }
 
+const OUTSIDER_HINT: &str = "The proxy refuses the address this check comes from: it is not in the answers' `allow_from`.\n\
+    Run the check from an allowed address, or add this machine's address to `allow_from` \
+    (127.0.0.1 when checking on the server itself through loopback).";
+
 fn status_text(status: u16) -> String {
     crate::facts::status_text(status)
 }
@@ -52,6 +56,10 @@ fn unexpected(
     r: &Replies,
     o: &Options,
 ) -> Outcome {
+    if crate::facts::refuses_outsider(reply) {
+        return Outcome::new(name, title, Status::Fail, format!("403 from the proxy's allow_from, expected {wanted}"))
+            .hint(OUTSIDER_HINT);
+    }
     let outcome = Outcome::new(name, title, Status::Fail, format!("{}, expected {wanted}", status_text(reply.status)));
     if reply.status == 500 { outcome.hint(server_error_hint(r.auth_socket, o)) } else { outcome }
 }
@@ -504,6 +512,8 @@ mod tests {
         assert_eq!(verdict(&healthy(), &o, "streaming").detail, "first chunk after 42 ms, 6 chunks in 6 burst(s)");
     }
 
+    const OUTSIDER: &str = r#"{"error":"forbidden: this server does not accept requests from your address"}"#;
+
     #[test]
     fn each_failure_is_caught_by_its_check_with_its_hint() {
         let o = options("http://ollama.example.com:8080");
@@ -519,6 +529,8 @@ mod tests {
                 "refused",
             ),
             ("no_credentials", |r| r.no_credentials = reply(500, &[], "<html>"), "connect() to unix:"),
+            ("no_credentials", |r| r.no_credentials = reply(403, &[], OUTSIDER), "not in the answers' `allow_from`"),
+            ("version", |r| r.version = reply(403, &[], OUTSIDER), "Run the check from an allowed address"),
             ("wrong_password", |r| r.wrong_password = reply(200, &[], ""), "a wrong password is accepted"),
             ("version", |r| r.version = reply(401, &[], ""), "Check the username (alice)"),
             ("version", |r| r.version = reply(502, &[], ""), "cannot reach Ollama"),

@@ -249,6 +249,15 @@ fn self_check(
         _ => resolution.generated.iter().find(|(name, _)| *name == u.username).map(|(n, p)| (n.to_string(), p.clone())),
     });
     let site = &setup.settings.site;
+    if !site.allows(site.local_address()) {
+        println!(
+            "\nNot checked: allow_from leaves out this machine's address ({}). From an allowed address, run \
+             `ollama-secure check --url {} --username NAME`.",
+            site.local_address(),
+            site.public_url()
+        );
+        return Ok(());
+    }
     let Some((username, password)) = known else {
         println!(
             "\nNot checked: this run knows no user's password (only hashes). Run `ollama-secure check --url {} --username NAME`.",

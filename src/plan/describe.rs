@@ -129,9 +129,12 @@ fn action_text(action: &Action, proxy: ProxyKind) -> String {
             limit.as_secs(),
             proxy.title()
         ),
-        Action::Verify { url, connect } => {
+        Action::Verify { url, connect, outsider: false } => {
             format!("verify: a request without credentials to {url} (connected to {connect}) gets 401 {ROLLBACK}")
         }
+        Action::Verify { url, connect, outsider: true } => format!(
+            "verify: a request to {url} (connected to {connect}) gets allow_from's 403, as this machine is not in it {ROLLBACK}"
+        ),
     }
 }
 
@@ -201,7 +204,10 @@ pub fn summary(plan: &Plan) -> String {
                 format!("  - wait for {}'s certificate for {domain}\n", proxy.title())
             }
             Action::RemoveStaleSocket { path } => format!("  - remove the stale socket {}\n", path.display()),
-            Action::Verify { url, .. } => format!("  - verify: {url} asks for credentials (401)\n"),
+            Action::Verify { url, outsider: false, .. } => format!("  - verify: {url} asks for credentials (401)\n"),
+            Action::Verify { url, outsider: true, .. } => {
+                format!("  - verify: {url} refuses this machine's address (allow_from's 403)\n")
+            }
         })
         .collect()
 }

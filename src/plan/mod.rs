@@ -352,7 +352,11 @@ fn service_steps(
     let serves = |s: &Step| matches!(&s.action, Action::Run { purpose: Purpose::Start | Purpose::Reload { .. }, .. });
     if steps.iter().any(serves) {
         let site = &setup.settings.site;
-        steps.push(Step::final_(Action::Verify { url: site.public_url(), connect: site.local_address() }));
+        steps.push(Step::final_(Action::Verify {
+            url: site.public_url(),
+            connect: site.local_address(),
+            outsider: !site.allows(site.local_address()),
+        }));
     }
     if https && may_start {
         findings.push(service::renewal_finding(proxy, facts, &setup.settings));

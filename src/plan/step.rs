@@ -271,10 +271,12 @@ pub enum Action {
     },
     /// Proves the running proxy serves and protects the site: a request
     /// without credentials to `url`, connected to `connect`, gets 401
-    /// with a Basic challenge.
+    /// with a Basic challenge; or, where `allow_from` leaves out the
+    /// address this machine connects from (`outsider`), its 403.
     Verify {
         url: String,
         connect: IpAddr,
+        outsider: bool,
     },
 }
 

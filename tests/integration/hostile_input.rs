@@ -25,6 +25,7 @@ enum Field {
     PasswordHash,
     FileGroup,
     PasswordEnv,
+    AllowFrom,
 }
 
 impl Field {
@@ -42,6 +43,7 @@ impl Field {
             Field::PasswordHash => "users[0].password_hash",
             Field::FileGroup => "file_group",
             Field::PasswordEnv => "users[0].password_env",
+            Field::AllowFrom => "allow_from[0]",
         }
     }
 }
@@ -76,6 +78,7 @@ fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
         Field::HtpasswdPath => a.paths = Some(PathAnswers { htpasswd: Some(v), ..Default::default() }),
         Field::CaddySitePath => a.paths = Some(PathAnswers { caddy_site: Some(v), ..Default::default() }),
         Field::ListenAddress => a.listen_address = Some(v),
+        Field::AllowFrom => a.allow_from = vec![v],
         Field::Timeout => a.timeout = Some(Scalar::Text(v)),
         Field::PasswordHash => {
             a.users[0] = UserAnswer { username: "alice".into(), password_hash: Some(v), ..Default::default() }
@@ -147,6 +150,10 @@ fn hostile_values_are_refused_with_the_field_named() {
         (Field::PasswordHash, &[&format!("{hash};"), &format!("{hash}\nbob:x"), "$apr1$x$y", "plain"]),
         (Field::FileGroup, &["www-data; }", "www data", "{x}"]),
         (Field::PasswordEnv, &["A B", "A;B", "1A"]),
+        (
+            Field::AllowFrom,
+            &["10.0.0.0/8 0; }", "10.0.0.0/8;", "10.0.0.0/8\n", "10.0.0.0/8 1.2.3.4", "all", "10.0.0.1/8", "{remote}"],
+        ),
     ];
     for (field, values) in table {
         for proxy in [Proxy::Nginx, Proxy::Caddy] {
@@ -197,6 +204,7 @@ fn random_value(rng: &mut Rng, field: Field) -> String {
         Field::PasswordHash => "$2y10./abcXYZ".chars().collect(),
         Field::FileGroup => "www-data_".chars().collect(),
         Field::PasswordEnv => "AB_1".chars().collect(),
+        Field::AllowFrom => "0123456789./:abcdef".chars().collect(),
     };
     let len = 1 + (rng.next() % 24) as usize;
     let mut value: String =
@@ -210,6 +218,7 @@ fn random_value(rng: &mut Rng, field: Field) -> String {
             Field::Email => format!("ops{}@example.com", rng.next() % 100),
             Field::AcmeDirectory => format!("https://acme{}.example.com:14000/dir", rng.next() % 10),
             Field::ListenAddress => format!("127.0.0.{}", rng.next() % 250 + 1),
+            Field::AllowFrom => format!("10.{}.0.0/16", rng.next() % 256),
             Field::Timeout => format!("{}m", rng.next() % 60 + 1),
             _ => value,
         };
@@ -219,7 +228,7 @@ fn random_value(rng: &mut Rng, field: Field) -> String {
 
 /// The shape of a config file: its non-comment lines reduced to directive
 /// names (a Caddy site address counts as "site", a basicauth user line as
-/// "user"), and its braces and semicolons. An injected directive changes
+/// "user", an nginx geo row as "network"), and its braces and semicolons. An injected directive changes
 /// this shape.
 fn shape(text: &str) -> (Vec<String>, usize, usize, usize) {
     let mut names = Vec::new();
@@ -238,9 +247,15 @@ fn shape(text: &str) -> (Vec<String>, usize, usize, usize) {
             continue;
         }
         in_users = line.starts_with("basicauth ") && line.ends_with('{');
-        // A map row that names a credential: the name is the value under test.
-        let first =
-            if first.starts_with("user:") || first.starts_with("key:") { "credential".to_string() } else { first };
+        // A map row that names a credential, or a geo row that names a
+        // network: the name is the value under test.
+        let first = if first.starts_with("user:") || first.starts_with("key:") {
+            "credential".to_string()
+        } else if ollama_secure::fields::network(&first).is_ok() {
+            "network".to_string()
+        } else {
+            first
+        };
         names.push(if opens_site { "site".to_string() } else { first });
     }
     names.sort();
@@ -267,6 +282,7 @@ fn random_values_get_a_clean_error_or_a_valid_config_without_extra_directives() 
         Field::ListenAddress,
         Field::Timeout,
         Field::PasswordHash,
+        Field::AllowFrom,
     ];
     let mut rng = Rng(0x5eed_0115_ec0e);
     let (mut refused, mut validated) = (0, 0);
@@ -284,6 +300,7 @@ fn random_values_get_a_clean_error_or_a_valid_config_without_extra_directives() 
                     Field::Email => "baseline@example.com",
                     Field::AcmeDirectory => "https://baseline.example.com/dir",
                     Field::ListenAddress => "127.0.0.1",
+                    Field::AllowFrom => "10.0.0.0/8",
                     Field::Timeout => "10m",
                     _ => "$2y$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
                 },

@@ -6,6 +6,7 @@
 
 mod support;
 
+mod allow_from;
 mod apply_e2e;
 mod auth_cache;
 mod caddy_admin;
