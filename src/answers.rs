@@ -128,6 +128,9 @@ pub struct Answers {
     pub api_keys: Vec<KeyAnswer>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<HttpsAnswers>,
+    /// fail2ban bans of addresses that keep failing to log in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban: Option<BanAnswers>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Scalar>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -198,6 +201,20 @@ pub struct HttpsAnswers {
     pub http_port: Option<i64>,
 }
 
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct BanAnswers {
+    /// Failed logins (a wrong password or key) that earn a ban.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<i64>,
+    /// The window those failures count in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within: Option<Scalar>,
+    /// How long the address is refused.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub duration: Option<Scalar>,
+}
+
 /// Every file location the tool uses; each defaults per OS (see `paths`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -240,6 +257,8 @@ pub struct PathAnswers {
     pub renewal_cron: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_dropin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fail2ban: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

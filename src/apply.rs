@@ -243,6 +243,30 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             run(system, command, "deleting the certificate")?;
             done("deleted the certificate")
         }
+        Purpose::StartBans => {
+            announce(out, format!("starting fail2ban: `{command}`"));
+            run(system, command, "starting fail2ban")?;
+            done("fail2ban started")
+        }
+        Purpose::ReloadBans => {
+            run(system, command, "reloading fail2ban")?;
+            done("fail2ban read its jails again")
+        }
+        Purpose::StopBans => {
+            let result = system.run(command);
+            // Nothing was running (after a reboot, say): nothing to stop.
+            if !result.success && result.output.contains("Is fail2ban running?") {
+                return Ok(Outcome::Skipped("fail2ban is not running".to_string()));
+            }
+            if !result.success {
+                return Err(Error::Command {
+                    purpose: "stopping fail2ban".into(),
+                    command: command.to_string(),
+                    output: result.output,
+                });
+            }
+            done("fail2ban stopped")
+        }
         Purpose::Mount => {
             run(system, command, "mounting a tmpfs")?;
             done("mounted a private tmpfs")

@@ -7,13 +7,13 @@ use std::io;
 use std::path::Path;
 
 use crate::access::{ApiKey, Role};
-use crate::answers::{Answers, HttpsAnswers, KeyAnswer, PathAnswers, UserAnswer};
+use crate::answers::{Answers, BanAnswers, HttpsAnswers, KeyAnswer, PathAnswers, UserAnswer};
 use crate::error::{Error, Finding, Problem, Result};
 use crate::fields::{self, Host, Upstream, Username};
 use crate::paths::{Os, Paths};
 use crate::proxy::ProxyKind;
 use crate::secret::Secret;
-use crate::setup::{CostPolicy, Https, Settings, Site};
+use crate::setup::{Ban, CostPolicy, Https, Settings, Site};
 
 /// Where a user's password comes from, once the answers are resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -238,6 +238,7 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         .collect();
     let allow_from: Option<Vec<_>> = allow_from.into_iter().collect();
     let site = Site {
+        ban: None,
         domain,
         listen_address,
         port: port?,
@@ -246,6 +247,8 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         https,
         timeout_secs: timeout_secs?,
     };
+    let ban = answers.ban.as_ref().and_then(|b| ban(b, p));
+    let site = Site { ban, ..site };
     let here = site.local_address();
     if !site.allows(here) {
         warnings.push(Finding::warning(format!(
@@ -275,6 +278,25 @@ fn upstream_warnings(up: &Upstream) -> Vec<Finding> {
         )));
     }
     warnings
+}
+
+/// Defaults as fail2ban's own jails have them: 10 failures in 10 minutes
+/// ban for an hour.
+fn ban(answers: &BanAnswers, p: &mut Problems) -> Option<Ban> {
+    const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+    let after = match answers.after {
+        Some(n) => p.check("ban.after", fields::ban_after(n)),
+        None => Some(10),
+    };
+    let within = match &answers.within {
+        Some(t) => p.check("ban.within", fields::duration_seconds(&t.as_text(), DAY)),
+        None => Some(600),
+    };
+    let for_secs = match &answers.duration {
+        Some(t) => p.check("ban.for", fields::duration_seconds(&t.as_text(), 365 * DAY)),
+        None => Some(3600),
+    };
+    Some(Ban { after: after?, within_secs: within?, for_secs: for_secs? })
 }
 
 fn https(answers: &HttpsAnswers, p: &mut Problems) -> Option<Https> {
@@ -545,6 +567,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("state", &a.state, &mut paths.state);
     set("renewal_cron", &a.renewal_cron, &mut paths.renewal_cron);
     set("renewal_dropin", &a.renewal_dropin, &mut paths.renewal_dropin);
+    set("fail2ban", &a.fail2ban, &mut paths.fail2ban);
     set("lock", &a.lock, &mut paths.lock);
     set("journal", &a.journal, &mut paths.journal);
     set("certbot_work", &a.certbot_work, &mut paths.certbot_work);
@@ -620,6 +643,31 @@ mod tests {
         assert_eq!(c.settings.file_group.as_str(), "www-data");
         assert!(!c.install);
         assert_eq!(c.settings.site.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn bans_default_to_fail2bans_own_numbers_and_refuse_what_is_out_of_range() {
+        let base = "proxy: nginx\nusers: [{username: a, generate: true}]\n";
+        let ban = |yaml: &str| load(&format!("{base}{yaml}")).map(|c| c.settings.site.ban);
+        assert_eq!(ban("").unwrap(), None);
+        assert_eq!(ban("ban: {}\n").unwrap(), Some(Ban { after: 10, within_secs: 600, for_secs: 3600 }));
+        assert_eq!(
+            ban("ban: {after: 3, within: 90s, for: 7d}\n").unwrap(),
+            Some(Ban { after: 3, within_secs: 90, for_secs: 604_800 })
+        );
+        for (yaml, field) in [
+            ("ban: {after: 0}", "ban.after"),
+            ("ban: {after: 1001}", "ban.after"),
+            ("ban: {within: 25h}", "ban.within"),
+            ("ban: {within: 0s}", "ban.within"),
+            ("ban: {for: 400d}", "ban.for"),
+            ("ban: {for: forever}", "ban.for"),
+            ("ban: {for: \"1h; }\"}", "ban.for"),
+            ("ban: {bantime: 1h}", "bantime"),
+        ] {
+            let err = ban(&format!("{yaml}\n")).unwrap_err().to_string();
+            assert!(err.contains(field), "{yaml}: {err}");
+        }
     }
 
     #[test]

@@ -73,6 +73,16 @@ pub fn asks_for_basic(reply: &HttpReply) -> bool {
     reply.status == 401 && reply.header("www-authenticate").is_some_and(|c| c.to_ascii_lowercase().starts_with("basic"))
 }
 
+/// fail2ban, asked only where bans are wanted or our jail is there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Fail2banFacts {
+    pub installed: bool,
+    pub running: bool,
+    /// What `fail2ban-client -t` says when the configuration fails before
+    /// our jail is there (someone else's jail is broken).
+    pub broken: Option<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Facts {
     pub is_root: bool,
@@ -103,6 +113,7 @@ pub struct Facts {
     pub groups: BTreeMap<String, u32>,
     pub port_uses: Vec<PortUse>,
     pub ollama: OllamaProbe,
+    pub fail2ban: Fail2banFacts,
     /// The auth-only server's socket, for a proxy that has one.
     pub auth_socket: Option<SocketState>,
     /// What the running proxy answers at our site.
@@ -131,6 +142,7 @@ impl Facts {
     /// A system where nothing exists yet: what `render --out` plans against.
     pub fn empty(stamp: &str) -> Facts {
         Facts {
+            fail2ban: Fail2banFacts { installed: true, running: false, broken: None },
             is_root: true,
             systemd: false,
             package_manager: None,
@@ -182,6 +194,8 @@ pub struct Probe<'a> {
     pub upstream: Option<String>,
     /// Our site's public URL and the local address that serves it.
     pub site: Option<(String, IpAddr)>,
+    /// Bans are wanted: fail2ban is asked about.
+    pub bans: bool,
 }
 
 impl Probe<'_> {
@@ -207,6 +221,7 @@ impl Probe<'_> {
             groups: vec![settings.file_group.to_string()],
             upstream: Some(site.upstream.url()),
             site: Some((site.public_url(), site.local_address())),
+            bans: site.ban.is_some(),
         }
     }
 
@@ -221,6 +236,7 @@ impl Probe<'_> {
             groups: settings.map(|s| s.file_group.to_string()).into_iter().collect(),
             upstream: None,
             site: settings.map(|s| (s.site.public_url(), s.site.local_address())),
+            bans: false,
         }
     }
 }
@@ -309,12 +325,25 @@ fn interest(system: &dyn System, probe: &Probe, own_writes: &[crate::state::Owne
     // The log of a proxy we start ourselves: the plan creates its folder.
     interest.extend(module.service(paths, false).log);
     interest.push(paths.state.clone());
+    interest.extend([paths.fail2ban_jail(), paths.fail2ban_filter()]);
     if let Existing::File { content, .. } = system.inspect(&paths.state)
         && let Ok(state) = State::parse(&String::from_utf8_lossy(&content), &paths.state)
     {
         interest.extend(state.paths());
     }
     with_ancestors(interest)
+}
+
+fn fail2ban(system: &dyn System, paths: &Paths, wanted: bool) -> Fail2banFacts {
+    let ours = !matches!(system.inspect(&paths.fail2ban_jail()), Existing::Missing);
+    if !(wanted || ours) || !system.installed("fail2ban-client") {
+        return Fail2banFacts::default();
+    }
+    let broken = match ours {
+        false => Some(system.run(&crate::ban::test(paths))).filter(|r| !r.success).map(|r| r.output),
+        true => None,
+    };
+    Fail2banFacts { installed: true, running: system.run(&crate::ban::ping(paths)).success, broken }
 }
 
 pub fn probe(system: &dyn System, probe: Probe) -> Facts {
@@ -349,7 +378,9 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         Some(request) if proxy_running => SiteAnswer::of(&system.http(&request)),
         _ => SiteAnswer::NotProbed,
     };
+    let fail2ban = fail2ban(system, paths, probe.bans);
     Facts {
+        fail2ban,
         is_root: system.is_root(),
         systemd,
         package_manager: package_manager(system),

@@ -582,21 +582,34 @@ const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// `timeout` as seconds: a number of seconds, or a duration like `10m`, `90s`, `1h`.
 pub fn timeout_seconds(value: &str) -> Result<u64, String> {
-    const FORM: &str = "use a duration such as 90s, 10m or 1h (from 1s to 24h)";
+    duration_seconds(value, MAX_TIMEOUT)
+}
+
+/// A duration of whole seconds from 1 s to `max` (90s, 10m, 1h, 7d).
+pub fn duration_seconds(value: &str, max: Duration) -> Result<u64, String> {
+    let form = format!("use a duration such as 90s, 10m or 1h (from 1s to {})", humantime::format_duration(max));
     if value != value.trim() || value.chars().any(|c| !(c.is_ascii_alphanumeric() || c == ' ')) {
-        return Err(format!("{value:?}: only letters, digits and single spaces are allowed; {FORM}"));
+        return Err(format!("{value:?}: only letters, digits and single spaces are allowed; {form}"));
     }
     let duration = match value.trim().parse::<u64>() {
         Ok(secs) => Duration::from_secs(secs),
-        Err(_) => humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}; {FORM}"))?,
+        Err(_) => humantime::parse_duration(value).map_err(|e| format!("{value:?}: {e}; {form}"))?,
     };
-    if duration < Duration::from_secs(1) || duration > MAX_TIMEOUT {
-        return Err(format!("{value:?} is out of range; {FORM}"));
+    if duration < Duration::from_secs(1) || duration > max {
+        return Err(format!("{value:?} is out of range; {form}"));
     }
     if duration.subsec_nanos() != 0 {
-        return Err(format!("{value:?}: use whole seconds; {FORM}"));
+        return Err(format!("{value:?}: use whole seconds; {form}"));
     }
     Ok(duration.as_secs())
+}
+
+/// How many failed logins earn a ban.
+pub fn ban_after(value: i64) -> Result<u32, String> {
+    match u32::try_from(value) {
+        Ok(n @ 1..=1000) => Ok(n),
+        _ => Err(format!("{value} is out of range; use a number of failed logins from 1 to 1000")),
+    }
 }
 
 /// True for addresses that only this machine can reach.

@@ -8,6 +8,7 @@ pub mod access;
 pub mod advisories;
 pub mod answers;
 pub mod apply;
+pub mod ban;
 pub mod certbot;
 pub mod check;
 pub mod cli;

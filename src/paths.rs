@@ -76,6 +76,10 @@ pub struct Paths {
     /// The same for certbot's systemd service.
     #[serde(default = "default_renewal_dropin")]
     pub renewal_dropin: PathBuf,
+    /// fail2ban's configuration folder (`fail2ban-client -c`): our jail
+    /// goes into its `jail.d/`, our filter into its `filter.d/`.
+    #[serde(default = "default_fail2ban")]
+    pub fail2ban: PathBuf,
     /// What ollama-secure changed, for `uninstall`.
     pub state: PathBuf,
     /// Held while a run changes files, so concurrent runs take turns.
@@ -102,11 +106,25 @@ fn default_renewal_dropin() -> PathBuf {
     Paths::defaults(Os::current()).renewal_dropin
 }
 
+fn default_fail2ban() -> PathBuf {
+    Paths::defaults(Os::current()).fail2ban
+}
+
 fn default_journal() -> PathBuf {
     Paths::defaults(Os::current()).journal
 }
 
 impl Paths {
+    /// Our jail, in fail2ban's `jail.d/`.
+    pub fn fail2ban_jail(&self) -> PathBuf {
+        self.fail2ban.join("jail.d/ollama-secure.conf")
+    }
+
+    /// Our filter, in fail2ban's `filter.d/`, where the jail finds it by name.
+    pub fn fail2ban_filter(&self) -> PathBuf {
+        self.fail2ban.join("filter.d/ollama-secure.conf")
+    }
+
     pub fn defaults(os: Os) -> Paths {
         match os {
             Os::Debian => Paths {
@@ -129,6 +147,7 @@ impl Paths {
                 certbot_logs: "/var/log/letsencrypt".into(),
                 renewal_cron: "/etc/cron.d/ollama-secure-certbot".into(),
                 renewal_dropin: "/etc/systemd/system/certbot.service.d/ollama-secure.conf".into(),
+                fail2ban: "/etc/fail2ban".into(),
                 state: "/var/lib/ollama-secure/state.yaml".into(),
                 lock: "/run/ollama-secure.lock".into(),
                 journal: "/var/lib/ollama-secure.journal".into(),
@@ -153,6 +172,7 @@ impl Paths {
                 certbot_logs: "/opt/homebrew/var/log/letsencrypt".into(),
                 renewal_cron: "/opt/homebrew/etc/cron.d/ollama-secure-certbot".into(),
                 renewal_dropin: "/opt/homebrew/etc/ollama-secure/certbot-service.conf".into(),
+                fail2ban: "/opt/homebrew/etc/fail2ban".into(),
                 state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
                 lock: "/opt/homebrew/var/run/ollama-secure.lock".into(),
                 journal: "/opt/homebrew/var/ollama-secure.journal".into(),

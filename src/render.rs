@@ -26,6 +26,8 @@ pub enum Role {
     State,
     /// A scheduler's entry that renews a certificate (cron, systemd).
     Renewal,
+    /// fail2ban's jail or filter for `ban`.
+    Ban,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -50,6 +50,18 @@ pub struct Site {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<Https>,
     pub timeout_secs: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ban: Option<Ban>,
+}
+
+/// fail2ban bans an address after `after` failed logins within
+/// `within_secs`, for `for_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Ban {
+    pub after: u32,
+    pub within_secs: u64,
+    pub for_secs: u64,
 }
 
 impl Site {

@@ -100,6 +100,9 @@ pub struct State {
     /// down. Absent when we did not start it.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "served_besides_us")]
     served: Option<ServedRecord>,
+    /// We started fail2ban (it was not running): uninstall stops it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub started_bans: bool,
     /// Certificates certbot obtained for us (by name).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<String>,
@@ -139,6 +142,7 @@ impl State {
             caddyfile_import: None,
             backups: Vec::new(),
             started: false,
+            started_bans: false,
             served: None,
             certificates: Vec::new(),
             owned: Vec::new(),

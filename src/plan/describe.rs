@@ -63,6 +63,9 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
         Purpose::ReloadUnits => format!("make systemd read the changed units: run `{command}`"),
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
+        Purpose::StartBans => format!("start fail2ban: run `{command}`"),
+        Purpose::ReloadBans => format!("make fail2ban read its jails again: run `{command}`"),
+        Purpose::StopBans => format!("stop fail2ban: run `{command}`"),
         Purpose::Mount => format!("mount a private tmpfs (memory, root only): run `{command}`"),
         Purpose::Unmount { .. } => format!("unmount the tmpfs: run `{command}`"),
     }

@@ -201,6 +201,7 @@ fn note_step(state: &mut State, action: &Action, setup: &Setup, facts: &Facts, f
                 state.note_owned(Owned { until_stopped: true, ..Owned::new(log, OwnedKind::File) });
             }
         }
+        Action::Run { purpose: Purpose::StartBans, .. } => state.started_bans = true,
         Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. } => {
             if !state.certificates.contains(domain) {
                 state.certificates.push(domain.clone());
@@ -297,6 +298,9 @@ fn file_steps(setup: &Setup, facts: &Facts, goal: Goal, service: &Service) -> Re
     if certbot && goal != Goal::Users {
         files.extend(crate::certbot::renewal_files(&setup.settings, facts.systemd));
     }
+    if goal != Goal::Users {
+        files.extend(crate::ban::files(&setup.settings)?);
+    }
 
     let mut dirs: Vec<&Path> = files.iter().map(|f| f.path.as_path()).collect();
     dirs.extend(enable.steps.iter().filter_map(|step| match &step.action {
@@ -364,6 +368,46 @@ fn service_steps(
     Ok(steps)
 }
 
+/// fail2ban's steps, after the proxy's: our jail and filter are read
+/// (validated, then fail2ban is started or reloaded); or, once `ban` has
+/// left the answers, the jail and filter we wrote go, and fail2ban reloads.
+fn ban_steps(
+    setup: &Setup,
+    facts: &Facts,
+    files: &FileSteps,
+    findings: &mut Vec<Finding>,
+    blockers: &mut Vec<String>,
+) -> Result<Vec<Step>> {
+    let paths = &setup.settings.paths;
+    let running = facts.fail2ban.running;
+    if setup.settings.site.ban.is_none() {
+        let state = facts.state(paths)?;
+        let ours: Vec<PathBuf> = [paths.fail2ban_jail(), paths.fail2ban_filter()]
+            .into_iter()
+            .filter(|path| !matches!(facts.file(path), Existing::Missing))
+            .filter(|path| state.as_ref().is_some_and(|s| s.record(path).is_some()))
+            .collect();
+        if ours.is_empty() {
+            return Ok(Vec::new());
+        }
+        findings.push(Finding::info("`ban` is no longer in the answers: the fail2ban jail ollama-secure wrote goes"));
+        let mut steps: Vec<Step> = ours.iter().map(|path| Step::remove(path, facts.file(path))).collect();
+        if running {
+            steps.push(crate::ban::reload_step(paths));
+        }
+        return Ok(steps);
+    }
+    if let Some(output) = &facts.fail2ban.broken {
+        blockers.push(crate::ban::broken_before_us(output));
+    }
+    let changed = files.steps.iter().any(|s| matches!(&s.action, Action::Write { file, .. } if file.role == Role::Ban));
+    if !changed && running {
+        return Ok(Vec::new());
+    }
+    let bring_up = if running { crate::ban::reload_step(paths) } else { crate::ban::start_step(paths, facts.systemd) };
+    Ok(vec![crate::ban::validate(paths), bring_up])
+}
+
 /// Builds the plan that makes the system match `setup`.
 pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     let paths = &setup.settings.paths;
@@ -384,8 +428,12 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     let files = file_steps(setup, facts, goal, &service)?;
     // A folder made or mounted again (the cache after a reboot) is read
     // only when the proxy loads its configuration: it reloads.
-    let changed = !files.steps.is_empty() || !steps.is_empty();
-    let service_steps = service_steps(setup, facts, goal, &service, &files, changed, &mut findings)?;
+    let for_the_proxy = |s: &&Step| !matches!(&s.action, Action::Write { file, .. } if file.role == Role::Ban);
+    let changed = files.steps.iter().any(|s| for_the_proxy(&s)) || !steps.is_empty();
+    let mut service_steps = service_steps(setup, facts, goal, &service, &files, changed, &mut findings)?;
+    if goal != Goal::Users {
+        service_steps.extend(ban_steps(setup, facts, &files, &mut findings, &mut blockers)?);
+    }
     steps.extend(files.steps);
     // Recorded before the proxy is touched, so a failure rolls it back too.
     if changed && goal != Goal::Users {

@@ -21,6 +21,9 @@ fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Findi
     {
         packages.push("certbot");
     }
+    if setup.settings.site.ban.is_some() && !facts.fail2ban.installed {
+        packages.push("fail2ban");
+    }
     if packages.is_empty() {
         return Ok(None);
     }

@@ -145,11 +145,26 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     let serves_more = state.served_besides_us(paths).is_some_and(|then| then != proxy.served_besides_us(paths, facts));
     let still_needed = (facts.proxy_running && !stops) || serves_more;
     steps.extend(stop_or_reload);
+    steps.extend(bans_without_us(&state, paths, facts));
     // Last, once the proxy no longer uses them: what cannot be put back
     // once deleted (caches, the proxy's data for us, certificates).
     steps.extend(proxy.leftovers(paths, facts));
     steps.extend(recorded_folders(&state, paths, facts, still_needed, &mut findings));
     Ok(Plan { proxy: state.proxy, findings, blockers, steps })
+}
+
+/// fail2ban once our jail is gone: stopped if we started it, otherwise
+/// told to read its jails again (which lifts our jail's bans).
+fn bans_without_us(state: &State, paths: &Paths, facts: &Facts) -> Vec<Step> {
+    let ours = state.record(&paths.fail2ban_jail()).is_some();
+    if !facts.fail2ban.running || !(ours || state.started_bans) {
+        return Vec::new();
+    }
+    if state.started_bans {
+        vec![crate::ban::stop_step(paths, facts.systemd)]
+    } else {
+        vec![crate::ban::reload_step(paths)]
+    }
 }
 
 /// What ollama-secure made and recorded, newest first: the proxy's own

@@ -183,6 +183,11 @@ pub enum Purpose {
         http_port: u16,
     },
     DeleteCertificate,
+    /// fail2ban, for `ban`: started, told to read its configuration
+    /// again, stopped (each returns once done).
+    StartBans,
+    ReloadBans,
+    StopBans,
     /// Mounts a private tmpfs on a folder we made.
     Mount,
     /// Unmounts what is mounted at `at`, if anything is (after a reboot,
@@ -293,7 +298,17 @@ impl Action {
     /// until every file is back. A stop does not: it runs in its turn, so
     /// that what the stopped proxy leaves is removed after it.
     pub fn reads_the_configuration(&self) -> bool {
-        matches!(self, Action::Run { purpose: Purpose::Start | Purpose::Reload { .. } | Purpose::ReloadUnits, .. })
+        matches!(
+            self,
+            Action::Run {
+                purpose: Purpose::Start
+                    | Purpose::Reload { .. }
+                    | Purpose::ReloadUnits
+                    | Purpose::StartBans
+                    | Purpose::ReloadBans,
+                ..
+            }
+        )
     }
 
     /// Counts as a file change in the summary.

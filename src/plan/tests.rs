@@ -561,3 +561,75 @@ fn an_ollama_with_a_known_critical_advisory_is_named_before_anything_is_done() {
     assert!(old.contains("CVE-2026-7482: upgrade it to 0.17.1 or later"), "{old}");
     assert_eq!(words("0.17.1"), "Ollama 0.17.1 answers at http://127.0.0.1:11434");
 }
+
+#[test]
+fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
+    let with_ban = format!("{NGINX}ban: {{after: 5}}\n");
+    let mut facts = nginx_fresh();
+    facts.files.extend([("/etc/fail2ban/jail.d".into(), ROOTS_DIR), ("/etc/fail2ban/filter.d".into(), ROOTS_DIR)]);
+    let config = config(&with_ban);
+    let first = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let kinds_first = kinds(&first);
+    let tail: Vec<&str> = kinds_first.iter().rev().take(4).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["start", "verify", "validate", "startbans"], "{kinds_first:?}");
+    assert!(kinds_first.contains(&"write /etc/fail2ban/jail.d/ollama-secure.conf".to_string()), "{kinds_first:?}");
+    let start =
+        first.steps.iter().find(|s| matches!(s.action, Action::Run { purpose: Purpose::StartBans, .. })).unwrap();
+    assert!(matches!(&start.undo[..], [Action::Run { purpose: Purpose::StopBans, .. }]), "{:?}", start.undo);
+    let jail = written(&first, "/etc/fail2ban/jail.d/ollama-secure.conf");
+    assert!(jail.contains("maxretry = 5\nfindtime = 600\nbantime = 3600\nport = 8081\n"), "{jail}");
+
+    // Done: nothing to do again while fail2ban runs.
+    let mut facts = after(&first, facts);
+    facts.fail2ban.running = true;
+    let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert!(again.is_empty(), "{}", describe(&again));
+
+    // A changed ban is read by a reload; the proxy is left alone.
+    let stricter = super::super::config::Config {
+        settings: Settings {
+            site: Site {
+                ban: Some(crate::setup::Ban { after: 3, within_secs: 60, for_secs: 60 }),
+                ..config.settings.site.clone()
+            },
+            ..config.settings.clone()
+        },
+        ..config.clone()
+    };
+    let changed = for_setup(&setup_for(&stricter, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let kinds_changed = kinds(&changed);
+    assert!(kinds_changed.ends_with(&["validate".into(), "reloadbans".into()]), "{kinds_changed:?}");
+    assert!(!kinds_changed.iter().any(|k| k == "reload" || k == "start"), "{kinds_changed:?}");
+
+    // Without `ban` in the answers, our jail and filter go and fail2ban reloads.
+    let without = for_setup(&setup_for(&self::config(NGINX), &facts), &facts, Goal::Init { install: false }).unwrap();
+    let kinds_without = kinds(&without);
+    assert!(kinds_without.contains(&"remove".to_string()), "{kinds_without:?}");
+    assert_eq!(kinds_without.last().map(String::as_str), Some("reloadbans"), "{kinds_without:?}");
+
+    // uninstall stops the fail2ban that init started.
+    let plan = removal(&config.settings.paths, &facts).unwrap();
+    assert!(kinds(&plan).contains(&"stopbans".to_string()), "{:?}", kinds(&plan));
+}
+
+#[test]
+fn a_fail2ban_that_is_broken_before_us_is_a_blocker_that_says_why() {
+    let mut facts = nginx_fresh();
+    facts.fail2ban.broken =
+        Some("ERROR   Failed during configuration: Have not found any log file for sshd jail\n".into());
+    let config = config(&format!("{NGINX}ban: {{}}\n"));
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let refusal = plan.refusal().expect("a blocker").to_string();
+    assert!(refusal.contains("fail2ban's configuration fails before ollama-secure adds its jail"), "{refusal}");
+    assert!(refusal.contains("backend = systemd"), "{refusal}");
+    // And fail2ban missing: installed with the proxy's packages, if allowed.
+    let mut facts = nginx_fresh();
+    facts.fail2ban.installed = false;
+    facts.package_manager = Some(crate::facts::PackageManager::Apt);
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: true }).unwrap();
+    let install = plan.steps.iter().find_map(|s| match &s.action {
+        Action::Run { command, purpose: Purpose::Install } => Some(command.to_string()),
+        _ => None,
+    });
+    assert_eq!(install.as_deref(), Some("DEBIAN_FRONTEND=noninteractive apt-get install -y fail2ban"));
+}
