@@ -246,6 +246,8 @@ pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caddy_log: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caddy_admin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub acme_webroot: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub letsencrypt: Option<String>,

@@ -561,6 +561,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("caddy_site", &a.caddy_site, &mut paths.caddy_site);
     set("caddy_pid", &a.caddy_pid, &mut paths.caddy_pid);
     set("caddy_log", &a.caddy_log, &mut paths.caddy_log);
+    set("caddy_admin", &a.caddy_admin, &mut paths.caddy_admin);
     set("acme_webroot", &a.acme_webroot, &mut paths.acme_webroot);
     set("letsencrypt", &a.letsencrypt, &mut paths.letsencrypt);
     set("nginx_site_link", &a.nginx_site_link, &mut paths.nginx_site_link);
@@ -574,6 +575,9 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("certbot_logs", &a.certbot_logs, &mut paths.certbot_logs);
     if let Err(e) = fields::auth_socket(&paths.auth_socket, &paths.auth_cache) {
         p.add("paths.auth_socket", e);
+    }
+    if let Err(e) = fields::unix_socket_path(&paths.caddy_admin) {
+        p.add("paths.caddy_admin", e);
     }
     for (field, problem) in distinct_files(&paths) {
         p.add(&format!("paths.{field}"), problem);
@@ -592,6 +596,7 @@ fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
         ("caddyfile", &paths.caddyfile),
         ("caddy_site", &paths.caddy_site),
         ("caddy_log", &paths.caddy_log),
+        ("caddy_admin", &paths.caddy_admin),
         ("state", &paths.state),
         ("renewal_cron", &paths.renewal_cron),
         ("renewal_dropin", &paths.renewal_dropin),

@@ -501,7 +501,8 @@ const UNIX_SOCKET_PATH_MAX: usize = 107;
 /// The auth-only server's socket: short enough for a socket address, and
 /// outside the cache folder, whose non-cache files nginx's cache loader
 /// deletes 60 s after every start.
-pub fn auth_socket(socket: &std::path::Path, cache: &std::path::Path) -> Result<(), String> {
+/// A unix socket's path fits `sun_path`.
+pub fn unix_socket_path(socket: &std::path::Path) -> Result<(), String> {
     let length = socket.as_os_str().len();
     if length > UNIX_SOCKET_PATH_MAX {
         return Err(format!(
@@ -509,6 +510,11 @@ pub fn auth_socket(socket: &std::path::Path, cache: &std::path::Path) -> Result<
             socket.display()
         ));
     }
+    Ok(())
+}
+
+pub fn auth_socket(socket: &std::path::Path, cache: &std::path::Path) -> Result<(), String> {
+    unix_socket_path(socket)?;
     if socket.starts_with(cache) {
         return Err(format!(
             "{} is inside paths.auth_cache ({}): nginx's cache loader deletes every file there that is not a cache entry, \

@@ -61,6 +61,10 @@ pub struct Paths {
     pub caddy_pid: PathBuf,
     /// Caddy's output when we start it ourselves (no systemd).
     pub caddy_log: PathBuf,
+    /// The admin API's socket of a Caddy we start ourselves, when the
+    /// Caddyfile leaves the API on TCP (Caddy's default).
+    #[serde(default = "default_caddy_admin")]
+    pub caddy_admin: PathBuf,
     /// Webroot for ACME HTTP-01 challenges (nginx + certbot).
     pub acme_webroot: PathBuf,
     /// certbot's configuration directory (`--config-dir`).
@@ -106,6 +110,10 @@ fn default_renewal_dropin() -> PathBuf {
     Paths::defaults(Os::current()).renewal_dropin
 }
 
+fn default_caddy_admin() -> PathBuf {
+    Paths::defaults(Os::current()).caddy_admin
+}
+
 fn default_fail2ban() -> PathBuf {
     Paths::defaults(Os::current()).fail2ban
 }
@@ -141,6 +149,7 @@ impl Paths {
                 caddy_site: "/etc/caddy/ollama.caddy".into(),
                 caddy_pid: "/run/caddy-ollama-secure.pid".into(),
                 caddy_log: "/var/log/caddy/ollama-secure.log".into(),
+                caddy_admin: "/run/ollama-secure-caddy-admin.sock".into(),
                 acme_webroot: "/var/lib/ollama-secure/acme".into(),
                 letsencrypt: "/etc/letsencrypt".into(),
                 certbot_work: "/var/lib/letsencrypt".into(),
@@ -166,6 +175,7 @@ impl Paths {
                 caddy_site: "/opt/homebrew/etc/ollama.caddy".into(),
                 caddy_pid: "/opt/homebrew/var/run/caddy-ollama-secure.pid".into(),
                 caddy_log: "/opt/homebrew/var/log/caddy-ollama-secure.log".into(),
+                caddy_admin: "/opt/homebrew/var/run/ollama-secure-caddy-admin.sock".into(),
                 acme_webroot: "/opt/homebrew/var/ollama-secure/acme".into(),
                 letsencrypt: "/opt/homebrew/etc/letsencrypt".into(),
                 certbot_work: "/opt/homebrew/var/lib/letsencrypt".into(),

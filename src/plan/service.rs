@@ -15,7 +15,7 @@ use crate::setup::{Settings, Setup};
 /// How to control the proxy that runs here: the commands the proxy module
 /// gives, waiting on the PID file the running instance really uses.
 pub fn of(proxy: &dyn Proxy, paths: &Paths, facts: &Facts) -> Service {
-    let mut service = proxy.service(paths, facts.systemd);
+    let mut service = proxy.service_here(paths, facts);
     if let Some(pid_file) = &facts.detection.pid_file {
         service.pid_file = pid_file.clone();
     }

@@ -48,8 +48,92 @@ pub fn with_import(paths: &Paths, existing: Option<&[u8]>) -> Option<String> {
     Some(text)
 }
 
-/// The main Caddyfile without what `with_import` added.
+const ADMIN_COMMENT: &str = "# Added by ollama-secure: the admin API on a socket only root can use.";
+const ADMIN_BLOCK_COMMENT: &str =
+    "# Added by ollama-secure (this block too): the admin API on a socket only root can use.";
+
+fn admin_line(paths: &Paths) -> String {
+    format!("admin unix/{}", paths.caddy_admin.display())
+}
+
+/// Whether the Caddyfile carries our `admin` line.
+fn has_our_admin(paths: &Paths, caddyfile: &str) -> bool {
+    let line = admin_line(paths);
+    caddyfile.lines().any(|l| l.trim() == line)
+}
+
+/// Whether the Caddyfile sets no `admin` option: Caddy's admin API is then
+/// on TCP (localhost:2019), open to every local user.
+fn admin_left_at_default(caddyfile: &str) -> bool {
+    !global_options(caddyfile).iter().any(|words| words.first() == Some(&"admin"))
+}
+
+/// The Caddyfile with our `admin` line: in its global options block, or
+/// in one of ours opening the file (global options must come first).
+fn with_admin(paths: &Paths, caddyfile: &str) -> String {
+    let line = admin_line(paths);
+    let mut lines = caddyfile.lines();
+    let opens_with_options = caddyfile
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .find(|l| !l.is_empty())
+        .is_some_and(|l| l == "{");
+    if opens_with_options {
+        let mut text = String::new();
+        for l in lines.by_ref() {
+            text.push_str(l);
+            text.push('\n');
+            if l.split('#').next().unwrap_or_default().trim() == "{" {
+                break;
+            }
+        }
+        text.push_str(&format!("\t{ADMIN_COMMENT}\n\t{line}\n"));
+        for l in lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+        if !caddyfile.ends_with('\n') {
+            text.pop();
+        }
+        return text;
+    }
+    let block = format!("{{\n\t{ADMIN_BLOCK_COMMENT}\n\t{line}\n}}\n");
+    if caddyfile.is_empty() { block } else { format!("{block}\n{caddyfile}") }
+}
+
+/// The Caddyfile without our `admin` line (and the block we made for it).
+fn without_admin(paths: &Paths, caddyfile: &str) -> String {
+    let line = admin_line(paths);
+    let block = format!("{{\n\t{ADMIN_BLOCK_COMMENT}\n\t{line}\n}}\n");
+    if let Some(rest) = caddyfile.strip_prefix(&block) {
+        return rest.strip_prefix('\n').unwrap_or(rest).to_string();
+    }
+    if !has_our_admin(paths, caddyfile) {
+        return caddyfile.to_string();
+    }
+    let kept: Vec<&str> = caddyfile
+        .lines()
+        .filter(|l| l.trim() != line && l.trim() != ADMIN_COMMENT && l.trim() != ADMIN_BLOCK_COMMENT)
+        .collect();
+    let mut text = kept.join("\n");
+    if caddyfile.ends_with('\n') {
+        text.push('\n');
+    }
+    text
+}
+
+/// The main Caddyfile as ollama-secure wants it: with our `import`, and,
+/// when `close_admin`, our `admin` line; `None` if it is so already.
+pub fn main_caddyfile(paths: &Paths, existing: Option<&[u8]>, close_admin: bool) -> Option<String> {
+    let current = existing.map(|b| String::from_utf8_lossy(b).into_owned()).unwrap_or_default();
+    let imported = with_import(paths, Some(current.as_bytes())).unwrap_or_else(|| current.clone());
+    let wanted = if close_admin && !has_our_admin(paths, &imported) { with_admin(paths, &imported) } else { imported };
+    (wanted != current).then_some(wanted)
+}
+
+/// The main Caddyfile without what `with_import` and `with_admin` added.
 pub fn without_import(paths: &Paths, text: &str) -> String {
+    let text = without_admin(paths, text);
     let line = import_line(paths);
     let block = format!("{IMPORT_COMMENT}\n{line}\n");
     if text == block {
@@ -60,6 +144,17 @@ pub fn without_import(paths: &Paths, text: &str) -> String {
     }
     // Edited since: drop just our two lines, wherever they are now.
     text.lines().filter(|l| l.trim() != line && *l != IMPORT_COMMENT).map(|l| format!("{l}\n")).collect()
+}
+
+/// Whether ollama-secure closes Caddy's admin API (or has): the Caddy it
+/// starts itself (no systemd, none running) gets it on a socket of ours
+/// when the Caddyfile leaves it at Caddy's default; once there, it stays.
+fn closes_admin(paths: &Paths, facts: &Facts) -> bool {
+    let caddyfile = match facts.file(&paths.caddyfile) {
+        Existing::File { content, .. } => String::from_utf8_lossy(content).into_owned(),
+        _ => String::new(),
+    };
+    has_our_admin(paths, &caddyfile) || (!facts.systemd && !facts.proxy_running && admin_left_at_default(&caddyfile))
 }
 
 /// The Caddyfile without our lines, exactly as it was before init when it
@@ -289,7 +384,7 @@ impl Proxy for Caddy {
             Existing::File { content, mode, .. } => (Some(content.as_slice()), *mode),
             _ => (None, 0o644),
         };
-        let files = with_import(paths, existing)
+        let files = main_caddyfile(paths, existing, closes_admin(paths, facts))
             .map(|content| RenderedFile {
                 path: paths.caddyfile.clone(),
                 role: Role::MainConfig,
@@ -330,6 +425,18 @@ impl Proxy for Caddy {
             log: (!systemd).then(|| paths.caddy_log.clone()),
             ours: vec![paths.caddy_site.clone()],
         }
+    }
+
+    fn service_here(&self, paths: &Paths, facts: &Facts) -> Service {
+        let mut service = self.service(paths, facts.systemd);
+        let ours = matches!(facts.file(&paths.caddyfile),
+            Existing::File { content, .. } if has_our_admin(paths, &String::from_utf8_lossy(content)));
+        if ours && !facts.systemd {
+            let address = format!("unix/{}", paths.caddy_admin.display());
+            service.reload = service.reload.args(&["--address", &address]);
+            service.stop = service.stop.args(&["--address", &address]);
+        }
+        service
     }
 
     fn detect(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Detection {
@@ -510,6 +617,16 @@ impl Proxy for Caddy {
             Existing::File { content, .. } => String::from_utf8_lossy(content).into_owned(),
             _ => String::new(),
         };
+        if closes_admin(paths, facts) {
+            return vec![crate::error::Finding::info(format!(
+                "Caddy's admin API: on the unix socket {}, which only root can use (`{}` in the global options \
+                 of {}; uninstall takes it out again), not on TCP, where any user of this machine could read the \
+                 password hashes and rewrite the configuration",
+                paths.caddy_admin.display(),
+                admin_line(paths),
+                paths.caddyfile.display()
+            ))];
+        }
         // A folder Caddy's user can write and others cannot: its home
         // under systemd (Debian runs it as `caddy`), /run as root otherwise.
         let socket = if facts.systemd { "/var/lib/caddy/admin.sock" } else { "/run/caddy-admin.sock" };
@@ -546,6 +663,38 @@ impl Proxy for Caddy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_admin_api_goes_on_our_socket_and_leaves_with_uninstall() {
+        let paths = Paths::defaults(Os::Debian);
+        let site = b":80 {\n\tfile_server\n}\n";
+        // No global options: a block of ours opens the file.
+        let closed = main_caddyfile(&paths, Some(site), true).unwrap();
+        assert!(
+            closed.starts_with(
+                "{\n\t# Added by ollama-secure (this block too): the admin API on a socket only root can use.\n\
+                 \tadmin unix//run/ollama-secure-caddy-admin.sock\n}\n\n:80 {"
+            ),
+            "{closed}"
+        );
+        assert_eq!(admin_address(&closed), None, "still on TCP:\n{closed}");
+        assert_eq!(main_caddyfile(&paths, Some(closed.as_bytes()), true), None);
+        assert_eq!(main_caddyfile(&paths, Some(closed.as_bytes()), false), None, "a closed API stays closed");
+        assert_eq!(without_import(&paths, &closed), String::from_utf8_lossy(site));
+        // Global options without `admin`: our line goes into them.
+        let options = "# mine\n{\n\temail a@b.c\n}\n:80 {\n}\n";
+        let closed = main_caddyfile(&paths, Some(options.as_bytes()), true).unwrap();
+        assert!(closed.starts_with("# mine\n{\n\t# Added by ollama-secure: the admin API on a socket only root can use.\n\tadmin unix//run/ollama-secure-caddy-admin.sock\n\temail a@b.c\n}\n"), "{closed}");
+        assert_eq!(admin_address(&closed), None);
+        assert_eq!(without_import(&paths, &closed), options);
+        // An `admin` the user chose is theirs: left alone.
+        let theirs = "{\n\tadmin 127.0.0.1:2999\n}\n";
+        assert!(!admin_left_at_default(theirs));
+        assert!(admin_left_at_default(options) && admin_left_at_default(""));
+        // A new Caddyfile holds only our lines, and goes with them.
+        let fresh = main_caddyfile(&paths, None, true).unwrap();
+        assert_eq!(without_import(&paths, &fresh), "");
+    }
 
     #[test]
     fn the_import_line_is_added_once_and_removed_again() {

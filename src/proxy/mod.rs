@@ -263,6 +263,12 @@ pub trait Proxy: Sync {
     /// link, a line in the main file), after its files are written.
     fn enable(&self, setup: &Setup, facts: &Facts) -> Result<Enable>;
     fn service(&self, paths: &Paths, systemd: bool) -> Service;
+    /// `service`, as it reaches the proxy that runs here now (Caddy: its
+    /// admin API where the Caddyfile says ollama-secure put it, even after
+    /// uninstall took that line out again).
+    fn service_here(&self, paths: &Paths, facts: &Facts) -> Service {
+        self.service(paths, facts.systemd)
+    }
     /// Finds a running instance: one started by ollama-secure, by systemd,
     /// or by hand (which is reloaded, never started a second time).
     fn detect(&self, system: &dyn System, paths: &Paths, systemd: bool) -> Detection;

@@ -62,3 +62,67 @@ fn closed_on_a_unix_socket_init_users_and_uninstall_still_work() {
     assert_eq!(fs::read_to_string(&caddyfile).unwrap(), closed, "uninstall left the Caddyfile changed");
     assert!(!socket.exists(), "Caddy still runs: its admin socket is there");
 }
+
+/// A Caddyfile that leaves the admin API at Caddy's default (TCP), with
+/// the sandbox's storage.
+fn caddyfile_without_admin(d: &Deployment) -> String {
+    let main =
+        format!("{{\n\tstorage file_system {}/caddy-data\n\tskip_install_trust\n}}\n", d.sandbox.root().display());
+    fs::write(d.sandbox.path("etc/caddy/Caddyfile"), &main).unwrap();
+    main
+}
+
+#[test]
+fn the_caddy_that_init_starts_gets_its_admin_api_on_a_root_only_socket() {
+    let d = Deployment::prepare("caddy", ALICE_ONLY);
+    let before = caddyfile_without_admin(&d);
+    let socket = d.sandbox.path("run/caddy-admin.sock");
+    let line = format!("admin unix/{}", socket.display());
+
+    let dry = d.init().args(["--dry-run"]).stdout_has(&line).run();
+    assert!(dry.stdout.contains("Caddy's admin API: on the unix socket"), "{}", dry.stdout);
+    assert!(!dry.stdout.contains("asks for no password"), "warned although init closes it:\n{}", dry.stdout);
+    d.init().stdout_has("checks passed").run();
+    let caddyfile = fs::read_to_string(d.sandbox.path("etc/caddy/Caddyfile")).unwrap();
+    assert!(caddyfile.contains(&line), "{caddyfile}");
+
+    // Root's socket, which others cannot connect to; root gets the config.
+    let meta = fs::metadata(&socket).unwrap();
+    assert_eq!((meta.uid(), meta.permissions().mode() & 0o022), (0, 0), "mode {:o}", meta.permissions().mode());
+    let ask = |nobody: bool| {
+        let mut command = if nobody {
+            let mut c = std::process::Command::new("setpriv");
+            c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "curl"]);
+            c
+        } else {
+            std::process::Command::new("curl")
+        };
+        // `Host;` sends an empty Host: Caddy 2.6 allows no other on a socket.
+        command
+            .args(["-s", "-m", "5", "--unix-socket"])
+            .arg(&socket)
+            .args(["-H", "Host;", "http://caddy/config/"])
+            .output()
+            .unwrap()
+    };
+    let as_root = ask(false);
+    assert!(as_root.status.success() && String::from_utf8_lossy(&as_root.stdout).contains("alice"), "{as_root:?}");
+    let as_nobody = ask(true);
+    assert!(!as_nobody.status.success() && as_nobody.stdout.is_empty(), "nobody reached the admin API: {as_nobody:?}");
+
+    // Reloads go through the socket: a users change, and init again.
+    d.tool()
+        .env("BOB_PASSWORD", BOB)
+        .args(["users", "add", "bob", "--password-env", "BOB_PASSWORD", "--answers", &d.answers])
+        .stdout_has("Checked: bob gets 200")
+        .run();
+    assert_eq!(d.status("/api/version", Some(("bob", BOB))), 200);
+    d.init().stdout_has("Nothing to change").run();
+
+    // uninstall stops that Caddy through the socket and gives the
+    // Caddyfile back as it was.
+    d.uninstall(false).any_stdout().run();
+    assert_eq!(fs::read_to_string(d.sandbox.path("etc/caddy/Caddyfile")).unwrap(), before);
+    assert!(!socket.exists(), "Caddy still runs: its admin socket is there");
+    assert!(d.guard.pid().is_none_or(|pid| !std::path::Path::new(&format!("/proc/{pid}")).exists()));
+}
