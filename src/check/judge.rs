@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::probe::{Options, Replies};
+use super::probe::{AdminApi, Options, Replies};
 use super::report::{Outcome, Status};
 use crate::fields;
 use crate::system::{HttpReply, Listener, SocketState};
@@ -426,7 +426,33 @@ pub fn judge(r: &Replies, o: &Options) -> Vec<Outcome> {
         exposure(&r.listeners, o.ollama_port),
     ]);
     checks.extend(redirect(r, o));
+    checks.extend(caddy_admin(r, o));
     checks
+}
+
+/// A Caddy on this machine whose admin API is on TCP: it asks for no
+/// password, so any local user can read the hashes and take the password
+/// off. Judged only for a Caddy setup found here (`--answers`).
+fn caddy_admin(r: &Replies, o: &Options) -> Option<Outcome> {
+    const NAME: &str = "admin_api";
+    const TITLE: &str = "Caddy's admin API";
+    Some(match (o.caddy_admin.as_ref()?, &r.caddy_admin) {
+        (AdminApi::Closed, _) => Outcome::new(NAME, TITLE, Status::Pass, "on a unix socket, or off"),
+        (AdminApi::Tcp(address), Some(Ok(reply))) if reply.status == 200 => Outcome::new(
+            NAME,
+            TITLE,
+            Status::Fail,
+            format!("answers at {address} without a password: any user of this machine can read the hashes and rewrite the configuration"),
+        )
+        .hint(
+            "Put it on a socket only Caddy's user can use, with a global option at the top of the Caddyfile: \
+             `{ admin unix//run/caddy-admin.sock }` (`/var/lib/caddy/admin.sock` when systemd runs Caddy), \
+             then restart Caddy; or `{ admin off }` (then every change needs a restart).",
+        ),
+        (AdminApi::Tcp(address), _) => {
+            Outcome::new(NAME, TITLE, Status::Pass, format!("nothing answers at {address}, where the Caddyfile puts it"))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -446,6 +472,7 @@ mod tests {
             ollama_port: 11434,
             body_bytes: 5 * 1024 * 1024,
             auth_socket: None,
+            caddy_admin: None,
         }
     }
 
@@ -478,6 +505,7 @@ mod tests {
             redirect: None,
             listeners: vec![Listener { address: "127.0.0.1".parse().unwrap(), port: 11434, inode: 1 }],
             auth_socket: None,
+            caddy_admin: None,
             now: std::time::SystemTime::now(),
         }
     }
@@ -625,5 +653,22 @@ mod tests {
         assert_eq!(bursts(&[], ms(10)), 0);
         assert_eq!(bursts(&[ms(100), ms(101), ms(103)], ms(10)), 1);
         assert_eq!(bursts(&[ms(100), ms(130), ms(160), ms(161)], ms(10)), 3);
+    }
+
+    #[test]
+    fn a_caddy_admin_api_on_tcp_that_answers_fails_with_the_fix() {
+        let mut o = options("http://ollama.example.com:8080");
+        assert!(judge(&healthy(), &o).iter().all(|c| c.name != "admin_api"), "judged without a Caddy setup");
+        o.caddy_admin = Some(AdminApi::Tcp("localhost:2019".into()));
+        let mut r = healthy();
+        r.caddy_admin = Some(reply(200, &[], "{\"apps\":{}}"));
+        let open = verdict(&r, &o, "admin_api");
+        assert_eq!(open.status, Status::Fail, "{open:?}");
+        assert!(open.detail.contains("answers at localhost:2019 without a password"), "{open:?}");
+        assert!(open.hint.unwrap_or_default().contains("admin unix//run/caddy-admin.sock"));
+        r.caddy_admin = Some(Err("connection refused".into()));
+        assert_eq!(verdict(&r, &o, "admin_api").status, Status::Pass);
+        o.caddy_admin = Some(AdminApi::Closed);
+        assert_eq!(verdict(&healthy(), &o, "admin_api").status, Status::Pass);
     }
 }

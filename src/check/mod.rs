@@ -8,7 +8,7 @@ mod report;
 mod tls;
 
 pub use judge::{bursts, exposure};
-pub use probe::{Options, Replies, collect, parse_resolve, resolve_hosts};
+pub use probe::{AdminApi, Options, Replies, collect, parse_resolve, resolve_hosts};
 pub use report::{Outcome, Report, Status};
 pub use tls::days_left;
 

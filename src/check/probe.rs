@@ -34,6 +34,17 @@ pub struct Options {
     /// The auth-only server's socket of a setup on this machine, if it has
     /// one: lets a 500 be explained by its cause.
     pub auth_socket: Option<PathBuf>,
+    /// The admin API of a Caddy setup on this machine, from its Caddyfile.
+    pub caddy_admin: Option<AdminApi>,
+}
+
+/// Where a Caddy's admin API is, as its Caddyfile says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminApi {
+    /// `host:port`: no password there.
+    Tcp(String),
+    /// On a unix socket, or off.
+    Closed,
 }
 
 impl Options {
@@ -116,6 +127,8 @@ pub struct Replies {
     pub redirect: Option<std::result::Result<HttpReply, String>>,
     pub listeners: Vec<Listener>,
     pub auth_socket: Option<SocketState>,
+    /// `GET /config/` at a Caddy admin API on TCP.
+    pub caddy_admin: Option<std::result::Result<HttpReply, String>>,
     pub now: SystemTime,
 }
 
@@ -190,6 +203,14 @@ pub fn collect(system: &dyn System, options: &Options) -> Replies {
             .then(|| system.http(&HttpRequest { follow_redirects: false, ..request(options, redirect_url(options)) })),
         listeners: system.tcp_listeners(),
         auth_socket: options.auth_socket.as_deref().map(|s| system.unix_socket(s)),
+        caddy_admin: match &options.caddy_admin {
+            Some(AdminApi::Tcp(address)) => {
+                Some(Url::parse(&format!("http://{address}/config/")).map_err(|e| e.to_string()).and_then(|url| {
+                    system.http(&HttpRequest { timeout: Duration::from_secs(3), ..HttpRequest::get(url) })
+                }))
+            }
+            _ => None,
+        },
         now: system.now(),
     }
 }

@@ -3,7 +3,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::access::ApiKey;
-use crate::check::{self, Options};
+use crate::check::{self, AdminApi, Options};
 use crate::cli::CheckArgs;
 use crate::error::{Error, Result};
 use crate::secret::Secret;
@@ -47,15 +47,18 @@ pub fn read_cacert(path: &Path) -> Result<Vec<u8>> {
     Ok(pem)
 }
 
-/// The auth socket of a setup installed on this machine, found from
-/// `--answers` (which must then describe one) or at the default paths.
-fn local_auth_socket(system: &dyn System, answers: Option<&Path>) -> Result<Option<PathBuf>> {
+/// What `check` learns from a setup installed on this machine, found from
+/// `--answers` (which must then describe one) or at the default paths:
+/// nginx's auth socket, Caddy's admin API.
+fn local_setup(system: &dyn System, answers: Option<&Path>) -> Result<(Option<PathBuf>, Option<AdminApi>)> {
     let installed = match super::find_installed(system, answers) {
         Ok(installed) => installed,
         Err(e) if answers.is_some() => return Err(e),
-        Err(_) => return Ok(None),
+        Err(_) => return Ok((None, None)),
     };
-    Ok(installed.state.proxy.module().auth_socket(&installed.paths).map(Path::to_path_buf))
+    let paths = &installed.paths;
+    let auth_socket = installed.state.proxy.module().auth_socket(paths).map(Path::to_path_buf);
+    Ok((auth_socket, installed.state.proxy.module().admin_api(system, paths)))
 }
 
 pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
@@ -63,6 +66,7 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| Error::input(format!("--url {:?}: give an http:// or https:// URL", args.url)))?;
+    let (auth_socket, caddy_admin) = local_setup(system, args.answers.as_deref())?;
     let overrides = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
     let options = Options {
         url,
@@ -74,7 +78,8 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
         http_port: args.http_port,
         ollama_port: args.ollama_port,
         body_bytes: 5 * 1024 * 1024,
-        auth_socket: local_auth_socket(system, args.answers.as_deref())?,
+        auth_socket,
+        caddy_admin,
     };
     let report = check::run(system, &options);
     if args.json {

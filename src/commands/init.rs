@@ -291,5 +291,7 @@ fn check_options(setup: &Setup, username: String, password: Secret, cacert: Opti
         ollama_port: site.upstream.port,
         body_bytes: 5 * 1024 * 1024,
         auth_socket: setup.proxy().auth_socket(&setup.settings.paths).map(Path::to_path_buf),
+        // Its plan has said so already, with the fix; `check` judges it.
+        caddy_admin: None,
     })
 }

@@ -427,6 +427,14 @@ impl Proxy for Caddy {
         }
     }
 
+    fn admin_api(&self, system: &dyn System, paths: &Paths) -> Option<crate::check::AdminApi> {
+        let Existing::File { content, .. } = system.inspect(&paths.caddyfile) else { return None };
+        Some(match admin_address(&String::from_utf8_lossy(&content)) {
+            Some(address) => crate::check::AdminApi::Tcp(address),
+            None => crate::check::AdminApi::Closed,
+        })
+    }
+
     fn service_here(&self, paths: &Paths, facts: &Facts) -> Service {
         let mut service = self.service(paths, facts.systemd);
         let ours = matches!(facts.file(&paths.caddyfile),

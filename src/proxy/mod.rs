@@ -263,6 +263,11 @@ pub trait Proxy: Sync {
     /// link, a line in the main file), after its files are written.
     fn enable(&self, setup: &Setup, facts: &Facts) -> Result<Enable>;
     fn service(&self, paths: &Paths, systemd: bool) -> Service;
+    /// Where its admin API is, if it has one, as its configuration here says
+    /// (`check` asks whether it answers without a password).
+    fn admin_api(&self, _system: &dyn System, _paths: &Paths) -> Option<crate::check::AdminApi> {
+        None
+    }
     /// `service`, as it reaches the proxy that runs here now (Caddy: its
     /// admin API where the Caddyfile says ollama-secure put it, even after
     /// uninstall took that line out again).

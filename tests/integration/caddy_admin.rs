@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
+use crate::support::deployment::{ALICE, ALICE_ONLY, DOMAIN, Deployment};
 
 const BOB: &str = "bob's password is long enough too";
 
@@ -30,6 +30,32 @@ fn an_open_admin_api_is_named_with_the_fix_and_it_really_is_open() {
         .find_map(|l| l.trim().strip_prefix("alice ").map(str::to_string))
         .unwrap();
     assert!(config.contains(&hash), "the admin API did not show the hash");
+    // `check` on this machine says so too, and fails.
+    check(&d)
+        .status(3)
+        .stdout_has(&format!("answers at {admin} without a password: any user of this machine can read the hashes"))
+        .stdout_has("admin unix//run/caddy-admin.sock")
+        .any_stderr()
+        .run();
+}
+
+/// `check` of the deployment, on this machine, knowing its answers.
+fn check(d: &Deployment) -> crate::support::Tool {
+    let url = format!("http://{DOMAIN}:{}", d.port);
+    let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
+    d.tool().args([
+        "check",
+        "--url",
+        &url,
+        "--username",
+        "alice",
+        "--password-env",
+        "ALICE_PASSWORD",
+        "--resolve",
+        &resolve,
+        "--answers",
+        &d.answers,
+    ])
 }
 
 #[test]
@@ -57,6 +83,12 @@ fn closed_on_a_unix_socket_init_users_and_uninstall_still_work() {
         .stdout_has("Checked: bob gets 200")
         .run();
     assert_eq!(d.status("/api/version", Some(("bob", BOB))), 200);
+    let checked = check(&d).any_stdout().run();
+    assert!(
+        checked.stdout.contains("Caddy's admin API") && checked.stdout.contains("on a unix socket, or off"),
+        "{}",
+        checked.stdout
+    );
 
     d.uninstall(false).any_stdout().run();
     assert_eq!(fs::read_to_string(&caddyfile).unwrap(), closed, "uninstall left the Caddyfile changed");
