@@ -7,8 +7,16 @@
 //!   - streaming: time to first token direct to the stand-in Ollama vs through
 //!     the proxy, and whether every token arrives as its own chunk.
 //!
+//!   - floods as a guesser sends them (a new wrong password every request,
+//!     which no cache answers), with chosen passwords at bcrypt cost 12: from
+//!     one address (8 connections), unknown usernames (32 connections), and
+//!     16 addresses (4 connections each); meanwhile a cached user's p50/p99
+//!     and failures, and how long a new login takes, from another address;
+//!   - the timing oracle: a wrong password for a known user vs an unknown user.
+//!
 //! Run: `cargo bench --bench auth` (needs nginx, caddy and wrk from apt).
-//! BENCH_SECONDS sets the length of each wrk run (default 10).
+//! BENCH_SECONDS sets the length of each wrk run and flood (default 10);
+//! BENCH_FLOODS_ONLY=1 runs the floods alone.
 //! Numbers are printed, never asserted: a test must not depend on timing.
 
 // Test code slices text it made itself; the lint guards the tool's own code.
@@ -19,7 +27,10 @@ mod support;
 
 use std::fs;
 use std::io::Read;
+use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use support::proxies::{DaemonGuard, write_caddy_main, write_nginx_main_conf};
@@ -27,6 +38,8 @@ use support::standin::StandIn;
 use support::{Sandbox, Tool, free_port, sh};
 
 const PASSWORD: &str = "a chosen password, hashed at cost 10";
+/// A second user, who logs in for the first time during a flood.
+const NEWCOMER: &str = "a newcomer's chosen password, cost 12";
 /// The key wrk sends as a Bearer token (hashed at cost 10 too).
 static KEY: std::sync::LazyLock<ollama_secure::access::ApiKey> =
     std::sync::LazyLock::new(|| ollama_secure::access::ApiKey::generate(&mut ollama_secure::credentials::OsEntropy));
@@ -82,6 +95,10 @@ struct Proxy {
 
 impl Proxy {
     fn start(proxy: &'static str, upstream: &str) -> Proxy {
+        Proxy::start_with_cost(proxy, upstream, 10)
+    }
+
+    fn start_with_cost(proxy: &'static str, upstream: &str, cost: u32) -> Proxy {
         let sandbox = Sandbox::new();
         let pid = if proxy == "nginx" {
             write_nginx_main_conf(&sandbox);
@@ -107,13 +124,14 @@ impl Proxy {
             "answers.yaml",
             &format!(
                 "proxy: {proxy}\nlisten_address: 127.0.0.1\nport: {port}\nupstream: {upstream}\n\
-                 users:\n  - {{username: alice, password_env: BENCH_PASSWORD}}\n\
-                 api_keys:\n  - {{name: bench, key_env: BENCH_KEY}}\nbcrypt_cost: 10\n{}",
+                 users:\n  - {{username: alice, password_env: BENCH_PASSWORD}}\n  - {{username: bob, password_env: BENCH_NEWCOMER}}\n\
+                 api_keys:\n  - {{name: bench, key_env: BENCH_KEY}}\nbcrypt_cost: {cost}\n{}",
                 sandbox.paths_yaml()
             ),
         );
         Tool::new()
             .env("BENCH_PASSWORD", PASSWORD)
+            .env("BENCH_NEWCOMER", NEWCOMER)
             .env("BENCH_KEY", KEY.text().expose())
             .caddy_home(&sandbox)
             .args(["init", "--no-check", "--answers", answers.to_str().unwrap()])
@@ -256,6 +274,175 @@ fn under_flood(p: &Proxy, secs: u64) -> (f64, f64, usize, usize) {
     (percentile(&latencies, 0.5), percentile(&latencies, 0.99), failures, latencies.len())
 }
 
+/// The credentials of guess number `n`.
+type Guess = fn(u64) -> (String, String);
+
+/// Guessers: `per_source` connections from each of `sources`, each request
+/// with credentials no one has sent before (`guess(n)`), until dropped.
+struct Flood {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Flood {
+    fn start(url: &str, sources: &[Ipv4Addr], per_source: usize, guess: Guess) -> Flood {
+        let (stop, sent) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicU64::new(0)));
+        let mut threads = Vec::new();
+        for source in sources {
+            for _ in 0..per_source {
+                let (stop, sent, url, source) = (stop.clone(), sent.clone(), url.to_string(), *source);
+                threads.push(std::thread::spawn(move || {
+                    let client = reqwest::blocking::Client::builder()
+                        .timeout(Duration::from_secs(30))
+                        .local_address(IpAddr::V4(source))
+                        .build()
+                        .unwrap();
+                    while !stop.load(Ordering::Relaxed) {
+                        let (user, password) = guess(sent.fetch_add(1, Ordering::Relaxed));
+                        let _ = client.get(&url).basic_auth(user, Some(password)).send();
+                    }
+                }));
+            }
+        }
+        Flood { stop, sent, threads }
+    }
+}
+
+impl Drop for Flood {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn wrong_password(n: u64) -> (String, String) {
+    ("alice".into(), format!("wrong guess number {n}"))
+}
+
+fn unknown_user(n: u64) -> (String, String) {
+    (format!("nobody{n}"), format!("a guess {n}"))
+}
+
+struct UnderFlood {
+    p50: f64,
+    p99: f64,
+    failures: usize,
+    total: usize,
+    /// The newcomer's first login: its status (0: no answer) and time.
+    newcomer: (u16, f64),
+    guesses_per_second: f64,
+}
+
+/// A cached user's requests from 127.0.0.9 during `flood`, and, half way,
+/// a user who logs in for the first time (bob, not cached).
+fn legit_during(url: &str, secs: u64, flood: Flood) -> UnderFlood {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(10))
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)))
+        .build()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(1));
+    let before = flood.sent.load(Ordering::Relaxed);
+    // The newcomer asks on its own, half way, whatever the cached user waits for.
+    let newcomer = {
+        let (client, url) = (client.clone(), url.to_string());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(secs / 2));
+            let t = Instant::now();
+            let status = client.get(&url).basic_auth("bob", Some(NEWCOMER)).send().map_or(0, |r| r.status().as_u16());
+            (status, t.elapsed().as_secs_f64() * 1000.0)
+        })
+    };
+    let (mut latencies, mut failures) = (Vec::new(), 0);
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        let t = Instant::now();
+        let ok = client.get(url).basic_auth("alice", Some(PASSWORD)).send().is_ok_and(|r| r.status() == 200);
+        latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+        failures += usize::from(!ok);
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let guesses = flood.sent.load(Ordering::Relaxed) - before;
+    let elapsed = start.elapsed().as_secs_f64();
+    let newcomer = newcomer.join().unwrap();
+    drop(flood);
+    latencies.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    UnderFlood {
+        p50: percentile(&latencies, 0.5),
+        p99: percentile(&latencies, 0.99),
+        failures,
+        total: latencies.len(),
+        newcomer,
+        guesses_per_second: guesses as f64 / elapsed,
+    }
+}
+
+/// Median answer time of a wrong password for alice, and for unknown
+/// users, asked one at a time from 127.0.0.8 with nothing else running.
+fn oracle(url: &str) -> (f64, f64) {
+    let client = reqwest::blocking::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .local_address(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 8)))
+        .build()
+        .unwrap();
+    let median = |guess: Guess, offset: u64| {
+        let mut times: Vec<f64> = (0..9)
+            .map(|i| {
+                let (user, password) = guess(offset + i);
+                let t = Instant::now();
+                let _ = client.get(url).basic_auth(user, Some(password)).send();
+                // Past the per-address pace of misses (nginx: 2/s).
+                std::thread::sleep(Duration::from_millis(600));
+                t.elapsed().as_secs_f64() * 1000.0 - 600.0
+            })
+            .collect();
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        times[times.len() / 2]
+    };
+    (median(wrong_password, 1 << 40), median(unknown_user, 1 << 41))
+}
+
+fn floods(proxy: &'static str, upstream: &str, secs: u64) {
+    let p = Proxy::start_with_cost(proxy, upstream, 12);
+    let url = format!("http://127.0.0.1:{}/api/version", p.port);
+    let warm = reqwest::blocking::Client::new().get(&url).basic_auth("alice", Some(PASSWORD)).send().unwrap();
+    assert_eq!(warm.status(), 200);
+    let (known, unknown) = oracle(&url);
+    let one = [Ipv4Addr::new(127, 0, 0, 2)];
+    let sixteen: Vec<Ipv4Addr> = (10..26).map(|i| Ipv4Addr::new(127, 0, 0, i)).collect();
+    let scenarios: [(&str, &[Ipv4Addr], usize, Guess); 3] = [
+        ("distinct wrong passwords, 1 address x 8", &one, 8, wrong_password),
+        ("unknown usernames, 1 address x 32", &one, 32, unknown_user),
+        ("distinct wrong passwords, 16 addresses x 4", &sixteen, 4, wrong_password),
+    ];
+    for (i, (name, sources, per_source, guess)) in scenarios.into_iter().enumerate() {
+        // A fresh proxy per flood: no scenario inherits another's queue.
+        let p = if i == 0 { None } else { Some(Proxy::start_with_cost(proxy, upstream, 12)) };
+        let url = p.as_ref().map_or(url.clone(), |p| format!("http://127.0.0.1:{}/api/version", p.port));
+        let warm = reqwest::blocking::Client::new().get(&url).basic_auth("alice", Some(PASSWORD)).send().unwrap();
+        assert_eq!(warm.status(), 200);
+        let r = legit_during(&url, secs, Flood::start(&url, sources, per_source, guess));
+        println!(
+            "| {proxy} | {name} | {:.0} | {:.1} / {:.1} ms | {} of {} | {} |",
+            r.guesses_per_second,
+            r.p50,
+            r.p99,
+            r.failures,
+            r.total,
+            match r.newcomer {
+                (0, ms) => format!("no answer after {ms:.0} ms"),
+                (status, ms) => format!("{status} in {ms:.0} ms"),
+            }
+        );
+    }
+    println!(
+        "| {proxy} | timing oracle: wrong password, known user / unknown user | | {known:.1} / {unknown:.1} ms | | |"
+    );
+}
+
 /// Median time to the first streamed token, and the median number of
 /// bursts the 6 ndjson lines of a generation arrive in (6 = every token
 /// its own chunk; the stand-in paces tokens 40 ms apart).
@@ -311,7 +498,9 @@ fn main() {
     let (upstream_port, _upstream) = trivial_upstream(&upstream_sandbox);
     let ollama = StandIn::start();
     let (direct_ttft, direct_bursts) = ttft(&ollama.url(), false);
-    for proxy in ["nginx", "caddy"] {
+    // BENCH_FLOODS_ONLY=1: the flood table alone.
+    let throughput = std::env::var_os("BENCH_FLOODS_ONLY").is_none();
+    for proxy in ["nginx", "caddy"].into_iter().filter(|_| throughput) {
         let p = Proxy::start(proxy, &format!("127.0.0.1:{upstream_port}"));
         let url = format!("http://127.0.0.1:{}/api/version", p.port);
         let generated = fs::read_to_string(p.site()).unwrap();
@@ -354,5 +543,13 @@ fn main() {
             key.p99_ms,
             key.requests_per_second / no_auth.requests_per_second,
         );
+    }
+    println!(
+        "\nFloods, chosen passwords at bcrypt cost 12; a cached user (alice) asks from 127.0.0.9 every 20 ms; half way, bob logs in for the first time\n"
+    );
+    println!("| proxy | flood | guesses/s answered | cached user p50 / p99 | failures | new login |");
+    println!("|---|---|---|---|---|---|");
+    for proxy in ["nginx", "caddy"] {
+        floods(proxy, &format!("127.0.0.1:{upstream_port}"), secs);
     }
 }
