@@ -243,6 +243,15 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             run(system, command, "deleting the certificate")?;
             done("deleted the certificate")
         }
+        Purpose::ValidateBans { ours } => {
+            announce(out, format!("validating fail2ban's configuration: `{command}`"));
+            run(system, command, "validating fail2ban's configuration").map_err(|e| with_culprit(e, ours))?;
+            done("fail2ban's configuration is valid")
+        }
+        Purpose::VerifyBans => {
+            run(system, command, "asking fail2ban for our jail")?;
+            done("fail2ban runs the ollama-secure jail")
+        }
         Purpose::StartBans => {
             announce(out, format!("starting fail2ban: `{command}`"));
             run(system, command, "starting fail2ban")?;
@@ -351,11 +360,11 @@ fn verify(system: &dyn System, url: &str, connect: std::net::IpAddr, proof: Proo
         }
         if system.now().duration_since(start).unwrap_or_default() >= VERIFY_LIMIT {
             let what = match answer {
-                Ok(a) if a.status == 401 => "401 without a Basic challenge".to_string(),
-                Ok(a) if (200..300).contains(&a.status) => format!("{}: the site is OPEN TO ANYONE", a.status),
                 Ok(a) if a.status == 401 && proof == Proof::RefusesOutsider => {
                     "401: allow_from did not refuse this machine's address".to_string()
                 }
+                Ok(a) if a.status == 401 => "401 without a Basic challenge".to_string(),
+                Ok(a) if (200..300).contains(&a.status) => format!("{}: the site is OPEN TO ANYONE", a.status),
                 Ok(a) => a.status.to_string(),
                 Err(why) => why,
             };
@@ -626,6 +635,7 @@ pub fn apply(plan: &Plan, system: &dyn System, journal: &Journal, out: &mut dyn 
                 // makes (certbot: its account, its logs).
                 let leaves_traces =
                     |p: &Purpose| matches!(p, Purpose::Validate { .. } | Purpose::ObtainCertificate { .. });
+                // (fail2ban's -t writes nothing.)
                 if matches!(&step.action, Action::Run { purpose, .. } if leaves_traces(purpose)) {
                     done.push(Undo { maybe_half_done: true, ..Undo::of(step) });
                 }

@@ -11,6 +11,9 @@ use crate::plan::{Command, Purpose, Step};
 use crate::render::{self, RenderedFile, Role};
 use crate::setup::Settings;
 
+/// Our jail's name (the jail file's section).
+const JAIL: &str = "ollama-secure";
+
 const TEMPLATES: &[(&str, &str)] = &[
     ("fail2ban-jail.conf", include_str!("../templates/fail2ban-jail.conf.j2")),
     ("fail2ban-filter.conf", include_str!("../templates/fail2ban-filter.conf.j2")),
@@ -62,14 +65,24 @@ pub fn test(paths: &Paths) -> Command {
 }
 
 pub fn validate(paths: &Paths) -> Step {
-    Step::run(
-        test(paths),
-        Purpose::Validate { ours: vec![paths.fail2ban_jail(), paths.fail2ban_filter()], empty_pid_file: None },
-    )
+    Step::run(test(paths), Purpose::ValidateBans { ours: vec![paths.fail2ban_jail(), paths.fail2ban_filter()] })
 }
 
+/// Whether the running fail2ban runs our jail (exit 0).
+pub fn jail_status(paths: &Paths) -> Command {
+    client(paths, &["status", JAIL])
+}
+
+/// The proof, after a start or reload, that our jail runs: a fail2ban
+/// that was running already (started by its package on install) would
+/// otherwise leave it out without a word.
+pub fn verify(paths: &Paths) -> Step {
+    Step::run(jail_status(paths), Purpose::VerifyBans)
+}
+
+/// systemd: a fail2ban its package started on install reads our jail too.
 fn start(paths: &Paths, systemd: bool) -> Command {
-    if systemd { Command::new("systemctl", &["start", "fail2ban"]) } else { client(paths, &["start"]) }
+    if systemd { Command::new("systemctl", &["reload-or-restart", "fail2ban"]) } else { client(paths, &["start"]) }
 }
 
 fn stop(paths: &Paths, systemd: bool) -> Command {

@@ -236,6 +236,12 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         .enumerate()
         .map(|(i, n)| p.check(&format!("allow_from[{i}]"), fields::network(n)))
         .collect();
+    // nginx warns about a network listed twice; say it here, by entry.
+    for (i, network) in allow_from.iter().enumerate() {
+        if let Some(first) = allow_from[..i].iter().position(|n| n.is_some() && n == network) {
+            p.add(&format!("allow_from[{i}]"), format!("is allow_from[{first}] again; list each network once"));
+        }
+    }
     let allow_from: Option<Vec<_>> = allow_from.into_iter().collect();
     let site = Site {
         ban: None,
@@ -648,6 +654,16 @@ mod tests {
         assert_eq!(c.settings.file_group.as_str(), "www-data");
         assert!(!c.install);
         assert_eq!(c.settings.site.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn allow_from_refuses_a_network_listed_twice_by_entry() {
+        let base = "proxy: nginx\nusers: [{username: a, generate: true}]\n";
+        let err =
+            load(&format!("{base}allow_from: [192.0.2.10, 10.0.0.0/8, 192.0.2.10/32]\n")).unwrap_err().to_string();
+        assert!(err.contains("allow_from[2]: is allow_from[0] again"), "{err}");
+        let ok = load(&format!("{base}allow_from: [192.0.2.10, \"2001:db8::/48\"]\n")).unwrap();
+        assert_eq!(ok.settings.site.allow_from.len(), 2);
     }
 
     #[test]

@@ -63,12 +63,12 @@ impl SiteAnswer {
     }
 }
 
-/// 401 with a Basic challenge: a protected site.
 /// The proxy's own 403 for a client outside `allow_from`.
 pub fn refuses_outsider(reply: &HttpReply) -> bool {
     reply.status == 403 && reply.body.contains(crate::render::OUTSIDER_REFUSAL)
 }
 
+/// 401 with a Basic challenge: a protected site.
 pub fn asks_for_basic(reply: &HttpReply) -> bool {
     reply.status == 401 && reply.header("www-authenticate").is_some_and(|c| c.to_ascii_lowercase().starts_with("basic"))
 }
@@ -78,6 +78,8 @@ pub fn asks_for_basic(reply: &HttpReply) -> bool {
 pub struct Fail2banFacts {
     pub installed: bool,
     pub running: bool,
+    /// The running fail2ban runs our jail.
+    pub jail_loaded: bool,
     /// What `fail2ban-client -t` says when the configuration fails before
     /// our jail is there (someone else's jail is broken).
     pub broken: Option<String>,
@@ -142,7 +144,7 @@ impl Facts {
     /// A system where nothing exists yet: what `render --out` plans against.
     pub fn empty(stamp: &str) -> Facts {
         Facts {
-            fail2ban: Fail2banFacts { installed: true, running: false, broken: None },
+            fail2ban: Fail2banFacts { installed: true, ..Fail2banFacts::default() },
             is_root: true,
             systemd: false,
             package_manager: None,
@@ -334,16 +336,26 @@ fn interest(system: &dyn System, probe: &Probe, own_writes: &[crate::state::Owne
     with_ancestors(interest)
 }
 
+/// fail2ban, asked when bans are wanted, our jail is there, or the state
+/// says we started fail2ban or wrote a jail (uninstall must know whether
+/// it still runs).
 fn fail2ban(system: &dyn System, paths: &Paths, wanted: bool) -> Fail2banFacts {
     let ours = !matches!(system.inspect(&paths.fail2ban_jail()), Existing::Missing);
-    if !(wanted || ours) || !system.installed("fail2ban-client") {
+    let recorded = match system.inspect(&paths.state) {
+        Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(&content), &paths.state)
+            .is_ok_and(|s| s.started_bans || s.record(&paths.fail2ban_jail()).is_some()),
+        _ => false,
+    };
+    if !(wanted || ours || recorded) || !system.installed("fail2ban-client") {
         return Fail2banFacts::default();
     }
     let broken = match ours {
-        false => Some(system.run(&crate::ban::test(paths))).filter(|r| !r.success).map(|r| r.output),
-        true => None,
+        false if wanted => Some(system.run(&crate::ban::test(paths))).filter(|r| !r.success).map(|r| r.output),
+        _ => None,
     };
-    Fail2banFacts { installed: true, running: system.run(&crate::ban::ping(paths)).success, broken }
+    let running = system.run(&crate::ban::ping(paths)).success;
+    let jail_loaded = running && system.run(&crate::ban::jail_status(paths)).success;
+    Fail2banFacts { installed: true, running, jail_loaded, broken }
 }
 
 pub fn probe(system: &dyn System, probe: Probe) -> Facts {

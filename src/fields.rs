@@ -245,6 +245,13 @@ pub fn network(value: &str) -> Result<Network, String> {
     let Some(ip) = ip_literal(address) else {
         return Err(format!("{value:?} is not an IP address or network; {EXAMPLE}"));
     };
+    if let IpAddr::V6(v6) = ip
+        && v6.to_ipv4_mapped().is_some()
+    {
+        return Err(format!(
+            "{value:?} is an IPv4-mapped IPv6 address, which no client arrives as: write the IPv4 address or network"
+        ));
+    }
     let width: u8 = if ip.is_ipv4() { 32 } else { 128 };
     let prefix = match prefix {
         None => width,
@@ -734,6 +741,7 @@ mod tests {
         assert!(office.contains("192.0.2.255".parse().unwrap()));
         assert!(!office.contains("192.0.3.0".parse().unwrap()));
         assert!(!office.contains("::ffff:192.0.2.1".parse().unwrap()));
+        assert!(network("::ffff:192.0.2.0/120").unwrap_err().contains("IPv4-mapped"));
         assert!(network("0.0.0.0/0").unwrap().contains("203.0.113.9".parse().unwrap()));
         assert!(network("2001:db8::/48").unwrap().contains("2001:db8:0:ffff::1".parse().unwrap()));
         assert!(!network("::1").unwrap().contains("127.0.0.1".parse().unwrap()));

@@ -81,12 +81,12 @@ impl Site {
         }
     }
 
-    /// The address on this machine that serves the site (checks from here).
     /// Whether `allow_from` lets a client at `ip` even try a password.
     pub fn allows(&self, ip: IpAddr) -> bool {
         self.allow_from.is_empty() || self.allow_from.iter().any(|network| network.contains(ip))
     }
 
+    /// The address on this machine that serves the site (checks from here).
     pub fn local_address(&self) -> IpAddr {
         match self.listen_address {
             Some(addr) if !addr.is_unspecified() => addr,

@@ -63,6 +63,8 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
         Purpose::ReloadUnits => format!("make systemd read the changed units: run `{command}`"),
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
+        Purpose::ValidateBans { .. } => format!("validate fail2ban's configuration: run `{command}` {rollback}"),
+        Purpose::VerifyBans => format!("verify that fail2ban runs our jail: run `{command}` {rollback}"),
         Purpose::StartBans => format!("start fail2ban: run `{command}`"),
         Purpose::ReloadBans => format!("make fail2ban read its jails again: run `{command}`"),
         Purpose::StopBans => format!("stop fail2ban: run `{command}`"),

@@ -202,6 +202,7 @@ fn note_step(state: &mut State, action: &Action, setup: &Setup, facts: &Facts, f
             }
         }
         Action::Run { purpose: Purpose::StartBans, .. } => state.started_bans = true,
+        Action::Run { purpose: Purpose::StopBans, .. } => state.started_bans = false,
         Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. } => {
             if !state.certificates.contains(domain) {
                 state.certificates.push(domain.clone());
@@ -392,8 +393,11 @@ fn ban_steps(
         }
         findings.push(Finding::info("`ban` is no longer in the answers: the fail2ban jail ollama-secure wrote goes"));
         let mut steps: Vec<Step> = ours.iter().map(|path| Step::remove(path, facts.file(path))).collect();
-        if running {
-            steps.push(crate::ban::reload_step(paths));
+        // The fail2ban we started goes with our jail; one that ran before reloads.
+        match (running, state.as_ref().is_some_and(|s| s.started_bans)) {
+            (true, true) => steps.push(crate::ban::stop_step(paths, facts.systemd)),
+            (true, false) => steps.push(crate::ban::reload_step(paths)),
+            (false, _) => {}
         }
         return Ok(steps);
     }
@@ -401,11 +405,18 @@ fn ban_steps(
         blockers.push(crate::ban::broken_before_us(output));
     }
     let changed = files.steps.iter().any(|s| matches!(&s.action, Action::Write { file, .. } if file.role == Role::Ban));
-    if !changed && running {
+    if !changed && facts.fail2ban.jail_loaded {
         return Ok(Vec::new());
     }
+    if !changed {
+        findings.push(Finding::info(if running {
+            "fail2ban runs without the ollama-secure jail: it reads its jails again"
+        } else {
+            "fail2ban is not running: it is started"
+        }));
+    }
     let bring_up = if running { crate::ban::reload_step(paths) } else { crate::ban::start_step(paths, facts.systemd) };
-    Ok(vec![crate::ban::validate(paths), bring_up])
+    Ok(vec![crate::ban::validate(paths), bring_up, crate::ban::verify(paths)])
 }
 
 /// Builds the plan that makes the system match `setup`.

@@ -183,8 +183,14 @@ pub enum Purpose {
         http_port: u16,
     },
     DeleteCertificate,
-    /// fail2ban, for `ban`: started, told to read its configuration
-    /// again, stopped (each returns once done).
+    /// fail2ban, for `ban`: its whole configuration checked (on failure
+    /// everything is rolled back; `ours`: our jail and filter), started,
+    /// told to read its configuration again, stopped (each returns once
+    /// done), and asked whether our jail runs (on failure, rolled back).
+    ValidateBans {
+        ours: Vec<PathBuf>,
+    },
+    VerifyBans,
     StartBans,
     ReloadBans,
     StopBans,

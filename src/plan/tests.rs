@@ -570,8 +570,8 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
     let config = config(&with_ban);
     let first = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
     let kinds_first = kinds(&first);
-    let tail: Vec<&str> = kinds_first.iter().rev().take(4).rev().map(String::as_str).collect();
-    assert_eq!(tail, ["start", "verify", "validate", "startbans"], "{kinds_first:?}");
+    let tail: Vec<&str> = kinds_first.iter().rev().take(5).rev().map(String::as_str).collect();
+    assert_eq!(tail, ["start", "verify", "validatebans", "startbans", "verifybans"], "{kinds_first:?}");
     assert!(kinds_first.contains(&"write /etc/fail2ban/jail.d/ollama-secure.conf".to_string()), "{kinds_first:?}");
     let start =
         first.steps.iter().find(|s| matches!(s.action, Action::Run { purpose: Purpose::StartBans, .. })).unwrap();
@@ -579,11 +579,20 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
     let jail = written(&first, "/etc/fail2ban/jail.d/ollama-secure.conf");
     assert!(jail.contains("maxretry = 5\nfindtime = 600\nbantime = 3600\nport = 8081\n"), "{jail}");
 
-    // Done: nothing to do again while fail2ban runs.
+    // Done: nothing to do again while fail2ban runs our jail.
     let mut facts = after(&first, facts);
     facts.fail2ban.running = true;
+    facts.fail2ban.jail_loaded = true;
     let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
     assert!(again.is_empty(), "{}", describe(&again));
+    // A fail2ban that runs without it (started by its package before our
+    // jail was there) reads its jails again, and is asked for ours.
+    let without_jail = Facts {
+        fail2ban: crate::facts::Fail2banFacts { jail_loaded: false, ..facts.fail2ban.clone() },
+        ..facts.clone()
+    };
+    let repair = for_setup(&setup_for(&config, &without_jail), &without_jail, Goal::Init { install: false }).unwrap();
+    assert_eq!(kinds(&repair), ["validatebans", "reloadbans", "verifybans"], "{}", describe(&repair));
 
     // A changed ban is read by a reload; the proxy is left alone.
     let stricter = super::super::config::Config {
@@ -598,14 +607,32 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
     };
     let changed = for_setup(&setup_for(&stricter, &facts), &facts, Goal::Init { install: false }).unwrap();
     let kinds_changed = kinds(&changed);
-    assert!(kinds_changed.ends_with(&["validate".into(), "reloadbans".into()]), "{kinds_changed:?}");
+    assert!(
+        kinds_changed.ends_with(&["validatebans".into(), "reloadbans".into(), "verifybans".into()]),
+        "{kinds_changed:?}"
+    );
     assert!(!kinds_changed.iter().any(|k| k == "reload" || k == "start"), "{kinds_changed:?}");
 
-    // Without `ban` in the answers, our jail and filter go and fail2ban reloads.
+    // Without `ban` in the answers, our jail and filter go; the fail2ban
+    // init started goes with them, one that ran before reloads.
     let without = for_setup(&setup_for(&self::config(NGINX), &facts), &facts, Goal::Init { install: false }).unwrap();
     let kinds_without = kinds(&without);
     assert!(kinds_without.contains(&"remove".to_string()), "{kinds_without:?}");
-    assert_eq!(kinds_without.last().map(String::as_str), Some("reloadbans"), "{kinds_without:?}");
+    assert_eq!(kinds_without.last().map(String::as_str), Some("stopbans"), "{kinds_without:?}");
+    let ran_before = {
+        let mut facts = facts.clone();
+        let mut state = facts.state(&config.settings.paths).unwrap().unwrap();
+        state.started_bans = false;
+        let text = state.to_text();
+        facts.files.insert(
+            config.settings.paths.state.clone(),
+            Existing::File { content: text.into_bytes(), mode: 0o644, uid: 0, gid: 0 },
+        );
+        facts
+    };
+    let without =
+        for_setup(&setup_for(&self::config(NGINX), &ran_before), &ran_before, Goal::Init { install: false }).unwrap();
+    assert_eq!(kinds(&without).last().map(String::as_str), Some("reloadbans"), "{:?}", kinds(&without));
 
     // uninstall stops the fail2ban that init started.
     let plan = removal(&config.settings.paths, &facts).unwrap();

@@ -49,20 +49,7 @@ fn only_the_listed_networks_may_try_a_password(proxy: &'static str) {
         .stdout_has("Not checked: allow_from leaves out this machine's address (127.0.0.1); bob can be checked")
         .run();
     // `check` from here names the cause.
-    let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
-    let url = format!("http://{DOMAIN}:{}", d.port);
-    d.tool()
-        .args([
-            "check",
-            "--url",
-            &url,
-            "--username",
-            "alice",
-            "--password-env",
-            "ALICE_PASSWORD",
-            "--resolve",
-            &resolve,
-        ])
+    d.check()
         .status(3)
         .stdout_has("403 from the proxy's allow_from, expected 401")
         .stdout_has("add this machine's address to `allow_from`")

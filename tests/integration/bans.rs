@@ -115,10 +115,18 @@ fn an_address_that_keeps_failing_is_banned_for_a_while(proxy: &'static str) {
 
     d.init()
         .args(["--dry-run"])
-        .stdout_has(&format!("validate: run `fail2ban-client -c {} -t`", config.display()))
+        .stdout_has(&format!("validate fail2ban's configuration: run `fail2ban-client -c {} -t`", config.display()))
         .stdout_has(&format!("start fail2ban: run `fail2ban-client -c {} start`", config.display()))
+        .stdout_has(&format!(
+            "verify that fail2ban runs our jail: run `fail2ban-client -c {} status ollama-secure`",
+            config.display()
+        ))
         .run();
-    d.init().stdout_has("fail2ban started").stdout_has("checks passed").run();
+    d.init()
+        .stdout_has("fail2ban started")
+        .stdout_has("fail2ban runs the ollama-secure jail")
+        .stdout_has("checks passed")
+        .run();
     assert!(fail2ban.pid().is_some(), "fail2ban does not run");
     d.init().stdout_has("Nothing to change").run();
 
@@ -158,14 +166,26 @@ fn an_address_that_keeps_failing_is_banned_for_a_while(proxy: &'static str) {
     // The ban ends after `for`.
     within(Duration::from_secs(30), || "the ban expires".into(), || status(&attacker, &d, None) == Some(401));
 
-    // Without `ban` in the answers, the jail and filter go; fail2ban reads
-    // its configuration again.
+    // Without `ban` in the answers, the jail and filter go, and so does
+    // the fail2ban that init started; with it again, it starts again.
     fs::write(&d.answers, &answers).unwrap();
-    d.init().stdout_has("the fail2ban jail ollama-secure wrote goes").stdout_has("fail2ban read its jails again").run();
+    d.init().stdout_has("the fail2ban jail ollama-secure wrote goes").stdout_has("fail2ban stopped").run();
     assert!(!config.join("jail.d/ollama-secure.conf").exists());
+    within(Duration::from_secs(10), || "fail2ban exits".into(), || fail2ban.pid().is_none_or(|pid| !pid_alive(pid)));
     assert!(!iptables_rules().contains("f2b-ollama-secure"), "{}", iptables_rules());
     fs::write(&d.answers, format!("{answers}ban: {{after: 3, within: 10m, for: 6s}}\n")).unwrap();
-    d.init().stdout_has("fail2ban read its jails again").run();
+    d.init().stdout_has("fail2ban started").run();
+    // A fail2ban running without our jail (started before it was there)
+    // is found and told to read it.
+    let client = |verb: &str| {
+        let out = Command::new("fail2ban-client").arg("-c").arg(&config).args(verb.split(' ')).output().unwrap();
+        assert!(out.status.success(), "{verb}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    client("stop ollama-secure");
+    d.init()
+        .stdout_has("fail2ban runs without the ollama-secure jail")
+        .stdout_has("fail2ban runs the ollama-secure jail")
+        .run();
 
     // uninstall stops the fail2ban it started; its rules go with it.
     d.uninstall(false).stdout_has("fail2ban stopped").run();

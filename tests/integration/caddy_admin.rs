@@ -5,7 +5,7 @@
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
-use crate::support::deployment::{ALICE, ALICE_ONLY, DOMAIN, Deployment};
+use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
 
 const BOB: &str = "bob's password is long enough too";
 
@@ -41,21 +41,23 @@ fn an_open_admin_api_is_named_with_the_fix_and_it_really_is_open() {
 
 /// `check` of the deployment, on this machine, knowing its answers.
 fn check(d: &Deployment) -> crate::support::Tool {
-    let url = format!("http://{DOMAIN}:{}", d.port);
-    let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
-    d.tool().args([
-        "check",
-        "--url",
-        &url,
-        "--username",
-        "alice",
-        "--password-env",
-        "ALICE_PASSWORD",
-        "--resolve",
-        &resolve,
-        "--answers",
-        &d.answers,
-    ])
+    d.check().args(["--answers", &d.answers])
+}
+
+/// `users add bob`: a reload, which must reach Caddy; bob then gets in.
+fn bob_is_added_and_logs_in(d: &Deployment) {
+    d.tool()
+        .env("BOB_PASSWORD", BOB)
+        .args(["users", "add", "bob", "--password-env", "BOB_PASSWORD", "--answers", &d.answers])
+        .stdout_has("Checked: bob gets 200")
+        .run();
+    assert_eq!(d.status("/api/version", Some(("bob", BOB))), 200);
+}
+
+/// Root's socket, writable by root only: connect(2) needs write access.
+fn assert_root_only(socket: &std::path::Path) {
+    let meta = fs::metadata(socket).unwrap();
+    assert_eq!((meta.uid(), meta.permissions().mode() & 0o022), (0, 0), "mode {:o}", meta.permissions().mode());
 }
 
 #[test]
@@ -72,17 +74,10 @@ fn closed_on_a_unix_socket_init_users_and_uninstall_still_work() {
     assert!(!ran.stdout.contains("admin API"), "warned although the admin API is closed:\n{}", ran.stdout);
     assert_eq!(d.status("/api/version", None), 401);
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
-    // Root's socket, writable by root only: connect(2) needs write access.
-    let meta = fs::metadata(&socket).unwrap();
-    assert_eq!((meta.uid(), meta.permissions().mode() & 0o022), (0, 0), "mode {:o}", meta.permissions().mode());
+    assert_root_only(&socket);
 
     // A change of users is a reload, through the socket.
-    d.tool()
-        .env("BOB_PASSWORD", BOB)
-        .args(["users", "add", "bob", "--password-env", "BOB_PASSWORD", "--answers", &d.answers])
-        .stdout_has("Checked: bob gets 200")
-        .run();
-    assert_eq!(d.status("/api/version", Some(("bob", BOB))), 200);
+    bob_is_added_and_logs_in(&d);
     let checked = check(&d).any_stdout().run();
     assert!(
         checked.stdout.contains("Caddy's admin API") && checked.stdout.contains("on a unix socket, or off"),
@@ -119,8 +114,7 @@ fn the_caddy_that_init_starts_gets_its_admin_api_on_a_root_only_socket() {
     assert!(caddyfile.contains(&line), "{caddyfile}");
 
     // Root's socket, which others cannot connect to; root gets the config.
-    let meta = fs::metadata(&socket).unwrap();
-    assert_eq!((meta.uid(), meta.permissions().mode() & 0o022), (0, 0), "mode {:o}", meta.permissions().mode());
+    assert_root_only(&socket);
     let ask = |nobody: bool| {
         let mut command = if nobody {
             let mut c = std::process::Command::new("setpriv");
@@ -143,12 +137,7 @@ fn the_caddy_that_init_starts_gets_its_admin_api_on_a_root_only_socket() {
     assert!(!as_nobody.status.success() && as_nobody.stdout.is_empty(), "nobody reached the admin API: {as_nobody:?}");
 
     // Reloads go through the socket: a users change, and init again.
-    d.tool()
-        .env("BOB_PASSWORD", BOB)
-        .args(["users", "add", "bob", "--password-env", "BOB_PASSWORD", "--answers", &d.answers])
-        .stdout_has("Checked: bob gets 200")
-        .run();
-    assert_eq!(d.status("/api/version", Some(("bob", BOB))), 200);
+    bob_is_added_and_logs_in(&d);
     d.init().stdout_has("Nothing to change").run();
 
     // uninstall stops that Caddy through the socket and gives the

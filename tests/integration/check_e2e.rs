@@ -5,31 +5,13 @@
 use std::fs;
 use std::time::Duration;
 
-use crate::support::deployment::{ALICE, ALICE_ONLY, DOMAIN, Deployment};
+use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
 use crate::support::proxies::reload_caddy;
 use crate::support::{ROOT, Ran, Tool, sh};
 
 fn check(d: &Deployment, extra: &[&str]) -> Tool {
-    let url = format!("http://{DOMAIN}:{}", d.port);
-    let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
     let ollama_port = d.ollama.addr.port().to_string();
-    let mut args = vec![
-        "check",
-        "--url",
-        &url,
-        "--username",
-        "alice",
-        "--password-env",
-        "ALICE_PASSWORD",
-        "--resolve",
-        &resolve,
-        "--ollama-port",
-        &ollama_port,
-        "--timeout",
-        "20",
-    ];
-    args.extend_from_slice(extra);
-    d.tool().args(args)
+    d.check().args(["--ollama-port", &ollama_port, "--timeout", "20"]).args(extra)
 }
 
 fn json(ran: &Ran) -> serde_json::Value {

@@ -194,6 +194,24 @@ impl Deployment {
         request.send().unwrap().status().as_u16()
     }
 
+    /// `check` as alice, of the site by its public name, connected to
+    /// this machine.
+    pub fn check(&self) -> Tool {
+        let url = format!("http://{DOMAIN}:{}", self.port);
+        let resolve = format!("{DOMAIN}:{}:127.0.0.1", self.port);
+        self.tool().args([
+            "check",
+            "--url",
+            &url,
+            "--username",
+            "alice",
+            "--password-env",
+            "ALICE_PASSWORD",
+            "--resolve",
+            &resolve,
+        ])
+    }
+
     /// The binary with this deployment's environment.
     pub fn tool(&self) -> Tool {
         Tool::new().env("ALICE_PASSWORD", ALICE).caddy_home(&self.sandbox)
