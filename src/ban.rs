@@ -120,11 +120,13 @@ pub fn reload_step(paths: &Paths) -> Step {
 pub fn broken_before_us(output: &str) -> String {
     // Its warnings about options left at their defaults are noise here.
     let errors: Vec<&str> = output.lines().filter(|line| line.contains("ERROR")).collect();
-    let said = if errors.is_empty() { output.trim_end().to_string() } else { errors.join("\n") };
-    let mut text = format!("fail2ban's configuration fails before ollama-secure adds its jail; fix it first:\n{said}");
+    let said: Vec<&str> = if errors.is_empty() { output.trim_end().lines().collect() } else { errors };
+    // Indented under the blocker's bullet.
+    let said: String = said.iter().map(|line| format!("\n    {line}")).collect();
+    let mut text = format!("fail2ban's configuration fails before ollama-secure adds its jail; fix it first:{said}");
     if output.contains("Have not found any log file for sshd jail") {
         text.push_str(
-            "\nDebian's fail2ban enables an sshd jail that reads /var/log/auth.log, which only rsyslog writes. \
+            "\n    Debian's fail2ban enables an sshd jail that reads /var/log/auth.log, which only rsyslog writes. \
              With systemd, set `backend = systemd` under [sshd] in /etc/fail2ban/jail.d/defaults-debian.conf; \
              without it, install rsyslog, or set `enabled = false` there.",
         );
