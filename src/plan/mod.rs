@@ -370,8 +370,9 @@ fn service_steps(
 }
 
 /// fail2ban's steps, after the proxy's: our jail and filter are read
-/// (validated, then fail2ban is started or reloaded); or, once `ban` has
-/// left the answers, the jail and filter we wrote go, and fail2ban reloads.
+/// (validated, fail2ban started or reloaded, our jail asked for); or, once
+/// `ban` has left the answers, the jail and filter we wrote go, with the
+/// fail2ban we started (one that ran before reloads).
 fn ban_steps(
     setup: &Setup,
     facts: &Facts,
@@ -439,8 +440,8 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     let files = file_steps(setup, facts, goal, &service)?;
     // A folder made or mounted again (the cache after a reboot) is read
     // only when the proxy loads its configuration: it reloads.
-    let for_the_proxy = |s: &&Step| !matches!(&s.action, Action::Write { file, .. } if file.role == Role::Ban);
-    let changed = files.steps.iter().any(|s| for_the_proxy(&s)) || !steps.is_empty();
+    let for_the_proxy = |s: &Step| !matches!(&s.action, Action::Write { file, .. } if file.role == Role::Ban);
+    let changed = files.steps.iter().any(for_the_proxy) || !steps.is_empty();
     let mut service_steps = service_steps(setup, facts, goal, &service, &files, changed, &mut findings)?;
     if goal != Goal::Users {
         service_steps.extend(ban_steps(setup, facts, &files, &mut findings, &mut blockers)?);
