@@ -73,7 +73,8 @@ pub fn asks_for_basic(reply: &HttpReply) -> bool {
     reply.status == 401 && reply.header("www-authenticate").is_some_and(|c| c.to_ascii_lowercase().starts_with("basic"))
 }
 
-/// fail2ban, asked only where bans are wanted or our jail is there.
+/// fail2ban, asked only where bans are wanted, our jail is there, or the
+/// state records one.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fail2banFacts {
     pub installed: bool,
@@ -339,10 +340,10 @@ fn interest(system: &dyn System, probe: &Probe, own_writes: &[crate::state::Owne
 /// fail2ban, asked when bans are wanted, our jail is there, or the state
 /// says we started fail2ban or wrote a jail (uninstall must know whether
 /// it still runs).
-fn fail2ban(system: &dyn System, paths: &Paths, wanted: bool) -> Fail2banFacts {
-    let ours = !matches!(system.inspect(&paths.fail2ban_jail()), Existing::Missing);
-    let recorded = match system.inspect(&paths.state) {
-        Existing::File { content, .. } => State::parse(&String::from_utf8_lossy(&content), &paths.state)
+fn fail2ban(system: &dyn System, paths: &Paths, wanted: bool, files: &BTreeMap<PathBuf, Existing>) -> Fail2banFacts {
+    let ours = files.get(&paths.fail2ban_jail()).is_some_and(|e| !matches!(e, Existing::Missing));
+    let recorded = match files.get(&paths.state) {
+        Some(Existing::File { content, .. }) => State::parse(&String::from_utf8_lossy(content), &paths.state)
             .is_ok_and(|s| s.started_bans || s.record(&paths.fail2ban_jail()).is_some()),
         _ => false,
     };
@@ -390,7 +391,7 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         Some(request) if proxy_running => SiteAnswer::of(&system.http(&request)),
         _ => SiteAnswer::NotProbed,
     };
-    let fail2ban = fail2ban(system, paths, probe.bans);
+    let fail2ban = fail2ban(system, paths, probe.bans, &files);
     Facts {
         fail2ban,
         is_root: system.is_root(),
