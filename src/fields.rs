@@ -427,7 +427,7 @@ pub fn password(value: &str) -> Result<(), String> {
 
 /// A bcrypt hash as nginx (libxcrypt) and Caddy accept it.
 pub fn bcrypt_hash(value: &str) -> Result<String, String> {
-    const FORM: &str = "expected a bcrypt hash such as $2y$12$ followed by 53 characters of [./A-Za-z0-9] (make one with `htpasswd -nbB user password`)";
+    const FORM: &str = "expected a bcrypt hash such as $2y$12$ followed by 53 characters of [./A-Za-z0-9] (make one with `htpasswd -nB user`, which asks for the password: on the command line `ps` would show it)";
     // Judged as bytes: any UTF-8 is only ever refused, never sliced.
     let b = value.as_bytes();
     let shape_ok = b.len() == 60

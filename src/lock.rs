@@ -18,13 +18,16 @@ pub struct Lock {
 /// it would not remove again.
 pub fn acquire(path: &Path) -> Result<Lock> {
     let open = || {
-        OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(|e| Error::failed(format!("cannot open the lock file {}: {e}", path.display())))
+        OpenOptions::new().create(true).truncate(false).write(true).mode(0o600).open(path).map_err(|e| match e.kind() {
+            // The first thing a run that changes the system does: as
+            // another user, this is where it learns it is not root.
+            std::io::ErrorKind::PermissionDenied => Error::input(format!(
+                "changing the system needs root (the lock file {} cannot be opened as this user); \
+                     run it with sudo, or add --dry-run to only see the plan",
+                path.display()
+            )),
+            _ => Error::failed(format!("cannot open the lock file {}: {e}", path.display())),
+        })
     };
     match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
         Ok(file) => Ok(Lock { _file: file }),

@@ -236,6 +236,16 @@ fn a_dry_run_without_root_plans_what_it_cannot_read() {
         .stdout_has("Dry run: nothing was changed.")
         .run();
     assert_eq!(files_under(sandbox.root()), before, "a dry run wrote files");
+    // Applying as that user says what to do, and changes nothing.
+    Tool::new()
+        .args(["init", "--answers", answers.to_str().unwrap()])
+        .unprivileged()
+        .status(2)
+        .any_stdout()
+        .stderr_has("changing the system needs root")
+        .stderr_has("run it with sudo, or add --dry-run to only see the plan")
+        .run();
+    assert_eq!(files_under(sandbox.root()), before, "a refused run wrote files");
     // As root, the same port is a blocker the dry run lists, and apply refuses.
     Tool::new()
         .args(["init", "--dry-run", "--answers", answers.to_str().unwrap()])
