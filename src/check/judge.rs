@@ -289,7 +289,12 @@ fn streaming(r: &Replies, o: &Options) -> Outcome {
     const NAME: &str = "streaming";
     const TITLE: &str = "streamed generation";
     let (Some(reply), Some(model)) = (&r.streaming, &o.model) else {
-        return Outcome::new(NAME, TITLE, Status::Skip, "give --model NAME to run a tiny generation");
+        return Outcome::new(
+            NAME,
+            TITLE,
+            Status::Skip,
+            "a tiny generation needs a model: `ollama-secure check ... --model NAME`",
+        );
     };
     let reply = match reply {
         Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),

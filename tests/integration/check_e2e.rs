@@ -230,7 +230,7 @@ fn check_reports_errors_in_words_and_never_asks_without_a_terminal() {
              \x20 FAIL  model management (DELETE /api/delete): connection refused: nothing listens there\n\
              \x20 skip  Host header accepted by Ollama: no authenticated answer to judge by\n\
              \x20 FAIL  large request body: connection refused: nothing listens there\n\
-             \x20 skip  streamed generation: give --model NAME to run a tiny generation\n\
+             \x20 skip  streamed generation: a tiny generation needs a model: `ollama-secure check ... --model NAME`\n\
              \x20 skip  Ollama reachable only through the proxy: nothing listens on port 9 on this machine\n\
              6 of 6 checks failed: without credentials, with a wrong password, with the right password: version, \
              with the right password: models, model management (DELETE /api/delete), large request body.\n",
