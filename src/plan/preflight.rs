@@ -8,8 +8,8 @@ use crate::facts::{Facts, OllamaProbe, PackageManager};
 use crate::proxy::Certificates;
 use crate::setup::Setup;
 
-/// The command that installs what is missing, if anything is and may be.
-fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Finding>) -> Result<Option<Step>, String> {
+/// The commands that install what is missing, if anything is and may be.
+fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Finding>) -> Result<Vec<Step>, String> {
     let proxy = setup.proxy();
     let mut packages = Vec::new();
     if facts.proxy_installed {
@@ -25,17 +25,21 @@ fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Findi
         packages.push("fail2ban");
     }
     if packages.is_empty() {
-        return Ok(None);
+        return Ok(Vec::new());
     }
     let list = packages.join(" ");
-    let command = match (allowed, facts.package_manager) {
+    let commands = match (allowed, facts.package_manager) {
         (true, Some(PackageManager::Apt)) => {
             findings.push(Finding::info(format!("not installed: {list}; it will be installed with apt-get")));
-            Command::new("apt-get", &["install", "-y"]).args(&packages).env("DEBIAN_FRONTEND", "noninteractive")
+            // A fresh machine (a container, a new VM) has no package lists yet.
+            vec![
+                Command::new("apt-get", &["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"),
+                Command::new("apt-get", &["install", "-y"]).args(&packages).env("DEBIAN_FRONTEND", "noninteractive"),
+            ]
         }
         (true, Some(PackageManager::Brew)) => {
             findings.push(Finding::info(format!("not installed: {list}; it will be installed with Homebrew")));
-            Command::new("brew", &["install"]).args(&packages)
+            vec![Command::new("brew", &["install"]).args(&packages)]
         }
         (true, None) => {
             return Err(format!(
@@ -48,7 +52,7 @@ fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Findi
             ));
         }
     };
-    Ok(Some(Step::run(command, Purpose::Install)))
+    Ok(commands.into_iter().map(|command| Step::run(command, Purpose::Install)).collect())
 }
 
 fn ollama_finding(setup: &Setup, facts: &Facts) -> Finding {
@@ -85,7 +89,7 @@ pub fn check(
     let name = setup.proxy().name();
     let install = install(setup, allowed, facts, findings).unwrap_or_else(|problem| {
         problems.push(problem);
-        None
+        Vec::new()
     });
     findings.push(Finding::info(if facts.systemd {
         format!("systemd is running: {name} is managed with systemctl")
@@ -118,5 +122,5 @@ pub fn check(
     }
     findings.push(ollama_finding(setup, facts));
     findings.extend(setup.proxy().warnings(&setup.settings.paths, facts));
-    install.into_iter().collect()
+    install
 }

@@ -654,9 +654,20 @@ fn a_fail2ban_that_is_broken_before_us_is_a_blocker_that_says_why() {
     facts.fail2ban.installed = false;
     facts.package_manager = Some(crate::facts::PackageManager::Apt);
     let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: true }).unwrap();
-    let install = plan.steps.iter().find_map(|s| match &s.action {
-        Action::Run { command, purpose: Purpose::Install } => Some(command.to_string()),
-        _ => None,
-    });
-    assert_eq!(install.as_deref(), Some("DEBIAN_FRONTEND=noninteractive apt-get install -y fail2ban"));
+    let install: Vec<String> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Run { command, purpose: Purpose::Install } => Some(command.to_string()),
+            _ => None,
+        })
+        .collect();
+    // The package lists first: a fresh machine has none.
+    assert_eq!(
+        install,
+        [
+            "DEBIAN_FRONTEND=noninteractive apt-get update -q",
+            "DEBIAN_FRONTEND=noninteractive apt-get install -y fail2ban"
+        ]
+    );
 }
