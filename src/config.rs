@@ -198,6 +198,14 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
                 "domain",
                 "must be a host name, not an IP address, when https is enabled (ACME issues certificates for names)",
             ),
+            // No public CA issues for these (RFC 6761): the ACME order would fail after the writes.
+            Some(Host::Name(name)) if name == "localhost" || name.ends_with(".localhost") => p.add(
+                "domain",
+                format!(
+                    "{name} cannot get a certificate from an ACME server (it names this machine only); \
+                     use a public name, or turn https off for local use"
+                ),
+            ),
             _ => {}
         }
         if let Some((field, why)) = proxy.and_then(|k| k.module().https_problem(h)) {
@@ -689,6 +697,19 @@ mod tests {
             let err = ban(&format!("{yaml}\n")).unwrap_err().to_string();
             assert!(err.contains(field), "{yaml}: {err}");
         }
+    }
+
+    #[test]
+    fn https_for_localhost_is_refused_before_anything_is_written() {
+        for name in ["localhost", "ollama.localhost", "LOCALHOST"] {
+            let yaml = format!(
+                "proxy: nginx\ndomain: {name}\nhttps: {{enabled: true}}\nusers: [{{username: a, generate: true}}]\n"
+            );
+            let err = load(&yaml).unwrap_err().to_string();
+            assert!(err.contains("domain: ") && err.contains("cannot get a certificate"), "{name}: {err}");
+        }
+        // Without https, localhost is a fine name.
+        assert!(load("proxy: nginx\ndomain: localhost\nusers: [{username: a, generate: true}]\n").is_ok());
     }
 
     #[test]

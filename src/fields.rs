@@ -155,6 +155,13 @@ pub fn host(value: &str) -> Result<Host, String> {
     if let Some(ip) = ip_literal(value) {
         return Ok(Host::Ip(ip));
     }
+    // A URL pasted where a name belongs: say which name.
+    if let Some(rest) = value.strip_prefix("https://").or_else(|| value.strip_prefix("http://")) {
+        let name = rest.split(['/', ':']).next().unwrap_or_default();
+        if host(name).is_ok() {
+            return Err(format!("{value:?} is a URL: give the host name alone, {name:?}"));
+        }
+    }
     if let Some(bad) = first_disallowed(value, |c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
         return Err(format!("{value:?} is not a valid host name: {bad} is not allowed; {EXAMPLE}"));
     }
@@ -636,6 +643,14 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_given_as_host_names_the_host() {
+        let err = host("https://Ollama.example.com/").unwrap_err();
+        assert!(err.contains("is a URL: give the host name alone, \"Ollama.example.com\""), "{err}");
+        assert!(host("http://ollama.example.com:8080").unwrap_err().contains("\"ollama.example.com\""));
+        assert!(host("https://").is_err() && host("https://a b").is_err());
+    }
 
     #[test]
     fn host_accepts_names_and_ip_literals() {
