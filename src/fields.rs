@@ -210,16 +210,20 @@ impl Network {
     /// Whether `ip` is in this network (an IPv4 network holds no IPv6
     /// address and the other way round: that is how the proxies match).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        match (self.address, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(self.prefix)) };
-                u32::from(ip) & mask == u32::from(net)
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = if self.prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(self.prefix)) };
-                u128::from(ip) & mask == u128::from(net)
-            }
-            _ => false,
+        ip.is_ipv4() == self.address.is_ipv4() && masked(ip, self.prefix) == self.address
+    }
+}
+
+/// `ip` with every bit past the first `prefix` cleared.
+fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
+            IpAddr::V4((u32::from(v4) & mask).into())
+        }
+        IpAddr::V6(v6) => {
+            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
+            IpAddr::V6((u128::from(v6) & mask).into())
         }
     }
 }
@@ -268,16 +272,7 @@ pub fn network(value: &str) -> Result<Network, String> {
         },
     };
     let network = Network { address: ip, prefix };
-    let masked = match ip {
-        IpAddr::V4(v4) => {
-            let mask = if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) };
-            IpAddr::V4((u32::from(v4) & mask).into())
-        }
-        IpAddr::V6(v6) => {
-            let mask = if prefix == 0 { 0 } else { u128::MAX << (128 - u32::from(prefix)) };
-            IpAddr::V6((u128::from(v6) & mask).into())
-        }
-    };
+    let masked = masked(ip, prefix);
     if masked != ip {
         return Err(format!("{value:?} has bits set past its /{prefix}: did you mean {masked}/{prefix}?"));
     }
