@@ -227,6 +227,10 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             run(system, command, "enabling the service at boot")?;
             done("enabled at boot")
         }
+        Purpose::Disable => {
+            run(system, command, "disabling the service at boot")?;
+            done("no longer started at boot")
+        }
         Purpose::ReloadUnits => {
             run(system, command, "reloading systemd's units")?;
             done("systemd read the changed units")

@@ -4,16 +4,39 @@
 
 use std::path::PathBuf;
 
+use crate::facts::Facts;
 use crate::paths::Paths;
 use crate::plan::Command;
 use crate::render::{RenderedFile, Role};
 use crate::setup::Settings;
+use crate::system::Existing;
 
 /// certbot's names for the certificate of the site's domain.
 pub fn live_paths(settings: &Settings) -> Option<(PathBuf, PathBuf)> {
     let domain = settings.site.domain.as_ref()?;
     let live = settings.paths.letsencrypt.join("live").join(domain.to_string());
     Some((live.join("fullchain.pem"), live.join("privkey.pem")))
+}
+
+/// What certbot makes of its own when it first obtains a certificate: its
+/// work and log folders, /etc/letsencrypt, and the folders in it. Debian's
+/// package ships /etc/letsencrypt (its cli.ini) but nothing certbot makes
+/// in it, so those go with our certificate too.
+pub fn folders(paths: &Paths) -> Vec<PathBuf> {
+    let inside = ["accounts", "archive", "csr", "keys", "live", "renewal", "renewal-hooks"];
+    std::iter::once(paths.letsencrypt.clone())
+        .chain(inside.iter().map(|name| paths.letsencrypt.join(name)))
+        .chain([paths.certbot_work.clone(), paths.certbot_logs.clone()])
+        .collect()
+}
+
+/// Of `folders`, those certbot would make here (missing now); a folder in
+/// one that is missing goes with it.
+pub fn folders_made_for_us(paths: &Paths, facts: &Facts) -> Vec<PathBuf> {
+    let missing = |dir: &PathBuf| matches!(facts.file(dir), Existing::Missing);
+    let all = folders(paths);
+    let made: Vec<PathBuf> = all.iter().filter(|dir| missing(dir)).cloned().collect();
+    made.iter().filter(|dir| !made.iter().any(|other| other != *dir && dir.starts_with(other))).cloned().collect()
 }
 
 fn with_dirs(command: Command, paths: &Paths) -> Command {

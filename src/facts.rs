@@ -210,7 +210,7 @@ impl Probe<'_> {
             interest.push(settings.paths.acme_webroot.clone());
             // certbot's folders: those it makes for us are ours.
             let paths = &settings.paths;
-            interest.extend([paths.letsencrypt.clone(), paths.certbot_work.clone(), paths.certbot_logs.clone()]);
+            interest.extend(crate::certbot::folders(paths));
             interest.extend([settings.paths.renewal_cron.clone(), settings.paths.renewal_dropin.clone()]);
             if let Some((cert, key)) = crate::certbot::live_paths(settings) {
                 interest.extend([cert, key]);

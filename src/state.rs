@@ -95,11 +95,16 @@ pub struct State {
     /// We started the proxy (it was not running).
     #[serde(default)]
     pub started: bool,
-    /// What else the proxy served when we started it: uninstall stops the
-    /// proxy only if this is unchanged, so sites added since are not taken
-    /// down. Absent when we did not start it.
+    /// What else the proxy served when we started it (or, run by systemd,
+    /// first reloaded it): uninstall stops the proxy we started only if
+    /// this is unchanged, so sites added since are not taken down, and
+    /// removes what the proxy wrote for our site only then.
     #[serde(default, skip_serializing_if = "Option::is_none", rename = "served_besides_us")]
     served: Option<ServedRecord>,
+    /// We enabled the proxy's unit at boot (systemd), and what else it
+    /// served then: uninstall disables it again if that is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled_at_boot: Option<Served>,
     /// We started fail2ban (it was not running): uninstall stops it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub started_bans: bool,
@@ -143,6 +148,7 @@ impl State {
             backups: Vec::new(),
             started: false,
             started_bans: false,
+            enabled_at_boot: None,
             served: None,
             certificates: Vec::new(),
             owned: Vec::new(),
@@ -184,6 +190,14 @@ impl State {
     pub fn note_started(&mut self, served: Served) {
         self.started = true;
         self.served = Some(ServedRecord::Typed(served));
+    }
+
+    /// What else a running proxy served when ollama-secure first reloaded
+    /// it (kept from then on).
+    pub fn note_served(&mut self, served: Served) {
+        if self.served.is_none() {
+            self.served = Some(ServedRecord::Typed(served));
+        }
     }
 
     pub fn record(&self, path: &Path) -> Option<&FileRecord> {

@@ -60,6 +60,7 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
         Purpose::Reload { .. } => format!("reload {proxy}: run `{command}`{wait}"),
         Purpose::Stop { .. } => format!("stop {proxy}: run `{command}`{wait}"),
         Purpose::Enable => format!("enable {proxy} at boot: run `{command}`"),
+        Purpose::Disable => format!("no longer start {proxy} at boot: run `{command}`"),
         Purpose::ReloadUnits => format!("make systemd read the changed units: run `{command}`"),
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),

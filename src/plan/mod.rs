@@ -188,6 +188,14 @@ fn note_step(state: &mut State, action: &Action, setup: &Setup, facts: &Facts, f
             }
         }
         Action::Link { link, .. } => state.note_link(link),
+        // The unit systemd runs writes where we know (its user's home), for
+        // our site, as one we start does: ours while it serves nothing new.
+        Action::Run { purpose: Purpose::Reload { .. }, .. } if facts.systemd => {
+            state.note_served(setup.proxy().served_besides_us(paths, facts));
+            for owned in &folders.owned_if_started {
+                state.note_owned(Owned { until_stopped: true, ..owned.clone() });
+            }
+        }
         Action::Run { command, purpose: Purpose::Start } => {
             if !state.started {
                 state.note_started(setup.proxy().served_besides_us(paths, facts));
@@ -201,15 +209,18 @@ fn note_step(state: &mut State, action: &Action, setup: &Setup, facts: &Facts, f
                 state.note_owned(Owned { until_stopped: true, ..Owned::new(log, OwnedKind::File) });
             }
         }
+        Action::Run { purpose: Purpose::Enable, .. } if state.enabled_at_boot.is_none() => {
+            state.enabled_at_boot = Some(setup.proxy().served_besides_us(paths, facts));
+        }
         Action::Run { purpose: Purpose::StartBans, .. } => state.started_bans = true,
         Action::Run { purpose: Purpose::StopBans, .. } => state.started_bans = false,
         Action::Run { purpose: Purpose::ObtainCertificate { domain, .. }, .. } => {
             if !state.certificates.contains(domain) {
                 state.certificates.push(domain.clone());
             }
-            for dir in [&paths.letsencrypt, &paths.certbot_work, &paths.certbot_logs] {
-                if matches!(facts.file(dir), Existing::Missing) && !state.certbot_dirs.contains(dir) {
-                    state.certbot_dirs.push(dir.clone());
+            for dir in crate::certbot::folders_made_for_us(paths, facts) {
+                if !state.certbot_dirs.contains(&dir) {
+                    state.certbot_dirs.push(dir);
                 }
             }
         }
@@ -262,10 +273,9 @@ fn certbot_steps(setup: &Setup, facts: &Facts, service: &Service, stage_site: &R
     // those it made go with the certificate, unless another is there.
     let paths = &setup.settings.paths;
     let renewal = paths.letsencrypt.join("renewal");
-    let made = [&paths.certbot_work, &paths.certbot_logs, &paths.letsencrypt]
+    let made = crate::certbot::folders_made_for_us(paths, facts)
         .into_iter()
-        .filter(|dir| matches!(facts.file(dir), Existing::Missing))
-        .map(|dir| Action::RemoveTree { path: dir.clone(), unless_entries_in: Some(renewal.clone()) });
+        .map(|dir| Action::RemoveTree { path: dir, unless_entries_in: Some(renewal.clone()) });
     let delete = Action::Run { command: crate::certbot::delete(paths, &domain), purpose: Purpose::DeleteCertificate };
     Ok(vec![
         Step::undone_by(
@@ -445,6 +455,8 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     let mut service_steps = service_steps(setup, facts, goal, &service, &files, changed, &mut findings)?;
     if goal != Goal::Users {
         service_steps.extend(ban_steps(setup, facts, &files, &mut findings, &mut blockers)?);
+        // Last: what starts at boot is what was proven to start now.
+        service_steps.extend(service::enable_at_boot(facts, &service));
     }
     steps.extend(files.steps);
     // Recorded before the proxy is touched, so a failure rolls it back too.
@@ -458,9 +470,6 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
         steps.extend(state_step(setup, &state, facts));
     }
     steps.extend(service_steps);
-    if goal != Goal::Users {
-        steps.extend(service::enable_at_boot(facts, &service));
-    }
     undo_what_the_proxy_makes(&mut steps, &folders, facts);
     findings.extend(writable_parents(&steps, facts));
     findings.extend(replaced_files_of_others(&steps, facts, facts.state(paths)?.as_ref()));
@@ -478,6 +487,8 @@ fn undo_what_the_proxy_makes(steps: &mut [Step], folders: &Folders, facts: &Fact
     let is = |step: &Step, validate: bool| match &step.action {
         Action::Run { purpose: Purpose::Validate { .. }, .. } => validate,
         Action::Run { purpose: Purpose::Start, .. } => !validate,
+        // The unit systemd runs writes them when it first loads our site.
+        Action::Run { purpose: Purpose::Reload { .. }, .. } => !validate && facts.systemd,
         _ => false,
     };
     if let Some(validation) = steps.iter_mut().find(|s| is(s, true)) {

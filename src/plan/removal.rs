@@ -103,7 +103,7 @@ fn stop_or_reload(state: &State, paths: &Paths, facts: &Facts, findings: &mut Ve
         findings.push(Finding::info(format!("ollama-secure started {name}, so it stops it")));
         return vec![service::stop(&service)];
     }
-    if let Some(then) = changed_since {
+    if let Some(then) = changed_since.filter(|_| state.started) {
         findings.push(Finding::info(format!(
             "ollama-secure started {name}, but what else it serves has changed since ({}), so it is reloaded, not stopped",
             then.change_since(&now)
@@ -143,14 +143,39 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     // What the proxy made when we started it stays while it runs, and
     // while it serves more than then (started again, it uses it for that).
     let serves_more = state.served_besides_us(paths).is_some_and(|then| then != proxy.served_besides_us(paths, facts));
-    let still_needed = (facts.proxy_running && !stops) || serves_more;
+    // The unit systemd ran before us wrote them for our site only (it is
+    // reloaded without it now, and serves nothing new).
+    let reloaded_unit = facts.systemd && !state.started;
+    let still_needed = serves_more || (facts.proxy_running && !stops && !reloaded_unit);
     steps.extend(stop_or_reload);
+    steps.extend(disable_at_boot(&state, paths, facts, &mut findings));
     steps.extend(bans_without_us(&state, paths, facts));
     // Last, once the proxy no longer uses them: what cannot be put back
     // once deleted (caches, the proxy's data for us, certificates).
     steps.extend(proxy.leftovers(paths, facts));
     steps.extend(recorded_folders(&state, paths, facts, still_needed, &mut findings));
     Ok(Plan { proxy: state.proxy, findings, blockers, steps })
+}
+
+/// A unit ollama-secure enabled at boot is disabled again, unless the
+/// proxy serves something new since (that may need it at boot).
+fn disable_at_boot(state: &State, paths: &Paths, facts: &Facts, findings: &mut Vec<Finding>) -> Option<Step> {
+    let then = state.enabled_at_boot.as_ref()?;
+    if !facts.systemd || !facts.service_enabled {
+        return None;
+    }
+    let proxy = state.proxy.module();
+    let now = proxy.served_besides_us(paths, facts);
+    if *then != now {
+        findings.push(Finding::info(format!(
+            "ollama-secure enabled {} at boot, but what else it serves has changed since ({}), so it stays enabled",
+            proxy.name(),
+            then.change_since(&now)
+        )));
+        return None;
+    }
+    findings.push(Finding::info(format!("ollama-secure enabled {} at boot, so it disables it again", proxy.name())));
+    service::disable_at_boot(&service::of(proxy, paths, facts))
 }
 
 /// fail2ban once our jail is gone: stopped if we started it, otherwise
@@ -183,7 +208,7 @@ fn recorded_folders(
     for owned in owned.iter().rev() {
         if owned.until_stopped && still_needed && exists(facts, &owned.path) {
             findings.push(Finding::info(format!(
-                "keeping {}: {} made it when ollama-secure started it, and it serves more now, which may need it",
+                "keeping {}: {} made it for ollama-secure's site, and it serves more now, which may need it",
                 owned.path.display(),
                 proxy.name()
             )));

@@ -131,10 +131,26 @@ pub fn await_certificate(setup: &Setup, service: &Service) -> Step {
     })
 }
 
-/// `systemctl enable` for a proxy that runs but would not start at boot.
+/// `systemctl enable` for a proxy whose unit would not start at boot
+/// (whether it runs or is started now); undone by `systemctl disable`.
 pub fn enable_at_boot(facts: &Facts, service: &Service) -> Option<Step> {
-    let command = service.enable.clone()?;
-    (facts.systemd && facts.proxy_running && !facts.service_enabled).then(|| Step::run(command, Purpose::Enable))
+    let (enable, disable) = (service.enable.clone()?, service.disable.clone()?);
+    (facts.systemd && !facts.service_enabled).then(|| {
+        Step::undone_by(
+            Action::Run { command: enable, purpose: Purpose::Enable },
+            vec![Action::Run { command: disable, purpose: Purpose::Disable }],
+        )
+    })
+}
+
+/// `systemctl disable` for a unit ollama-secure enabled, at uninstall;
+/// undone by enabling it again.
+pub fn disable_at_boot(service: &Service) -> Option<Step> {
+    let (enable, disable) = (service.enable.clone()?, service.disable.clone()?);
+    Some(Step::undone_by(
+        Action::Run { command: disable, purpose: Purpose::Disable },
+        vec![Action::Run { command: enable, purpose: Purpose::Enable }],
+    ))
 }
 
 /// How the certificate will be renewed, in words; a warning when nothing

@@ -174,7 +174,10 @@ pub enum Purpose {
     Stop {
         pid_file: PathBuf,
     },
+    /// `systemctl enable`: the proxy starts at boot.
     Enable,
+    /// `systemctl disable`: it no longer does.
+    Disable,
     /// `systemctl daemon-reload`, after a drop-in changed.
     ReloadUnits,
     /// certbot through the webroot.

@@ -66,6 +66,7 @@ fn after(plan: &Plan, mut facts: Facts) -> Facts {
                 facts.files.insert(link.clone(), Existing::Symlink { target: target.clone() });
             }
             Action::Run { purpose: Purpose::Start, .. } => facts.proxy_running = true,
+            Action::Run { purpose: Purpose::Enable, .. } => facts.service_enabled = true,
             _ => {}
         }
     }
@@ -521,6 +522,26 @@ fn certbots_folders_made_for_us_go_with_the_last_certificate() {
     );
 }
 
+/// Debian's certbot package ships /etc/letsencrypt with only its cli.ini:
+/// what certbot makes in it for our certificate is ours all the same.
+#[test]
+fn certbots_folders_in_debians_etc_letsencrypt_are_ours() {
+    let https = "proxy: nginx\ndomain: ollama.test\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n";
+    let config = config(https);
+    let mut facts = nginx_fresh();
+    facts.files.insert("/etc/letsencrypt".into(), ROOTS_DIR);
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
+    let inside = ["accounts", "archive", "csr", "keys", "live", "renewal", "renewal-hooks"];
+    let expected: Vec<PathBuf> = inside
+        .iter()
+        .map(|name| Path::new("/etc/letsencrypt").join(name))
+        .chain(["/var/lib/letsencrypt".into(), "/var/log/letsencrypt".into()])
+        .collect();
+    assert_eq!(state.certbot_dirs, expected);
+    assert!(!state.certbot_dirs.contains(&PathBuf::from("/etc/letsencrypt")), "Debian's folder is not ours");
+}
+
 /// A users file from before roles: the users it keeps, and those the answers
 /// list without `role: admin`, are named, since they could manage models.
 #[test]
@@ -668,6 +689,106 @@ fn a_fail2ban_that_is_broken_before_us_is_a_blocker_that_says_why() {
         [
             "DEBIAN_FRONTEND=noninteractive apt-get update -q",
             "DEBIAN_FRONTEND=noninteractive apt-get install -y fail2ban"
+        ]
+    );
+}
+
+fn commands(plan: &Plan) -> Vec<(String, Vec<String>)> {
+    plan.steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Run { command, .. } if command.program == "systemctl" => {
+                let undo = s.undo.iter().filter_map(|u| match u {
+                    Action::Run { command, .. } => Some(command.to_string()),
+                    _ => None,
+                });
+                Some((command.to_string(), undo.collect()))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// With systemd, a proxy that neither runs nor starts at boot is started
+/// through its unit, then enabled, each with its undo; uninstall stops it
+/// and disables it again, leaving the unit as it found it.
+#[test]
+fn with_systemd_init_enables_what_it_starts_and_uninstall_disables_it() {
+    let config = config(NGINX);
+    let facts = Facts { systemd: true, ..nginx_fresh() };
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        commands(&plan),
+        [
+            ("systemctl start nginx".to_string(), strings(&["systemctl stop nginx"])),
+            ("systemctl enable nginx".to_string(), strings(&["systemctl disable nginx"])),
+        ]
+    );
+    let facts = after(&plan, facts);
+    let plan = removal(&config.settings.paths, &facts).unwrap();
+    assert_eq!(
+        commands(&plan),
+        [
+            ("systemctl stop nginx".to_string(), strings(&["systemctl start nginx"])),
+            ("systemctl disable nginx".to_string(), strings(&["systemctl enable nginx"])),
+        ]
+    );
+    assert!(plan.findings.iter().any(|f| f.text == "ollama-secure enabled nginx at boot, so it disables it again"));
+
+    // Enabled already (as Debian's package leaves it): neither enabled nor disabled.
+    let facts = Facts { systemd: true, service_enabled: true, ..nginx_fresh() };
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    assert_eq!(commands(&plan), [("systemctl start nginx".to_string(), strings(&["systemctl stop nginx"]))]);
+    let plan = removal(&config.settings.paths, &after(&plan, facts)).unwrap();
+    assert_eq!(commands(&plan), [("systemctl stop nginx".to_string(), strings(&["systemctl start nginx"]))]);
+}
+
+/// What the Caddy that systemd runs writes when it first loads our site
+/// (its data, in the caddy user's home) is ours: removed if that reload is
+/// rolled back, and at uninstall while Caddy serves nothing new.
+#[test]
+fn what_the_systemd_caddy_writes_for_our_site_goes_with_it() {
+    let config = config(CADDY);
+    let mut facts = Facts { systemd: true, proxy_running: true, service_enabled: true, ..fresh() };
+    facts.files.insert("/var/lib/caddy".into(), ROOTS_DIR);
+    let started = |path: &str, kind| Owned { until_stopped: true, ..Owned::new(Path::new(path), kind) };
+    facts.own_writes =
+        vec![started("/var/lib/caddy/.local", OwnedKind::Dir), started("/var/lib/caddy/.local/share", OwnedKind::Dir)]
+            .into_iter()
+            .chain([started("/var/lib/caddy/.local/share/caddy", OwnedKind::Tree)])
+            .collect();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let reload =
+        plan.steps.iter().find(|s| matches!(&s.action, Action::Run { purpose: Purpose::Reload { .. }, .. })).unwrap();
+    assert!(
+        reload.undo.iter().any(
+            |u| matches!(u, Action::RemoveTree { path, .. } if path == Path::new("/var/lib/caddy/.local/share/caddy"))
+        ),
+        "{:?}",
+        reload.undo
+    );
+    let mut facts = after(&plan, facts);
+    for dir in ["/var/lib/caddy/.local", "/var/lib/caddy/.local/share", "/var/lib/caddy/.local/share/caddy"] {
+        facts.files.insert(dir.into(), ROOTS_DIR);
+    }
+    let plan = removal(&config.settings.paths, &facts).unwrap();
+    let removed: Vec<&Path> = plan
+        .steps
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::RemoveTree { path, .. } | Action::RemoveDir { path } if path.starts_with("/var/lib/caddy") => {
+                Some(path.as_path())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        [
+            Path::new("/var/lib/caddy/.local/share/caddy"),
+            Path::new("/var/lib/caddy/.local/share"),
+            Path::new("/var/lib/caddy/.local")
         ]
     );
 }

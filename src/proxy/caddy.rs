@@ -402,16 +402,17 @@ impl Proxy for Caddy {
         let config = |verb: &str| {
             Command::new("caddy", &[verb, "--config"]).arg_path(&paths.caddyfile).args(&["--adapter", "caddyfile"])
         };
-        let (start, reload, stop, enable) = if systemd {
+        let (start, reload, stop, enable, disable) = if systemd {
             (
-                Command::new("systemctl", &["enable", "--now", "caddy"]),
+                Command::new("systemctl", &["start", "caddy"]),
                 Command::new("systemctl", &["reload", "caddy"]),
                 Command::new("systemctl", &["stop", "caddy"]),
                 Some(Command::new("systemctl", &["enable", "caddy"])),
+                Some(Command::new("systemctl", &["disable", "caddy"])),
             )
         } else {
             let start = config("start").args(&["--pidfile"]).arg_path(&paths.caddy_pid).log_to(&paths.caddy_log);
-            (start, config("reload"), config("stop"), None)
+            (start, config("reload"), config("stop"), None, None)
         };
         Service {
             validate: config("validate"),
@@ -419,6 +420,7 @@ impl Proxy for Caddy {
             reload,
             stop,
             enable,
+            disable,
             pid_file: paths.caddy_pid.clone(),
             reload_is_graceful: false,
             validate_makes_pid_file: false,

@@ -103,8 +103,11 @@ pub struct Service {
     pub start: Command,
     pub reload: Command,
     pub stop: Command,
-    /// `systemctl enable` where there is systemd.
+    /// `systemctl enable` and `systemctl disable` where there is systemd
+    /// (starting never enables: whether it starts at boot is a step of its
+    /// own, with its own undo).
     pub enable: Option<Command>,
+    pub disable: Option<Command>,
     /// Where the running proxy's PID is: to see it run, to wait for its
     /// old workers after a reload and for it to exit after a stop.
     pub pid_file: PathBuf,
@@ -176,7 +179,8 @@ pub struct Folders {
     pub steps: Vec<Step>,
     /// Ours once the plan ran.
     pub owned: Vec<crate::state::Owned>,
-    /// Ours if the plan starts the proxy (it writes them then).
+    /// Ours if the plan starts the proxy, or reloads the one systemd runs
+    /// (it writes them then, for our site).
     pub owned_if_started: Vec<crate::state::Owned>,
     /// What the proxy's validator makes where it was missing (Caddy's
     /// `~/.step` and local CA), in the order made: the validation's undo

@@ -269,15 +269,16 @@ impl Proxy for Nginx {
         let conf = &paths.nginx_conf;
         let direct = |args: &[&str]| Command::new("nginx", args).args(&["-c"]).arg_path(conf);
         let validate = Command::new("nginx", &["-t", "-c"]).arg_path(conf);
-        let (start, reload, stop, enable) = if systemd {
+        let (start, reload, stop, enable, disable) = if systemd {
             (
-                Command::new("systemctl", &["enable", "--now", "nginx"]),
+                Command::new("systemctl", &["start", "nginx"]),
                 Command::new("systemctl", &["reload", "nginx"]),
                 Command::new("systemctl", &["stop", "nginx"]),
                 Some(Command::new("systemctl", &["enable", "nginx"])),
+                Some(Command::new("systemctl", &["disable", "nginx"])),
             )
         } else {
-            (direct(&[]), direct(&["-s", "reload"]), direct(&["-s", "quit"]), None)
+            (direct(&[]), direct(&["-s", "reload"]), direct(&["-s", "quit"]), None, None)
         };
         Service {
             validate,
@@ -285,6 +286,7 @@ impl Proxy for Nginx {
             reload,
             stop,
             enable,
+            disable,
             pid_file: paths.nginx_pid.clone(),
             reload_is_graceful: true,
             validate_makes_pid_file: true,

@@ -24,6 +24,7 @@ mod repair;
 mod standin_fidelity;
 mod started_by_hand;
 mod system;
+mod systemd;
 mod uninstall_e2e;
 mod users_e2e;
 mod users_property;

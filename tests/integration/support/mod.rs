@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod acme;
+pub mod container;
 pub mod deployment;
 pub mod proxies;
 pub mod standin;
