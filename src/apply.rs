@@ -253,7 +253,22 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             done("fail2ban's configuration is valid")
         }
         Purpose::VerifyBans => {
-            run(system, command, "asking fail2ban for our jail")?;
+            // The server systemd just started answers once it has read its
+            // jails (`systemctl` returns before that).
+            let last = std::cell::RefCell::new(None);
+            let answered = wait_until(system, crate::ban::VERIFY_LIMIT, || {
+                let result = system.run(command);
+                let success = result.success;
+                *last.borrow_mut() = Some(result);
+                success
+            });
+            if !answered {
+                return Err(Error::Command {
+                    purpose: "asking fail2ban for our jail".into(),
+                    command: command.to_string(),
+                    output: last.into_inner().map(|r| r.output).unwrap_or_default(),
+                });
+            }
             done("fail2ban runs the ollama-secure jail")
         }
         Purpose::StartBans => {

@@ -73,6 +73,9 @@ pub fn jail_status(paths: &Paths) -> Command {
     client(paths, &["status", JAIL])
 }
 
+/// How long a fail2ban just started or reloaded has to answer for our jail.
+pub const VERIFY_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
+
 /// The proof, after a start or reload, that our jail runs: a fail2ban
 /// that was running already (started by its package on install) would
 /// otherwise leave it out without a word.

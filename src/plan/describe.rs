@@ -65,7 +65,10 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
         Purpose::ValidateBans { .. } => format!("validate fail2ban's configuration: run `{command}` {rollback}"),
-        Purpose::VerifyBans => format!("verify that fail2ban runs our jail: run `{command}` {rollback}"),
+        Purpose::VerifyBans => format!(
+            "verify that fail2ban runs our jail: run `{command}`, until it answers (up to {} s) {rollback}",
+            crate::ban::VERIFY_LIMIT.as_secs()
+        ),
         Purpose::StartBans => format!("start fail2ban: run `{command}`"),
         Purpose::ReloadBans => format!("make fail2ban read its jails again: run `{command}`"),
         Purpose::StopBans => format!("stop fail2ban: run `{command}`"),

@@ -118,7 +118,7 @@ fn an_address_that_keeps_failing_is_banned_for_a_while(proxy: &'static str) {
         .stdout_has(&format!("validate fail2ban's configuration: run `fail2ban-client -c {} -t`", config.display()))
         .stdout_has(&format!("start fail2ban: run `fail2ban-client -c {} start`", config.display()))
         .stdout_has(&format!(
-            "verify that fail2ban runs our jail: run `fail2ban-client -c {} status ollama-secure`",
+            "verify that fail2ban runs our jail: run `fail2ban-client -c {} status ollama-secure`, until it answers (up to 15 s)",
             config.display()
         ))
         .run();

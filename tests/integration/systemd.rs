@@ -49,6 +49,7 @@ fn systemd_nginx_from_install_to_uninstall() {
     machine.reboot();
     machine.phase("nginx-after-reboot");
     machine.phase("nginx-https");
+    machine.phase("nginx-bans");
 }
 
 #[test]
@@ -71,6 +72,7 @@ fn inside() {
         "nginx-install" => nginx_install(),
         "nginx-after-reboot" => after_reboot("nginx"),
         "nginx-https" => https("nginx"),
+        "nginx-bans" => bans(),
         "caddy-install" => caddy_install(),
         "caddy-after-reboot" => after_reboot("caddy"),
         "caddy-https" => https("caddy"),
@@ -158,7 +160,7 @@ fn system_state() -> BTreeMap<String, String> {
         }
         all.insert(top.to_string(), Path::new(top).exists().to_string());
     }
-    for unit in ["nginx", "caddy", "ollama", "certbot.timer"] {
+    for unit in ["nginx", "caddy", "ollama", "certbot.timer", "fail2ban"] {
         all.insert(format!("unit {unit}"), unit_state(unit));
     }
     all
@@ -525,4 +527,73 @@ fn https(proxy: &str) {
 
     tool().args(["uninstall", "--answers", &answers]).any_stdout().run();
     assert_state_is(&before, &format!("uninstall did not leave the machine as before the HTTPS init ({proxy})"));
+}
+
+// ---- fail2ban --------------------------------------------------------------
+
+/// `ban:` with Debian's fail2ban, installed and stopped: on Debian 12 its
+/// stock sshd jail looks for /var/log/auth.log, which a server without
+/// rsyslog lacks, so `init` refuses and names the fix; with the fix, `init`
+/// starts fail2ban through its unit, an address that keeps failing is
+/// banned (iptables, in the machine's own network namespace), and
+/// `uninstall` stops fail2ban again and leaves the machine as before.
+fn bans() {
+    let answers = answers("nginx", 80, "ban: {after: 3, within: 10m, for: 1m}\n");
+    let before = system_state();
+    tool()
+        .args(["init", "--answers", &answers])
+        .status(2)
+        .any_stdout()
+        .stderr_has("set `backend = systemd` under [sshd] in /etc/fail2ban/jail.d/defaults-debian.conf")
+        .run();
+    assert_state_is(&before, "a refused init changed the machine");
+
+    // The fix, as the operator makes it; and clients that come from
+    // elsewhere: only 127.0.0.1, where init checks from, is never banned
+    // (Debian's `ignoreself` would spare every loopback address).
+    fs::write("/etc/fail2ban/jail.d/defaults-debian.conf", "[sshd]\nenabled = true\nbackend = systemd\n").unwrap();
+    fs::write("/etc/fail2ban/jail.local", "[DEFAULT]\nignoreself = false\nignoreip = 127.0.0.1\n").unwrap();
+    let before = system_state();
+    tool()
+        .args(["init", "--answers", &answers])
+        .stdout_has("start fail2ban: run `systemctl reload-or-restart fail2ban`")
+        .stdout_has("fail2ban runs the ollama-secure jail")
+        .any_stdout()
+        .run();
+    assert_eq!(unit_state("fail2ban"), "disabled active", "fail2ban runs through its unit");
+    let fail2ban = main_pid("fail2ban");
+    assert_eq!(masters("fail2ban-server"), [fail2ban], "one fail2ban, the unit's");
+
+    let from = |last: u8| {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(0)
+            .local_address(std::net::IpAddr::from([127, 0, 0, last]))
+            .resolve(DOMAIN, ([127, 0, 0, 1], 80).into())
+            .build()
+            .unwrap()
+    };
+    let (attacker, elsewhere) = (from(2), from(3));
+    let answer = |client: &reqwest::blocking::Client, password: &str| match client
+        .get(format!("http://{DOMAIN}/api/version"))
+        .basic_auth("alice", Some(password))
+        .send()
+    {
+        Ok(reply) => Some(reply.status().as_u16()),
+        Err(e) if e.is_connect() => None,
+        Err(e) => panic!("neither an answer nor a refused connection: {e}"),
+    };
+    for n in 0..3 {
+        assert_eq!(answer(&attacker, &format!("wrong guess {n}")), Some(401));
+    }
+    within(Duration::from_secs(30), "fail2ban bans the address that kept failing", || {
+        answer(&attacker, ALICE).is_none()
+    });
+    assert_eq!(answer(&elsewhere, ALICE), Some(200), "another address is not banned");
+
+    tool().args(["uninstall", "--answers", &answers]).stdout_has("systemctl stop fail2ban").any_stdout().run();
+    // nginx, which this init started, is stopped again; the ban's rules are gone.
+    let rules = run("iptables", &["-S"]).1;
+    assert!(!rules.contains("f2b-"), "the ban outlived uninstall: {rules}");
+    assert_state_is(&before, "uninstall did not leave the machine as before the init with bans");
 }
