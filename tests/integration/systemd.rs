@@ -224,6 +224,11 @@ fn within(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
+/// Waits until something accepts connections on this loopback port.
+fn listening(port: u16, what: &str) {
+    within(Duration::from_secs(20), what, || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+}
+
 fn answers(proxy: &str, port: u16, extra: &str) -> String {
     let path = format!("{RECORDS}/{proxy}.yaml");
     fs::create_dir_all(RECORDS).unwrap();
@@ -261,9 +266,7 @@ fn install_ollama_unit() {
     .unwrap();
     systemctl(&["daemon-reload"]);
     systemctl(&["enable", "--now", "ollama"]);
-    within(Duration::from_secs(20), "the stand-in Ollama answers", || {
-        std::net::TcpStream::connect(("127.0.0.1", 11434)).is_ok()
-    });
+    listening(11434, "the stand-in Ollama answers");
 }
 
 fn serve_as_ollama() {
@@ -298,9 +301,7 @@ fn check_exposure_hint_works() {
         fs::write(dropin, format!("[Service]\nEnvironment=\"OLLAMA_HOST={value}\"\n")).unwrap();
         systemctl(&["daemon-reload"]);
         systemctl(&["restart", "ollama"]);
-        within(Duration::from_secs(20), "the stand-in Ollama answers again", || {
-            std::net::TcpStream::connect(("127.0.0.1", 11434)).is_ok()
-        });
+        listening(11434, "the stand-in Ollama answers again");
     };
     set_ollama_host("0.0.0.0:11434");
     let (verdict, hint) = exposure_of(&check_report(80, 3));
@@ -312,9 +313,7 @@ fn check_exposure_hint_works() {
     fs::remove_dir_all(dropin.parent().unwrap()).unwrap();
     systemctl(&["daemon-reload"]);
     systemctl(&["restart", "ollama"]);
-    within(Duration::from_secs(20), "the stand-in Ollama answers again", || {
-        std::net::TcpStream::connect(("127.0.0.1", 11434)).is_ok()
-    });
+    listening(11434, "the stand-in Ollama answers again");
 }
 
 // ---- nginx ----------------------------------------------------------------
@@ -358,9 +357,7 @@ fn nginx_install() {
 fn caddy_install() {
     install_ollama_unit();
     systemctl(&["enable", "--now", "caddy"]);
-    within(Duration::from_secs(20), "Debian's Caddy serves its default site", || {
-        std::net::TcpStream::connect(("127.0.0.1", 80)).is_ok()
-    });
+    listening(80, "Debian's Caddy serves its default site");
     let before = system_state();
     record("before-init", &before);
     let caddy = main_pid("caddy");
@@ -384,9 +381,7 @@ fn caddy_install() {
     assert_eq!(status(8080, Some(("alice", ALICE))), 200);
     // A restart reads every file again, as user caddy, from nothing.
     systemctl(&["restart", "caddy"]);
-    within(Duration::from_secs(20), "Caddy serves our site after a restart", || {
-        std::net::TcpStream::connect(("127.0.0.1", 8080)).is_ok()
-    });
+    listening(8080, "Caddy serves our site after a restart");
     assert_eq!(status(8080, Some(("alice", ALICE))), 200);
     let caddy = main_pid("caddy");
 
@@ -456,9 +451,7 @@ fn a_failed_run_is_rolled_back(proxy: &str, answers: &str, port: u16) {
 fn after_reboot(proxy: &str) {
     let port = if proxy == "nginx" { 80 } else { 8080 };
     assert_eq!(unit_state(proxy), "enabled active", "{proxy} did not start at boot");
-    within(Duration::from_secs(20), "the site answers after the reboot", || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    listening(port, "the site answers after the reboot");
     assert_eq!(status(port, None), 401);
     assert_eq!(status(port, Some(("alice", ALICE))), 200);
     let answers = format!("{RECORDS}/{proxy}.yaml");
