@@ -260,6 +260,8 @@ pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub renewal_dropin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ollama_dropin: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fail2ban: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,

@@ -235,6 +235,11 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             run(system, command, "reloading systemd's units")?;
             done("systemd read the changed units")
         }
+        Purpose::RestartOllama => {
+            announce(out, format!("restarting Ollama: `{command}`"));
+            run(system, command, "restarting Ollama")?;
+            done("Ollama restarted")
+        }
         Purpose::ObtainCertificate { domain, http_port } => {
             announce(out, format!("obtaining a certificate for {domain} with certbot"));
             let result = system.run(command);
@@ -426,6 +431,58 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
             verify(system, url, *connect, Proof::RefusesOutsider)?;
             Ok(Outcome::Done(format!("{url} refuses this machine's address (403, allow_from)")))
         }
+        Action::AwaitLoopbackOnly { port, limit } => {
+            let _ = writeln!(out, "  … waiting until port {port} listens on loopback only");
+            let listening = || system.tcp_listeners().into_iter().filter(|l| l.port == *port).collect::<Vec<_>>();
+            let exposed =
+                |found: &[crate::system::Listener]| found.iter().any(|l| !crate::fields::is_loopback(l.address));
+            // `systemctl restart` returns once the old process has exited:
+            // a socket beyond loopback now is the new one's, and stays.
+            wait_until(system, *limit, || !listening().is_empty());
+            let found = listening();
+            if !found.is_empty() && !exposed(&found) {
+                return Ok(Outcome::Done(format!("port {port} listens on loopback only")));
+            }
+            let why = if found.is_empty() {
+                format!(
+                    "nothing listens on port {port} {} s after the restart: look at `journalctl -u ollama`",
+                    limit.as_secs()
+                )
+            } else {
+                let addresses: Vec<String> = found.iter().map(|l| l.address.to_string()).collect();
+                format!(
+                    "port {port} still listens on {} after the restart: something besides the unit's environment \
+                     sets where Ollama listens (its command line, a wrapper script); look at `systemctl cat ollama`",
+                    addresses.join(", ")
+                )
+            };
+            Err(Error::failed(why))
+        }
+        Action::AwaitOllamaListening { limit } => {
+            let _ = writeln!(out, "  … waiting until Ollama listens again");
+            let show = Command::new("systemctl", &["show", "--property", crate::ollama::SHOWN, crate::ollama::UNIT]);
+            // The main process systemd started, and the ports it listens on.
+            let ports = || {
+                let out = system.run(&show);
+                let pid = if out.success { crate::ollama::Unit::parse(&out.output).main_pid } else { 0 };
+                let mut ports: Vec<String> = system
+                    .tcp_listeners()
+                    .into_iter()
+                    .filter(|l| pid != 0 && system.socket_owner(l.inode).is_some_and(|o| o.pid == pid))
+                    .map(|l| std::net::SocketAddr::new(l.address, l.port).to_string())
+                    .collect();
+                ports.dedup();
+                ports
+            };
+            if wait_until(system, *limit, || !ports().is_empty()) {
+                return Ok(Outcome::Done(format!("Ollama listens at {}", ports().join(", "))));
+            }
+            Err(Error::failed(format!(
+                "ollama.service's process does not listen on any TCP port {} s after the restart: \
+                 look at `journalctl -u ollama`",
+                limit.as_secs()
+            )))
+        }
         files => perform_on_files(files, system, report),
     }
 }
@@ -507,7 +564,11 @@ fn perform_on_files(action: &Action, system: &dyn System, report: &mut Report) -
             SocketState::Missing => Ok(Outcome::Skipped(format!("the socket {} is gone already", path.display()))),
             _ => Ok(Outcome::Skipped(format!("kept the socket {} (something listens on it)", path.display()))),
         },
-        Action::Run { .. } | Action::AwaitCertificate { .. } | Action::Verify { .. } => {
+        Action::Run { .. }
+        | Action::AwaitCertificate { .. }
+        | Action::Verify { .. }
+        | Action::AwaitLoopbackOnly { .. }
+        | Action::AwaitOllamaListening { .. } => {
             unreachable!("perform handles the proxy's actions")
         }
     }
@@ -924,7 +985,7 @@ mod tests {
     }
 
     fn plan(steps: Vec<Step>) -> Plan {
-        Plan { proxy: ProxyKind::Nginx, findings: vec![], blockers: vec![], steps }
+        Plan { proxy: Some(ProxyKind::Nginx), findings: vec![], blockers: vec![], steps }
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub enum Command {
     /// Requests, bytes and answers per credential and endpoint, from the
     /// site's access log.
     Usage(UsageArgs),
+    /// Make the Ollama on this machine listen on loopback only, where only
+    /// the proxy reaches it: with systemd, a drop-in for ollama.service
+    /// (OLLAMA_HOST), then a restart, proven and rolled back on failure;
+    /// otherwise, the fix for the way Ollama is started.
+    HardenOllama(HardenArgs),
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
@@ -85,6 +90,23 @@ pub struct InitArgs {
     /// certificates from a private ACME server or Let's Encrypt staging.
     #[arg(long, value_name = "FILE")]
     pub cacert: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct HardenArgs {
+    /// The answers file `init` used, if it set `paths:`: Ollama is then
+    /// bound to the proxy's upstream address (on loopback).
+    #[arg(long, value_name = "FILE")]
+    pub answers: Option<PathBuf>,
+
+    /// Take out the drop-in harden-ollama wrote (and restart Ollama), so
+    /// that OLLAMA_HOST is what it was before.
+    #[arg(long)]
+    pub undo: bool,
+
+    /// Print the drop-in and every command, then stop. Changes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -582,6 +582,7 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("state", &a.state, &mut paths.state);
     set("renewal_cron", &a.renewal_cron, &mut paths.renewal_cron);
     set("renewal_dropin", &a.renewal_dropin, &mut paths.renewal_dropin);
+    set("ollama_dropin", &a.ollama_dropin, &mut paths.ollama_dropin);
     set("fail2ban", &a.fail2ban, &mut paths.fail2ban);
     set("lock", &a.lock, &mut paths.lock);
     set("journal", &a.journal, &mut paths.journal);
@@ -614,6 +615,7 @@ fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
         ("state", &paths.state),
         ("renewal_cron", &paths.renewal_cron),
         ("renewal_dropin", &paths.renewal_dropin),
+        ("ollama_dropin", &paths.ollama_dropin),
         ("lock", &paths.lock),
         ("journal", &paths.journal),
         ("auth_socket", &paths.auth_socket),

@@ -359,6 +359,75 @@ fn fail2ban(system: &dyn System, paths: &Paths, wanted: bool, files: &BTreeMap<P
     Fail2banFacts { installed: true, running, jail_loaded, broken }
 }
 
+/// Ollama's service, for `harden-ollama`: what systemd says about it, the
+/// environment files it reads, our drop-in, and what listens on its port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OllamaService {
+    pub systemd: bool,
+    /// `None` without systemd, or when `systemctl show` failed.
+    pub unit: Option<crate::ollama::Unit>,
+    /// Each of the unit's `EnvironmentFile=` files, as found.
+    pub environment_files: Vec<(PathBuf, Existing)>,
+    pub dropin: Existing,
+    pub dropin_dir: Existing,
+    /// What listens on the port `OLLAMA_HOST` gives the unit (11434 without one).
+    pub listeners: Vec<PortUse>,
+}
+
+impl OllamaService {
+    /// Where the unit makes Ollama listen: an environment file's
+    /// OLLAMA_HOST overrides `Environment=` (systemd.exec(5)).
+    pub fn bind(&self) -> crate::ollama::Bind {
+        crate::ollama::Bind::from_env(self.ollama_host().as_deref())
+    }
+
+    pub fn ollama_host(&self) -> Option<String> {
+        self.environment_file_setting()
+            .map(|(_, value)| value)
+            .or_else(|| self.unit.as_ref().and_then(|u| u.environment_value("OLLAMA_HOST")).map(str::to_string))
+    }
+
+    /// The environment file that sets OLLAMA_HOST, and its value.
+    pub fn environment_file_setting(&self) -> Option<(PathBuf, String)> {
+        self.environment_files.iter().rev().find_map(|(path, existing)| match existing {
+            Existing::File { content, .. } => {
+                crate::ollama::environment_file_value(&String::from_utf8_lossy(content), "OLLAMA_HOST")
+                    .map(|value| (path.clone(), value))
+            }
+            _ => None,
+        })
+    }
+}
+
+pub fn ollama_service(system: &dyn System, dropin: &Path, port: Option<u16>) -> OllamaService {
+    let systemd = matches!(system.inspect(Path::new("/run/systemd/system")), Existing::Dir { .. });
+    let show = Command::new("systemctl", &["show", "--property", crate::ollama::SHOWN, crate::ollama::UNIT]);
+    let unit = systemd
+        .then(|| system.run(&show))
+        .filter(|out| out.success)
+        .map(|out| crate::ollama::Unit::parse(&out.output))
+        .filter(crate::ollama::Unit::exists);
+    let environment_files =
+        unit.iter().flat_map(|u| u.environment_files.iter()).map(|path| (path.clone(), system.inspect(path))).collect();
+    let dropin_dir = dropin.parent().map_or(Existing::Missing, |dir| system.inspect(dir));
+    let mut service = OllamaService {
+        systemd,
+        unit,
+        environment_files,
+        dropin: system.inspect(dropin),
+        dropin_dir,
+        listeners: Vec::new(),
+    };
+    let port = port.unwrap_or_else(|| service.bind().port);
+    service.listeners = system
+        .tcp_listeners()
+        .into_iter()
+        .filter(|l| l.port == port)
+        .map(|l| PortUse { port: l.port, address: l.address, owner: system.socket_owner(l.inode) })
+        .collect();
+    service
+}
+
 pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     let module = probe.proxy.module();
     let paths = probe.paths;

@@ -21,6 +21,7 @@ pub mod fields;
 pub mod interrupt;
 pub mod journal;
 pub mod lock;
+pub mod ollama;
 pub mod paths;
 pub mod plan;
 pub mod proxy;

@@ -80,6 +80,9 @@ pub struct Paths {
     /// The same for certbot's systemd service.
     #[serde(default = "default_renewal_dropin")]
     pub renewal_dropin: PathBuf,
+    /// The drop-in `harden-ollama` writes for Ollama's unit (with systemd).
+    #[serde(default = "default_ollama_dropin")]
+    pub ollama_dropin: PathBuf,
     /// fail2ban's configuration folder (`fail2ban-client -c`): our jail
     /// goes into its `jail.d/`, our filter into its `filter.d/`.
     #[serde(default = "default_fail2ban")]
@@ -112,6 +115,10 @@ fn default_renewal_dropin() -> PathBuf {
 
 fn default_caddy_admin() -> PathBuf {
     Paths::defaults(Os::current()).caddy_admin
+}
+
+fn default_ollama_dropin() -> PathBuf {
+    Paths::defaults(Os::current()).ollama_dropin
 }
 
 fn default_fail2ban() -> PathBuf {
@@ -156,6 +163,8 @@ impl Paths {
                 certbot_logs: "/var/log/letsencrypt".into(),
                 renewal_cron: "/etc/cron.d/ollama-secure-certbot".into(),
                 renewal_dropin: "/etc/systemd/system/certbot.service.d/ollama-secure.conf".into(),
+                // After `systemctl edit`'s override.conf: the last OLLAMA_HOST wins.
+                ollama_dropin: "/etc/systemd/system/ollama.service.d/zz-ollama-secure.conf".into(),
                 fail2ban: "/etc/fail2ban".into(),
                 state: "/var/lib/ollama-secure/state.yaml".into(),
                 lock: "/run/ollama-secure.lock".into(),
@@ -182,6 +191,8 @@ impl Paths {
                 certbot_logs: "/opt/homebrew/var/log/letsencrypt".into(),
                 renewal_cron: "/opt/homebrew/etc/cron.d/ollama-secure-certbot".into(),
                 renewal_dropin: "/opt/homebrew/etc/ollama-secure/certbot-service.conf".into(),
+                // No systemd on macOS: harden-ollama prints the fix instead.
+                ollama_dropin: "/opt/homebrew/etc/ollama-secure/ollama-service.conf".into(),
                 fail2ban: "/opt/homebrew/etc/fail2ban".into(),
                 state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
                 lock: "/opt/homebrew/var/run/ollama-secure.lock".into(),

@@ -28,6 +28,8 @@ pub enum Role {
     Renewal,
     /// fail2ban's jail or filter for `ban`.
     Ban,
+    /// The drop-in of Ollama's own unit (`harden-ollama`).
+    OllamaService,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -347,14 +347,7 @@ pub fn exposure(listeners: &[Listener], port: u16) -> Outcome {
         Status::Fail,
         format!("port {port} also listens on {}: the password can be bypassed", exposed.join(", ")),
     )
-    .hint(format!(
-        "Make Ollama listen on loopback only: set OLLAMA_HOST=127.0.0.1:{port}.\n\
-             With systemd: `systemctl edit ollama`, add\n  [Service]\n  Environment=\"OLLAMA_HOST=127.0.0.1:{port}\"\n\
-             then `systemctl restart ollama`.\n\
-             With Docker: publish the port on loopback only, `docker run ... -p 127.0.0.1:{port}:11434 ollama/ollama` \
-             (a bare `-p {port}:11434` listens on every address, past the host's firewall).\n\
-             Started by hand: `OLLAMA_HOST=127.0.0.1:{port} ollama serve`."
-    ))
+    .hint(crate::ollama::exposure_fix(port))
 }
 
 /// The certificate, judged from the answer without credentials (made with

@@ -3,6 +3,7 @@
 
 mod change;
 mod check;
+mod harden;
 mod init;
 mod keys;
 mod render;
@@ -27,6 +28,7 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
         Command::Render(args) => render::run(args, system),
         Command::Check(args) => check::run(args, system),
         Command::Uninstall(args) => uninstall::run(args, system),
+        Command::HardenOllama(args) => harden::run(args, system),
         Command::Users(command) => users::run(command, system),
         Command::Keys(command) => keys::run(command, system),
         Command::Usage(args) => usage::run(args, system),

@@ -5,7 +5,6 @@
 use std::fmt::Write as _;
 
 use super::{Action, Change, Command, Plan, Purpose, Step};
-use crate::proxy::ProxyKind;
 use crate::render::{RenderedFile, redact_hashes};
 
 /// What follows a command: the wait that is part of it.
@@ -42,12 +41,14 @@ pub fn undo_text(action: &Action) -> String {
         Action::RemoveStaleSocket { path } => format!("remove the socket {} if nothing listens on it", path.display()),
         Action::AwaitCertificate { domain, .. } => format!("wait for a certificate for {domain}"),
         Action::Verify { url, .. } => format!("verify {url}"),
+        Action::AwaitLoopbackOnly { port, .. } => format!("wait until port {port} listens on loopback only"),
+        Action::AwaitOllamaListening { .. } => "wait until Ollama listens again".to_string(),
     }
 }
 
 const ROLLBACK: &str = "(if it fails, every change above is undone)";
 
-fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
+fn run_text(command: &Command, purpose: &Purpose, proxy: &str) -> String {
     let (wait, rollback) = (wait_text(purpose), ROLLBACK);
     match purpose {
         Purpose::Install => format!("install {proxy}: run `{command}`"),
@@ -62,6 +63,9 @@ fn run_text(command: &Command, purpose: &Purpose, proxy: ProxyKind) -> String {
         Purpose::Enable => format!("enable {proxy} at boot: run `{command}`"),
         Purpose::Disable => format!("no longer start {proxy} at boot: run `{command}`"),
         Purpose::ReloadUnits => format!("make systemd read the changed units: run `{command}`"),
+        Purpose::RestartOllama => {
+            format!("restart Ollama: run `{command}` (requests it is answering end; models load again when asked)")
+        }
         Purpose::ObtainCertificate { .. } => format!("obtain the certificate: run `{command}` {rollback}"),
         Purpose::DeleteCertificate => format!("delete the certificate: run `{command}`"),
         Purpose::ValidateBans { .. } => format!("validate fail2ban's configuration: run `{command}` {rollback}"),
@@ -105,7 +109,7 @@ fn write_file(out: &mut String, n: usize, file: &RenderedFile, change: &Change) 
 }
 
 /// Everything but file writes, in one line.
-fn action_text(action: &Action, proxy: ProxyKind) -> String {
+fn action_text(action: &Action, proxy: &str) -> String {
     match action {
         Action::CreateDir { path, mode } => {
             format!("create directory {} (mode {mode:04o}, owner root:root)", path.display())
@@ -144,10 +148,18 @@ fn action_text(action: &Action, proxy: ProxyKind) -> String {
         Action::Verify { url, connect, outsider: true } => format!(
             "verify: a request to {url} (connected to {connect}) gets allow_from's 403, as this machine is not in it {ROLLBACK}"
         ),
+        Action::AwaitLoopbackOnly { port, limit } => format!(
+            "verify: wait (up to {} s) until port {port} listens again, on loopback addresses only {ROLLBACK}",
+            limit.as_secs()
+        ),
+        Action::AwaitOllamaListening { limit } => format!(
+            "verify: wait (up to {} s) until ollama.service's process listens again, where its unit says {ROLLBACK}",
+            limit.as_secs()
+        ),
     }
 }
 
-fn write_line(out: &mut String, n: usize, step: &Step, proxy: ProxyKind) {
+fn write_line(out: &mut String, n: usize, step: &Step, proxy: &str) {
     match &step.action {
         Action::Write { file, change } => write_file(out, n, file, change),
         other => drop(writeln!(out, "{n:>2}. {}", action_text(other, proxy))),
@@ -173,8 +185,9 @@ pub fn describe(plan: &Plan) -> String {
         out.push_str("Nothing to change: the system already matches the answers.\n");
     } else {
         out.push_str("Steps (if one fails, the `undo:` of every step before it runs, newest first):\n");
+        let proxy = plan.proxy.map_or_else(|| "the proxy".to_string(), |p| p.to_string());
         for (i, step) in plan.steps.iter().enumerate() {
-            write_line(&mut out, i + 1, step, plan.proxy);
+            write_line(&mut out, i + 1, step, &proxy);
         }
     }
     if !plan.blockers.is_empty() {
@@ -217,6 +230,8 @@ pub fn summary(plan: &Plan) -> String {
             Action::Verify { url, outsider: true, .. } => {
                 format!("  - verify: {url} refuses this machine's address (allow_from's 403)\n")
             }
+            Action::AwaitLoopbackOnly { port, .. } => format!("  - verify: port {port} listens on loopback only\n"),
+            Action::AwaitOllamaListening { .. } => "  - verify: Ollama listens again\n".to_string(),
         })
         .collect()
 }

@@ -3,6 +3,7 @@
 //! step, and undoes it with the steps' own undo actions.
 
 mod describe;
+mod harden;
 mod preflight;
 mod removal;
 mod service;
@@ -11,8 +12,11 @@ mod step;
 use std::path::{Path, PathBuf};
 
 pub use describe::{describe, summary, undo_text};
+pub use harden::{Hardening, harden, soften};
 pub use removal::removal;
-pub use step::{Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Output, Purpose, Snapshot, Step, VERIFY_LIMIT};
+pub use step::{
+    Action, Change, Command, EXIT_LIMIT, LISTEN_LIMIT, OLD_WORKERS_LIMIT, Output, Purpose, Snapshot, Step, VERIFY_LIMIT,
+};
 
 use crate::error::{Error, Finding, Result};
 use crate::facts::Facts;
@@ -24,7 +28,9 @@ use crate::system::{Existing, Ownership};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
-    pub proxy: ProxyKind,
+    /// The proxy the plan starts, reloads or stops (none: Ollama's own
+    /// service, for `harden-ollama`).
+    pub proxy: Option<ProxyKind>,
     /// What was found, in words (printed before the steps).
     pub findings: Vec<Finding>,
     /// What makes the plan impossible to apply now (a port in use, a
@@ -473,7 +479,7 @@ pub fn for_setup(setup: &Setup, facts: &Facts, goal: Goal) -> Result<Plan> {
     undo_what_the_proxy_makes(&mut steps, &folders, facts);
     findings.extend(writable_parents(&steps, facts));
     findings.extend(replaced_files_of_others(&steps, facts, facts.state(paths)?.as_ref()));
-    Ok(Plan { proxy: setup.settings.proxy, findings, blockers, steps })
+    Ok(Plan { proxy: Some(setup.settings.proxy), findings, blockers, steps })
 }
 
 /// The first validation makes what `folders` says it makes, and the start

@@ -154,7 +154,7 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     // once deleted (caches, the proxy's data for us, certificates).
     steps.extend(proxy.leftovers(paths, facts));
     steps.extend(recorded_folders(&state, paths, facts, still_needed, &mut findings));
-    Ok(Plan { proxy: state.proxy, findings, blockers, steps })
+    Ok(Plan { proxy: Some(state.proxy), findings, blockers, steps })
 }
 
 /// A unit ollama-secure enabled at boot is disabled again, unless the

@@ -180,6 +180,8 @@ pub enum Purpose {
     Disable,
     /// `systemctl daemon-reload`, after a drop-in changed.
     ReloadUnits,
+    /// `systemctl restart ollama`, so that it listens where its unit now says.
+    RestartOllama,
     /// certbot through the webroot.
     ObtainCertificate {
         domain: String,
@@ -210,6 +212,9 @@ pub enum Purpose {
 pub const OLD_WORKERS_LIMIT: Duration = Duration::from_secs(10);
 pub const EXIT_LIMIT: Duration = Duration::from_secs(15);
 pub const VERIFY_LIMIT: Duration = Duration::from_secs(10);
+/// Ollama restarted: it listens within a second or two; a slow disk or a
+/// GPU probe can take longer.
+pub const LISTEN_LIMIT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Action {
@@ -292,6 +297,17 @@ pub enum Action {
         connect: IpAddr,
         outsider: bool,
     },
+    /// Waits until something listens on TCP `port`, and only on loopback
+    /// addresses (Ollama, restarted with its new OLLAMA_HOST).
+    AwaitLoopbackOnly {
+        port: u16,
+        limit: Duration,
+    },
+    /// Waits until ollama.service's main process listens on a TCP port
+    /// again, wherever the rest of its unit says (`harden-ollama --undo`).
+    AwaitOllamaListening {
+        limit: Duration,
+    },
 }
 
 impl Action {
@@ -313,6 +329,7 @@ impl Action {
                 purpose: Purpose::Start
                     | Purpose::Reload { .. }
                     | Purpose::ReloadUnits
+                    | Purpose::RestartOllama
                     | Purpose::StartBans
                     | Purpose::ReloadBans,
                 ..

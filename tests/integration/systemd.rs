@@ -316,6 +316,123 @@ fn check_exposure_hint_works() {
     listening(11434, "the stand-in Ollama answers again");
 }
 
+/// Where the stand-in Ollama listens on port 11434, from the kernel's table.
+fn ollama_addresses() -> Vec<String> {
+    let (ok, out) = run("ss", &["-Hltn", "sport = :11434"]);
+    assert!(ok, "{out}");
+    let mut found: Vec<String> = out
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3))
+        .map(|a| a.rsplit_once(':').unwrap().0.to_string())
+        .collect();
+    found.sort();
+    found
+}
+
+fn restart_ollama() {
+    systemctl(&["daemon-reload"]);
+    systemctl(&["restart", "ollama"]);
+    listening(11434, "the stand-in Ollama answers again");
+}
+
+/// `harden-ollama` on an Ollama that listens on every address: with
+/// OLLAMA_HOST in `systemctl edit`'s override.conf, and in the unit file
+/// itself (no drop-in folder yet); the dry run, the drop-in, the restart,
+/// a re-run, `--undo` leaving the machine as it was; an environment file
+/// refused; and a failed run (a later drop-in that wins) rolled back.
+fn harden_ollama_works() {
+    let unit_file = Path::new("/etc/systemd/system/ollama.service");
+    let folder = Path::new("/etc/systemd/system/ollama.service.d");
+    let ours = folder.join("zz-ollama-secure.conf");
+    let unit = fs::read_to_string(unit_file).unwrap();
+    let everywhere = "Environment=\"OLLAMA_HOST=0.0.0.0:11434\"";
+    for in_unit_file in [false, true] {
+        if folder.exists() {
+            fs::remove_dir_all(folder).unwrap();
+        }
+        if in_unit_file {
+            fs::write(unit_file, unit.replace("[Service]\n", &format!("[Service]\n{everywhere}\n"))).unwrap();
+        } else {
+            fs::create_dir_all(folder).unwrap();
+            fs::write(folder.join("override.conf"), format!("[Service]\n{everywhere}\n")).unwrap();
+        }
+        restart_ollama();
+        assert_eq!(ollama_addresses(), ["0.0.0.0"]);
+        let before = system_state();
+        let dry_run = tool()
+            .args(["harden-ollama", "--dry-run"])
+            .stdout_has("ollama.service listens at 0.0.0.0:11434")
+            .stdout_has(&format!("write {} (new file; mode 0644, owner root:root)", ours.display()))
+            .stdout_has("Environment=\"OLLAMA_HOST=127.0.0.1:11434\"")
+            .stdout_has("run `systemctl daemon-reload`")
+            .stdout_has("restart Ollama: run `systemctl restart ollama`")
+            .stdout_has("until port 11434 listens again, on loopback addresses only")
+            .stdout_has("Dry run: nothing was changed.")
+            .any_stdout()
+            .run();
+        assert_eq!(dry_run.stdout.contains("create directory"), in_unit_file, "{}", dry_run.stdout);
+        assert_state_is(&before, "after harden-ollama --dry-run");
+        let pid = main_pid("ollama");
+        tool()
+            .args(["harden-ollama"])
+            .stdout_has("✓ port 11434 listens on loopback only")
+            .stdout_has("Done: Ollama listens on loopback only; clients reach it through the proxy.")
+            .any_stdout()
+            .run();
+        assert_eq!(ollama_addresses(), ["127.0.0.1"]);
+        assert_ne!(main_pid("ollama"), pid, "Ollama was restarted");
+        assert_eq!(exposure_of(&check_report(80, 0)).0, "pass");
+        assert_eq!(status(80, Some(("alice", ALICE))), 200, "the proxy still reaches Ollama");
+        tool().args(["harden-ollama"]).stdout_has("Nothing to change: ollama.service listens at 127.0.0.1:11434").run();
+        tool()
+            .args(["harden-ollama", "--undo"])
+            .stdout_has("✓ Ollama listens at 0.0.0.0:11434")
+            .stdout_has("Done: Ollama listens where its unit says")
+            .any_stdout()
+            .run();
+        assert_eq!(ollama_addresses(), ["0.0.0.0"]);
+        assert_state_is(&before, "after harden-ollama --undo");
+    }
+    fs::write(unit_file, &unit).unwrap();
+
+    // An environment file's OLLAMA_HOST beats every drop-in: refused, named.
+    fs::write("/etc/default/ollama", "OLLAMA_HOST=0.0.0.0:11434\n").unwrap();
+    fs::create_dir_all(folder).unwrap();
+    fs::write(folder.join("override.conf"), "[Service]\nEnvironmentFile=/etc/default/ollama\n").unwrap();
+    restart_ollama();
+    let before = system_state();
+    tool()
+        .args(["harden-ollama"])
+        .status(2)
+        .stdout_has("keep Ollama on loopback")
+        .stderr_has("OLLAMA_HOST=0.0.0.0:11434 is set in /etc/default/ollama")
+        .run();
+    assert_state_is(&before, "after a refused harden-ollama");
+    fs::remove_file("/etc/default/ollama").unwrap();
+
+    // A drop-in sorting after ours sets it again: the restart proves the
+    // drop-in did not help, and everything is undone.
+    fs::write(folder.join("zzz-later.conf"), format!("[Service]\n{everywhere}\n")).unwrap();
+    fs::write(folder.join("override.conf"), "[Service]\n").unwrap();
+    restart_ollama();
+    let before = system_state();
+    tool()
+        .args(["harden-ollama"])
+        .status(1)
+        .stdout_has("Rolling back:")
+        .any_stdout()
+        .stderr_has("port 11434 still listens on 0.0.0.0 after the restart")
+        .stderr_has("Every change was rolled back")
+        .run();
+    listening(11434, "the stand-in Ollama answers after the rollback");
+    assert_eq!(ollama_addresses(), ["0.0.0.0"]);
+    assert_state_is(&before, "after a failed harden-ollama");
+
+    fs::remove_dir_all(folder).unwrap();
+    restart_ollama();
+    assert_eq!(ollama_addresses(), ["127.0.0.1"]);
+}
+
 // ---- nginx ----------------------------------------------------------------
 
 /// nginx installed, not running, not enabled: `init` enables and starts it
@@ -343,6 +460,7 @@ fn nginx_install() {
     tool().args(["init", "--answers", &answers]).stdout_has("Nothing to change").run();
 
     check_exposure_hint_works();
+    harden_ollama_works();
     users_through_the_unit("nginx", &answers, 80, master);
     a_failed_run_is_rolled_back("nginx", &answers, 80);
     assert_eq!(main_pid("nginx"), master, "nginx was restarted, not reloaded");

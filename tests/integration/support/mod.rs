@@ -310,7 +310,7 @@ impl Sandbox {
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
         format!(
-            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  api_keys: {}\n  access_log: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  state: {}\n  lock: {}\n  journal: {}\n  fail2ban: {}\n  caddy_admin: {}\n",
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  api_keys: {}\n  access_log: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  ollama_dropin: {}\n  state: {}\n  lock: {}\n  journal: {}\n  fail2ban: {}\n  caddy_admin: {}\n",
             p("etc/nginx/nginx.conf"),
             p("etc/nginx/sites-available/ollama"),
             p("etc/nginx/sites-enabled/ollama"),
@@ -330,6 +330,7 @@ impl Sandbox {
             p("log/letsencrypt"),
             p("etc/cron.d/ollama-secure-certbot"),
             p("etc/systemd/system/certbot.service.d/ollama-secure.conf"),
+            p("etc/systemd/system/ollama.service.d/zz-ollama-secure.conf"),
             p("var/lib/ollama-secure/state.yaml"),
             p("run/ollama-secure.lock"),
             p("var/lib/ollama-secure.journal"),
