@@ -452,7 +452,7 @@ fn ttft(url: &str, auth: bool) -> (f64, usize) {
     let mut all_bursts = Vec::new();
     for _ in 0..25 {
         let mut request =
-            client.post(format!("{url}/api/generate")).json(&serde_json::json!({"model": "m", "prompt": "hi"}));
+            client.post(format!("{url}/api/generate")).json(&serde_json::json!({"model": "tinyllama", "prompt": "hi"}));
         if auth {
             request = request.basic_auth("alice", Some(PASSWORD));
         }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::probe::{AdminApi, Options, Replies};
+use super::probe::{AdminApi, NOT_SENT, Options, Replies};
 use super::report::{Outcome, Status};
 use crate::fields;
 use crate::system::{HttpReply, Listener, SocketState};
@@ -64,6 +64,16 @@ fn unexpected(
     if reply.status == 500 { outcome.hint(server_error_hint(r.auth_socket, o)) } else { outcome }
 }
 
+/// A request that got no answer fails; one not sent (the first request
+/// got none) is skipped, so a hung server costs one timeout, not one each.
+fn unanswered(name: &'static str, title: &'static str, why: &str) -> Outcome {
+    if why == NOT_SENT {
+        Outcome::new(name, title, Status::Skip, "not sent: the first request got no answer (above)")
+    } else {
+        Outcome::new(name, title, Status::Fail, why)
+    }
+}
+
 fn took(outcome: Outcome, reply: &Reply) -> Outcome {
     match reply {
         Ok(reply) => outcome.took(reply.elapsed),
@@ -75,7 +85,7 @@ fn no_credentials(r: &Replies, o: &Options) -> Outcome {
     const NAME: &str = "no_credentials";
     const TITLE: &str = "without credentials";
     let reply = match &r.no_credentials {
-        Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Err(why) => return unanswered(NAME, TITLE, why),
         Ok(reply) => reply,
     };
     let challenge = reply.header("www-authenticate").unwrap_or("");
@@ -108,7 +118,7 @@ fn wrong_password(r: &Replies, o: &Options) -> Outcome {
         ("with a wrong password", "a wrong password is accepted")
     };
     let outcome = match &r.wrong_password {
-        Err(why) => Outcome::new(NAME, title, Status::Fail, why.clone()),
+        Err(why) => unanswered(NAME, title, why),
         Ok(reply) if reply.status == 401 => Outcome::new(NAME, title, Status::Pass, "401"),
         Ok(reply) if (200..300).contains(&reply.status) => {
             Outcome::new(NAME, title, Status::Fail, format!("{}: {accepted}", status_text(reply.status)))
@@ -123,7 +133,7 @@ fn version(r: &Replies, o: &Options) -> Outcome {
     const TITLE: &str = "with the right password: version";
     let title = if o.uses_key() { "with the key: version" } else { TITLE };
     let reply = match &r.version {
-        Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Err(why) => return unanswered(NAME, TITLE, why),
         Ok(reply) => reply,
     };
     let outcome = match (reply.status, reported_version(reply)) {
@@ -186,21 +196,24 @@ fn models(r: &Replies, o: &Options) -> Outcome {
     const TITLE: &str = "with the right password: models";
     let title = if o.uses_key() { "with the key: models" } else { TITLE };
     let outcome = match &r.models {
-        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
-        Ok(reply) if reply.status == 200 => match serde_json::from_str::<serde_json::Value>(&reply.body) {
-            Ok(v) => {
-                let names: Vec<String> = v["models"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|m| m["name"].as_str().map(str::to_string)).collect())
-                    .unwrap_or_default();
+        Err(why) => unanswered(NAME, TITLE, why),
+        Ok(reply) if reply.status == 200 => match model_names(reply) {
+            Some(names) => {
                 let list = if names.is_empty() { String::new() } else { format!(": {}", names.join(", ")) };
                 Outcome::new(NAME, TITLE, Status::Pass, format!("200, {} model(s){list}", names.len()))
             }
-            Err(_) => Outcome::new(NAME, TITLE, Status::Fail, "200, but the answer is not Ollama's model list"),
+            None => Outcome::new(NAME, TITLE, Status::Fail, "200, but the answer is not Ollama's model list"),
         },
         Ok(reply) => Outcome::new(NAME, TITLE, Status::Fail, format!("{}, expected 200", status_text(reply.status))),
     };
     took(Outcome { title, ..outcome }, &r.models)
+}
+
+/// The model names in Ollama's `/api/tags` answer; `None` if it is not one.
+fn model_names(reply: &HttpReply) -> Option<Vec<String>> {
+    let v = serde_json::from_str::<serde_json::Value>(&reply.body).ok()?;
+    let models = v.get("models")?.as_array()?;
+    Some(models.iter().filter_map(|m| m["name"].as_str().map(str::to_string)).collect())
 }
 
 /// What the credential's role allows: a model-management request (deleting
@@ -210,7 +223,7 @@ fn role(r: &Replies) -> Outcome {
     const NAME: &str = "role";
     const TITLE: &str = "model management (DELETE /api/delete)";
     let outcome = match &r.role {
-        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Err(why) => unanswered(NAME, TITLE, why),
         Ok(reply) if reply.status == 403 && reply.body.contains("admin role") => Outcome::new(
             NAME,
             TITLE,
@@ -254,7 +267,7 @@ fn large_body(r: &Replies, o: &Options) -> Outcome {
     const TITLE: &str = "large request body";
     let megabytes = o.body_bytes as f64 / (1024.0 * 1024.0);
     let outcome = match &r.large_body {
-        Err(why) => Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
+        Err(why) => unanswered(NAME, TITLE, why),
         Ok(reply) if reply.status == 404 && reply.body.contains("not found") => Outcome::new(
             NAME,
             TITLE,
@@ -297,14 +310,20 @@ fn streaming(r: &Replies, o: &Options) -> Outcome {
         );
     };
     let reply = match reply {
-        Err(why) => return Outcome::new(NAME, TITLE, Status::Fail, why.clone()),
-        Ok(reply) if reply.status != 200 => {
-            let hint = if reply.body.contains("not found") {
-                format!("Is the model pulled? (ollama pull {model})")
-            } else {
-                reply.body.clone()
+        Err(why) => return unanswered(NAME, TITLE, why),
+        Ok(reply) if reply.status == 404 && reply.body.contains("not found") => {
+            let installed = r.models.as_ref().ok().filter(|m| m.status == 200).and_then(model_names);
+            let hint = match installed {
+                Some(names) if names.is_empty() => "This Ollama has no models yet.".to_string(),
+                Some(names) => format!("This Ollama has: {}.", names.join(", ")),
+                None => "The list of models could not be read (above).".to_string(),
             };
-            return Outcome::new(NAME, TITLE, Status::Fail, status_text(reply.status)).hint(hint);
+            return Outcome::new(NAME, TITLE, Status::Fail, format!("404: the model {model} is not installed")).hint(
+                format!("{hint} Give one of them to --model, or install it on the server: `ollama pull {model}`."),
+            );
+        }
+        Ok(reply) if reply.status != 200 => {
+            return Outcome::new(NAME, TITLE, Status::Fail, status_text(reply.status)).hint(reply.body.clone());
         }
         Ok(reply) => reply,
     };
@@ -386,10 +405,19 @@ fn redirect(r: &Replies, o: &Options) -> Option<Outcome> {
         Err(why) => Outcome::new(NAME, TITLE, Status::Fail, format!("{}: {why}", super::probe::redirect_url(o))),
         Ok(reply) if (300..400).contains(&reply.status) => {
             let location = reply.header("location").unwrap_or("").to_string();
-            if location.starts_with("https://") {
-                Outcome::new(NAME, TITLE, Status::Pass, format!("{} to {location}", reply.status))
-            } else {
-                Outcome::new(NAME, TITLE, Status::Fail, format!("{} to {location:?}, not https", reply.status))
+            // A relative Location is resolved against the plain-HTTP URL asked.
+            let target = super::probe::redirect_url(o).join(&location).ok();
+            let (status, to) = (reply.status, &location);
+            match target {
+                Some(t) if t.scheme() != "https" => {
+                    Outcome::new(NAME, TITLE, Status::Fail, format!("{status} to {to:?}, not https"))
+                }
+                Some(t) if t.host_str() != o.url.host_str() || t.port_or_known_default() != o.url.port_or_known_default() => {
+                    Outcome::new(NAME, TITLE, Status::Fail, format!("{status} to {to}, another server than {}", o.url))
+                        .hint("Clients that follow it send their password to that server: the redirect must keep the host name and go to the HTTPS port checked.")
+                }
+                Some(_) => Outcome::new(NAME, TITLE, Status::Pass, format!("{status} to {location}")),
+                None => Outcome::new(NAME, TITLE, Status::Fail, format!("{status} to {to:?}, which is not a URL")),
             }
         }
         Ok(reply) => Outcome::new(
@@ -621,6 +649,35 @@ mod tests {
     }
 
     #[test]
+    fn a_model_that_is_not_installed_is_named_with_those_that_are() {
+        let o = options("http://ollama.example.com");
+        let mut replies = healthy();
+        replies.streaming = Some(reply(404, &[], "{\"error\":\"model 'tinyllama' not found\"}"));
+        let v = verdict(&replies, &o, "streaming");
+        assert_eq!((v.status, v.detail.as_str()), (Status::Fail, "404: the model tinyllama is not installed"));
+        assert!(v.hint.as_deref().unwrap().starts_with("This Ollama has: tinyllama:latest. Give one"), "{v:?}");
+        replies.models = reply(200, &[], "{\"models\":[]}");
+        assert!(verdict(&replies, &o, "streaming").hint.unwrap().starts_with("This Ollama has no models yet."));
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_is_asked_once() {
+        let o = options("http://ollama.example.com");
+        let mut replies = healthy();
+        replies.no_credentials = Err("no answer before the timeout".into());
+        for r in [&mut replies.wrong_password, &mut replies.version, &mut replies.models, &mut replies.role] {
+            *r = Err(NOT_SENT.into());
+        }
+        replies.large_body = Err(NOT_SENT.into());
+        replies.streaming = Some(Err(NOT_SENT.into()));
+        let outcomes = judge(&replies, &o);
+        let failed: Vec<&str> = outcomes.iter().filter(|v| v.status == Status::Fail).map(|v| v.name).collect();
+        assert_eq!(failed, ["no_credentials"]);
+        let v = verdict(&replies, &o, "models");
+        assert_eq!((v.status, v.detail.as_str()), (Status::Skip, "not sent: the first request got no answer (above)"));
+    }
+
+    #[test]
     fn https_adds_tls_and_redirect() {
         let o = options("https://ollama.example.com");
         let mut replies = healthy();
@@ -629,6 +686,24 @@ mod tests {
         assert_eq!(outcomes.first().unwrap().name, "tls");
         assert_eq!(outcomes.last().unwrap().name, "redirect");
         assert_eq!(outcomes.last().unwrap().status, Status::Pass);
+        // The default port, written out, is the same server.
+        replies.redirect = Some(reply(301, &[("location", "https://ollama.example.com:443/x")], ""));
+        assert_eq!(verdict(&replies, &o, "redirect").status, Status::Pass);
+        for elsewhere in [
+            "https://evil.example/api/version",
+            "https://ollama.example.com:8443/api/version",
+            "https://ollama.example.com.evil.example/",
+        ] {
+            replies.redirect = Some(reply(302, &[("location", elsewhere)], ""));
+            let v = verdict(&replies, &o, "redirect");
+            assert_eq!(v.status, Status::Fail, "{elsewhere}");
+            assert!(v.detail.contains("another server"), "{elsewhere}: {}", v.detail);
+        }
+        // Relative ones resolve against the plain-HTTP URL: still http.
+        for relative in ["/api/version", "//evil.example/"] {
+            replies.redirect = Some(reply(302, &[("location", relative)], ""));
+            assert!(verdict(&replies, &o, "redirect").detail.contains("not https"), "{relative}");
+        }
         replies.redirect = Some(reply(200, &[], "{}"));
         assert_eq!(verdict(&replies, &o, "redirect").status, Status::Fail);
         replies.no_credentials = Err("TLS failed: invalid peer certificate: UnknownIssuer".into());

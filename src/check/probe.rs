@@ -138,6 +138,9 @@ const WRONG_KEY_SECRET: &str = "ollamasecuredeliberatelywrongkeysecret0000";
 static WRONG_KEY_ID: std::sync::LazyLock<crate::fields::Username> =
     std::sync::LazyLock::new(|| crate::fields::Username::parse("wrongkey0000").expect("a valid ID"));
 /// A model no Ollama has: what the large-body check asks about.
+/// In place of a reply: the request was not sent, because the first one
+/// (without credentials, to the same server) got no answer.
+pub const NOT_SENT: &str = "not sent";
 pub const LARGE_BODY_MODEL: &str = "ollama-secure-check-nonexistent";
 
 fn request(options: &Options, url: Url) -> HttpRequest {
@@ -181,23 +184,31 @@ pub fn collect(system: &dyn System, options: &Options) -> Replies {
     // all, then answers 404 for a model it does not have.
     let padding = "x".repeat(options.body_bytes);
     let large = format!("{{\"model\":\"{LARGE_BODY_MODEL}\",\"system\":\"{padding}\"}}");
+    let no_credentials = system.http(&request(options, version.clone()));
+    // No answer at all (refused, a timeout, TLS, DNS): the same server will
+    // not answer the others either, and a hung one would cost each its
+    // whole timeout.
+    let answered = no_credentials.is_ok();
+    let http = |request: &HttpRequest| {
+        if answered { system.http(request) } else { Err(NOT_SENT.to_string()) }
+    };
     Replies {
-        no_credentials: system.http(&request(options, version.clone())),
-        wrong_password: system.http(&request(options, version.clone()).credentials(Some(options.wrong_credentials()))),
+        no_credentials,
+        wrong_password: http(&request(options, version.clone()).credentials(Some(options.wrong_credentials()))),
         // Harmless whoever may: Ollama deletes nothing it does not have.
-        role: system.http(&HttpRequest {
+        role: http(&HttpRequest {
             method: crate::system::Method::Delete,
             body: Body::Json(format!("{{\"model\":\"{LARGE_BODY_MODEL}\"}}")),
             ..with_password(endpoint(options, "api/delete"))
         }),
-        version: system.http(&with_password(version)),
-        models: system.http(&with_password(endpoint(options, "api/tags"))),
-        large_body: system.http(&HttpRequest {
+        version: http(&with_password(version)),
+        models: http(&with_password(endpoint(options, "api/tags"))),
+        large_body: http(&HttpRequest {
             method: crate::system::Method::Post,
             body: Body::Json(large),
             ..with_password(endpoint(options, "api/show"))
         }),
-        streaming: options.model.as_deref().map(|model| system.http(&generation(options, model))),
+        streaming: options.model.as_deref().map(|model| http(&generation(options, model))),
         redirect: options
             .is_https()
             .then(|| system.http(&HttpRequest { follow_redirects: false, ..request(options, redirect_url(options)) })),

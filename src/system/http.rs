@@ -231,6 +231,9 @@ pub fn describe_request_error(error: &reqwest::Error) -> String {
     } else if all.contains("dns error") || all.contains("failed to lookup") || all.contains("name or service not known")
     {
         "the host name does not resolve (DNS)".to_string()
+    } else if all.contains("invalidcontenttype") || all.contains("corrupt message") {
+        // rustls reading an HTTP answer where a TLS record should be.
+        "this port speaks plain HTTP, not HTTPS: use an http:// URL, or the port the proxy serves HTTPS on".to_string()
     } else if all.contains("certificate") || all.contains("tls") || all.contains("handshake") {
         format!("TLS failed: {}", causes.last().cloned().unwrap_or_default())
     } else if error.is_connect() {

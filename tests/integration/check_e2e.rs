@@ -223,17 +223,16 @@ fn check_reports_errors_in_words_and_never_asks_without_a_terminal() {
         .stdout(
             "Checking http://127.0.0.1:9/\n\
              \x20 FAIL  without credentials: connection refused: nothing listens there\n\
-             \x20 FAIL  with a wrong password: connection refused: nothing listens there\n\
-             \x20 FAIL  with the right password: version: connection refused: nothing listens there\n\
+             \x20 skip  with a wrong password: not sent: the first request got no answer (above)\n\
+             \x20 skip  with the right password: version: not sent: the first request got no answer (above)\n\
              \x20 skip  Ollama without known critical advisories: the version is not known\n\
-             \x20 FAIL  with the right password: models: connection refused: nothing listens there\n\
-             \x20 FAIL  model management (DELETE /api/delete): connection refused: nothing listens there\n\
+             \x20 skip  with the right password: models: not sent: the first request got no answer (above)\n\
+             \x20 skip  model management (DELETE /api/delete): not sent: the first request got no answer (above)\n\
              \x20 skip  Host header accepted by Ollama: no authenticated answer to judge by\n\
-             \x20 FAIL  large request body: connection refused: nothing listens there\n\
+             \x20 skip  large request body: not sent: the first request got no answer (above)\n\
              \x20 skip  streamed generation: a tiny generation needs a model: `ollama-secure check ... --model NAME`\n\
              \x20 skip  Ollama reachable only through the proxy: nothing listens on port 9 on this machine\n\
-             6 of 6 checks failed: without credentials, with a wrong password, with the right password: version, \
-             with the right password: models, model management (DELETE /api/delete), large request body.\n",
+             1 of 1 checks failed: without credentials.\n",
         )
         .stderr("error: the check found problems (see above)\n")
         .run();
@@ -250,6 +249,65 @@ fn check_reports_errors_in_words_and_never_asks_without_a_terminal() {
         .status(2)
         .stderr("error: --url \"ftp://x\": give an http:// or https:// URL\n")
         .run();
+}
+
+/// A server that accepts connections and never answers costs one timeout,
+/// not one per check.
+#[test]
+fn a_hung_server_is_asked_once() {
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", hung.local_addr().unwrap());
+    let ran = Tool::new()
+        .args(["check", "--url", &url, "--username", "a", "--password-env", "P", "--timeout", "2", "--json"])
+        .args(["--model", "tinyllama"])
+        .env("P", "x")
+        .status(3)
+        .any_stdout()
+        .stderr("error: the check found problems (see above)\n")
+        .run();
+    let report = json(&ran);
+    let failed: Vec<&str> = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["detail"].as_str().unwrap())
+        .collect();
+    assert_eq!(failed, ["no answer before the timeout"], "{report}");
+    for name in ["wrong_password", "version", "models", "role", "large_body", "streaming"] {
+        assert_eq!(status_of(&report, name), "skip", "{name} in {report}");
+    }
+    drop(hung);
+}
+
+/// `--model` naming a model Ollama does not have, and an https URL for a
+/// port that speaks plain HTTP: said in words, with what to do.
+#[test]
+fn a_missing_model_and_a_plain_http_port_are_named() {
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
+    let ran = check(&d, &["--model", "nosuchmodel", "--json"]).status(3).any_stdout().any_stderr().run();
+    let report = json(&ran);
+    let streaming = report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "streaming").unwrap();
+    assert_eq!(streaming["detail"], "404: the model nosuchmodel is not installed", "{streaming}");
+    let hint = streaming["hint"].as_str().unwrap();
+    assert!(hint.starts_with("This Ollama has: tinyllama:latest. Give one of them to --model"), "{hint}");
+    assert_eq!(status_of(&report, "models"), "pass");
+
+    let url = format!("https://127.0.0.1:{}", d.port);
+    let ran = Tool::new()
+        .args(["check", "--url", &url, "--username", "alice", "--password-env", "P", "--json"])
+        .env("P", "x")
+        .status(3)
+        .any_stdout()
+        .any_stderr()
+        .run();
+    let report = json(&ran);
+    let first = &report["checks"].as_array().unwrap().iter().find(|c| c["name"] == "no_credentials").unwrap();
+    assert_eq!(
+        first["detail"],
+        "this port speaks plain HTTP, not HTTPS: use an http:// URL, or the port the proxy serves HTTPS on",
+        "{report}"
+    );
 }
 
 #[test]

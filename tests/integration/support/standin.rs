@@ -390,6 +390,11 @@ fn handle(
             record(200);
             return openai_chat(stream, request);
         }
+        // Like Ollama: a model it does not have is a 404 before anything streams.
+        ("POST", "/api/generate" | "/api/chat") if unknown_model(&request.body).is_some() => {
+            let other = unknown_model(&request.body).unwrap_or_default();
+            (404, json, format!("{{\"error\":\"model '{other}' not found\"}}").into_bytes())
+        }
         ("POST", "/api/generate" | "/api/chat") => {
             record(200);
             return stream_generation(stream, request, shared, path == "/api/chat");
@@ -426,4 +431,12 @@ fn handle(
     };
     record(status);
     respond(stream, status, content_type, &body)
+}
+
+/// The model a request body names, when it is not the stand-in's
+/// (`tinyllama` means `tinyllama:latest`, as for Ollama).
+fn unknown_model(body: &[u8]) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let model = body["model"].as_str()?;
+    (model != MODEL && format!("{model}:latest") != MODEL).then(|| model.to_string())
 }
