@@ -460,7 +460,7 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
         }
         Action::AwaitOllamaListening { limit } => {
             let _ = writeln!(out, "  … waiting until Ollama listens again");
-            let show = Command::new("systemctl", &["show", "--property", crate::ollama::SHOWN, crate::ollama::UNIT]);
+            let show = crate::ollama::show_command();
             // The main process systemd started, and the ports it listens on.
             let ports = || {
                 let out = system.run(&show);

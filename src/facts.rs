@@ -401,7 +401,7 @@ impl OllamaService {
 
 pub fn ollama_service(system: &dyn System, dropin: &Path, port: Option<u16>) -> OllamaService {
     let systemd = matches!(system.inspect(Path::new("/run/systemd/system")), Existing::Dir { .. });
-    let show = Command::new("systemctl", &["show", "--property", crate::ollama::SHOWN, crate::ollama::UNIT]);
+    let show = crate::ollama::show_command();
     let unit = systemd
         .then(|| system.run(&show))
         .filter(|out| out.success)

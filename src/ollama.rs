@@ -89,7 +89,12 @@ pub struct Unit {
 }
 
 /// The properties `Unit::parse` reads.
-pub const SHOWN: &str = "LoadState,ActiveState,MainPID,Environment,EnvironmentFiles,NeedDaemonReload";
+const SHOWN: &str = "LoadState,ActiveState,MainPID,Environment,EnvironmentFiles,NeedDaemonReload";
+
+/// The command whose output `Unit::parse` reads.
+pub fn show_command() -> crate::plan::Command {
+    crate::plan::Command::new("systemctl", &["show", "--property", SHOWN, UNIT])
+}
 
 impl Unit {
     /// Parses `systemctl show --property SHOWN ollama.service`.

@@ -391,14 +391,13 @@ fn handle(
             return openai_chat(stream, request);
         }
         // Like Ollama: a model it does not have is a 404 before anything streams.
-        ("POST", "/api/generate" | "/api/chat") if unknown_model(&request.body).is_some() => {
-            let other = unknown_model(&request.body).unwrap_or_default();
-            (404, json, format!("{{\"error\":\"model '{other}' not found\"}}").into_bytes())
-        }
-        ("POST", "/api/generate" | "/api/chat") => {
-            record(200);
-            return stream_generation(stream, request, shared, path == "/api/chat");
-        }
+        ("POST", "/api/generate" | "/api/chat") => match unknown_model(&request.body) {
+            Some(other) => (404, json, format!("{{\"error\":\"model '{other}' not found\"}}").into_bytes()),
+            None => {
+                record(200);
+                return stream_generation(stream, request, shared, path == "/api/chat");
+            }
+        },
         // Like Ollama: the whole JSON body is read, then the model looked up.
         ("POST", "/api/show") => {
             let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
