@@ -1,6 +1,3 @@
-use std::io;
-
-use crate::apply;
 use crate::cli::HardenArgs;
 use crate::error::{Error, Result};
 use crate::facts;
@@ -37,16 +34,7 @@ pub fn run(args: HardenArgs, system: &dyn System) -> Result<()> {
     let _changing = super::begin_changes(system, &paths)?;
     // Undoing an interrupted run (begin_changes) may have changed what is there.
     let Some(plan) = plan_of(decide()?)? else { return Ok(()) };
-    for finding in &plan.findings {
-        println!("  - {finding}");
-    }
-    println!("\nChanging:");
-    let journal = crate::journal::Journal::at(system, &paths.journal, "harden-ollama");
-    {
-        let _catching = crate::interrupt::catch();
-        apply::apply(&plan, system, &journal, &mut io::stdout())?;
-    }
-    journal.commit()?;
+    super::apply_journaled(system, &paths, &plan, "harden-ollama", "Changing")?;
     if args.undo {
         println!("\nDone: Ollama listens where its unit says without ollama-secure's drop-in.");
     } else {

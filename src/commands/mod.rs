@@ -118,6 +118,27 @@ struct Changing {
 
 /// What a run that changes nothing says about a journal an interrupted
 /// run left at `path`: `now` says what its own output is about.
+/// Says what the plan found, then carries it out under `heading` with a
+/// journal named `label`, catching SIGINT and SIGTERM, and ends the journal.
+fn apply_journaled(
+    system: &dyn System,
+    paths: &Paths,
+    plan: &crate::plan::Plan,
+    label: &str,
+    heading: &str,
+) -> Result<()> {
+    for finding in &plan.findings {
+        println!("  - {finding}");
+    }
+    println!("\n{heading}:");
+    let journal = crate::journal::Journal::at(system, &paths.journal, label);
+    {
+        let _catching = crate::interrupt::catch();
+        crate::apply::apply(plan, system, &journal, &mut std::io::stdout())?;
+    }
+    journal.commit()
+}
+
 fn journal_warning_at(system: &dyn System, path: &Path, now: &str) -> Option<crate::error::Finding> {
     let journal = crate::journal::Journal::at(system, path, "dry run");
     matches!(journal.left_behind(), Ok(Some(_)) | Err(_)).then(|| {

@@ -1,6 +1,3 @@
-use std::io;
-
-use crate::apply;
 use crate::cli::UninstallArgs;
 use crate::error::{Error, Result};
 use crate::facts::{self, Probe};
@@ -37,16 +34,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     if let Some(refusal) = plan.refusal() {
         return Err(refusal);
     }
-    for finding in &plan.findings {
-        println!("  - {finding}");
-    }
-    println!("\nRemoving:");
-    let journal = crate::journal::Journal::at(system, &paths.journal, "uninstall");
-    {
-        let _catching = crate::interrupt::catch();
-        apply::apply(&plan, system, &journal, &mut io::stdout())?;
-    }
-    journal.commit()?;
+    super::apply_journaled(system, paths, &plan, "uninstall", "Removing")?;
     println!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
     Ok(())
 }
