@@ -2,11 +2,15 @@
 //! beyond reading the file, no validation beyond YAML types. `config` turns it
 //! into a checked `Config`. The wizard produces the same structure.
 
+mod position;
+mod wording;
+
 use std::path::Path;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Problem, Result};
+use crate::error::{Error, Position, Problem, Result};
 
 /// No answers file comes near this size; a bigger one is refused unread.
 const ANSWERS_LIMIT: u64 = 1024 * 1024;
@@ -14,8 +18,11 @@ const ANSWERS_LIMIT: u64 = 1024 * 1024;
 /// Answers files are a handful of keys a few levels deep; deeper nesting
 /// is refused before the YAML parser (whose time grows with it) sees it.
 const NESTING_LIMIT: usize = 32;
-/// More unknown keys than this and the file is not an answers file.
-const UNKNOWN_KEYS_LIMIT: usize = 20;
+/// More problems than this and the file is not an answers file.
+const PROBLEMS_LIMIT: usize = 20;
+/// Each problem placed in the file reads it again; past this many, the
+/// rest are reported without their line.
+const PLACED_LIMIT: usize = 12;
 
 /// A YAML scalar that may be written as a number or a string (`timeout: 600`
 /// or `timeout: 10m`); anything else is kept to be refused by validation
@@ -69,20 +76,56 @@ fn too_deep(text: &str, limit: usize) -> Option<usize> {
     None
 }
 
-/// A problem found while reading the YAML, named by its field.
-fn problem(source: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Problem {
+/// A problem found while reading the YAML, named by its field, in words,
+/// and placed at the line it is about.
+fn problem(source: &str, text: &str, err: serde_path_to_error::Error<serde_yaml::Error>) -> Problem {
     let field = err.path().to_string();
-    // serde_yaml appends " at line L column C"; keep it, it helps.
-    let message = err.into_inner().to_string();
-    if field == "." || field.is_empty() {
-        Problem { source: Some(source.to_string()), field: None, message }
-    } else {
-        Problem::at(source, &field, message)
+    let err = err.into_inner();
+    let location = err.location().map(|l| (l.line(), l.column()));
+    let mut message = err.to_string();
+    // serde_yaml writes "FIELD: MESSAGE at line L column C"; the field and
+    // the position are printed once, in front.
+    if let Some(rest) = message.strip_prefix(&format!("{field}: ")) {
+        message = rest.to_string();
     }
+    if let Some((line, column)) = location {
+        message = message.replacen(&format!(" at line {line} column {column}"), "", 1);
+    }
+    // The reader's own errors (a control character) give a byte offset.
+    let mut location = location;
+    if let Some((before, offset)) = message.rsplit_once(" at position ")
+        && let Ok(offset) = offset.parse::<usize>()
+    {
+        location = line_and_column(text, offset);
+        message = before.to_string();
+    }
+    let unknown_key = message.starts_with("unknown field `");
+    // serde places a key given twice at the start of its mapping.
+    let repeated = message.strip_prefix("duplicate field `").and_then(|rest| rest.split_once('`')).map(|(k, _)| k);
+    let at_root = matches!(field.as_str(), "" | "." | "?");
+    let position = match (repeated, location) {
+        (Some(key), _) => position::locate_repeated(text, &field, key),
+        (None, Some((line, column))) => Position::at(text, line, column),
+        (None, None) if at_root => None,
+        (None, None) => position::locate(text, &field, unknown_key),
+    };
+    let message = wording::in_words(&message);
+    let field = (!at_root).then_some(field);
+    Problem { source: Some(source.to_string()), field, message, position }
 }
 
-/// Removes what `path` names from `value`; false if it names nothing.
-fn remove_at(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) -> bool {
+/// The 1-based line and column (in characters) of a byte offset.
+fn line_and_column(text: &str, offset: usize) -> Option<(usize, usize)> {
+    let before = text.get(..offset)?;
+    let on_its_line = before.rsplit('\n').next().unwrap_or_default();
+    Some((before.matches('\n').count() + 1, on_its_line.chars().count() + 1))
+}
+
+/// Sets aside what `path` names in `value`, so that reading it again
+/// finds the next problem: an unknown key is removed, a value of the wrong
+/// type becomes empty (`null`, which an optional field reads as left out).
+/// False if the path names nothing.
+fn set_aside(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path, unknown_key: bool) -> bool {
     use serde_path_to_error::Segment;
     let segments: Vec<&Segment> = path.iter().collect();
     let Some((last, parents)) = segments.split_last() else { return false };
@@ -98,8 +141,14 @@ fn remove_at(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) ->
             None => return false,
         }
     }
-    match (last, current.as_mapping_mut()) {
-        (Segment::Map { key }, Some(map)) => map.remove(key.as_str()).is_some(),
+    match (last, current) {
+        (Segment::Map { key }, serde_yaml::Value::Mapping(map)) if unknown_key => map.remove(key.as_str()).is_some(),
+        (Segment::Map { key }, serde_yaml::Value::Mapping(map)) => {
+            map.get_mut(key.as_str()).map(|v| *v = serde_yaml::Value::Null).is_some()
+        }
+        (Segment::Seq { index }, serde_yaml::Value::Sequence(list)) if !unknown_key => {
+            list.get_mut(*index).map(|v| *v = serde_yaml::Value::Null).is_some()
+        }
         _ => false,
     }
 }
@@ -145,6 +194,10 @@ pub struct Answers {
     /// with every other problem of the file, not instead of them.
     #[serde(skip)]
     pub unknown: Vec<Problem>,
+    /// The text the answers were read from: where problems found later
+    /// (by validation) are placed.
+    #[serde(skip)]
+    pub text: Option<Arc<str>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -280,38 +333,75 @@ impl Answers {
         // A byte order mark is how some editors start UTF-8; it is not YAML.
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         if let Some(line) = too_deep(text, NESTING_LIMIT) {
-            return Err(Error::Input(vec![Problem::at(
-                source,
-                &format!("line {line}"),
-                format!("nested more than {NESTING_LIMIT} levels deep; an answers file is a few levels deep"),
-            )]));
+            return Err(Error::Input(vec![Problem {
+                source: Some(source.to_string()),
+                position: Position::at(text, line, 1),
+                ..Problem::new(format!(
+                    "nested more than {NESTING_LIMIT} levels deep; an answers file is a few levels deep"
+                ))
+            }]));
         }
+        let text_kept: Arc<str> = Arc::from(text);
+        let with_text = |answers: Answers| Answers { text: Some(text_kept.clone()), ..answers };
         let first = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text));
-        let err = match first {
-            Ok(answers) => return Ok(answers),
-            Err(err) if err.inner().to_string().contains("unknown field `") => err,
-            Err(err) => return Err(Error::Input(vec![problem(source, err)])),
+        let mut err = match first {
+            Ok(answers) => return Ok(with_text(answers)),
+            Err(err) => err,
         };
-        // Read again without each unknown key, to report them all.
-        let mut value: serde_yaml::Value =
-            serde_yaml::from_str(text).map_err(|e| Error::input(format!("{source}: {e}")))?;
-        let mut unknown = Vec::new();
-        let mut err = err;
+        // Read again with each problem set aside, to report them all at
+        // once; a file that is not YAML at all has only the one.
+        let Ok(mut value) = serde_yaml::from_str::<serde_yaml::Value>(text) else {
+            return Err(Error::Input(vec![problem(source, text, err)]));
+        };
+        let mut problems = Vec::new();
+        let mut set_aside_paths = Vec::new();
+        let mut only_unknown_keys = true;
         loop {
-            let removed = remove_at(&mut value, err.path());
-            unknown.push(problem(source, err));
-            if !removed || unknown.len() > UNKNOWN_KEYS_LIMIT {
-                return Err(Error::Input(unknown));
+            let path = err.path().to_string();
+            // A value made empty can fail again (a required one): reported once.
+            if set_aside_paths.contains(&path) {
+                break;
             }
+            let unknown_key = err.inner().to_string().contains("unknown field `");
+            only_unknown_keys &= unknown_key;
+            let removed = set_aside(&mut value, err.path(), unknown_key);
+            problems.push(problem(source, text, err));
+            if !removed || problems.len() > PROBLEMS_LIMIT {
+                break;
+            }
+            set_aside_paths.push(path);
             match serde_path_to_error::deserialize::<_, Answers>(value.clone()) {
-                Ok(answers) => return Ok(Answers { unknown, ..answers }),
-                Err(next) if next.inner().to_string().contains("unknown field `") => err = next,
-                Err(next) => {
-                    unknown.push(problem(source, next));
-                    return Err(Error::Input(unknown));
+                // Only unknown keys: reported with validation's problems.
+                Ok(answers) if only_unknown_keys => {
+                    return Ok(with_text(Answers { unknown: problems, ..answers }));
                 }
+                Ok(_) => break,
+                Err(next) => err = next,
             }
         }
+        problems.sort_by_key(Problem::place_in_file);
+        Err(Error::Input(problems))
+    }
+
+    /// Places each problem about these answers at the line of its field,
+    /// when they were read from a file (the first few: each reads it again).
+    pub fn place(&self, problems: Vec<Problem>) -> Vec<Problem> {
+        let Some(text) = &self.text else { return problems };
+        let mut placed = 0;
+        let mut problems: Vec<Problem> = problems
+            .into_iter()
+            .map(|mut problem| {
+                if let (None, Some(field)) = (&problem.position, &problem.field)
+                    && placed < PLACED_LIMIT
+                {
+                    placed += 1;
+                    problem.position = position::locate(text, field, false);
+                }
+                problem
+            })
+            .collect();
+        problems.sort_by_key(Problem::place_in_file);
+        problems
     }
 
     pub fn load(path: &Path) -> Result<Answers> {
@@ -369,7 +459,12 @@ mod tests {
         let answers = Answers::from_yaml("proxy: nginx\ndomian: x\n", "a.yaml").unwrap();
         assert_eq!(answers.proxy.as_deref(), Some("nginx"));
         let [unknown] = &answers.unknown[..] else { panic!("{:?}", answers.unknown) };
-        assert!(unknown.to_string().starts_with("a.yaml: domian: unknown field `domian`"), "{unknown}");
+        assert!(
+            unknown.to_string().starts_with(
+                "a.yaml:2:1: domian: unknown key `domian`; did you mean `domain`?\n 2 | domian: x\n   | ^"
+            ),
+            "{unknown}"
+        );
 
         let answers =
             Answers::from_yaml("users:\n  - username: a\n    pasword: x\n  - {username: b, pw: y}\n", "a.yaml")
@@ -385,7 +480,34 @@ mod tests {
     #[test]
     fn wrong_types_name_the_field() {
         let err = Answers::from_yaml("port: [1]\n", "a.yaml").unwrap_err();
-        assert!(err.to_string().contains("a.yaml: port: "), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "a.yaml:1:7: port: expected a whole number, found a list\n 1 | port: [1]\n   |       ^"
+        );
+        // Found on the second reading (from a value without positions):
+        // placed all the same, with the field named once.
+        let err = Answers::from_yaml("x: 1\nusers:\n  - username: a\n    generate: \"yes\"\n", "a.yaml").unwrap_err();
+        let [_, generate] = err.problems() else { panic!("{err}") };
+        assert_eq!(
+            generate.to_string(),
+            "a.yaml:4:15: users[0].generate: expected true or false, found the text \"yes\" (YAML 1.2 reads yes, no, on and off as text)\n 4 |     generate: \"yes\"\n   |               ^"
+        );
+        let err = Answers::from_yaml("proxy: nginx\nport: 1\nport: 2\n", "a.yaml").unwrap_err();
+        assert!(
+            err.to_string().starts_with("a.yaml:3:1: the key `port` is given twice; keep one\n 3 | port: 2\n"),
+            "{err}"
+        );
+        let err = Answers::from_yaml("proxy: nginx\n  port: 1\n", "a.yaml").unwrap_err();
+        assert!(err.to_string().starts_with("a.yaml:2:7: mapping values are not allowed in this context"), "{err}");
+    }
+
+    #[test]
+    fn byte_offsets_become_lines_and_columns() {
+        assert_eq!(line_and_column("a: é\nb: \u{1b}", 9), Some((2, 4)));
+        assert_eq!(line_and_column("é", 1), None, "inside a character: no position, no panic");
+        assert_eq!(line_and_column("a", 5), None);
+        let err = Answers::from_yaml("proxy: nginx\ndomain: \"é\u{1b}\"\n", "a.yaml").unwrap_err();
+        assert!(err.to_string().starts_with("a.yaml:2:11: control characters"), "{err}");
     }
 
     #[test]

@@ -125,8 +125,9 @@ impl Problems {
         result.map_err(|e| self.add(field, e)).ok()
     }
 
-    fn into_result<T>(self, value: impl FnOnce() -> T) -> Result<T> {
-        if self.list.is_empty() { Ok(value()) } else { Err(Error::Input(self.list)) }
+    /// The value, or every problem found, each at its line of `answers`.
+    fn into_result<T>(self, answers: &Answers, value: impl FnOnce() -> T) -> Result<T> {
+        if self.list.is_empty() { Ok(value()) } else { Err(Error::Input(answers.place(self.list))) }
     }
 }
 
@@ -152,7 +153,7 @@ impl Config {
             None => proxy.and_then(|k| fields::group_name(k.module().default_group(os)).ok()),
         };
         let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
-        p.into_result(|| Config {
+        p.into_result(answers, || Config {
             settings: Settings {
                 proxy: proxy.expect("checked above"),
                 site: site.expect("checked above"),
@@ -528,7 +529,7 @@ fn key_spec(answer: &KeyAnswer, field: &str, secrets: &dyn SecretSource, p: &mut
 pub fn paths_from_answers(answers: &Answers, source: &str, os: Os) -> Result<Paths> {
     let mut p = Problems::new(source);
     let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
-    p.into_result(|| paths)
+    p.into_result(answers, || paths)
 }
 
 /// Checks a `--defaults` file for the wizard before any question is asked,
@@ -539,11 +540,11 @@ pub fn paths_from_answers(answers: &Answers, source: &str, os: Os) -> Result<Pat
 /// wizard ends with are checked again in full.
 pub fn check_wizard_defaults(defaults: &Answers, source: &str, os: Os) -> Result<()> {
     if !defaults.users.is_empty() {
-        return Err(Error::Input(vec![Problem::at(
+        return Err(Error::Input(defaults.place(vec![Problem::at(
             source,
             "users",
             "the wizard asks for the users; a --defaults file may not list them (use --answers for a complete setup)",
-        )]));
+        )])));
     }
     let mut filled = defaults.clone();
     filled.proxy.get_or_insert_with(|| ProxyKind::ALL[0].name().to_string());
@@ -725,7 +726,7 @@ mod tests {
         let err =
             load("proxy: caddy\ndomain: 192.0.2.1\nhttps: {enabled: true}\nusers: [{username: a, generate: true}]\n")
                 .unwrap_err();
-        assert!(err.to_string().contains("t.yaml: domain: must be a host name"), "{err}");
+        assert!(err.to_string().contains("t.yaml:2:9: domain: must be a host name"), "{err}");
     }
 
     #[test]
@@ -746,13 +747,13 @@ mod tests {
         .unwrap_err();
         let m = &err.to_string();
         for expected in [
-            "t.yaml: proxy: \"apache\" is not supported",
-            "t.yaml: domain: ",
-            "t.yaml: port: 0 is not a TCP port",
-            "t.yaml: users[0].username: \"bo:b\" contains ':'",
-            "t.yaml: users[1]: give exactly one of",
-            "t.yaml: users[2].password_env: the environment variable NOPE is not set",
-            "t.yaml: users[3]: give exactly one of",
+            "t.yaml:1:8: proxy: \"apache\" is not supported",
+            "t.yaml:2:9: domain: ",
+            "t.yaml:3:7: port: 0 is not a TCP port: use a number from 1 to 65535\n 3 | port: 0\n   |       ^",
+            "t.yaml:5:16: users[0].username: \"bo:b\" contains ':'",
+            "t.yaml:6:5: users[1]: give exactly one of",
+            "t.yaml:7:36: users[2].password_env: the environment variable NOPE is not set",
+            "t.yaml:8:5: users[3]: give exactly one of",
         ] {
             assert!(m.contains(expected), "missing {expected:?} in:\n{m}");
         }
@@ -777,9 +778,9 @@ mod tests {
         check("bcrypt_cost: 6\ntimeout: 5m\n").unwrap();
         check("https: {enabled: true, email: ops@example.com}\n").unwrap();
         let err = check("users: [{username: a, generate: true}]\n").unwrap_err();
-        assert!(err.to_string().starts_with("d.yaml: users: the wizard asks"), "{err}");
+        assert!(err.to_string().starts_with("d.yaml:1:8: users: the wizard asks"), "{err}");
         let err = check("proxy: apache\nlisten_address: \"0.0.0.0; x\"\npaths: {htpasswd: relative}\n").unwrap_err();
-        for field in ["d.yaml: proxy:", "d.yaml: listen_address:", "d.yaml: paths.htpasswd:"] {
+        for field in ["d.yaml:1:8: proxy:", "d.yaml:2:17: listen_address:", "d.yaml:3:19: paths.htpasswd:"] {
             assert!(err.to_string().contains(field), "{field} missing in {err}");
         }
     }

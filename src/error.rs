@@ -21,6 +21,47 @@ pub mod exit {
     pub const INTERRUPTED: i32 = 130;
 }
 
+/// A place in an input file, and the line it is on (for the excerpt).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Position {
+    /// 1-based, as editors count.
+    pub line: usize,
+    /// 1-based, in characters.
+    pub column: usize,
+    /// The text of that line, as written.
+    pub text: String,
+}
+
+impl Position {
+    /// The position of a 1-based line and column in `text`.
+    pub fn at(text: &str, line: usize, column: usize) -> Option<Position> {
+        let content = text.lines().nth(line.checked_sub(1)?)?;
+        Some(Position { line, column: column.max(1), text: content.to_string() })
+    }
+}
+
+/// The longest excerpt shown of one line; the rest is cut around the column.
+const EXCERPT_WIDTH: usize = 100;
+
+impl fmt::Display for Position {
+    /// The line with a caret under the column, the way cargo shows it.
+    /// Control characters (a tab, an escape sequence planted in the file)
+    /// are shown as one space each, so nothing reaches the terminal raw
+    /// and the caret stays under its character.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let chars: Vec<char> = self.text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        let column = (self.column - 1).min(chars.len());
+        let start = column.saturating_sub(EXCERPT_WIDTH / 2).min(chars.len().saturating_sub(EXCERPT_WIDTH));
+        let end = (start + EXCERPT_WIDTH).min(chars.len());
+        let (before, after) = (if start > 0 { "…" } else { "" }, if end < chars.len() { "…" } else { "" });
+        let shown: String = chars[start..end].iter().collect();
+        let number = self.line.to_string();
+        let gutter = " ".repeat(number.len());
+        let caret = " ".repeat(before.chars().count() + column - start);
+        write!(f, " {number} | {before}{}{after}\n {gutter} | {caret}^", shown.trim_end())
+    }
+}
+
 /// One thing wrong with the input: which file, which field, what is allowed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -29,24 +70,51 @@ pub struct Problem {
     /// The field, as the answers file spells it (`users[1].username`).
     pub field: Option<String>,
     pub message: String,
+    /// Where in the source file, when it is a file and the field is in it.
+    pub position: Option<Position>,
 }
 
 impl Problem {
     pub fn new(message: impl Into<String>) -> Problem {
-        Problem { source: None, field: None, message: message.into() }
+        Problem { source: None, field: None, message: message.into(), position: None }
     }
 
     pub fn at(source: &str, field: &str, message: impl Into<String>) -> Problem {
-        Problem { source: Some(source.to_string()), field: Some(field.to_string()), message: message.into() }
+        Problem {
+            source: Some(source.to_string()),
+            field: Some(field.to_string()),
+            message: message.into(),
+            position: None,
+        }
+    }
+}
+
+impl Problem {
+    /// Sorts problems in the order of the file (compilers report so);
+    /// those not placed in it keep their order, after the others.
+    pub fn place_in_file(&self) -> (usize, usize) {
+        self.position.as_ref().map_or((usize::MAX, 0), |p| (p.line, p.column))
     }
 }
 
 impl fmt::Display for Problem {
+    /// `FILE:LINE:COL: field: message`, the form compilers and linters use
+    /// (editors jump to it), then the line itself with a caret under the
+    /// column; without a position, `FILE: field: message`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for part in [&self.source, &self.field].into_iter().flatten() {
-            write!(f, "{part}: ")?;
+        match (&self.source, &self.position) {
+            (Some(source), Some(p)) => write!(f, "{source}:{}:{}: ", p.line, p.column)?,
+            (Some(source), None) => write!(f, "{source}: ")?,
+            (None, _) => {}
         }
-        f.write_str(&self.message)
+        if let Some(field) = &self.field {
+            write!(f, "{field}: ")?;
+        }
+        f.write_str(&self.message)?;
+        match &self.position {
+            Some(p) if self.source.is_some() => write!(f, "\n{p}"),
+            _ => Ok(()),
+        }
     }
 }
 
@@ -97,6 +165,18 @@ impl Error {
             Error::RollbackIncomplete { .. } => exit::ROLLBACK_INCOMPLETE,
             Error::Interrupted { leftovers } if leftovers.is_empty() => exit::INTERRUPTED,
             Error::Interrupted { .. } => exit::ROLLBACK_INCOMPLETE,
+        }
+    }
+
+    /// The error as printed for the user: each problem of bad input on
+    /// its own `error:` line (with its excerpt), anything else once.
+    pub fn report(&self) -> String {
+        match self {
+            Error::Input(problems) if !problems.is_empty() => {
+                let lines: Vec<String> = problems.iter().map(|p| format!("error: {p}")).collect();
+                lines.join("\n")
+            }
+            other => format!("error: {other}"),
         }
     }
 
@@ -206,6 +286,20 @@ mod tests {
         let e = Error::Input(vec![Problem::at("a.yaml", "port", "0 is not a TCP port"), Problem::new("plain")]);
         assert_eq!(e.to_string(), "a.yaml: port: 0 is not a TCP port\nplain");
         assert_eq!(e.exit_code(), exit::INPUT);
+    }
+
+    #[test]
+    fn excerpts_point_at_the_column() {
+        let p = Position { line: 3, column: 7, text: "port: eighty".into() };
+        assert_eq!(p.to_string(), " 3 | port: eighty\n   |       ^");
+        let p = Position { line: 12, column: 2, text: "\tx\u{1b}[2J".into() };
+        assert_eq!(p.to_string(), " 12 |  x [2J\n    |  ^");
+        let long = format!("key: {}", "é".repeat(300));
+        let p = Position { line: 1, column: 200, text: long };
+        let shown = p.to_string();
+        let (line, caret) = shown.split_once('\n').unwrap();
+        assert_eq!(line.chars().count(), " 1 | …".chars().count() + EXCERPT_WIDTH + 1);
+        assert_eq!(caret.chars().count(), " 1 | …".chars().count() + EXCERPT_WIDTH / 2 + 1);
     }
 
     #[test]

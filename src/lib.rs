@@ -55,7 +55,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match commands::dispatch(cli.command, &system::RealSystem) {
         Ok(()) => error::exit::OK,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("{}", e.report());
             e.exit_code()
         }
     }

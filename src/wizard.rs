@@ -211,7 +211,7 @@ fn ask_users(theme: &dyn Theme) -> Result<Vec<UserAnswer>> {
 /// Asks the questions, starting from `defaults` (a `--defaults` file, or
 /// empty): its values are the questions' defaults, and what the wizard does
 /// not ask (paths, listen_address, allow_from, ban, timeout, bcrypt_cost, file_group, install,
-/// the ACME server) is taken from it as it is.
+/// the ACME server and its CA root) is taken from it as it is.
 pub fn ask(defaults: &Answers) -> Result<Answers> {
     let theme = theme();
     let theme = theme.as_ref();
@@ -233,6 +233,8 @@ pub fn ask(defaults: &Answers) -> Result<Answers> {
         users,
         https,
         install: Some(defaults.install.unwrap_or(true)),
+        // Answers the wizard gave are not at any line of the defaults file.
+        text: None,
         ..defaults.clone()
     })
 }

@@ -97,7 +97,7 @@ fn shown(name: &Username, role: Role, key: &ApiKey, json: bool, url: &str) -> St
 
 fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, json: bool, dry_run: bool) -> Result<()> {
     let name = Username::parse(name)
-        .map_err(|message| Error::Input(vec![Problem { source: None, field: Some("name".into()), message }]))?;
+        .map_err(|message| Error::Input(vec![Problem { field: Some("name".into()), ..Problem::new(message) }]))?;
     let now = humantime::format_rfc3339_seconds(system.now()).to_string();
     let mut made = None;
     let changed = super::change::run(system, setup_args, dry_run, "keys", |setup| {

@@ -104,7 +104,7 @@ fn edit(setup: &mut Setup, name: &Username, op: &Op) -> Result<Option<(Secret, b
 
 fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_run: bool) -> Result<()> {
     let name = Username::parse(name)
-        .map_err(|message| Error::Input(vec![Problem { source: None, field: Some("username".into()), message }]))?;
+        .map_err(|message| Error::Input(vec![Problem { field: Some("username".into()), ..Problem::new(message) }]))?;
     let mut new_secret = None;
     let changed = super::change::run(system, setup_args, dry_run, "users", |setup| {
         let existed = setup.users.get(&name).is_some();

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
 use crate::support::proxies::reload_caddy;
-use crate::support::{ROOT, Ran, Tool, sh};
+use crate::support::{Ran, Tool, sh};
 
 fn check(d: &Deployment, extra: &[&str]) -> Tool {
     let ollama_port = d.ollama.addr.port().to_string();
@@ -102,9 +102,7 @@ fn caddy_correct_setup_passes_every_check() {
 fn the_human_report_is_snapshotted() {
     let d = Deployment::deploy("nginx", ALICE_ONLY);
     let ran = check(&d, &["--model", "tinyllama"]).any_stdout().run();
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(format!("{ROOT}/snapshots"));
-    settings.set_prepend_module_to_snapshot(false);
+    let mut settings = crate::support::snapshot_settings();
     settings.add_filter(r"\d+ ms", "[N] ms");
     settings.add_filter(&format!(":{}", d.port), ":[PORT]");
     settings.add_filter(&format!("port {}", d.ollama.addr.port()), "port [OLLAMA-PORT]");

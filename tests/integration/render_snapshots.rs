@@ -8,18 +8,11 @@ use ollama_secure::plan::describe;
 use ollama_secure::render::Role;
 use ollama_secure::system::Existing;
 
-use crate::support::{ROOT, load_config, plan_for, written};
-
-fn settings() -> insta::Settings {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path(format!("{ROOT}/snapshots"));
-    settings.set_prepend_module_to_snapshot(false);
-    settings
-}
+use crate::support::{ROOT, load_config, plan_for, snapshot_settings, written};
 
 #[test]
 fn every_template_variant_renders_as_snapshotted() {
-    settings().bind(|| {
+    snapshot_settings().bind(|| {
         insta::glob!("../render-inputs", "*.yaml", |path| {
             let yaml = std::fs::read_to_string(path).unwrap();
             let config = load_config(&yaml, "input.yaml").unwrap();
@@ -76,7 +69,7 @@ fn fresh_debian() -> Facts {
 
 #[test]
 fn the_dry_run_plan_is_snapshotted_for_both_proxies() {
-    settings().bind(|| {
+    snapshot_settings().bind(|| {
         for name in ["nginx-http-any-several", "caddy-https-domain-one"] {
             let yaml = std::fs::read_to_string(format!("{ROOT}/tests/render-inputs/{name}.yaml")).unwrap();
             let config = load_config(&yaml, "input.yaml").unwrap();

@@ -235,15 +235,15 @@ fn a_defaults_file_is_checked_before_any_question() {
     let mut s = terminal(&["init", "--dry-run", "--defaults", &listing_users]);
     let rest = s.expect(Eof).unwrap();
     let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
-    assert!(text.contains("users: the wizard asks for the users"), "{text}");
+    assert!(text.contains("defaults.yaml:1:8: users: the wizard asks for the users"), "{text}");
     assert!(!text.contains("Proxy"), "the wizard asked before refusing the defaults: {text}");
 
     let bad = defaults(&sandbox, "timeout: soon\nbcrypt_cost: 40\n");
     let mut s = terminal(&["init", "--dry-run", "--defaults", &bad]);
     let rest = s.expect(Eof).unwrap();
     let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
-    assert!(text.contains("defaults.yaml: timeout:"), "{text}");
-    assert!(text.contains("defaults.yaml: bcrypt_cost:"), "{text}");
+    assert!(text.contains("defaults.yaml:1:10: timeout:"), "{text}");
+    assert!(text.contains("defaults.yaml:2:14: bcrypt_cost:"), "{text}");
     assert!(!text.contains("Proxy"), "the wizard asked before refusing the defaults: {text}");
 
     Tool::new()

@@ -383,6 +383,15 @@ pub fn written(plan: &Plan) -> Vec<&RenderedFile> {
 }
 
 /// Every answers file in tests/render-inputs, sorted.
+/// Snapshots live in the top-level snapshots/ folder, named without the
+/// test module (a test moved to another file keeps its snapshot).
+pub fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path(format!("{ROOT}/snapshots"));
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
 pub fn render_inputs() -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = fs::read_dir(Path::new(ROOT).join("tests/render-inputs"))
         .unwrap()
