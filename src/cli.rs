@@ -61,8 +61,9 @@ pub struct InitArgs {
 
     /// Start the wizard from this answers file without users: its values
     /// become the questions' defaults, and the keys the wizard does not ask
-    /// (paths, listen_address, timeout, bcrypt_cost, file_group, install,
-    /// https.acme_directory) are used as they are.
+    /// (paths, listen_address, allow_from, ban, timeout, bcrypt_cost,
+    /// file_group, install, https.acme_directory, https.acme_ca_root) are
+    /// used as they are.
     #[arg(long, value_name = "FILE", conflicts_with = "answers")]
     pub defaults: Option<PathBuf>,
 
@@ -271,6 +272,7 @@ pub enum UsersCommand {
         name: String,
         #[command(flatten)]
         password: PasswordArgs,
+        /// Print the change, then stop. Changes nothing.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
@@ -280,6 +282,7 @@ pub enum UsersCommand {
     Remove {
         /// The user to remove.
         name: String,
+        /// Print the change, then stop. Changes nothing.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
@@ -287,10 +290,12 @@ pub enum UsersCommand {
     },
     /// Give a user another role; it takes effect at the reload.
     Role {
+        /// The user whose role changes.
         name: String,
         /// `user` or `admin`.
         #[arg(value_parser = role)]
         role: Role,
+        /// Print the change, then stop. Changes nothing.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
@@ -314,6 +319,7 @@ pub enum KeysCommand {
     },
     /// Make a key and print it once.
     Add {
+        /// A name for the key (who or what uses it: `open-webui`, `ci`).
         name: String,
         /// `user`: inference and reading; `admin`: model management too.
         #[arg(long, value_parser = role, default_value = "user")]
@@ -321,6 +327,7 @@ pub enum KeysCommand {
         /// Print `{"name", "role", "key"}`.
         #[arg(long)]
         json: bool,
+        /// Print the change, then stop. Changes nothing (no key is made).
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
@@ -328,9 +335,12 @@ pub enum KeysCommand {
     },
     /// Give a key a new secret; the old key stops working at the reload.
     Rotate {
+        /// The key whose secret changes.
         name: String,
+        /// Print `{"name", "role", "key"}`.
         #[arg(long)]
         json: bool,
+        /// Print the change, then stop. Changes nothing.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
@@ -338,7 +348,9 @@ pub enum KeysCommand {
     },
     /// Remove a key; it stops working at the reload.
     Revoke {
+        /// The key to remove.
         name: String,
+        /// Print the change, then stop. Changes nothing.
         #[arg(long)]
         dry_run: bool,
         #[command(flatten)]
@@ -351,4 +363,33 @@ pub enum KeysCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// `--help` is the reference: no flag, argument or subcommand in it
+    /// without a word of what it does.
+    #[test]
+    fn every_flag_argument_and_subcommand_says_what_it_does() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if !matches!(id, "help" | "version") && arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "ollama-secure", &mut missing);
+        assert!(missing.is_empty(), "no help text for:\n{}", missing.join("\n"));
+    }
 }
