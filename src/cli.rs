@@ -83,6 +83,11 @@ pub struct InitArgs {
     #[arg(long)]
     pub dry_run: bool,
 
+    /// With --dry-run: exit 2 when applying would be refused now (a busy
+    /// port, a file in the way), after printing the plan and what blocks it.
+    #[arg(long, requires = "dry_run")]
+    pub strict: bool,
+
     /// Do not run `check` against the result at the end.
     #[arg(long)]
     pub no_check: bool,

@@ -199,6 +199,9 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         if let Some(path) = &args.save_answers {
             save_answers(system, path, &answers.with_hashes(&resolution, false))?;
         }
+        if args.strict && !plan.blockers.is_empty() {
+            return Err(Error::input("--strict: applying would be refused now, for the reasons listed above"));
+        }
         return Ok(());
     }
     if !facts.is_root {

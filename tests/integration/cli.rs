@@ -250,7 +250,22 @@ fn a_dry_run_without_root_plans_what_it_cannot_read() {
         .stdout_has("Applying would be refused now; nothing would be changed:")
         .stdout_has(&format!("port {port} is already in use by integration"))
         .run();
+    // --strict: the same plan and blockers, then exit 2.
+    Tool::new()
+        .args(["init", "--dry-run", "--strict", "--answers", answers.to_str().unwrap()])
+        .status(2)
+        .stdout_has("Applying would be refused now; nothing would be changed:")
+        .stdout_has("Dry run: nothing was changed.")
+        .stderr("error: --strict: applying would be refused now, for the reasons listed above\n")
+        .run();
     drop(held);
+    // With nothing in the way, --strict passes.
+    Tool::new()
+        .args(["init", "--dry-run", "--strict", "--answers", answers.to_str().unwrap()])
+        .stdout_has("Dry run: nothing was changed.")
+        .run();
+    assert_eq!(files_under(sandbox.root()), before, "a dry run wrote files");
+    Tool::new().args(["init", "--strict", "--answers", answers.to_str().unwrap()]).status(2).any_stderr().run();
 }
 
 /// A folder other users may write to could let them swap what ollama-secure

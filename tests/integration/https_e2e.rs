@@ -131,13 +131,16 @@ fn failed_issuance_restores_everything_and_says_why() {
     // DNS points the domain at an address where nothing answers.
     site.tls.as_ref().unwrap().pebble.resolve_everything_to(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 254)));
     let before = site.machine();
-    site.init()
+    let ran = site
+        .init()
         .status(1)
         .any_stdout()
         .stderr_has("the ACME server could not reach this server for ollama.test")
         .stderr_has(&format!("is port {} open", http_port(&site)))
         .stderr_has("rolled back")
         .run();
+    let said = ran.all().matches("could not reach this server").count();
+    assert_eq!(said, 1, "the ACME failure is said {said} times:\n{}", ran.all());
     // certbot's account and logs, made for this certificate, are gone too.
     site.assert_as_before(&before);
     assert!(!site.sandbox.path("run/nginx.pid").exists(), "nginx, started for the challenge, was not stopped again");
@@ -159,6 +162,8 @@ fn caddy_failed_issuance_reports_the_acme_error_and_restores_everything() {
         .run();
     // The wait ended at the ACME error Caddy logged, not at its time limit.
     assert!(!ran.stderr.contains("no certificate after"), "{}", ran.stderr);
+    let said = ran.all().matches("did not obtain a certificate").count();
+    assert_eq!(said, 1, "the ACME failure is said {said} times:\n{}", ran.all());
     site.assert_as_before(&before);
 }
 
