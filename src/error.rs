@@ -17,7 +17,8 @@ pub mod exit {
     pub const CHECK_FAILED: i32 = 3;
     /// A rollback did not complete: the system needs a human look.
     pub const ROLLBACK_INCOMPLETE: i32 = 4;
-    /// Interrupted (SIGINT, SIGTERM); every change was rolled back.
+    /// Interrupted (SIGINT, SIGTERM); every change was rolled back (or,
+    /// at the wizard's questions, none had been made: `interrupt::prompting`).
     pub const INTERRUPTED: i32 = 130;
 }
 

@@ -1,6 +1,7 @@
 //! SIGINT and SIGTERM while the system is being changed: noted instead of
 //! ending the process halfway, so apply stops at the next step and rolls
-//! back. Only while `Catching` lives; prompts keep their usual Ctrl-C.
+//! back. Only while `Catching` lives. At the questions before any change
+//! (`Prompting`), they end the run at once, the terminal put back.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -35,6 +36,58 @@ pub fn catch() -> Catching {
 }
 
 impl Drop for Catching {
+    fn drop(&mut self) {
+        for (signal, old) in &self.previous {
+            // SAFETY: putting back the handler that was there before.
+            let _ = unsafe { sigaction(*signal, old) };
+        }
+    }
+}
+
+/// The terminal's settings when the questions began, put back by
+/// `leave_prompt`: a prompt may be in raw mode, without echo, when the
+/// signal comes.
+static TERMINAL: std::sync::OnceLock<nix::libc::termios> = std::sync::OnceLock::new();
+
+extern "C" fn leave_prompt(_: nix::libc::c_int) {
+    // The cursor back (a list prompt hides it), a fresh line, the word.
+    const MESSAGE: &[u8] = b"\x1b[?25h\r\ninterrupted; nothing was changed\n";
+    // SAFETY: tcsetattr, write and _exit are async-signal-safe; TERMINAL
+    // is only read here (an atomic load once set).
+    unsafe {
+        if let Some(settings) = TERMINAL.get() {
+            nix::libc::tcsetattr(0, nix::libc::TCSANOW, settings);
+        }
+        nix::libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+        nix::libc::_exit(crate::error::exit::INTERRUPTED);
+    }
+}
+
+/// While alive (the wizard's questions, before anything is changed),
+/// SIGINT and SIGTERM end the run at once with the terminal as it was, the
+/// cursor shown, "interrupted; nothing was changed" and exit 130; then the
+/// old handlers return.
+pub struct Prompting {
+    previous: Vec<(Signal, SigAction)>,
+}
+
+pub fn prompting() -> Prompting {
+    let mut settings = std::mem::MaybeUninit::<nix::libc::termios>::uninit();
+    // SAFETY: tcgetattr fills the struct when it returns 0; read only then.
+    if unsafe { nix::libc::tcgetattr(0, settings.as_mut_ptr()) } == 0 {
+        // SAFETY: initialised by the successful tcgetattr above.
+        let _ = TERMINAL.set(unsafe { settings.assume_init() });
+    }
+    let action = SigAction::new(SigHandler::Handler(leave_prompt), SaFlags::empty(), SigSet::empty());
+    let previous = [Signal::SIGINT, Signal::SIGTERM]
+        .into_iter()
+        // SAFETY: the handler only calls async-signal-safe functions.
+        .filter_map(|signal| unsafe { sigaction(signal, &action) }.ok().map(|old| (signal, old)))
+        .collect();
+    Prompting { previous }
+}
+
+impl Drop for Prompting {
     fn drop(&mut self) {
         for (signal, old) in &self.previous {
             // SAFETY: putting back the handler that was there before.

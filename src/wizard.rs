@@ -36,6 +36,11 @@ pub fn interactive() -> bool {
 /// Any prompt error (Ctrl-C, a closed terminal) ends the run before it
 /// changed anything.
 fn cancelled(e: dialoguer::Error) -> Error {
+    // A list prompt that fails returns with the cursor still hidden.
+    use std::io::{IsTerminal, Write};
+    if std::io::stderr().is_terminal() {
+        let _ = std::io::stderr().write_all(b"\x1b[?25h");
+    }
     Error::input(format!("the wizard was cancelled ({e}); nothing was changed"))
 }
 

@@ -177,6 +177,9 @@ fn print_kept(resolution: &setup::Resolution) {
 }
 
 pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
+    // Until the last question is answered nothing has changed: Ctrl-C ends
+    // the run there and then, with the terminal put back.
+    let prompting = wizard::interactive().then(crate::interrupt::prompting);
     let (answers, source) = answers(&args)?;
     let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
     super::print_warnings(&config.warnings);
@@ -192,6 +195,8 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     print_kept(&resolution);
     print_narrowed(&resolution);
     if args.dry_run {
+        // Saving the answers below is a change: a signal must not cut it short.
+        drop(prompting);
         if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
             println!("{warning}\n");
         }
@@ -218,6 +223,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     }
     println!();
     confirm(&args, &answers, &plan)?;
+    drop(prompting);
     let journal =
         crate::journal::Journal::at(system, &paths.journal, "init").generating(super::generating(&resolution));
     apply_plan(system, &plan, &journal)?;

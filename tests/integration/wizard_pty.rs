@@ -258,18 +258,42 @@ fn tool_files(sandbox: &Sandbox) -> std::collections::BTreeMap<String, String> {
     sandbox.trees(&["etc", "var"])
 }
 
+/// Ctrl-C at a list prompt (in raw mode, the cursor hidden) and at a text
+/// prompt: the terminal is put back (echo on, checked through the PTY; the
+/// cursor shown after the prompt hid it), the run says so and exits 130,
+/// and nothing is written.
 #[test]
 fn ctrl_c_leaves_everything_as_it_was() {
     let sandbox = Sandbox::new();
     let saved = sandbox.path("saved.yaml");
     let defaults = defaults(&sandbox, "");
     let before = tool_files(&sandbox);
-    let mut s = terminal(&["init", "--defaults", &defaults, "--save-answers", saved.to_str().unwrap()]);
-    answer(&mut s, "Proxy", ENTER);
-    answer(&mut s, "Domain name", "\x03");
-    s.expect(Eof).unwrap();
-    assert!(!saved.exists(), "an interrupted wizard saved answers");
-    assert_eq!(tool_files(&sandbox), before, "an interrupted wizard changed the system");
+    for keys in [&["\x03"][..], &[ENTER, "\x03"]] {
+        let mut s = terminal(&["init", "--defaults", &defaults, "--save-answers", saved.to_str().unwrap()]);
+        answer(&mut s, "Proxy", keys[0]);
+        if let Some(more) = keys.get(1) {
+            answer(&mut s, "Domain name", more);
+        }
+        let rest = s.expect(Eof).unwrap();
+        let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
+        assert!(text.ends_with("interrupted; nothing was changed\r\n"), "{keys:?}: {text:?}");
+        let status = format!("{:?}", s.get_process().wait().unwrap());
+        assert!(status.starts_with("Exited(") && status.ends_with(", 130)"), "{keys:?}: {status}");
+        assert!(s.is_echo().unwrap(), "{keys:?}: echo was left off");
+        assert!(!saved.exists(), "an interrupted wizard saved answers");
+        assert_eq!(tool_files(&sandbox), before, "an interrupted wizard changed the system");
+    }
+    // The cursor: shown again after the list prompt hid it.
+    let mut s = terminal(&["init", "--defaults", &defaults]);
+    let prompt = s.expect("Proxy").unwrap();
+    assert!(
+        String::from_utf8_lossy(prompt.before()).contains("\x1b[?25l"),
+        "the list prompt no longer hides the cursor"
+    );
+    s.send("\x03").unwrap();
+    let rest = s.expect(Eof).unwrap();
+    let text = String::from_utf8_lossy(rest.as_bytes()).into_owned();
+    assert!(text.contains("\x1b[?25h"), "the cursor stays hidden: {text:?}");
 }
 
 #[test]
