@@ -850,6 +850,9 @@ mod tests {
         fn list_dir(&self, dir: &Path) -> Vec<PathBuf> {
             RealSystem.list_dir(dir)
         }
+        fn tail(&self, path: &Path, max: u64) -> std::io::Result<Vec<u8>> {
+            RealSystem.tail(path, max)
+        }
         fn write_atomic(&self, path: &Path, content: &[u8], o: Ownership) -> std::io::Result<()> {
             if self.full.as_deref() == Some(path) {
                 *self.writes.borrow_mut() += 1;

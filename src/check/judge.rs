@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::probe::{AdminApi, NOT_SENT, Options, Replies};
+use super::probe::{AdminApi, ERROR_LOG_TAIL, NOT_SENT, Options, Replies};
 use super::report::{Outcome, Status};
 use crate::fields;
 use crate::system::{HttpReply, Listener, SocketState};
@@ -61,7 +61,40 @@ fn unexpected(
             .hint(OUTSIDER_HINT);
     }
     let outcome = Outcome::new(name, title, Status::Fail, format!("{}, expected {wanted}", status_text(reply.status)));
-    if reply.status == 500 { outcome.hint(server_error_hint(r.auth_socket, o)) } else { outcome }
+    if reply.status != 500 {
+        return outcome;
+    }
+    let hint = server_error_hint(r.auth_socket, o);
+    match &r.error_log {
+        Some((path, tail)) => outcome.hint(format!("{hint}\n{}", last_error(path, tail))),
+        None => outcome.hint(hint),
+    }
+}
+
+/// What the proxy's error log says last, in one line: where it is, and
+/// its last error (a line nginx marks `[error]` or worse, or one Caddy
+/// logs at level error; a cause before its consequence), shown without
+/// control characters and cut short.
+fn last_error(path: &std::path::Path, tail: &std::io::Result<Vec<u8>>) -> String {
+    const SEVERE: [&str; 5] = ["[error]", "[crit]", "[alert]", "[emerg]", "\"level\":\"error\""];
+    const SHOWN: usize = 400;
+    let log = path.display();
+    let text = match tail {
+        Ok(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+        Err(e) => return format!("The proxy's error log {log} cannot be read: {e}."),
+    };
+    // nginx follows a failed auth request's cause with this line: the cause says more.
+    const CONSEQUENCE: &str = "auth request unexpected status";
+    let severe = || text.lines().rev().filter(|line| SEVERE.iter().any(|s| line.contains(s)));
+    match severe().find(|line| !line.contains(CONSEQUENCE)).or_else(|| severe().next()) {
+        Some(line) => {
+            let clean: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let cut = clean.chars().count() > SHOWN;
+            let shown: String = clean.chars().take(SHOWN).collect();
+            format!("The last error in {log}:\n  {}{}", shown.trim(), if cut { " …" } else { "" })
+        }
+        None => format!("{log} (the proxy's error log) has no error in its last {} KiB.", ERROR_LOG_TAIL / 1024),
+    }
 }
 
 /// A request that got no answer fails; one not sent (the first request
@@ -499,6 +532,7 @@ mod tests {
             body_bytes: 5 * 1024 * 1024,
             auth_socket: None,
             caddy_admin: None,
+            error_log: None,
         }
     }
 
@@ -532,6 +566,7 @@ mod tests {
             listeners: vec![Listener { address: "127.0.0.1".parse().unwrap(), port: 11434, inode: 1 }],
             auth_socket: None,
             caddy_admin: None,
+            error_log: None,
             now: std::time::SystemTime::now(),
         }
     }
@@ -646,6 +681,42 @@ mod tests {
         replies.auth_socket = Some(SocketState::Listening);
         let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
         assert!(hint.contains("although its auth-only server's socket is in place"), "{hint}");
+    }
+
+    #[test]
+    fn a_500_shows_the_last_error_of_the_proxy_log() {
+        let o = options("http://ollama.example.com:8080");
+        let mut replies = healthy();
+        replies.no_credentials = reply(500, &[], "");
+        let log = std::path::PathBuf::from("/var/log/nginx/error.log");
+        let lines = "2026/12/03 10:00:00 [error] 7#7: *1 first\n2026/12/03 10:00:01 [error] 7#7: *2 connect() to unix:/run/x.sock failed (2: No such file or directory)\x1b[2J\n2026/12/03 10:00:01 [error] 7#7: *2 auth request unexpected status: 502 while sending to client\n2026/12/03 10:00:02 [notice] 7#7: signal process started\n";
+        replies.error_log = Some((log.clone(), Ok(lines.as_bytes().to_vec())));
+        let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
+        assert!(
+            hint.ends_with("The last error in /var/log/nginx/error.log:\n  2026/12/03 10:00:01 [error] 7#7: *2 connect() to unix:/run/x.sock failed (2: No such file or directory) [2J"),
+            "{hint}"
+        );
+        replies.error_log = Some((log.clone(), Ok(b"[notice] started\n".to_vec())));
+        let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
+        assert!(
+            hint.ends_with("/var/log/nginx/error.log (the proxy's error log) has no error in its last 64 KiB."),
+            "{hint}"
+        );
+        replies.error_log = Some((log, Err(std::io::Error::from(std::io::ErrorKind::PermissionDenied))));
+        let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
+        assert!(
+            hint.contains("The proxy's error log /var/log/nginx/error.log cannot be read: permission denied"),
+            "{hint}"
+        );
+        let caddy = "{\"level\":\"info\",\"msg\":\"x\"}\n{\"level\":\"error\",\"msg\":\"dial tcp 127.0.0.1:11434: connect: connection refused\"}\n";
+        replies.error_log = Some(("/var/log/caddy.log".into(), Ok(caddy.as_bytes().to_vec())));
+        let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
+        assert!(hint.ends_with("connect: connection refused\"}"), "{hint}");
+        // Long lines are cut.
+        let long = format!("[error] {}\n", "x".repeat(2000));
+        replies.error_log = Some(("/l".into(), Ok(long.into_bytes())));
+        let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
+        assert!(hint.ends_with("x …") && hint.len() < 1500, "{hint}");
     }
 
     #[test]

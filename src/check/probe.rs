@@ -36,6 +36,9 @@ pub struct Options {
     pub auth_socket: Option<PathBuf>,
     /// The admin API of a Caddy setup on this machine, from its Caddyfile.
     pub caddy_admin: Option<AdminApi>,
+    /// The error log of the proxy of a setup on this machine: read when
+    /// it answers 500, to show why.
+    pub error_log: Option<PathBuf>,
 }
 
 /// Where a Caddy's admin API is, as its Caddyfile says.
@@ -129,8 +132,14 @@ pub struct Replies {
     pub auth_socket: Option<SocketState>,
     /// `GET /config/` at a Caddy admin API on TCP.
     pub caddy_admin: Option<std::result::Result<HttpReply, String>>,
+    /// The end of the proxy's error log (`ERROR_LOG_TAIL` bytes), read
+    /// when a request got a 500.
+    pub error_log: Option<(PathBuf, std::io::Result<Vec<u8>>)>,
     pub now: SystemTime,
 }
+
+/// How much of the end of an error log is read for its last error.
+pub const ERROR_LOG_TAIL: u64 = 64 * 1024;
 
 pub const WRONG_PASSWORD: &str = "ollama-secure: deliberately wrong password";
 /// The secret of the deliberately wrong key (letters and digits, as keys have).
@@ -192,7 +201,7 @@ pub fn collect(system: &dyn System, options: &Options) -> Replies {
     let http = |request: &HttpRequest| {
         if answered { system.http(request) } else { Err(NOT_SENT.to_string()) }
     };
-    Replies {
+    let mut replies = Replies {
         no_credentials,
         wrong_password: http(&request(options, version.clone()).credentials(Some(options.wrong_credentials()))),
         // Harmless whoever may: Ollama deletes nothing it does not have.
@@ -222,6 +231,22 @@ pub fn collect(system: &dyn System, options: &Options) -> Replies {
             }
             _ => None,
         },
+        error_log: None,
         now: system.now(),
+    };
+    let server_error = [
+        &replies.no_credentials,
+        &replies.wrong_password,
+        &replies.version,
+        &replies.models,
+        &replies.large_body,
+        &replies.role,
+    ]
+    .into_iter()
+    .chain(replies.streaming.as_ref())
+    .any(|reply| matches!(reply, Ok(r) if r.status == 500));
+    if server_error && let Some(log) = &options.error_log {
+        replies.error_log = Some((log.clone(), system.tail(log, ERROR_LOG_TAIL)));
     }
+    replies
 }

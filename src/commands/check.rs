@@ -49,16 +49,27 @@ pub fn read_cacert(path: &Path) -> Result<Vec<u8>> {
 
 /// What `check` learns from a setup installed on this machine, found from
 /// `--answers` (which must then describe one) or at the default paths:
-/// nginx's auth socket, Caddy's admin API.
-fn local_setup(system: &dyn System, answers: Option<&Path>) -> Result<(Option<PathBuf>, Option<AdminApi>)> {
+/// nginx's auth socket, Caddy's admin API, the proxy's error log.
+fn local_setup(system: &dyn System, answers: Option<&Path>) -> Result<LocalSetup> {
     let installed = match super::find_installed(system, answers) {
         Ok(installed) => installed,
         Err(e) if answers.is_some() => return Err(e),
-        Err(_) => return Ok((None, None)),
+        Err(_) => return Ok(LocalSetup::default()),
     };
-    let paths = &installed.paths;
-    let auth_socket = installed.state.proxy.module().auth_socket(paths).map(Path::to_path_buf);
-    Ok((auth_socket, installed.state.proxy.module().admin_api(system, paths)))
+    let (paths, proxy) = (&installed.paths, installed.state.proxy.module());
+    Ok(LocalSetup {
+        auth_socket: proxy.auth_socket(paths).map(Path::to_path_buf),
+        caddy_admin: proxy.admin_api(system, paths),
+        error_log: proxy.error_log(system, paths),
+    })
+}
+
+/// What a setup installed here tells `check` (nothing, when none is).
+#[derive(Default)]
+struct LocalSetup {
+    auth_socket: Option<PathBuf>,
+    caddy_admin: Option<AdminApi>,
+    error_log: Option<PathBuf>,
 }
 
 pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
@@ -66,7 +77,7 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| Error::input(format!("--url {:?}: give an http:// or https:// URL", args.url)))?;
-    let (auth_socket, caddy_admin) = local_setup(system, args.answers.as_deref())?;
+    let LocalSetup { auth_socket, caddy_admin, error_log } = local_setup(system, args.answers.as_deref())?;
     let overrides = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
     let options = Options {
         url,
@@ -80,6 +91,7 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
         body_bytes: 5 * 1024 * 1024,
         auth_socket,
         caddy_admin,
+        error_log,
     };
     let report = check::run(system, &options);
     if args.json {

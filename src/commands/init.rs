@@ -274,7 +274,8 @@ fn self_check(
         );
         return Ok(());
     };
-    let options = check_options(setup, username, password, cacert.map(Path::to_path_buf))?;
+    let mut options = check_options(setup, username, password, cacert.map(Path::to_path_buf))?;
+    options.error_log = setup.proxy().error_log(system, &setup.settings.paths);
     println!();
     let report = check::run(system, &options);
     print!("{}", report.text());
@@ -302,5 +303,6 @@ fn check_options(setup: &Setup, username: String, password: Secret, cacert: Opti
         auth_socket: setup.proxy().auth_socket(&setup.settings.paths).map(Path::to_path_buf),
         // Its plan has said so already, with the fix; `check` judges it.
         caddy_admin: None,
+        error_log: None,
     })
 }

@@ -429,6 +429,12 @@ impl Proxy for Caddy {
         }
     }
 
+    /// The log Caddy writes when ollama-secure starts it without systemd
+    /// (under systemd, it goes to the journal).
+    fn error_log(&self, system: &dyn System, paths: &Paths) -> Option<PathBuf> {
+        system.tail(&paths.caddy_log, 0).is_ok().then(|| paths.caddy_log.clone())
+    }
+
     fn admin_api(&self, system: &dyn System, paths: &Paths) -> Option<crate::check::AdminApi> {
         let Existing::File { content, .. } = system.inspect(&paths.caddyfile) else { return None };
         Some(match admin_address(&String::from_utf8_lossy(&content)) {

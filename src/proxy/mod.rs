@@ -272,6 +272,11 @@ pub trait Proxy: Sync {
     fn admin_api(&self, _system: &dyn System, _paths: &Paths) -> Option<crate::check::AdminApi> {
         None
     }
+    /// The file the proxy writes its errors to here, as its configuration
+    /// says (`check` shows its last error when the proxy answers 500).
+    fn error_log(&self, _system: &dyn System, _paths: &Paths) -> Option<PathBuf> {
+        None
+    }
     /// `service`, as it reaches the proxy that runs here now (Caddy: its
     /// admin API where the Caddyfile says ollama-secure put it, even after
     /// uninstall took that line out again).

@@ -69,18 +69,34 @@ fn site_context(setup: &Setup, stage: Stage) -> Value {
 
 /// The `pid` directive of nginx.conf (top level, outside any block).
 fn pid_directive(conf: &str) -> Option<PathBuf> {
+    top_level_directive(conf, "pid").map(PathBuf::from)
+}
+
+/// The value of a directive of nginx.conf at the top level (outside any
+/// block), without its `;`.
+fn top_level_directive<'a>(conf: &'a str, name: &str) -> Option<&'a str> {
     let mut depth = 0usize;
     for line in conf.lines() {
         let code = line.split('#').next().unwrap_or_default().trim();
         if depth == 0
-            && let Some(rest) = code.strip_prefix("pid")
+            && let Some(rest) = code.strip_prefix(name)
             && rest.starts_with(char::is_whitespace)
         {
-            return Some(PathBuf::from(rest.trim().trim_end_matches(';').trim()));
+            return Some(rest.trim().trim_end_matches(';').trim());
         }
         depth = (depth + code.matches('{').count()).saturating_sub(code.matches('}').count());
     }
     None
+}
+
+/// Where nginx writes its errors, as nginx.conf's top-level `error_log`
+/// says (its first word; `stderr` and `syslog:` are no file), or nginx's
+/// built-in default.
+fn error_log_file(conf: &str) -> Option<PathBuf> {
+    match top_level_directive(conf, "error_log") {
+        Some(value) => value.split_whitespace().next().filter(|f| f.starts_with('/')).map(PathBuf::from),
+        None => Some(PathBuf::from("/var/log/nginx/error.log")),
+    }
 }
 
 /// nginx's own default configuration file on Debian.
@@ -223,6 +239,11 @@ impl Proxy for Nginx {
 
     fn auth_socket<'a>(&self, paths: &'a Paths) -> Option<&'a Path> {
         Some(&paths.auth_socket)
+    }
+
+    fn error_log(&self, system: &dyn System, paths: &Paths) -> Option<PathBuf> {
+        let Existing::File { content, .. } = system.inspect(&paths.nginx_conf) else { return None };
+        error_log_file(&String::from_utf8_lossy(&content))
     }
 
     fn render(&self, setup: &Setup, _facts: &Facts, stage: Stage) -> Result<Vec<RenderedFile>> {
@@ -403,5 +424,19 @@ impl Proxy for Nginx {
         // site; one left behind by an nginx that did not exit cleanly goes.
         let stale = facts.auth_socket.is_some_and(|s| s != SocketState::Missing);
         stale.then(|| Step::final_(Action::RemoveStaleSocket { path: paths.auth_socket.clone() })).into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_log_is_where_nginx_conf_says() {
+        assert_eq!(error_log_file("error_log /var/log/nginx/error.log;\n"), Some("/var/log/nginx/error.log".into()));
+        assert_eq!(error_log_file("user x;\nerror_log  /l/e.log warn; # level\n"), Some("/l/e.log".into()));
+        assert_eq!(error_log_file("http {\n error_log /in/http.log;\n}\n"), Some("/var/log/nginx/error.log".into()));
+        assert_eq!(error_log_file("error_log stderr;\n"), None);
+        assert_eq!(error_log_file("error_log syslog:server=unix:/dev/log;\n"), None);
     }
 }

@@ -119,6 +119,8 @@ pub trait System {
     // not regular, and never read more than `READ_LIMIT`.
     fn inspect(&self, path: &Path) -> Existing;
     fn list_dir(&self, dir: &Path) -> Vec<PathBuf>;
+    /// The last `max` bytes of a regular file (a log, which may be huge).
+    fn tail(&self, path: &Path, max: u64) -> io::Result<Vec<u8>>;
     /// Writes through a temporary file in the same folder (mode and owner
     /// set before any byte), then renames it into place.
     fn write_atomic(&self, path: &Path, content: &[u8], ownership: Ownership) -> io::Result<()>;

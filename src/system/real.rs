@@ -162,6 +162,10 @@ impl System for RealSystem {
         }
     }
 
+    fn tail(&self, path: &Path, max: u64) -> io::Result<Vec<u8>> {
+        read_tail(path, max)
+    }
+
     fn list_dir(&self, dir: &Path) -> Vec<PathBuf> {
         let mut entries: Vec<PathBuf> =
             fs::read_dir(dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();

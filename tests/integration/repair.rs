@@ -58,8 +58,11 @@ fn a_lost_auth_socket_is_named_by_check_and_repaired_by_init() {
         .args(["check", "--url", &d.url(""), "--username", "alice", "--password-env", "ALICE_PASSWORD"])
         .args(["--resolve", &resolve, "--answers", &d.answers])
         .status(3)
-        // check names the cause.
+        // check names the cause, and what nginx's error log (found from
+        // nginx.conf) last said.
         .stdout_has(&format!("its socket {} is missing", socket(&d).display()))
+        .stdout_has(&format!("The last error in {}:", d.sandbox.path("log/nginx-error.log").display()))
+        .stdout_has(&format!("connect() to unix:{} failed (2: No such file or directory)", socket(&d).display()))
         .stderr("error: the check found problems (see above)\n")
         .run();
 
