@@ -122,10 +122,10 @@ fn line_and_column(text: &str, offset: usize) -> Option<(usize, usize)> {
 }
 
 /// Sets aside what `path` names in `value`, so that reading it again
-/// finds the next problem: an unknown key is removed, a value of the wrong
-/// type becomes empty (`null`, which an optional field reads as left out).
-/// False if the path names nothing.
-fn set_aside(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path, unknown_key: bool) -> bool {
+/// finds the next problem: the key is removed (every field has a default),
+/// a list entry of the wrong type becomes an empty mapping (the entry's
+/// own defaults). False if the path names nothing.
+fn set_aside(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) -> bool {
     use serde_path_to_error::Segment;
     let segments: Vec<&Segment> = path.iter().collect();
     let Some((last, parents)) = segments.split_last() else { return false };
@@ -142,13 +142,12 @@ fn set_aside(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path, un
         }
     }
     match (last, current) {
-        (Segment::Map { key }, serde_yaml::Value::Mapping(map)) if unknown_key => map.remove(key.as_str()).is_some(),
-        (Segment::Map { key }, serde_yaml::Value::Mapping(map)) => {
-            map.get_mut(key.as_str()).map(|v| *v = serde_yaml::Value::Null).is_some()
-        }
-        (Segment::Seq { index }, serde_yaml::Value::Sequence(list)) if !unknown_key => {
-            list.get_mut(*index).map(|v| *v = serde_yaml::Value::Null).is_some()
-        }
+        (Segment::Map { key }, serde_yaml::Value::Mapping(map)) => map.remove(key.as_str()).is_some(),
+        (Segment::Seq { index }, serde_yaml::Value::Sequence(list)) => list
+            .get_mut(*index)
+            .filter(|entry| !entry.is_mapping())
+            .map(|entry| *entry = serde_yaml::Value::Mapping(Default::default()))
+            .is_some(),
         _ => false,
     }
 }
@@ -362,9 +361,8 @@ impl Answers {
             if set_aside_paths.contains(&path) {
                 break;
             }
-            let unknown_key = err.inner().to_string().contains("unknown field `");
-            only_unknown_keys &= unknown_key;
-            let removed = set_aside(&mut value, err.path(), unknown_key);
+            only_unknown_keys &= err.inner().to_string().contains("unknown field `");
+            let removed = set_aside(&mut value, err.path());
             problems.push(problem(source, text, err));
             if !removed || problems.len() > PROBLEMS_LIMIT {
                 break;
@@ -492,6 +490,14 @@ mod tests {
             generate.to_string(),
             "a.yaml:4:15: users[0].generate: expected true or false, found the text \"yes\" (YAML 1.2 reads yes, no, on and off as text)\n 4 |     generate: \"yes\"\n   |               ^"
         );
+        // A value no field can do without (a bool, a list, a list entry) hides nothing after it.
+        let err = Answers::from_yaml(
+            "https: {enabled: yes}\nusers: [alice, {username: b, generate: maybe}]\nallow_from: x\nport: p\n",
+            "a.yaml",
+        )
+        .unwrap_err();
+        let fields: Vec<_> = err.problems().iter().map(|p| p.field.clone().unwrap()).collect();
+        assert_eq!(fields, ["https.enabled", "users[0]", "users[1].generate", "allow_from", "port"], "{err}");
         let err = Answers::from_yaml("proxy: nginx\nport: 1\nport: 2\n", "a.yaml").unwrap_err();
         assert!(
             err.to_string().starts_with("a.yaml:3:1: the key `port` is given twice; keep one\n 3 | port: 2\n"),

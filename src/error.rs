@@ -36,7 +36,9 @@ pub struct Position {
 impl Position {
     /// The position of a 1-based line and column in `text`.
     pub fn at(text: &str, line: usize, column: usize) -> Option<Position> {
-        let content = text.lines().nth(line.checked_sub(1)?)?;
+        // The parser places "the file ended too soon" just past the last line.
+        let past_the_end = (line == text.lines().count() + 1).then_some("");
+        let content = text.lines().nth(line.checked_sub(1)?).or(past_the_end)?;
         Some(Position { line, column: column.max(1), text: content.to_string() })
     }
 }
@@ -46,12 +48,13 @@ const EXCERPT_WIDTH: usize = 100;
 
 impl fmt::Display for Position {
     /// The line with a caret under the column, the way cargo shows it.
-    /// Control characters (a tab, an escape sequence planted in the file)
-    /// are shown as one space each, so nothing reaches the terminal raw
-    /// and the caret stays under its character.
+    /// Control and direction-changing characters (a tab, an escape
+    /// sequence or U+202E planted in the file) are shown as one space each,
+    /// so nothing reaches the terminal raw and the caret stays under its
+    /// character.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let chars: Vec<char> = self.text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
-        let column = (self.column - 1).min(chars.len());
+        let chars: Vec<char> = self.text.chars().map(|c| if unprintable(c) { ' ' } else { c }).collect();
+        let column = self.column.saturating_sub(1).min(chars.len());
         let start = column.saturating_sub(EXCERPT_WIDTH / 2).min(chars.len().saturating_sub(EXCERPT_WIDTH));
         let end = (start + EXCERPT_WIDTH).min(chars.len());
         let (before, after) = (if start > 0 { "…" } else { "" }, if end < chars.len() { "…" } else { "" });
@@ -61,6 +64,19 @@ impl fmt::Display for Position {
         let caret = " ".repeat(before.chars().count() + column - start);
         write!(f, " {number} | {before}{}{after}\n {gutter} | {caret}^", shown.trim_end())
     }
+}
+
+/// A character that must not reach a terminal as it is: a control
+/// character (an escape sequence starts with one) or one that reorders or
+/// hides text (bidirectional overrides, zero-width characters).
+pub fn unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// `text` with every unprintable character (but line breaks) as U+FFFD.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c != '\n' && unprintable(c) { '\u{FFFD}' } else { c }).collect()
 }
 
 /// One thing wrong with the input: which file, which field, what is allowed.
@@ -108,10 +124,11 @@ impl fmt::Display for Problem {
             (Some(source), None) => write!(f, "{source}: ")?,
             (None, _) => {}
         }
+        // Both may carry what the file says (a key written with escapes).
         if let Some(field) = &self.field {
-            write!(f, "{field}: ")?;
+            write!(f, "{}: ", printable(field))?;
         }
-        f.write_str(&self.message)?;
+        f.write_str(&printable(&self.message))?;
         match &self.position {
             Some(p) if self.source.is_some() => write!(f, "\n{p}"),
             _ => Ok(()),
@@ -293,8 +310,12 @@ mod tests {
     fn excerpts_point_at_the_column() {
         let p = Position { line: 3, column: 7, text: "port: eighty".into() };
         assert_eq!(p.to_string(), " 3 | port: eighty\n   |       ^");
-        let p = Position { line: 12, column: 2, text: "\tx\u{1b}[2J".into() };
+        let p = Position { line: 12, column: 2, text: "\tx\u{1b}[2J\u{202e}".into() };
         assert_eq!(p.to_string(), " 12 |  x [2J\n    |  ^");
+        let p = Problem { field: Some("\u{1b}[2J".into()), ..Problem::at("a.yaml", "x", "unknown key `\u{202e}x`") };
+        assert_eq!(p.to_string(), "a.yaml: \u{FFFD}[2J: unknown key `\u{FFFD}x`");
+        assert_eq!(Position::at("a: [1\n", 2, 1).map(|p| p.text), Some(String::new()), "just past the end");
+        assert_eq!(Position::at("a: [1\n", 3, 1), None);
         let long = format!("key: {}", "é".repeat(300));
         let p = Position { line: 1, column: 200, text: long };
         let shown = p.to_string();

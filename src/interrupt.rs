@@ -19,29 +19,40 @@ pub fn received() -> bool {
     RECEIVED.load(Ordering::SeqCst)
 }
 
-/// While alive, SIGINT and SIGTERM are noted; then the old handlers return.
-pub struct Catching {
+/// SIGINT and SIGTERM go to a handler of ours while this lives; then the
+/// handlers that were there before return.
+struct Handling {
     previous: Vec<(Signal, SigAction)>,
 }
 
-pub fn catch() -> Catching {
-    RECEIVED.store(false, Ordering::SeqCst);
-    let action = SigAction::new(SigHandler::Handler(note), SaFlags::empty(), SigSet::empty());
+/// `handler` must only call async-signal-safe functions.
+fn handle_with(handler: extern "C" fn(nix::libc::c_int)) -> Handling {
+    let action = SigAction::new(SigHandler::Handler(handler), SaFlags::empty(), SigSet::empty());
     let previous = [Signal::SIGINT, Signal::SIGTERM]
         .into_iter()
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        // SAFETY: both handlers of this module are async-signal-safe (see each).
         .filter_map(|signal| unsafe { sigaction(signal, &action) }.ok().map(|old| (signal, old)))
         .collect();
-    Catching { previous }
+    Handling { previous }
 }
 
-impl Drop for Catching {
+impl Drop for Handling {
     fn drop(&mut self) {
         for (signal, old) in &self.previous {
             // SAFETY: putting back the handler that was there before.
             let _ = unsafe { sigaction(*signal, old) };
         }
     }
+}
+
+/// While alive, SIGINT and SIGTERM are noted; then the old handlers return.
+pub struct Catching {
+    _handling: Handling,
+}
+
+pub fn catch() -> Catching {
+    RECEIVED.store(false, Ordering::SeqCst);
+    Catching { _handling: handle_with(note) }
 }
 
 /// The terminal's settings when the questions began, put back by
@@ -68,7 +79,7 @@ extern "C" fn leave_prompt(_: nix::libc::c_int) {
 /// cursor shown, "interrupted; nothing was changed" and exit 130; then the
 /// old handlers return.
 pub struct Prompting {
-    previous: Vec<(Signal, SigAction)>,
+    _handling: Handling,
 }
 
 pub fn prompting() -> Prompting {
@@ -78,20 +89,5 @@ pub fn prompting() -> Prompting {
         // SAFETY: initialised by the successful tcgetattr above.
         let _ = TERMINAL.set(unsafe { settings.assume_init() });
     }
-    let action = SigAction::new(SigHandler::Handler(leave_prompt), SaFlags::empty(), SigSet::empty());
-    let previous = [Signal::SIGINT, Signal::SIGTERM]
-        .into_iter()
-        // SAFETY: the handler only calls async-signal-safe functions.
-        .filter_map(|signal| unsafe { sigaction(signal, &action) }.ok().map(|old| (signal, old)))
-        .collect();
-    Prompting { previous }
-}
-
-impl Drop for Prompting {
-    fn drop(&mut self) {
-        for (signal, old) in &self.previous {
-            // SAFETY: putting back the handler that was there before.
-            let _ = unsafe { sigaction(*signal, old) };
-        }
-    }
+    Prompting { _handling: handle_with(leave_prompt) }
 }

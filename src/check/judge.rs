@@ -88,7 +88,7 @@ fn last_error(path: &std::path::Path, tail: &std::io::Result<Vec<u8>>) -> String
     let severe = || text.lines().rev().filter(|line| SEVERE.iter().any(|s| line.contains(s)));
     match severe().find(|line| !line.contains(CONSEQUENCE)).or_else(|| severe().next()) {
         Some(line) => {
-            let clean: String = line.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+            let clean: String = line.chars().map(|c| if crate::error::unprintable(c) { ' ' } else { c }).collect();
             let cut = clean.chars().count() > SHOWN;
             let shown: String = clean.chars().take(SHOWN).collect();
             format!("The last error in {log}:\n  {}{}", shown.trim(), if cut { " …" } else { "" })

@@ -177,15 +177,16 @@ fn print_kept(resolution: &setup::Resolution) {
 }
 
 pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
-    // Until the last question is answered nothing has changed: Ctrl-C ends
-    // the run there and then, with the terminal put back.
+    // At the questions nothing has changed yet: Ctrl-C ends the run there
+    // and then, with the terminal put back.
     let prompting = wizard::interactive().then(crate::interrupt::prompting);
     let (answers, source) = answers(&args)?;
+    drop(prompting);
     let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
     super::print_warnings(&config.warnings);
     // From reading the system to the reload: a concurrent `users` run waits.
     let paths = &config.settings.paths;
-    let _lock = if args.dry_run { None } else { Some(super::begin_changes(system, paths)?) };
+    let changing = if args.dry_run { None } else { Some(super::begin_changes(system, paths)?) };
     let facts = facts::probe(system, Probe::for_settings(&config.settings));
     let installed = setup::Installed::from_facts(config.settings.proxy, &config.settings.paths, &facts)?;
     let now = humantime::format_rfc3339_seconds(system.now()).to_string();
@@ -195,8 +196,6 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     print_kept(&resolution);
     print_narrowed(&resolution);
     if args.dry_run {
-        // Saving the answers below is a change: a signal must not cut it short.
-        drop(prompting);
         if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
             println!("{warning}\n");
         }
@@ -222,6 +221,11 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         println!("  - {finding}");
     }
     println!();
+    // The final question, before any change of this run: but not after it
+    // undid an interrupted run (that was a change), when Ctrl-C keeps its
+    // usual effect.
+    let recovered = changing.as_ref().is_some_and(|c| c.recovered);
+    let prompting = (wizard::interactive() && !recovered).then(crate::interrupt::prompting);
     confirm(&args, &answers, &plan)?;
     drop(prompting);
     let journal =
