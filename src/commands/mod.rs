@@ -13,6 +13,7 @@ mod users;
 
 use std::path::Path;
 
+use crate::access::Role;
 use crate::answers::Answers;
 use crate::cli::Command;
 use crate::error::{Error, Result};
@@ -191,13 +192,37 @@ fn print_generated(resolution: &crate::setup::Resolution, access: &crate::access
 /// password, and the keys if there are any.
 fn print_how_to_connect(setup: &crate::setup::Setup) {
     let url = setup.settings.site.public_url();
-    println!("\nHow clients connect to {url}:");
-    if let Some(user) = setup.users.entries().next() {
-        println!("{}", usage_lines(&url, &format!("user {}", user.username)));
+    let users: Vec<(String, Role)> = setup
+        .users
+        .entries()
+        .map(|user| (user.username.to_string(), setup.access.role_of_user(user.username.as_str())))
+        .collect();
+    println!("{}", how_to_connect(&url, &users, !setup.access.keys.is_empty()));
+}
+
+/// Past this many users, the rest are counted rather than listed.
+const CONNECT_USERS_SHOWN: usize = 5;
+
+/// How clients reach `url`: for each user (the first few), lines ready to
+/// paste, with the password left for the reader to fill in; then the keys'.
+fn how_to_connect(url: &str, users: &[(String, Role)], keys: bool) -> String {
+    let mut out = format!("\nHow clients connect to {url}:");
+    for (name, role) in users.iter().take(CONNECT_USERS_SHOWN) {
+        out.push('\n');
+        out.push_str(&usage_lines(url, &format!("user {name}")));
+        out.push_str(&format!("\n    OllaMan: server {url}, username {name}, its password"));
+        if *role != Role::Admin {
+            out.push_str(" (to pull or delete models there, a user with the admin role)");
+        }
     }
-    if !setup.access.keys.is_empty() {
-        println!("{}", usage_lines(&url, "key"));
+    if users.len() > CONNECT_USERS_SHOWN {
+        out.push_str(&format!("\n  ... and {} more users, the same way.", users.len() - CONNECT_USERS_SHOWN));
     }
+    if keys {
+        out.push('\n');
+        out.push_str(&usage_lines(url, "key"));
+    }
+    out
 }
 
 /// Who a run generates secrets for, for the journal.
@@ -216,9 +241,38 @@ fn usage_lines(url: &str, who: &str) -> String {
              openai.OpenAI(base_url=\"{url}/v1\", api_key=KEY)        (any OpenAI-compatible client)"
         ),
         (_, name) => format!(
-            "  With a user's password (HTTP Basic):\n    \
+            "  As {name} (HTTP Basic; curl asks for the password):\n    \
              curl -u {name} {url}/api/tags\n    \
              ollama.Client(host=\"{url}\", auth=(\"{name}\", PASSWORD))"
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_ends_with_lines_to_paste_for_every_user_and_the_keys() {
+        let users = [("alice".to_string(), Role::Admin), ("bob".to_string(), Role::User)];
+        let text = how_to_connect("https://o.example.com", &users, true);
+        for line in [
+            "How clients connect to https://o.example.com:",
+            "  As alice (HTTP Basic; curl asks for the password):",
+            "    curl -u alice https://o.example.com/api/tags",
+            "    ollama.Client(host=\"https://o.example.com\", auth=(\"alice\", PASSWORD))",
+            "    OllaMan: server https://o.example.com, username alice, its password",
+            "    curl -u bob https://o.example.com/api/tags",
+            "    OllaMan: server https://o.example.com, username bob, its password (to pull or delete models there, a user with the admin role)",
+            "    curl -H \"Authorization: Bearer $KEY\" https://o.example.com/api/tags",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} missing in\n{text}");
+        }
+        assert!(!text.contains("alice, its password (to pull"), "{text}");
+        let many: Vec<(String, Role)> = (0..8).map(|i| (format!("u{i}"), Role::User)).collect();
+        let text = how_to_connect("http://h:8080", &many, false);
+        assert_eq!(text.matches("curl -u ").count(), CONNECT_USERS_SHOWN);
+        assert!(text.ends_with("... and 3 more users, the same way."), "{text}");
+        assert!(!text.contains("Bearer"), "no keys, no key lines: {text}");
     }
 }

@@ -179,6 +179,12 @@ fn changed_answers_update_only_what_changed(proxy: &'static str) {
         .expect("bob's generated password is printed")
         .to_string();
     assert_eq!(bob.len(), 24);
+    // The end of the run: lines to paste for each user, the new one too.
+    for name in ["alice", "bob"] {
+        let curl = format!("    curl -u {name} {}/api/tags", d.url("").trim_end_matches('/'));
+        assert!(ran.stdout.lines().any(|l| l == curl), "{curl:?} missing:\n{}", ran.stdout);
+        assert!(ran.stdout.contains(&format!("username {name}, its password")), "{}", ran.stdout);
+    }
 
     // The users file was replaced, and its previous version kept next to it.
     let backup = fs::read_dir(users_file.parent().unwrap())
