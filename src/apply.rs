@@ -14,6 +14,7 @@ use crate::plan::{
     Action, Change, Command, EXIT_LIMIT, OLD_WORKERS_LIMIT, Plan, Purpose, Snapshot, Step, VERIFY_LIMIT,
 };
 use crate::proxy::ProxyKind;
+use crate::style;
 use crate::system::{Existing, HttpRequest, Ownership, SocketState, System, Trust};
 
 /// What apply did, for the summary.
@@ -161,7 +162,7 @@ fn old_workers_gone(system: &dyn System, old: &[u32]) -> bool {
 /// `Purpose`, each a few lines; splitting it would only move the match.
 fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &mut dyn Write) -> Result<Outcome> {
     let announce = |out: &mut dyn Write, text: String| {
-        let _ = writeln!(out, "  … {text}");
+        let _ = writeln!(out, "  {} {text}", style::stdout().ellipsis());
         let _ = out.flush();
     };
     let done = |text: &str| Ok(Outcome::Done(text.to_string()));
@@ -411,7 +412,12 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
     match action {
         Action::Run { command, purpose } => run_action(system, command, purpose, out),
         Action::AwaitCertificate { proxy, domain, address, limit, log } => {
-            let _ = writeln!(out, "  … waiting for {} to obtain a certificate for {domain}", proxy.title());
+            let _ = writeln!(
+                out,
+                "  {} waiting for {} to obtain a certificate for {domain}",
+                style::stdout().ellipsis(),
+                proxy.title()
+            );
             await_certificate(system, *proxy, domain, *address, *limit, log.as_deref()).map_err(|why| {
                 Error::failed(format!(
                     "{} did not obtain a certificate for {domain}: {why}\n{}",
@@ -422,17 +428,19 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
             Ok(Outcome::Done(format!("{} serves a certificate for {domain}", proxy.title())))
         }
         Action::Verify { url, connect, outsider: false } => {
-            let _ = writeln!(out, "  … verifying that {url} asks for credentials");
+            let _ = writeln!(out, "  {} verifying that {url} asks for credentials", style::stdout().ellipsis());
             verify(system, url, *connect, Proof::AsksForCredentials)?;
             Ok(Outcome::Done(format!("{url} asks for credentials (401)")))
         }
         Action::Verify { url, connect, outsider: true } => {
-            let _ = writeln!(out, "  … verifying that {url} refuses this machine's address");
+            let _ =
+                writeln!(out, "  {} verifying that {url} refuses this machine's address", style::stdout().ellipsis());
             verify(system, url, *connect, Proof::RefusesOutsider)?;
             Ok(Outcome::Done(format!("{url} refuses this machine's address (403, allow_from)")))
         }
         Action::AwaitLoopbackOnly { port, limit } => {
-            let _ = writeln!(out, "  … waiting until port {port} listens on loopback only");
+            let _ =
+                writeln!(out, "  {} waiting until port {port} listens on loopback only", style::stdout().ellipsis());
             let listening = || system.tcp_listeners().into_iter().filter(|l| l.port == *port).collect::<Vec<_>>();
             let exposed =
                 |found: &[crate::system::Listener]| found.iter().any(|l| !crate::fields::is_loopback(l.address));
@@ -459,7 +467,7 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
             Err(Error::failed(why))
         }
         Action::AwaitOllamaListening { limit } => {
-            let _ = writeln!(out, "  … waiting until Ollama listens again");
+            let _ = writeln!(out, "  {} waiting until Ollama listens again", style::stdout().ellipsis());
             let show = crate::ollama::show_command();
             // The main process systemd started, and the ports it listens on.
             let ports = || {
@@ -700,7 +708,7 @@ pub fn apply(plan: &Plan, system: &dyn System, journal: &Journal, out: &mut dyn 
         }
         match perform(&step.action, system, &mut report, out) {
             Ok(Outcome::Done(text)) => {
-                let _ = writeln!(out, "  ✓ {text}");
+                let _ = writeln!(out, "  {} {text}", style::stdout().done());
                 done.push(Undo::of(step));
                 if step.action.changes_files() {
                     report.changed += 1;
@@ -710,7 +718,7 @@ pub fn apply(plan: &Plan, system: &dyn System, journal: &Journal, out: &mut dyn 
                 let _ = writeln!(out, "  - {text}");
             }
             Err(cause) => {
-                let _ = writeln!(out, "  ✗ failed (the error follows)");
+                let _ = writeln!(out, "  {} (the error follows)", style::stdout().failed());
                 // A validator or certbot that failed has still made what it
                 // makes (certbot: its account, its logs).
                 let leaves_traces =

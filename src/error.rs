@@ -57,7 +57,9 @@ impl fmt::Display for Position {
         let column = self.column.saturating_sub(1).min(chars.len());
         let start = column.saturating_sub(EXCERPT_WIDTH / 2).min(chars.len().saturating_sub(EXCERPT_WIDTH));
         let end = (start + EXCERPT_WIDTH).min(chars.len());
-        let (before, after) = (if start > 0 { "…" } else { "" }, if end < chars.len() { "…" } else { "" });
+        // Errors go to standard error: "…" on a terminal, "..." in a log.
+        let cut = crate::style::stderr().ellipsis();
+        let (before, after) = (if start > 0 { cut } else { "" }, if end < chars.len() { cut } else { "" });
         let shown: String = chars[start..end].iter().collect();
         let number = self.line.to_string();
         let gutter = " ".repeat(number.len());
@@ -188,13 +190,14 @@ impl Error {
 
     /// The error as printed for the user: each problem of bad input on
     /// its own `error:` line (with its excerpt), anything else once.
-    pub fn report(&self) -> String {
+    pub fn report(&self, style: crate::style::Style) -> String {
+        let label = style.paint("error:", crate::style::Tone::Bad);
         match self {
             Error::Input(problems) if !problems.is_empty() => {
-                let lines: Vec<String> = problems.iter().map(|p| format!("error: {p}")).collect();
+                let lines: Vec<String> = problems.iter().map(|p| format!("{label} {p}")).collect();
                 lines.join("\n")
             }
-            other => format!("error: {other}"),
+            other => format!("{label} {other}"),
         }
     }
 
@@ -320,8 +323,8 @@ mod tests {
         let p = Position { line: 1, column: 200, text: long };
         let shown = p.to_string();
         let (line, caret) = shown.split_once('\n').unwrap();
-        assert_eq!(line.chars().count(), " 1 | …".chars().count() + EXCERPT_WIDTH + 1);
-        assert_eq!(caret.chars().count(), " 1 | …".chars().count() + EXCERPT_WIDTH / 2 + 1);
+        assert_eq!(line.chars().count(), " 1 | ...".chars().count() + EXCERPT_WIDTH + 1);
+        assert_eq!(caret.chars().count(), " 1 | ...".chars().count() + EXCERPT_WIDTH / 2 + 1);
     }
 
     #[test]

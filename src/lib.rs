@@ -30,6 +30,7 @@ pub mod secret;
 pub mod setup;
 pub mod sockets;
 pub mod state;
+pub mod style;
 pub mod system;
 pub mod usage;
 pub mod userfile;
@@ -42,6 +43,7 @@ use clap::Parser;
 /// Runs the tool and returns the process exit code. Errors are printed
 /// here, once.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
+    style::detect();
     let cli = match cli::Cli::try_parse_from(args) {
         Ok(cli) => cli,
         Err(e) => {
@@ -55,7 +57,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match commands::dispatch(cli.command, &system::RealSystem) {
         Ok(()) => error::exit::OK,
         Err(e) => {
-            eprintln!("{}", e.report());
+            eprintln!("{}", e.report(style::stderr()));
             e.exit_code()
         }
     }

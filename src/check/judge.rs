@@ -91,7 +91,11 @@ fn last_error(path: &std::path::Path, tail: &std::io::Result<Vec<u8>>) -> String
             let clean: String = line.chars().map(|c| if crate::error::unprintable(c) { ' ' } else { c }).collect();
             let cut = clean.chars().count() > SHOWN;
             let shown: String = clean.chars().take(SHOWN).collect();
-            format!("The last error in {log}:\n  {}{}", shown.trim(), if cut { " …" } else { "" })
+            format!(
+                "The last error in {log}:\n  {}{}",
+                shown.trim(),
+                if cut { format!(" {}", crate::style::stdout().ellipsis()) } else { String::new() }
+            )
         }
         None => format!("{log} (the proxy's error log) has no error in its last {} KiB.", ERROR_LOG_TAIL / 1024),
     }
@@ -716,7 +720,7 @@ mod tests {
         let long = format!("[error] {}\n", "x".repeat(2000));
         replies.error_log = Some(("/l".into(), Ok(long.into_bytes())));
         let hint = verdict(&replies, &o, "no_credentials").hint.unwrap();
-        assert!(hint.ends_with("x …") && hint.len() < 1500, "{hint}");
+        assert!(hint.ends_with("x ...") && hint.len() < 1500, "{hint}");
     }
 
     #[test]

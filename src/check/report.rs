@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::style::Tone;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
@@ -59,10 +61,11 @@ impl Report {
     pub fn text(&self) -> String {
         let mut out = format!("Checking {}\n", self.url);
         for check in &self.checks {
+            let style = crate::style::stdout();
             let mark = match check.status {
-                Status::Pass => "PASS",
-                Status::Fail => "FAIL",
-                Status::Skip => "skip",
+                Status::Pass => style.paint("PASS", Tone::Good),
+                Status::Fail => style.paint("FAIL", Tone::Bad),
+                Status::Skip => style.paint("skip", Tone::Faint),
             };
             let time = check.elapsed_ms.map(|ms| format!(" ({ms} ms)")).unwrap_or_default();
             out.push_str(&format!("  {mark}  {}: {}{time}\n", check.title, check.detail));

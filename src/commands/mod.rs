@@ -37,8 +37,14 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
 }
 
 fn print_warnings(warnings: &[crate::error::Finding]) {
+    let style = crate::style::stderr();
     for warning in warnings {
-        eprintln!("{warning}");
+        match warning.severity {
+            crate::error::Severity::Warning => {
+                eprintln!("{} {}", style.paint("warning:", crate::style::Tone::Warn), warning.text)
+            }
+            crate::error::Severity::Info => eprintln!("{warning}"),
+        }
     }
 }
 

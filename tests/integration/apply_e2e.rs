@@ -84,8 +84,8 @@ fn applies_and_protects(proxy: &'static str) {
     let d = Deployment::prepare(proxy, ALICE_ONLY);
     let ran = d
         .init()
-        .stdout_has("✓ configuration is valid")
-        .stdout_has("✓ started")
+        .stdout_has("ok configuration is valid")
+        .stdout_has("ok started")
         // init checks its result.
         .stdout_has("PASS  without credentials: 401")
         .stdout_has("All 9 checks passed.")
@@ -171,7 +171,7 @@ fn changed_answers_update_only_what_changed(proxy: &'static str) {
     let old_users = fs::read(&users_file).unwrap();
 
     d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, generate: true}}\n"));
-    let ran = d.init().stdout_has("✓ reloaded").run();
+    let ran = d.init().stdout_has("ok reloaded").run();
     let bob = ran
         .stdout
         .lines()

@@ -108,7 +108,7 @@ fn on_a_disk_the_cache_gets_a_private_tmpfs() {
     let (ok, out) = crate::support::sh("umount", &["--lazy", cache.to_str().unwrap()]);
     assert!(ok, "{out}");
     d.sandbox.write("run/ollama-secure-auth/0/00/written-on-the-disk", "credentials\n");
-    d.init().stdout_has("is on a disk again (after a reboot?)").stdout_has("✓ reloaded").run();
+    d.init().stdout_has("is on a disk again (after a reboot?)").stdout_has("ok reloaded").run();
     assert_eq!(mounted_at(&cache).map(|(fstype, _)| fstype).as_deref(), Some("tmpfs"));
     let left = crate::support::tree(&cache);
     assert!(!left.keys().any(|k| k.contains("written-on-the-disk")), "what was on the disk is still there: {left:?}");
@@ -117,7 +117,7 @@ fn on_a_disk_the_cache_gets_a_private_tmpfs() {
     let theirs = format!("file 600 {}:{}", workers.uid, workers.gid);
     assert!(left.values().any(|v| v.starts_with(&theirs)), "nothing was cached in the new tmpfs: {left:?}");
     assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200);
-    d.uninstall(false).stdout_has("✓ unmounted the tmpfs").run();
+    d.uninstall(false).stdout_has("ok unmounted the tmpfs").run();
     assert_eq!(mounted_at(&cache), None);
     assert!(!cache.exists());
 }

@@ -60,7 +60,7 @@ fn http_port(site: &Deployment) -> u16 {
 fn nginx_gets_a_certificate_from_pebble_with_certbot() {
     let site = Deployment::prepare_https("nginx");
     site.init()
-        .stdout_has("✓ certificate obtained for ollama.test")
+        .stdout_has("ok certificate obtained for ollama.test")
         .stdout_has("PASS  TLS certificate: valid for ollama.test")
         .stdout_has("PASS  plain HTTP redirects to HTTPS")
         .stdout_has("All 11 checks passed")
@@ -105,7 +105,7 @@ fn nginx_gets_a_certificate_from_pebble_with_certbot() {
     proves_https(&site);
 
     // uninstall removes the site and the certificate it obtained.
-    site.uninstall(false).stdout_has("✓ deleted the certificate").run();
+    site.uninstall(false).stdout_has("ok deleted the certificate").run();
     assert!(!site.sandbox.path("etc/letsencrypt/live/ollama.test").exists(), "the certificate is still there");
     assert!(!site.sandbox.path("etc/letsencrypt/renewal/ollama.test.conf").exists(), "its renewal is still configured");
     assert!(!site.sandbox.path("etc/nginx/sites-available/ollama").exists());
@@ -115,7 +115,7 @@ fn nginx_gets_a_certificate_from_pebble_with_certbot() {
 fn caddy_gets_a_certificate_from_pebble_by_itself() {
     let site = Deployment::prepare_https("caddy");
     site.init()
-        .stdout_has("✓ Caddy serves a certificate for ollama.test")
+        .stdout_has("ok Caddy serves a certificate for ollama.test")
         .stdout_has("PASS  TLS certificate: valid for ollama.test")
         .stdout_has("All 11 checks passed")
         .run();

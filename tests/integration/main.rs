@@ -14,6 +14,7 @@ mod caddy_admin;
 mod check_e2e;
 mod cli;
 mod clients;
+mod conventions;
 mod harden;
 mod hostile_input;
 mod https_e2e;

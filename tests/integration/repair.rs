@@ -72,7 +72,7 @@ fn a_lost_auth_socket_is_named_by_check_and_repaired_by_init() {
         .stdout_has("stop nginx: run `nginx -s quit")
         .run();
 
-    repairs_and_settles(&d, d.init().stdout_has("✓ stopped").stdout_has("✓ started"));
+    repairs_and_settles(&d, d.init().stdout_has("ok stopped").stdout_has("ok started"));
     assert!(socket(&d).exists(), "the socket was not created again");
     assert_ne!(d.guard.pid(), Some(pid), "nginx was not restarted");
 }
@@ -89,7 +89,7 @@ fn a_stale_auth_socket_is_removed_before_nginx_starts() {
     let (ok, out) = sh("nginx", &["-t", "-c", d.sandbox.path("etc/nginx/nginx.conf").to_str().unwrap()]);
     assert!(ok, "{out}");
 
-    repairs_and_settles(&d, d.init().stdout_has("did not exit cleanly").stdout_has("✓ removed the stale socket"));
+    repairs_and_settles(&d, d.init().stdout_has("did not exit cleanly").stdout_has("ok removed the stale socket"));
 }
 
 #[test]
@@ -109,7 +109,7 @@ fn nginx_running_without_the_site_is_reloaded() {
     assert!(d.client().get(d.url("/api/version")).send().is_err(), "the site is still served");
 
     let repair =
-        d.init().stdout_has("the files match the answers, but the site cannot be reached").stdout_has("✓ reloaded");
+        d.init().stdout_has("the files match the answers, but the site cannot be reached").stdout_has("ok reloaded");
     repairs_and_settles(&d, repair);
 }
 

@@ -43,8 +43,8 @@ fn serves_rotates_and_uninstalls(d: &Deployment, hand: &DaemonGuard) {
         assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 401, "the old password still works somewhere");
     }
     assert_eq!(d.status("/api/version", Some(("alice", NEW))), 200);
-    let ran = d.uninstall(false).stdout_has("✓ reloaded").run();
-    assert!(!ran.stdout.contains("✓ stopped"), "{}", ran.stdout);
+    let ran = d.uninstall(false).stdout_has("ok reloaded").run();
+    assert!(!ran.stdout.contains("ok stopped"), "{}", ran.stdout);
     assert_eq!(hand.pid(), Some(pid));
     assert!(Path::new(&format!("/proc/{pid}")).exists(), "uninstall stopped the proxy it had not started");
     assert!(d.client().get(d.url("/api/version")).send().is_err(), "the Ollama site is still served");
@@ -70,7 +70,7 @@ fn caddy_started_by_hand_is_reloaded_never_started_twice() {
     );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
 
-    d.init().stdout_has("although ollama-secure did not start it").stdout_has("✓ reloaded").run();
+    d.init().stdout_has("although ollama-secure did not start it").stdout_has("ok reloaded").run();
     assert!(!d.guard.pid_file.exists(), "init started a Caddy of its own");
     assert_eq!(processes("caddy", &caddyfile).len(), 1, "more than one Caddy runs this Caddyfile");
     serves_rotates_and_uninstalls(&d, &hand);
@@ -90,7 +90,7 @@ fn nginx_started_by_hand_is_found_by_the_pid_file_its_configuration_names() {
     let (ok, out) = sh("nginx", &["-c", conf.to_str().unwrap()]);
     assert!(ok, "{out}");
 
-    d.init().stdout_has("  - nginx is running").stdout_has("✓ reloaded").run();
+    d.init().stdout_has("  - nginx is running").stdout_has("ok reloaded").run();
     assert_eq!(
         processes("nginx", &conf).iter().filter(|pid| is_master(**pid)).count(),
         1,

@@ -375,7 +375,7 @@ fn harden_ollama_works() {
         let pid = main_pid("ollama");
         tool()
             .args(["harden-ollama"])
-            .stdout_has("✓ port 11434 listens on loopback only")
+            .stdout_has("ok port 11434 listens on loopback only")
             .stdout_has("Done: Ollama listens on loopback only; clients reach it through the proxy.")
             .any_stdout()
             .run();
@@ -386,7 +386,7 @@ fn harden_ollama_works() {
         tool().args(["harden-ollama"]).stdout_has("Nothing to change: ollama.service listens at 127.0.0.1:11434").run();
         tool()
             .args(["harden-ollama", "--undo"])
-            .stdout_has("✓ Ollama listens at 0.0.0.0:11434")
+            .stdout_has("ok Ollama listens at 0.0.0.0:11434")
             .stdout_has("Done: Ollama listens where its unit says")
             .any_stdout()
             .run();

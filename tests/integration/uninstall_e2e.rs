@@ -55,7 +55,7 @@ fn undoes_everything(proxy: &'static str, https: bool) {
     assert_eq!(d.machine(), installed, "uninstall --dry-run changed files");
 
     // init started the proxy, so uninstall stops it.
-    d.uninstall(false).stdout_has("✓ stopped").run();
+    d.uninstall(false).stdout_has("ok stopped").run();
     d.assert_as_before(&before);
     assert_eq!(fs::read_to_string(d.sandbox.path(users_own)).unwrap(), "# the user's own file, from before\n");
     assert!(
@@ -128,7 +128,7 @@ fn keeps_serving_sites_added_since(proxy: &'static str) {
     dry.run();
 
     let ran = d.uninstall(false).any_stdout().run();
-    assert!(!ran.stdout.contains("✓ stopped"), "{}", ran.stdout);
+    assert!(!ran.stdout.contains("ok stopped"), "{}", ran.stdout);
     assert_eq!(d.guard.pid(), Some(pid), "the proxy was replaced, not reloaded");
     let other = reqwest::blocking::get(format!("http://127.0.0.1:{other_port}/")).unwrap();
     assert_eq!(other.status(), 200);
