@@ -14,6 +14,11 @@ use crate::error::{Error, Position, Problem, Result};
 
 /// No answers file comes near this size; a bigger one is refused unread.
 const ANSWERS_LIMIT: u64 = 1024 * 1024;
+/// The `--answers` value that means standard input, and its name in messages.
+pub const STDIN: &str = "-";
+const STDIN_NAME: &str = "<stdin>";
+/// How long a pipe may take to deliver the answers and close.
+const STDIN_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Answers files are a handful of keys a few levels deep; deeper nesting
 /// is refused before the YAML parser (whose time grows with it) sees it.
@@ -402,14 +407,35 @@ impl Answers {
         problems
     }
 
+    /// How messages name the answers at `path`.
+    pub fn source_name(path: &Path) -> String {
+        if path == Path::new(STDIN) { STDIN_NAME.to_string() } else { path.display().to_string() }
+    }
+
+    /// `-` is standard input (a pipe or a redirected file; a terminal is
+    /// refused, since nobody types YAML at a prompt that does not say it
+    /// waits), named `<stdin>` in messages.
     pub fn load(path: &Path) -> Result<Answers> {
-        let text = crate::system::read_limited(path, ANSWERS_LIMIT)
+        let from_stdin = path == Path::new(STDIN);
+        if from_stdin && std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+            return Err(Error::input(
+                "`-` reads the answers from standard input, which is a terminal here: pipe them in \
+                 (`ollama-secure init --answers - < answers.yaml`) or give the file's path",
+            ));
+        }
+        let name = Answers::source_name(path);
+        let bytes = if from_stdin {
+            crate::system::read_stdin_limited(ANSWERS_LIMIT, STDIN_WAIT)
+        } else {
+            crate::system::read_limited(path, ANSWERS_LIMIT)
+        };
+        let text = bytes
             .and_then(|bytes| {
                 String::from_utf8(bytes)
                     .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8 text"))
             })
-            .map_err(|e| Error::input(format!("cannot read answers file {}: {e}", path.display())))?;
-        Answers::from_yaml(&text, &path.display().to_string())
+            .map_err(|e| Error::input(format!("cannot read answers file {name}: {e}")))?;
+        Answers::from_yaml(&text, &name)
     }
 
     /// These answers with every typed password, and every generated one

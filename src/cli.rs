@@ -55,7 +55,7 @@ pub enum Command {
 
 #[derive(Debug, Args)]
 pub struct InitArgs {
-    /// YAML answers file (see examples/); without it, the wizard asks on the terminal.
+    /// YAML answers file (see examples/), or `-` for standard input; without it, the wizard asks on the terminal.
     #[arg(long, value_name = "FILE")]
     pub answers: Option<PathBuf>,
 

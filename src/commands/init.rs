@@ -87,12 +87,12 @@ fn keep_backup(system: &dyn System, path: &Path, previous: &crate::plan::Snapsho
 /// The answers: from the file, or from the wizard on a terminal.
 fn answers(args: &InitArgs) -> Result<(Answers, String)> {
     match args.answers.as_deref() {
-        Some(path) => Ok((Answers::load(path)?, path.display().to_string())),
+        Some(path) => Ok((Answers::load(path)?, Answers::source_name(path))),
         None if wizard::interactive() => {
             let defaults = match args.defaults.as_deref() {
                 Some(path) => {
                     let defaults = Answers::load(path)?;
-                    crate::config::check_wizard_defaults(&defaults, &path.display().to_string(), Os::current())?;
+                    crate::config::check_wizard_defaults(&defaults, &Answers::source_name(path), Os::current())?;
                     defaults
                 }
                 None => Answers::default(),

@@ -73,7 +73,7 @@ impl Installed {
 /// The answers file given (if any), and the paths it names (or the defaults).
 fn locate(answers_path: Option<&Path>) -> Result<(Paths, Option<(Answers, String)>)> {
     let answers = match answers_path {
-        Some(path) => Some((Answers::load(path)?, path.display().to_string())),
+        Some(path) => Some((Answers::load(path)?, Answers::source_name(path))),
         None => None,
     };
     let paths = match &answers {

@@ -25,7 +25,12 @@ fn create_dirs(system: &dyn System, dir: &Path) -> Result<()> {
 
 pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
     let answers = crate::answers::Answers::load(&args.answers)?;
-    let config = Config::from_answers(&answers, &args.answers.display().to_string(), Os::current(), &ProcessSecrets)?;
+    let config = Config::from_answers(
+        &answers,
+        &crate::answers::Answers::source_name(&args.answers),
+        Os::current(),
+        &ProcessSecrets,
+    )?;
     super::print_warnings(&config.warnings);
     // Planned against an empty system: every file is new, nothing is probed.
     let facts = Facts::empty(&facts::stamp(system.now()));

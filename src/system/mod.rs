@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 pub use http::{Body, Credentials, HttpReply, HttpRequest, Method, Trust};
-pub use real::{RealSystem, read_limited, read_tail};
+pub use real::{RealSystem, read_limited, read_stdin_limited, read_tail};
 
 use crate::plan::Command;
 

@@ -55,6 +55,27 @@ pub fn read_limited(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     Ok(content)
 }
 
+/// Reads standard input to its end (`--answers -`), refusing more than
+/// `limit` bytes, and a writer that neither finishes nor closes the pipe
+/// within `within`: the run never hangs on input that does not come.
+pub fn read_stdin_limited(limit: u64, within: std::time::Duration) -> io::Result<Vec<u8>> {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    // The thread is left blocked in read() if the time runs out; the run
+    // then ends with the error, and the thread with the process.
+    std::thread::spawn(move || {
+        let mut content = Vec::new();
+        let result = io::stdin().lock().take(limit + 1).read_to_end(&mut content).map(|_| content);
+        let _ = sender.send(result);
+    });
+    let content = receiver.recv_timeout(within).map_err(|_| {
+        io::Error::new(io::ErrorKind::TimedOut, format!("standard input was not closed within {} s", within.as_secs()))
+    })??;
+    if content.len() as u64 > limit {
+        return Err(io::Error::new(io::ErrorKind::InvalidData, format!("larger than the {limit} bytes allowed")));
+    }
+    Ok(content)
+}
+
 fn write_temp_then_rename(path: &Path, content: &[u8], ownership: Ownership) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent folder"))?;
     let mut temp = tempfile::Builder::new().prefix(crate::apply::TEMPORARY_PREFIX).tempfile_in(dir)?;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use expectrl::{Eof, Expect, Session};
 
-use crate::support::{BIN, ROOT, Sandbox, free_port};
+use crate::support::{BIN, ROOT, Sandbox, Tool, free_port};
 
 /// Everything the tool printed, run in a pseudo-terminal with `env` set
 /// (and `NO_COLOR` unset unless given).
@@ -84,4 +84,73 @@ fn a_pipe_gets_plain_ascii() {
     let (code, stdout, stderr) = piped(&check_args(free_port()));
     assert_eq!(code, Some(3), "the check failed: {stdout}{stderr}");
     assert!(stdout.contains("  FAIL  ") && stdout.is_ascii() && !stdout.contains('\x1b'), "{stdout:?}");
+}
+
+/// `--answers -` reads a pipe exactly as it reads a file, names it
+/// `<stdin>` in messages, and is bounded in size and in time.
+#[test]
+fn answers_from_standard_input() {
+    let sandbox = Sandbox::new();
+    let yaml = format!(
+        "{}\n{}",
+        std::fs::read_to_string(format!("{ROOT}/examples/nginx.yaml")).unwrap(),
+        sandbox.paths_yaml()
+    );
+    let file = sandbox.write("nginx.yaml", &yaml);
+    let (from_file, from_pipe) = (sandbox.path("from-file"), sandbox.path("from-pipe"));
+    Tool::new()
+        .args(["render", "--answers", file.to_str().unwrap(), "--out", from_file.to_str().unwrap()])
+        .any_output()
+        .run();
+    Tool::new()
+        .args(["render", "--answers", "-", "--out", from_pipe.to_str().unwrap()])
+        .stdin(&yaml)
+        .any_output()
+        .run();
+    let (a, b) = (crate::support::tree(&from_file), crate::support::tree(&from_pipe));
+    assert!(!a.is_empty(), "render wrote nothing");
+    // The generated salts differ; the files and their names do not.
+    assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+
+    Tool::new()
+        .args(["init", "--answers", "-", "--dry-run"])
+        .stdin("proxy: nginx\nport: eighty\n")
+        .status(2)
+        .stderr_has("error: <stdin>:2:7: port: expected a whole number")
+        .run();
+    let huge = format!("proxy: nginx\n#{}\n", " ".repeat(1024 * 1024));
+    Tool::new()
+        .args(["init", "--answers", "-", "--dry-run"])
+        .stdin(&huge)
+        .status(2)
+        .stderr("error: cannot read answers file <stdin>: larger than the 1048576 bytes allowed\n")
+        .run();
+}
+
+#[test]
+fn answers_from_a_pipe_that_never_closes_end_the_run() {
+    let mut child = Command::new(BIN)
+        .args(["init", "--answers", "-", "--dry-run"])
+        .current_dir(ROOT)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut writer = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut writer, b"proxy: nginx\n").unwrap();
+    // The writer is kept open until the tool has given up.
+    let out = child.wait_with_output().unwrap();
+    drop(writer);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: cannot read answers file <stdin>: standard input was not closed within 30 s\n"
+    );
+}
+
+#[test]
+fn answers_from_a_terminal_are_refused() {
+    let text = on_a_terminal(&["init", "--answers", "-", "--dry-run"], &[("NO_COLOR", "1")]);
+    assert!(text.contains("error: `-` reads the answers from standard input, which is a terminal here"), "{text:?}");
 }
