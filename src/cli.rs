@@ -206,6 +206,11 @@ pub struct UninstallArgs {
     /// Print what would be removed and restored, then stop. Changes nothing.
     #[arg(long)]
     pub dry_run: bool,
+
+    /// Uninstall without asking (the question, which names a proxy to stop
+    /// and a certificate to delete, is only asked on a terminal).
+    #[arg(long, short = 'y')]
+    pub yes: bool,
 }
 
 #[derive(Debug, Args)]

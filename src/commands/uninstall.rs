@@ -1,8 +1,22 @@
 use crate::cli::UninstallArgs;
 use crate::error::{Error, Result};
 use crate::facts::{self, Probe};
-use crate::plan::{self, describe};
+use crate::plan::{self, Plan, describe};
 use crate::system::System;
+use crate::wizard;
+
+/// On a terminal (unless `--yes`), asks first, as `certbot delete` does:
+/// with what cannot be had back by running `init` again said first.
+fn confirm(args: &UninstallArgs, plan: &Plan) -> Result<()> {
+    if plan.is_empty() || args.yes || !wizard::interactive() {
+        return Ok(());
+    }
+    for consequence in plan::removal_consequences(plan) {
+        println!("{consequence}");
+    }
+    println!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
+    if wizard::confirm("Uninstall?")? { Ok(()) } else { Err(Error::input("not confirmed; nothing was changed")) }
+}
 
 pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     let (paths, answers) = super::locate(args.answers.as_deref())?;
@@ -34,6 +48,11 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     if let Some(refusal) = plan.refusal() {
         return Err(refusal);
     }
+    // Not after undoing an interrupted run: that was a change, and Ctrl-C
+    // then keeps its usual effect.
+    let prompting = (wizard::interactive() && !recovered).then(crate::interrupt::prompting);
+    confirm(&args, &plan)?;
+    drop(prompting);
     super::apply_journaled(system, paths, &plan, "uninstall", "Removing")?;
     println!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
     Ok(())

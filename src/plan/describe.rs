@@ -201,6 +201,28 @@ pub fn describe(plan: &Plan) -> String {
 
 /// One line per step, without file contents: the wizard's summary before
 /// its final question (`--dry-run` shows everything).
+/// What a removal does that running `init` again does not simply give
+/// back, said before uninstall's question: a process stopped (with
+/// whatever else it served) and a certificate deleted (a new one must be
+/// issued, and certificate authorities limit how often).
+pub fn removal_consequences(plan: &Plan) -> Vec<String> {
+    plan.steps
+        .iter()
+        .filter_map(|step| match &step.action {
+            Action::Run { command, purpose: Purpose::Stop { .. } } => {
+                Some(format!("This stops the proxy ollama-secure started (`{command}`): every site it serves stops."))
+            }
+            Action::Run { command, purpose: Purpose::StopBans } => {
+                Some(format!("This stops fail2ban (`{command}`), which ollama-secure started: no jail bans any more."))
+            }
+            Action::Run { command, purpose: Purpose::DeleteCertificate } => Some(format!(
+                "This deletes the certificate and its key (`{command}`): it cannot be had back, only issued anew."
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
 pub fn summary(plan: &Plan) -> String {
     plan.steps
         .iter()

@@ -329,3 +329,30 @@ fn without_a_terminal_or_answers_it_says_what_to_do() {
         )
         .run();
 }
+
+/// `uninstall` on a terminal says what cannot be had back, asks, and
+/// changes nothing when the answer is no; `--yes` does not ask.
+#[test]
+fn uninstall_on_a_terminal_asks_first() {
+    use crate::support::deployment::{ALICE, ALICE_ONLY, Deployment};
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
+    let installed = d.machine();
+    let mut s = terminal(&["uninstall", "--answers", &d.answers]);
+    let asked = s.expect("Uninstall?").unwrap();
+    let shown = String::from_utf8_lossy(asked.before()).into_owned();
+    assert!(shown.contains("This stops the proxy ollama-secure started (`nginx -s quit"), "{shown}");
+    assert!(shown.contains("Steps (see them in full with --dry-run):"), "{shown}");
+    s.send("n").unwrap();
+    let rest = String::from_utf8_lossy(s.expect(Eof).unwrap().as_bytes()).into_owned();
+    assert!(rest.contains("error: not confirmed; nothing was changed"), "{rest:?}");
+    let status = format!("{:?}", s.get_process().wait().unwrap());
+    assert!(status.ends_with(", 2)"), "{status}");
+    assert_eq!(d.machine(), installed, "a declined uninstall changed files");
+    assert_eq!(d.status("/api/version", Some(("alice", ALICE))), 200, "a declined uninstall stopped the site");
+
+    let mut s = terminal(&["uninstall", "--answers", &d.answers, "--yes"]);
+    let rest = String::from_utf8_lossy(s.expect(Eof).unwrap().as_bytes()).into_owned();
+    assert!(!rest.contains("Uninstall?") && rest.contains("Done: ollama-secure's changes are undone"), "{rest:?}");
+    let status = format!("{:?}", s.get_process().wait().unwrap());
+    assert!(status.ends_with(", 0)"), "{status}");
+}
