@@ -23,6 +23,16 @@ use crate::access::Role;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+
+    /// Say only what matters: errors, warnings, generated passwords and
+    /// keys (shown once), a check's failures, a dry run's plan.
+    #[arg(long, short = 'q', global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Also show every command run (probes included) and its output as it
+    /// comes, on standard error.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -34,6 +34,7 @@ pub mod style;
 pub mod system;
 pub mod usage;
 pub mod userfile;
+pub mod verbosity;
 pub mod wizard;
 
 use std::ffi::OsString;
@@ -54,6 +55,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
             };
         }
     };
+    verbosity::set(verbosity::Verbosity::from_flags(cli.quiet, cli.verbose));
     match commands::dispatch(cli.command, &system::RealSystem) {
         Ok(()) => error::exit::OK,
         Err(e) => {

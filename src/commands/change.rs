@@ -101,13 +101,17 @@ pub fn run(
     let journal = crate::journal::Journal::at(system, &journal_path, label).generating(generating);
     {
         let _catching = crate::interrupt::catch();
-        let mut out: Box<dyn io::Write> = if edited.json { Box::new(io::stderr()) } else { Box::new(io::stdout()) };
+        let mut out: Box<dyn io::Write> = match (edited.json, crate::verbosity::quiet()) {
+            (_, true) => Box::new(io::sink()),
+            (true, false) => Box::new(io::stderr()),
+            (false, false) => Box::new(io::stdout()),
+        };
         apply::apply(&plan, system, &journal, &mut out)?;
     }
-    if edited.json {
-        eprintln!("\n{}", edited.done);
-    } else {
-        println!("\n{}", edited.done);
+    match (crate::verbosity::quiet(), edited.json) {
+        (true, _) => {}
+        (false, true) => eprintln!("\n{}", edited.done),
+        (false, false) => println!("\n{}", edited.done),
     }
     if let Some((_, lines)) = &edited.generated {
         println!("{lines}");

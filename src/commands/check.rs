@@ -96,7 +96,8 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
     let report = check::run(system, &options);
     if args.json {
         println!("{}", report.json());
-    } else {
+    } else if !report.passed || !crate::verbosity::quiet() {
+        // Quiet: the report only when something failed.
         print!("{}", report.text());
     }
     if report.passed { Ok(()) } else { Err(Error::check_failed("the check found problems (see above)")) }

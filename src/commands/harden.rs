@@ -13,7 +13,7 @@ pub fn run(args: HardenArgs, system: &dyn System) -> Result<()> {
         .and_then(|installed| installed.state.settings)
         .map(|settings| settings.site.upstream);
     let what = if args.undo { "take out the drop-in that keeps Ollama on loopback" } else { "keep Ollama on loopback" };
-    println!("ollama-secure {}: {what}\n", env!("CARGO_PKG_VERSION"));
+    crate::say!("ollama-secure {}: {what}\n", env!("CARGO_PKG_VERSION"));
     let decide = || {
         let service = facts::ollama_service(system, &paths.ollama_dropin, None);
         if args.undo {
@@ -36,9 +36,9 @@ pub fn run(args: HardenArgs, system: &dyn System) -> Result<()> {
     let Some(plan) = plan_of(decide()?)? else { return Ok(()) };
     super::apply_journaled(system, &paths, &plan, "harden-ollama", "Changing")?;
     if args.undo {
-        println!("\nDone: Ollama listens where its unit says without ollama-secure's drop-in.");
+        crate::say!("\nDone: Ollama listens where its unit says without ollama-secure's drop-in.");
     } else {
-        println!("\nDone: Ollama listens on loopback only; clients reach it through the proxy.");
+        crate::say!("\nDone: Ollama listens on loopback only; clients reach it through the proxy.");
     }
     Ok(())
 }
@@ -48,7 +48,7 @@ pub fn run(args: HardenArgs, system: &dyn System) -> Result<()> {
 fn plan_of(hardening: Hardening) -> Result<Option<crate::plan::Plan>> {
     match hardening {
         Hardening::Nothing(why) => {
-            println!("Nothing to change: {why}");
+            crate::say!("Nothing to change: {why}");
             Ok(None)
         }
         Hardening::Advice { found, fix } => {

@@ -55,10 +55,10 @@ fn save_answers(system: &dyn System, path: &Path, answers: &Answers) -> Result<(
     let me = Ownership { mode: 0o600, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
     if let Some(previous) = crate::plan::Snapshot::of(&system.inspect(path)) {
         let backup = keep_backup(system, path, &previous)?;
-        println!("The previous {} is kept as {}.", path.display(), backup.display());
+        crate::say!("The previous {} is kept as {}.", path.display(), backup.display());
     }
     system.write_atomic(path, text.as_bytes(), me).map_err(|e| Error::io("cannot write", path, e))?;
-    println!(
+    crate::say!(
         "Saved the answers to {} (run `ollama-secure init --answers {}` to repeat this setup).",
         path.display(),
         path.display()
@@ -137,17 +137,17 @@ fn confirm(args: &InitArgs, answers: &Answers, plan: &Plan) -> Result<()> {
 
 fn apply_plan(system: &dyn System, plan: &Plan, journal: &crate::journal::Journal) -> Result<()> {
     if plan.is_empty() {
-        println!("Nothing to change: the system already matches the answers.");
+        crate::say!("Nothing to change: the system already matches the answers.");
         return Ok(());
     }
-    println!("Applying:");
+    crate::say!("Applying:");
     let _catching = crate::interrupt::catch();
-    let report = apply::apply(plan, system, journal, &mut io::stdout())?;
-    println!("\nDone: {} file change(s).", report.changed);
+    let report = apply::apply(plan, system, journal, &mut crate::verbosity::progress())?;
+    crate::say!("\nDone: {} file change(s).", report.changed);
     if !report.backups.is_empty() {
-        println!("Previous versions were kept:");
+        crate::say!("Previous versions were kept:");
         for backup in &report.backups {
-            println!("  {}", backup.display());
+            crate::say!("  {}", backup.display());
         }
     }
     Ok(())
@@ -169,7 +169,7 @@ fn print_kept(resolution: &setup::Resolution) {
         return;
     }
     let names: Vec<&str> = resolution.kept.iter().map(|n| n.as_str()).collect();
-    println!(
+    crate::say!(
         "Keeping {} installed user(s) that the answers file does not list: {} (remove with `ollama-secure users remove NAME`)\n",
         names.len(),
         names.join(", ")
@@ -192,7 +192,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     let now = humantime::format_rfc3339_seconds(system.now()).to_string();
     let (setup, resolution) = setup::from_config(&config, installed, &now, &mut OsEntropy)?;
     let plan = plan::for_setup(&setup, &facts, Goal::Init { install: config.install })?;
-    println!("{}\n", headline(&config));
+    crate::say!("{}\n", headline(&config));
     print_kept(&resolution);
     print_narrowed(&resolution);
     if args.dry_run {
@@ -218,9 +218,9 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         return Err(refusal);
     }
     for finding in &plan.findings {
-        println!("  - {finding}");
+        crate::say!("  - {finding}");
     }
-    println!();
+    crate::say!();
     // The final question, before any change of this run: but not after it
     // undid an interrupted run (that was a change), when Ctrl-C keeps its
     // usual effect.
@@ -234,7 +234,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     // Shown before the journal ends: a run killed before this is undone by
     // the next one, so no generated hash stays whose secret nobody saw.
     super::print_generated(&resolution, &setup.access);
-    if !plan.is_empty() {
+    if !plan.is_empty() && !crate::verbosity::quiet() {
         super::print_how_to_connect(&setup);
     }
     journal.commit()?;
@@ -263,7 +263,7 @@ fn self_check(
     });
     let site = &setup.settings.site;
     if !site.allows(site.local_address()) {
-        println!(
+        crate::say!(
             "\nNot checked: allow_from leaves out this machine's address ({}). From an allowed address, run \
              `ollama-secure check --url {} --username NAME`.",
             site.local_address(),
@@ -272,7 +272,7 @@ fn self_check(
         return Ok(());
     }
     let Some((username, password)) = known else {
-        println!(
+        crate::say!(
             "\nNot checked: this run knows no user's password (only hashes). Run `ollama-secure check --url {} --username NAME`.",
             site.public_url()
         );
@@ -280,9 +280,12 @@ fn self_check(
     };
     let mut options = check_options(setup, username, password, cacert.map(Path::to_path_buf))?;
     options.error_log = setup.proxy().error_log(system, &setup.settings.paths);
-    println!();
+    crate::say!();
     let report = check::run(system, &options);
-    print!("{}", report.text());
+    // Quiet: the report only when something failed (the error points to it).
+    if !report.passed || !crate::verbosity::quiet() {
+        print!("{}", report.text());
+    }
     if report.passed {
         Ok(())
     } else {

@@ -135,13 +135,13 @@ fn apply_journaled(
     heading: &str,
 ) -> Result<()> {
     for finding in &plan.findings {
-        println!("  - {finding}");
+        crate::say!("  - {finding}");
     }
-    println!("\n{heading}:");
+    crate::say!("\n{heading}:");
     let journal = crate::journal::Journal::at(system, &paths.journal, label);
     {
         let _catching = crate::interrupt::catch();
-        crate::apply::apply(plan, system, &journal, &mut std::io::stdout())?;
+        crate::apply::apply(plan, system, &journal, &mut crate::verbosity::progress())?;
     }
     journal.commit()
 }

@@ -24,7 +24,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     let recovered = changing.as_ref().is_some_and(|c| c.recovered);
     // Undoing an interrupted init can leave nothing to uninstall.
     if recovered && system.inspect(&paths.state) == crate::system::Existing::Missing {
-        println!("Nothing else to uninstall.");
+        crate::say!("Nothing else to uninstall.");
         return Ok(());
     }
     // The state file says which proxy was set up; probe that one.
@@ -33,7 +33,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     let paths = &installed.paths;
     let facts = facts::probe(system, Probe::for_installed(proxy, paths, None));
     let plan = plan::removal(paths, &facts)?;
-    println!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));
+    crate::say!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));
     if args.dry_run {
         if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
             println!("{warning}\n");
@@ -54,6 +54,6 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     confirm(&args, &plan)?;
     drop(prompting);
     super::apply_journaled(system, paths, &plan, "uninstall", "Removing")?;
-    println!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
+    crate::say!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
     Ok(())
 }

@@ -144,7 +144,16 @@ fn run_command(command: &Command) -> RunOutput {
         Ok(w) => w,
         Err(e) => return failed(e.to_string()),
     };
-    let result = expression.stderr_to_stdout().stdout_file(writer).run();
+    let expression = expression.stderr_to_stdout().stdout_file(writer);
+    let result = if crate::verbosity::verbose() {
+        eprintln!("  + {command}");
+        match &log_path {
+            Some(_) => expression.run(),
+            None => run_echoing(&expression, &file),
+        }
+    } else {
+        expression.run()
+    };
     let output = match log_path {
         Some(path) => format!("(output in {})", path.display()),
         None => {
@@ -160,6 +169,39 @@ fn run_command(command: &Command) -> RunOutput {
             failed(format!("{} is not installed (command not found)", command.program))
         }
         Err(e) => failed(format!("could not run {}: {e}", command.program)),
+    }
+}
+
+/// `-v`: runs the command and copies what it writes to `output` onto
+/// standard error as it comes (indented), reading with `pread` so the
+/// command's own write position is left alone.
+fn run_echoing(expression: &duct::Expression, output: &File) -> io::Result<std::process::Output> {
+    use std::os::unix::fs::FileExt;
+    let handle = expression.start()?;
+    let mut shown = 0u64;
+    let mut pending = Vec::new();
+    let mut echo = |last: bool| {
+        let mut chunk = [0u8; 8192];
+        while let Ok(n @ 1..) = output.read_at(&mut chunk, shown) {
+            shown += n as u64;
+            pending.extend_from_slice(&chunk[..n]);
+        }
+        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=end).collect();
+            eprintln!("    {}", crate::error::printable(String::from_utf8_lossy(&line).trim_end()));
+        }
+        if last && !pending.is_empty() {
+            eprintln!("    {}", crate::error::printable(String::from_utf8_lossy(&pending).trim_end()));
+            pending.clear();
+        }
+    };
+    loop {
+        let finished = handle.try_wait()?.cloned();
+        echo(finished.is_some());
+        if let Some(finished) = finished {
+            return Ok(finished);
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -154,3 +154,44 @@ fn answers_from_a_terminal_are_refused() {
     let text = on_a_terminal(&["init", "--answers", "-", "--dry-run"], &[("NO_COLOR", "1")]);
     assert!(text.contains("error: `-` reads the answers from standard input, which is a terminal here"), "{text:?}");
 }
+
+/// `-q`: a run that succeeds prints nothing but its warnings and what
+/// only it can show; `-v`: every command and its
+/// output, on standard error. Against a real nginx.
+#[test]
+fn quiet_and_verbose() {
+    use crate::support::deployment::{ALICE_ONLY, Deployment};
+    let d = Deployment::prepare("nginx", ALICE_ONLY);
+    // (It listens on loopback: no warning about plain HTTP.)
+    d.init().args(["-q"]).stdout("").stderr("").run();
+    d.check().args(["-q"]).stdout("").run();
+    d.write_answers(&format!("{ALICE_ONLY}  - {{username: bob, password_env: ALICE_PASSWORD}}\n"));
+    let ran = d.init().args(["-v"]).any_stdout().any_stderr().run();
+    let conf = d.sandbox.path("etc/nginx/nginx.conf");
+    assert!(ran.stderr.contains(&format!("  + nginx -t -c {}\n", conf.display())), "{}", ran.stderr);
+    assert!(ran.stderr.contains("    nginx: configuration file"), "nginx's own output: {}", ran.stderr);
+    assert!(ran.stdout.contains("ok configuration is valid"), "{}", ran.stdout);
+
+    // Generated passwords are shown even when quiet: never silently lost.
+    d.write_answers(&format!("{ALICE_ONLY}  - {{username: carol, generate: true}}\n"));
+    let ran = d.init().args(["--quiet"]).any_stdout().any_stderr().run();
+    let lines: Vec<&str> = ran.stdout.lines().filter(|l| !l.is_empty()).collect();
+    assert_eq!(lines.len(), 2, "{}", ran.stdout);
+    assert_eq!(lines[0], "Generated passwords (shown once; store them now, they cannot be recovered):");
+    assert!(lines[1].starts_with("  carol (user role): "), "{}", ran.stdout);
+
+    // A failed check is reported even when quiet.
+    Tool::new()
+        .args(check_args(free_port()))
+        .args(["-q"])
+        .env("SECRET", "wrong")
+        .status(3)
+        .stdout_has("  FAIL  without credentials")
+        .any_stderr()
+        .run();
+    Tool::new()
+        .args(["init", "-q", "-v", "--answers", &d.answers])
+        .status(2)
+        .stderr_has("error: the argument '--quiet' cannot be used with '--verbose'")
+        .run();
+}

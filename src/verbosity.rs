@@ -1,0 +1,77 @@
+//! How much the tool says, from `-q` and `-v`, decided once at start.
+//! - quiet: errors, warnings, and what only this run can show (generated
+//!   passwords and keys, a check's failures, a dry run's plan, `--json`);
+//!   no headline, progress, summary or connection lines.
+//! - normal: what a run does, step by step.
+//! - verbose: also every command the tool runs (probes included), and its
+//!   output as it comes, on standard error.
+//!
+//! Until `set` (unit tests, library use) it is normal.
+
+use std::io::Write;
+use std::sync::OnceLock;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+static LEVEL: OnceLock<Verbosity> = OnceLock::new();
+
+impl Verbosity {
+    /// From the two flags (clap refuses both at once).
+    pub fn from_flags(quiet: bool, verbose: bool) -> Verbosity {
+        match (quiet, verbose) {
+            (true, _) => Verbosity::Quiet,
+            (false, true) => Verbosity::Verbose,
+            (false, false) => Verbosity::Normal,
+        }
+    }
+}
+
+/// Later calls change nothing.
+pub fn set(level: Verbosity) {
+    let _ = LEVEL.set(level);
+}
+
+pub fn level() -> Verbosity {
+    LEVEL.get().copied().unwrap_or(Verbosity::Normal)
+}
+
+pub fn quiet() -> bool {
+    level() == Verbosity::Quiet
+}
+
+pub fn verbose() -> bool {
+    level() == Verbosity::Verbose
+}
+
+/// Where progress goes: standard output, or nowhere when quiet.
+pub fn progress() -> Box<dyn Write> {
+    if quiet() { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) }
+}
+
+/// `println!` for progress: nothing when quiet.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        if !$crate::verbosity::quiet() {
+            println!($($arg)*);
+        }
+    };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_choose_the_level() {
+        assert_eq!(Verbosity::from_flags(false, false), Verbosity::Normal);
+        assert_eq!(Verbosity::from_flags(true, false), Verbosity::Quiet);
+        assert_eq!(Verbosity::from_flags(false, true), Verbosity::Verbose);
+        assert_eq!(level(), Verbosity::Normal, "unset means normal");
+    }
+}
