@@ -28,6 +28,20 @@ pub struct PortUse {
     pub owner: Option<Owner>,
 }
 
+/// Why `port` cannot be given to `proxy` now: a listener there that is
+/// not `proxy` (with root every owner is seen; without it, one that
+/// cannot be seen may be the proxy itself, so it is not held against it).
+/// The same rule as the plan's, asked for one port while the wizard asks.
+pub fn port_taken(system: &dyn System, port: u16, proxy: &str) -> Option<String> {
+    let is_root = system.is_root();
+    system.tcp_listeners().into_iter().filter(|l| l.port == port).find_map(|l| match system.socket_owner(l.inode) {
+        Some(owner) if owner.name == proxy => None,
+        Some(owner) => Some(format!("port {port} is in use by {} (pid {}) on {}", owner.name, owner.pid, l.address)),
+        None if is_root => Some(format!("port {port} is in use on {} by a process that cannot be seen", l.address)),
+        None => None,
+    })
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OllamaProbe {
     Answers {

@@ -15,7 +15,7 @@ use crate::answers::{Answers, HttpsAnswers, UserAnswer};
 use crate::error::{Error, Result};
 use crate::facts::{self, OllamaProbe};
 use crate::fields;
-use crate::proxy::ProxyKind;
+use crate::proxy::{Certificates, ProxyKind};
 
 /// Colours and symbols only on a terminal, and never with NO_COLOR set.
 pub fn theme() -> Box<dyn Theme> {
@@ -111,7 +111,9 @@ fn ask_https(theme: &dyn Theme, defaults: &Answers, domain: &str) -> Result<Opti
     Ok(Some(HttpsAnswers { enabled: true, email: (!email.is_empty()).then_some(email), ..https_defaults }))
 }
 
-fn ask_port(theme: &dyn Theme, defaults: &Answers, https: bool) -> Result<String> {
+/// The site's port: one another program listens on is refused here, as
+/// the plan would refuse it after every other question.
+fn ask_port(theme: &dyn Theme, defaults: &Answers, https: bool, proxy: ProxyKind) -> Result<String> {
     let default_port = match defaults.port {
         Some(port) => port.to_string(),
         None if https => "443".to_string(),
@@ -120,11 +122,34 @@ fn ask_port(theme: &dyn Theme, defaults: &Answers, https: bool) -> Result<String
     Input::with_theme(theme)
         .with_prompt("Port to listen on")
         .default(default_port)
-        .validate_with(|v: &String| {
-            v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port).map(|_| ())
+        .validate_with(move |v: &String| {
+            let port = v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port)?;
+            match facts::port_taken(&crate::system::RealSystem, port, proxy.name()) {
+                Some(taken) => Err(format!("{taken}: choose another port, or stop it and press Enter again")),
+                None => Ok(()),
+            }
         })
         .interact_text()
         .map_err(cancelled)
+}
+
+/// The plain-HTTP port HTTPS needs (the challenge, the redirect) is not
+/// asked: the wizard says at once if another program holds it, and what
+/// can be done.
+fn say_if_http_port_taken(defaults: &Answers, proxy: ProxyKind) {
+    let port = defaults.https.as_ref().and_then(|h| h.http_port).and_then(|p| u16::try_from(p).ok()).unwrap_or(80);
+    let Some(taken) = facts::port_taken(&crate::system::RealSystem, port, proxy.name()) else { return };
+    eprintln!(
+        "  Note: {taken}. HTTPS needs it for the certificate's HTTP challenge and the redirect: stop that program \
+         before applying (init refuses while it listens there){}.",
+        match proxy.module().certificates() {
+            Certificates::Certbot => {
+                ", or give another https.http_port in a --defaults file, with port 80 forwarded to it".to_string()
+            }
+            // Its own ACME client uses its global HTTP port, which is not ours.
+            Certificates::BuiltIn => format!("; {} needs it to be port 80", proxy.title()),
+        }
+    );
 }
 
 /// Where Ollama listens, and whether it answers there (said, not judged:
@@ -226,7 +251,10 @@ pub fn ask(defaults: &Answers) -> Result<Answers> {
         fields::host(v).map(|_| ())
     })?;
     let https = ask_https(theme, defaults, &domain)?;
-    let port = ask_port(theme, defaults, https.is_some())?;
+    if https.is_some() {
+        say_if_http_port_taken(defaults, proxy);
+    }
+    let port = ask_port(theme, defaults, https.is_some(), proxy)?;
     let upstream = ask_upstream(theme, defaults)?;
     let users = ask_users(theme)?;
     Ok(Answers {
@@ -242,6 +270,27 @@ pub fn ask(defaults: &Answers) -> Result<Answers> {
         text: None,
         ..defaults.clone()
     })
+}
+
+/// When the answers cannot be applied now: whether to keep them, and
+/// where (`None`: not kept).
+pub fn ask_to_save() -> Result<Option<std::path::PathBuf>> {
+    let theme = theme();
+    let keep = Confirm::with_theme(theme.as_ref())
+        .with_prompt("Save these answers, to apply them with `init --answers FILE` once that is fixed?")
+        .default(true)
+        .interact()
+        .map_err(cancelled)?;
+    if !keep {
+        return Ok(None);
+    }
+    let path: String = Input::with_theme(theme.as_ref())
+        .with_prompt("Save them to")
+        .default("ollama-secure-answers.yaml".to_string())
+        .validate_with(|v: &String| if v.trim().is_empty() { Err("give a file name".to_string()) } else { Ok(()) })
+        .interact_text()
+        .map_err(cancelled)?;
+    Ok(Some(std::path::PathBuf::from(path.trim())))
 }
 
 /// The final question before anything changes.

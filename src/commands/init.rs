@@ -84,6 +84,9 @@ fn keep_backup(system: &dyn System, path: &Path, previous: &crate::plan::Snapsho
     Err(Error::failed(format!("cannot keep {}: every backup name for this second is taken", path.display())))
 }
 
+/// The source of answers the wizard gave, in messages.
+const WIZARD: &str = "wizard";
+
 /// The answers: from the file, or from the wizard on a terminal.
 fn answers(args: &InitArgs) -> Result<(Answers, String)> {
     match args.answers.as_deref() {
@@ -97,7 +100,7 @@ fn answers(args: &InitArgs) -> Result<(Answers, String)> {
                 }
                 None => Answers::default(),
             };
-            Ok((wizard::ask(&defaults)?, "wizard".to_string()))
+            Ok((wizard::ask(&defaults)?, WIZARD.to_string()))
         }
         None => Err(Error::input(
             "no --answers FILE, and no terminal to ask on: pass --answers FILE (see examples/nginx.yaml), or run init in a terminal for the wizard",
@@ -119,6 +122,39 @@ fn print_dry_run(plan: &Plan, resolution: &Resolution, is_root: bool) {
         println!("\nApplying needs root (sudo).");
     }
     println!("\nDry run: nothing was changed.");
+}
+
+/// Whether answers the wizard just took would be lost by a refusal: not
+/// when they are being saved anyway, and not after undoing an interrupted
+/// run (that was a change; the question would then not be the first).
+fn offers_to_save(args: &InitArgs, source: &str, recovered: bool) -> bool {
+    source == WIZARD && args.save_answers.is_none() && !recovered && wizard::interactive()
+}
+
+/// Applying is refused after the wizard's questions: the reasons, then an
+/// offer to keep the answers (typed passwords as their hashes), so that
+/// no answer is lost. The error returned only points back at the reasons.
+fn refused_after_wizard(system: &dyn System, answers: &Answers, resolution: &Resolution, reasons: &[String]) -> Error {
+    println!("Applying would be refused now:");
+    for reason in reasons {
+        println!("  - {reason}");
+    }
+    let _prompting = crate::interrupt::prompting();
+    let saved = match wizard::ask_to_save() {
+        Ok(Some(path)) => match save_answers(system, &path, &answers.with_hashes(resolution, false)) {
+            Ok(()) => Some(path),
+            Err(e) => return e,
+        },
+        Ok(None) => None,
+        Err(e) => return e,
+    };
+    match saved {
+        Some(path) => Error::input(format!(
+            "cannot apply; nothing was changed (the reasons are above): the answers are in {}",
+            path.display()
+        )),
+        None => Error::input("cannot apply; nothing was changed (the reasons are above)"),
+    }
 }
 
 /// Asks before changing anything, on a terminal (unless `--yes`).
@@ -179,7 +215,14 @@ fn print_kept(resolution: &setup::Resolution) {
 pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     // At the questions nothing has changed yet: Ctrl-C ends the run there
     // and then, with the terminal put back.
-    let prompting = wizard::interactive().then(crate::interrupt::prompting);
+    let asking = args.answers.is_none() && wizard::interactive();
+    // Said before the first question, not after the last one.
+    if asking && !args.dry_run && !system.is_root() {
+        return Err(Error::input(
+            "init needs root to apply: run it with sudo, or add --dry-run to answer the questions and only see the plan",
+        ));
+    }
+    let prompting = asking.then(crate::interrupt::prompting);
     let (answers, source) = answers(&args)?;
     drop(prompting);
     let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
@@ -208,13 +251,21 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         }
         return Ok(());
     }
+    let recovered = changing.as_ref().is_some_and(|c| c.recovered);
     if !facts.is_root {
-        return Err(Error::input(format!(
+        let reason = format!(
             "init needs root to apply: it writes under /etc and reloads {}; run it with sudo, or add --dry-run to only see the plan",
             config.settings.proxy
-        )));
+        );
+        if offers_to_save(&args, &source, recovered) {
+            return Err(refused_after_wizard(system, &answers, &resolution, &[reason]));
+        }
+        return Err(Error::input(reason));
     }
     if let Some(refusal) = plan.refusal() {
+        if offers_to_save(&args, &source, recovered) {
+            return Err(refused_after_wizard(system, &answers, &resolution, &plan.blockers));
+        }
         return Err(refusal);
     }
     for finding in &plan.findings {
@@ -224,7 +275,6 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     // The final question, before any change of this run: but not after it
     // undid an interrupted run (that was a change), when Ctrl-C keeps its
     // usual effect.
-    let recovered = changing.as_ref().is_some_and(|c| c.recovered);
     let prompting = (wizard::interactive() && !recovered).then(crate::interrupt::prompting);
     confirm(&args, &answers, &plan)?;
     drop(prompting);

@@ -77,6 +77,25 @@ fn ollama_finding(setup: &Setup, facts: &Facts) -> Finding {
     }
 }
 
+/// What can be done about another program on `port`: what can be
+/// changed differs for the site's port and the plain-HTTP one.
+fn port_remedy(setup: &Setup, port: u16) -> String {
+    let http_port = setup.settings.site.https.as_ref().map(|h| h.http_port);
+    match setup.proxy().certificates() {
+        // Its own ACME client uses its global HTTP port, which is not ours.
+        Certificates::BuiltIn if http_port == Some(port) => format!(
+            "stop it: {} answers its certificate's HTTP challenge and the redirect on port {port} \
+             (a global option of its own, which ollama-secure leaves alone), or turn https off",
+            setup.settings.proxy.title()
+        ),
+        Certificates::Certbot if http_port == Some(port) => format!(
+            "stop it, or give another https.http_port in the answers (the HTTP challenge still comes to \
+             port 80: forward it there); port {port} serves the challenge and the redirect"
+        ),
+        _ => "stop it, or choose another port (`port` in the answers; the wizard asks for it)".to_string(),
+    }
+}
+
 /// The install step, if one is needed; what makes the plan impossible
 /// goes to `blockers`.
 pub fn check(
@@ -105,8 +124,12 @@ pub fn check(
         match &used.owner {
             Some(owner) if owner.name == name => {}
             Some(owner) => problems.push(format!(
-                "port {} is already in use by {} (pid {}) on {}: stop it, or choose another port",
-                used.port, owner.name, owner.pid, used.address
+                "port {} is already in use by {} (pid {}) on {}: {}",
+                used.port,
+                owner.name,
+                owner.pid,
+                used.address,
+                port_remedy(setup, used.port)
             )),
             // Without root, other users' processes are invisible: say so
             // rather than refuse what may be the proxy itself.
@@ -115,8 +138,10 @@ pub fn check(
                 used.port, used.address
             ))),
             None => problems.push(format!(
-                "port {} is already in use on {} by a process we cannot see: choose another port",
-                used.port, used.address
+                "port {} is already in use on {} by a process we cannot see: {}",
+                used.port,
+                used.address,
+                port_remedy(setup, used.port)
             )),
         }
     }

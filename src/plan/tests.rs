@@ -792,3 +792,33 @@ fn what_the_systemd_caddy_writes_for_our_site_goes_with_it() {
         ]
     );
 }
+
+#[test]
+fn a_taken_port_says_what_can_be_done_about_it() {
+    use crate::facts::PortUse;
+    use crate::system::Owner;
+    let https = "domain: ollama.example.com\nhttps: {enabled: true, http_port: 8082}\n";
+    let taken = |port| PortUse {
+        port,
+        address: "0.0.0.0".parse().unwrap(),
+        owner: Some(Owner { pid: 7, name: "other".into() }),
+    };
+    for (yaml, port, remedy) in [
+        (NGINX, 8081, "stop it, or choose another port (`port` in the answers; the wizard asks for it)"),
+        (&format!("{NGINX}{https}") as &str, 8082, "stop it, or give another https.http_port in the answers"),
+        (
+            &format!("{CADDY}domain: ollama.example.com\nhttps: {{enabled: true}}\n") as &str,
+            80,
+            "stop it: Caddy answers its certificate's HTTP challenge and the redirect on port 80",
+        ),
+    ] {
+        let config = config(yaml);
+        let mut facts = fresh();
+        facts.is_root = true;
+        facts.port_uses = vec![taken(port)];
+        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let blocker =
+            plan.blockers.iter().find(|b| b.starts_with(&format!("port {port} is already in use by other (pid 7)")));
+        assert!(blocker.is_some_and(|b| b.contains(remedy)), "{yaml}: {:?}", plan.blockers);
+    }
+}

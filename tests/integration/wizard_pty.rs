@@ -356,3 +356,74 @@ fn uninstall_on_a_terminal_asks_first() {
     let status = format!("{:?}", s.get_process().wait().unwrap());
     assert!(status.ends_with(", 0)"), "{status}");
 }
+
+/// A port another program listens on is refused at the port question,
+/// with the program named, not after every other question.
+#[test]
+fn a_busy_port_is_refused_when_it_is_asked() {
+    let sandbox = Sandbox::new();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let mut s = wizard(&sandbox, &[]);
+    answer(&mut s, "Proxy", ENTER);
+    answer(&mut s, "Domain name", ENTER);
+    answer(&mut s, "Port to listen on", &format!("{busy_port}\r"));
+    s.expect(format!("port {busy_port} is in use by integration")).unwrap();
+    s.expect("choose another port, or stop it and press Enter again").unwrap();
+    let free = crate::support::free_port();
+    answer(&mut s, "Port to listen on", &format!("{free}\r"));
+    answer(&mut s, "Where Ollama listens", "\x03");
+    s.expect(Eof).unwrap();
+    drop(busy);
+}
+
+/// After the last question, a plan that cannot apply (here: HTTPS's
+/// plain-HTTP port, which the wizard does not ask, is taken) offers to
+/// keep the answers; nothing else is written, and the saved file repeats
+/// the run once the port is free.
+#[test]
+fn a_refused_plan_offers_to_save_the_answers() {
+    let sandbox = Sandbox::new();
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let defaults = defaults(&sandbox, &format!("https: {{enabled: true, http_port: {busy_port}}}\n"));
+    let before = tool_files(&sandbox);
+    let saved = sandbox.path("kept.yaml");
+    let mut s = terminal(&["init", "--defaults", &defaults]);
+    answer(&mut s, "Proxy", ENTER);
+    answer(&mut s, "Domain name", "ollama.test\r");
+    answer(&mut s, "HTTPS with a certificate for ollama.test?", ENTER);
+    answer(&mut s, "Email for the certificate account", ENTER);
+    // Said at once, with what can be done.
+    s.expect(format!("Note: port {busy_port} is in use by integration")).unwrap();
+    s.expect("give another https.http_port in a --defaults file").unwrap();
+    answer(&mut s, "Port to listen on", &format!("{}\r", crate::support::free_port()));
+    answer(&mut s, "Where Ollama listens", ENTER);
+    answer(&mut s, "Username", "alice\r");
+    answer(&mut s, "How should alice get a password?", ENTER);
+    answer(&mut s, "What may alice do?", ENTER);
+    answer(&mut s, "Add another user?", "n");
+    s.expect("Applying would be refused now:").unwrap();
+    s.expect(format!("port {busy_port} is already in use by integration")).unwrap();
+    answer(&mut s, "Save these answers", ENTER); // yes, the default
+    answer(&mut s, "Save them to", &format!("{}\r", saved.display()));
+    let rest = String::from_utf8_lossy(s.expect(Eof).unwrap().as_bytes()).replace("\r\n", "\n");
+    assert!(rest.contains(&format!("Saved the answers to {}", saved.display())), "{rest}");
+    assert!(
+        rest.contains(&format!(
+            "error: cannot apply; nothing was changed (the reasons are above): the answers are in {}",
+            saved.display()
+        )),
+        "{rest}"
+    );
+    let status = format!("{:?}", s.get_process().wait().unwrap());
+    assert!(status.ends_with(", 2)"), "{status}");
+    assert_eq!(fs::metadata(&saved).unwrap().permissions().mode() & 0o777, 0o600);
+    let mut after = tool_files(&sandbox);
+    after.retain(|k, _| !k.contains("kept.yaml"));
+    assert_eq!(after, before, "a refused run wrote something besides the answers");
+    let text = fs::read_to_string(&saved).unwrap();
+    assert!(text.contains("generate: true") && text.contains("domain: ollama.test"), "{text}");
+    drop(busy);
+    Tool::new().args(["init", "--dry-run", "--answers", saved.to_str().unwrap()]).stdout_has("ollama.test").run();
+}
