@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::access::{ApiKey, Role};
 use crate::answers::{Answers, BanAnswers, HttpsAnswers, KeyAnswer, PathAnswers, UserAnswer};
-use crate::error::{Error, Finding, Problem, Result};
+use crate::error::{AfterWizard, Error, Finding, Problem, Result};
 use crate::fields::{self, Host, Upstream, Username};
 use crate::paths::{Os, Paths};
 use crate::proxy::ProxyKind;
@@ -278,19 +278,25 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
 fn upstream_warnings(up: &Upstream) -> Vec<Finding> {
     let mut warnings = Vec::new();
     if up.rewrote_localhost {
-        warnings.push(Finding::warning(format!(
-            "upstream: using {} instead of localhost: proxies may try ::1 first, where Ollama does not listen by default",
-            up.host_port()
-        )));
+        let why = "proxies may try ::1 first, where Ollama does not listen by default";
+        warnings.push(
+            Finding::warning(format!("upstream: using {} instead of localhost: {why}", up.host_port())).after_wizard(
+                AfterWizard::Reworded(format!(
+                    "Ollama's address: using {} instead of localhost: {why}",
+                    up.host_port()
+                )),
+            ),
+        );
     }
     if let Host::Ip(ip) = up.host
         && !fields::is_loopback(ip)
         && up.scheme == fields::Scheme::Http
     {
-        warnings.push(Finding::warning(format!(
-            "upstream: Ollama at {} is reached over the network without encryption, and anyone who can reach that address bypasses the password",
+        let text = format!(
+            "Ollama at {} is reached over the network without encryption, and anyone who can reach that address bypasses the password",
             up.host_port()
-        )));
+        );
+        warnings.push(Finding::warning(format!("upstream: {text}")).after_wizard(AfterWizard::Reworded(text)));
     }
     warnings
 }
@@ -441,10 +447,13 @@ fn user_spec(
             if secret.len() < SHORT_PASSWORD
                 && let Some(name) = &username
             {
-                warnings.push(Finding::warning(format!(
-                    "{field}: the password for {name} has {} characters; use at least {SHORT_PASSWORD}, or generate: true",
-                    secret.len()
-                )));
+                warnings.push(
+                    Finding::warning(format!(
+                        "{field}: the password for {name} has {} characters; use at least {SHORT_PASSWORD}, or generate: true",
+                        secret.len()
+                    ))
+                    .after_wizard(AfterWizard::AlreadySaid),
+                );
             }
             PasswordSource::Given(secret)
         }
@@ -793,5 +802,28 @@ mod tests {
         let err = load("proxy: nginx\nusers: [{username: a, generate: true}]\npaths: {htpasswd: \"/tmp/x;h\"}\n")
             .unwrap_err();
         assert!(err.to_string().contains("paths.htpasswd"), "{err}");
+    }
+
+    #[test]
+    fn warnings_after_the_wizard_use_its_words() {
+        let c = load(
+            "proxy: nginx\nlisten_address: 127.0.0.1\nupstream: localhost:11434\nusers: [{username: a, password: short}]\n",
+        )
+        .unwrap();
+        let texts: Vec<&str> = c.warnings.iter().map(|w| w.text.as_str()).collect();
+        let wizard: Vec<&str> = c.warnings.iter().filter_map(|w| w.wizard_text()).collect();
+        assert!(texts.iter().any(|t| t.starts_with("users[0]: the password for a has 5 characters")), "{texts:?}");
+        assert!(
+            texts.iter().any(|t| t.starts_with("upstream: using 127.0.0.1:11434 instead of localhost")),
+            "{texts:?}"
+        );
+        // The wizard said the short password when it was typed; its user
+        // never saw the keys `users[0]` or `upstream`.
+        assert_eq!(
+            wizard,
+            vec![
+                "Ollama's address: using 127.0.0.1:11434 instead of localhost: proxies may try ::1 first, where Ollama does not listen by default"
+            ]
+        );
     }
 }

@@ -277,15 +277,42 @@ pub enum Severity {
 pub struct Finding {
     pub severity: Severity,
     pub text: String,
+    pub after_wizard: AfterWizard,
+}
+
+/// How a finding about the answers reads when the wizard gave them: its
+/// user never saw the answers file's keys (`users[0]`, `generate: true`).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum AfterWizard {
+    /// The same words fit.
+    #[default]
+    Same,
+    /// The wizard said it already, when the answer was given.
+    AlreadySaid,
+    /// In the words of the wizard's questions.
+    Reworded(String),
 }
 
 impl Finding {
     pub fn info(text: impl Into<String>) -> Finding {
-        Finding { severity: Severity::Info, text: text.into() }
+        Finding { severity: Severity::Info, text: text.into(), after_wizard: AfterWizard::Same }
     }
 
     pub fn warning(text: impl Into<String>) -> Finding {
-        Finding { severity: Severity::Warning, text: text.into() }
+        Finding { severity: Severity::Warning, text: text.into(), after_wizard: AfterWizard::Same }
+    }
+
+    pub fn after_wizard(self, after_wizard: AfterWizard) -> Finding {
+        Finding { after_wizard, ..self }
+    }
+
+    /// The text to show, or none, for answers from the wizard.
+    pub fn wizard_text(&self) -> Option<&str> {
+        match &self.after_wizard {
+            AfterWizard::Same => Some(&self.text),
+            AfterWizard::AlreadySaid => None,
+            AfterWizard::Reworded(text) => Some(text),
+        }
     }
 }
 

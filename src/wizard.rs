@@ -44,6 +44,56 @@ fn cancelled(e: dialoguer::Error) -> Error {
     Error::input(format!("the wizard was cancelled ({e}); nothing was changed"))
 }
 
+/// Asks the question `build` makes until `check` accepts the answer. The
+/// refusal is printed here, as an ordinary line that scrolls away like any
+/// other: dialoguer's own error line is redrawn in place and counted as
+/// one line, so a message wider than the terminal was half overwritten by
+/// the next prompt. The accepted answer stays on screen as dialoguer shows
+/// one.
+fn ask_until_valid<'a>(
+    theme: &'a dyn Theme,
+    prompt: &str,
+    build: impl Fn() -> Input<'a, String>,
+    check: impl Fn(&str) -> std::result::Result<(), String>,
+) -> Result<String> {
+    loop {
+        let answer = build().with_prompt(prompt).report(false).interact_text().map_err(cancelled)?;
+        match check(&answer) {
+            Ok(()) => {
+                let mut line = String::new();
+                if theme.format_input_prompt_selection(&mut line, prompt, &answer).is_ok() {
+                    eprintln!("{line}");
+                }
+                return Ok(answer);
+            }
+            Err(why) => eprintln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad)),
+        }
+    }
+}
+
+/// A new password, typed twice (hidden), asked again until both agree;
+/// as `ask_until_valid`, a mismatch is an ordinary line and no stale
+/// prompt is left behind.
+fn ask_new_password(theme: &dyn Theme, username: &str) -> Result<String> {
+    let prompt = format!("Password for {username}");
+    loop {
+        let hidden =
+            |prompt: &str| Password::with_theme(theme).with_prompt(prompt).report(false).interact().map_err(cancelled);
+        let first = hidden(&prompt)?;
+        if hidden("Repeat it")? == first {
+            let mut line = String::new();
+            if theme.format_password_prompt_selection(&mut line, &prompt).is_ok() {
+                eprintln!("{line}");
+            }
+            return Ok(first);
+        }
+        eprintln!(
+            "  {}",
+            crate::style::stderr().paint("The two passwords differ; try again.", crate::style::Tone::Bad)
+        );
+    }
+}
+
 /// A question that may be left empty; anything else must pass `check`.
 /// A default (from `--defaults`) is typed in already, not hidden behind an
 /// empty answer: Enter keeps it, and clearing the line still means "none".
@@ -53,14 +103,14 @@ fn optional(
     default: Option<&str>,
     check: fn(&str) -> std::result::Result<(), String>,
 ) -> Result<String> {
-    let mut input = Input::with_theme(theme)
-        .with_prompt(prompt)
-        .allow_empty(true)
-        .validate_with(move |v: &String| if v.is_empty() { Ok(()) } else { check(v) });
-    if let Some(default) = default.filter(|d| !d.is_empty()) {
-        input = input.with_initial_text(default);
-    }
-    let answer: String = input.interact_text().map_err(cancelled)?;
+    let build = || {
+        let input = Input::with_theme(theme).allow_empty(true);
+        match default.filter(|d| !d.is_empty()) {
+            Some(default) => input.with_initial_text(default),
+            None => input,
+        }
+    };
+    let answer = ask_until_valid(theme, prompt, build, |v| if v.trim().is_empty() { Ok(()) } else { check(v) })?;
     Ok(answer.trim().to_string())
 }
 
@@ -96,8 +146,11 @@ fn ask_https(theme: &dyn Theme, defaults: &Answers, domain: &str) -> Result<Opti
         return Ok(None);
     }
     let https_defaults = defaults.https.clone().unwrap_or(HttpsAnswers { enabled: true, ..Default::default() });
+    // Prompts stay within 80 columns: dialoguer redraws a prompt as one
+    // line, and one the terminal wrapped leaves a stale copy behind.
+    eprintln!("  HTTPS needs {domain}'s DNS pointing here and port 80 open.");
     let enabled = Confirm::with_theme(theme)
-        .with_prompt(format!("HTTPS with a certificate for {domain}? (needs DNS pointing here and port 80 open)"))
+        .with_prompt(format!("HTTPS with a certificate for {domain}?"))
         .default(https_defaults.enabled)
         .interact()
         .map_err(cancelled)?;
@@ -119,18 +172,14 @@ fn ask_port(theme: &dyn Theme, defaults: &Answers, https: bool, proxy: ProxyKind
         None if https => "443".to_string(),
         None => "8080".to_string(),
     };
-    Input::with_theme(theme)
-        .with_prompt("Port to listen on")
-        .default(default_port)
-        .validate_with(move |v: &String| {
-            let port = v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port)?;
-            match facts::port_taken(&crate::system::RealSystem, port, proxy.name()) {
-                Some(taken) => Err(format!("{taken}: choose another port, or stop it and press Enter again")),
-                None => Ok(()),
-            }
-        })
-        .interact_text()
-        .map_err(cancelled)
+    let build = || Input::with_theme(theme).default(default_port.clone());
+    ask_until_valid(theme, "Port to listen on", build, |v| {
+        let port = v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port)?;
+        match facts::port_taken(&crate::system::RealSystem, port, proxy.name()) {
+            Some(taken) => Err(format!("{taken}: choose another port, or stop it and press Enter again")),
+            None => Ok(()),
+        }
+    })
 }
 
 /// The plain-HTTP port HTTPS needs (the challenge, the redirect) is not
@@ -155,12 +204,9 @@ fn say_if_http_port_taken(defaults: &Answers, proxy: ProxyKind) {
 /// Where Ollama listens, and whether it answers there (said, not judged:
 /// it may be started later).
 fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
-    let upstream: String = Input::with_theme(theme)
-        .with_prompt("Where Ollama listens")
-        .default(defaults.upstream.clone().unwrap_or_else(|| "127.0.0.1:11434".to_string()))
-        .validate_with(|v: &String| fields::upstream(v).map(|_| ()))
-        .interact_text()
-        .map_err(cancelled)?;
+    let default = defaults.upstream.clone().unwrap_or_else(|| "127.0.0.1:11434".to_string());
+    let build = || Input::with_theme(theme).default(default.clone());
+    let upstream = ask_until_valid(theme, "Where Ollama listens", build, |v| fields::upstream(v).map(|_| ()))?;
     let url = fields::upstream(&upstream).map(|u| u.url()).unwrap_or_default();
     match facts::probe_ollama(&crate::system::RealSystem, &url, Duration::from_secs(3)) {
         OllamaProbe::Answers { version } => eprintln!("  Ollama {version} answers at {url}."),
@@ -176,16 +222,14 @@ fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
 /// One user: a name not taken yet, and a generated or typed password.
 fn ask_user(theme: &dyn Theme, taken: Vec<String>) -> Result<UserAnswer> {
     let first = taken.is_empty();
-    let username: String = Input::with_theme(theme)
-        .with_prompt("Username")
-        .default(if first { "ollama".to_string() } else { String::new() })
-        .show_default(first)
-        .validate_with(move |v: &String| {
-            fields::username(v)?;
-            if taken.contains(v) { Err(format!("{v} is already in the list")) } else { Ok(()) }
-        })
-        .interact_text()
-        .map_err(cancelled)?;
+    let build = || {
+        let input = Input::with_theme(theme);
+        if first { input.default("ollama".to_string()) } else { input }
+    };
+    let username = ask_until_valid(theme, "Username", build, |v| {
+        fields::username(v)?;
+        if taken.iter().any(|t| t == v) { Err(format!("{v} is already in the list")) } else { Ok(()) }
+    })?;
     let choice = Select::with_theme(theme)
         .with_prompt(format!("How should {username} get a password?"))
         .items(["generate a strong password (shown once at the end)", "type a password"])
@@ -196,11 +240,7 @@ fn ask_user(theme: &dyn Theme, taken: Vec<String>) -> Result<UserAnswer> {
         let role = ask_role(theme, &username)?;
         return Ok(UserAnswer { username, generate: Some(true), role, ..Default::default() });
     }
-    let password = Password::with_theme(theme)
-        .with_prompt(format!("Password for {username}"))
-        .with_confirmation("Repeat it", "The two passwords differ; try again.")
-        .interact()
-        .map_err(cancelled)?;
+    let password = ask_new_password(theme, &username)?;
     if password.chars().count() < crate::config::SHORT_PASSWORD {
         eprintln!(
             "  That password has fewer than {} characters; a generated one is stronger.",
@@ -218,7 +258,7 @@ fn ask_role(theme: &dyn Theme, username: &str) -> Result<Option<String>> {
         .with_prompt(format!("What may {username} do?"))
         .items([
             "use the models: chat, generate, embeddings, list them (role user)",
-            "also manage models: pull, push, create, copy, delete (role admin; model managers such as OllaMan need it)",
+            "also manage models: pull, push, create, copy, delete (role admin)",
         ])
         .default(0)
         .interact()
@@ -277,19 +317,17 @@ pub fn ask(defaults: &Answers) -> Result<Answers> {
 pub fn ask_to_save() -> Result<Option<std::path::PathBuf>> {
     let theme = theme();
     let keep = Confirm::with_theme(theme.as_ref())
-        .with_prompt("Save these answers, to apply them with `init --answers FILE` once that is fixed?")
+        .with_prompt("Save these answers, to apply them later with --answers?")
         .default(true)
         .interact()
         .map_err(cancelled)?;
     if !keep {
         return Ok(None);
     }
-    let path: String = Input::with_theme(theme.as_ref())
-        .with_prompt("Save them to")
-        .default("ollama-secure-answers.yaml".to_string())
-        .validate_with(|v: &String| if v.trim().is_empty() { Err("give a file name".to_string()) } else { Ok(()) })
-        .interact_text()
-        .map_err(cancelled)?;
+    let build = || Input::with_theme(theme.as_ref()).default("ollama-secure-answers.yaml".to_string());
+    let path = ask_until_valid(theme.as_ref(), "Save them to", build, |v| {
+        if v.trim().is_empty() { Err("give a file name".to_string()) } else { Ok(()) }
+    })?;
     Ok(Some(std::path::PathBuf::from(path.trim())))
 }
 

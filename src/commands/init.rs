@@ -226,7 +226,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     let (answers, source) = answers(&args)?;
     drop(prompting);
     let config = Config::from_answers(&answers, &source, Os::current(), &ProcessSecrets)?;
-    super::print_warnings(&config.warnings);
+    super::print_warnings(&config.warnings, source == WIZARD);
     // From reading the system to the reload: a concurrent `users` run waits.
     let paths = &config.settings.paths;
     let changing = if args.dry_run { None } else { Some(super::begin_changes(system, paths)?) };

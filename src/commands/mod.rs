@@ -36,14 +36,17 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
     }
 }
 
-fn print_warnings(warnings: &[crate::error::Finding]) {
+/// The answers' warnings; `from_wizard`: in the words of its questions.
+fn print_warnings(warnings: &[crate::error::Finding], from_wizard: bool) {
     let style = crate::style::stderr();
     for warning in warnings {
+        let text = if from_wizard { warning.wizard_text() } else { Some(warning.text.as_str()) };
+        let Some(text) = text else { continue };
         match warning.severity {
             crate::error::Severity::Warning => {
-                eprintln!("{} {}", style.paint("warning:", crate::style::Tone::Warn), warning.text)
+                eprintln!("{} {text}", style.paint("warning:", crate::style::Tone::Warn))
             }
-            crate::error::Severity::Info => eprintln!("{warning}"),
+            crate::error::Severity::Info => eprintln!("{text}"),
         }
     }
 }

@@ -31,7 +31,7 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
         Os::current(),
         &ProcessSecrets,
     )?;
-    super::print_warnings(&config.warnings);
+    super::print_warnings(&config.warnings, false);
     // Planned against an empty system: every file is new, nothing is probed.
     let facts = Facts::empty(&facts::stamp(system.now()));
     let (setup, resolution) = setup::from_config(

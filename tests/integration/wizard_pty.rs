@@ -427,3 +427,83 @@ fn a_refused_plan_offers_to_save_the_answers() {
     drop(busy);
     Tool::new().args(["init", "--dry-run", "--answers", saved.to_str().unwrap()]).stdout_has("ollama.test").run();
 }
+
+/// On a terminal of 80 columns (the classic width; every prompt fits in
+/// it), what stays on the screen: a refusal
+/// wider than the terminal stays whole (dialoguer's own error line was
+/// half overwritten by the next prompt), and after two passwords that
+/// differ no stale password prompt is left, only the reason and the
+/// answered question; a warning about an answer is in the wizard's words.
+#[test]
+fn refusals_and_mismatches_leave_a_clean_screen() {
+    let sandbox = Sandbox::new();
+    let defaults = defaults(&sandbox, "");
+    let mut command = Command::new("sh");
+    command
+        .args(["-c", "stty echo -icanon cols 80 rows 60 && exec \"$0\" \"$@\"", BIN])
+        .args(["init", "--dry-run", "--defaults", &defaults])
+        .current_dir(ROOT)
+        .env("NO_COLOR", "1")
+        .env("TERM", "xterm");
+    let mut s = Session::spawn(command).unwrap();
+    s.set_expect_timeout(Some(Duration::from_secs(30)));
+    let mut shown: Vec<u8> = Vec::new();
+    let mut until = |s: &mut OsSession, text: &str| {
+        let found = s.expect(text).unwrap_or_else(|e| panic!("no {text:?}: {e}"));
+        shown.extend_from_slice(found.as_bytes());
+    };
+    let bad = "ollama example.com;";
+    let refusal = ollama_secure::fields::host(bad).err().expect("a space is refused");
+    assert!(refusal.chars().count() > 80, "the refusal must be wider than the terminal: {refusal}");
+    until(&mut s, "Proxy");
+    s.send(ENTER).unwrap();
+    until(&mut s, "Domain name");
+    s.send(format!("{bad}\r")).unwrap();
+    until(&mut s, "Domain name");
+    s.send("ollama.example.com\r").unwrap();
+    until(&mut s, "HTTPS with a certificate");
+    s.send("n").unwrap();
+    until(&mut s, "Port to listen on");
+    s.send(format!("{}\r", crate::support::free_port())).unwrap();
+    until(&mut s, "Where Ollama listens");
+    s.send(ENTER).unwrap();
+    until(&mut s, "Username");
+    s.send("alice\r").unwrap();
+    until(&mut s, "How should alice get a password?");
+    s.send(format!("{DOWN}{ENTER}")).unwrap();
+    for (first, second) in [("one password typed", "another password"), ("the agreed password", "the agreed password")]
+    {
+        for (prompt, keys) in [("Password for alice", first), ("Repeat it", second)] {
+            until(&mut s, prompt);
+            while s.is_echo().unwrap() {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            s.send(format!("{keys}\r")).unwrap();
+        }
+    }
+    until(&mut s, "What may alice do?");
+    s.send(ENTER).unwrap();
+    until(&mut s, "Add another user?");
+    s.send("n").unwrap();
+    shown.extend_from_slice(s.expect(Eof).unwrap().as_bytes());
+
+    // Taller than the terminal, so the plan's lines do not scroll the
+    // questions away; dialoguer moves only relative to the cursor.
+    let mut screen = crate::support::screen::Screen::new(2000, 80);
+    screen.feed(&shown);
+    let lines = screen.text();
+    let all = lines.join("\n");
+    // The refusal, wrapped by the terminal, is all there: its words in order.
+    let words = |text: &str| text.split_whitespace().collect::<String>();
+    assert!(words(&all).contains(&words(&refusal)), "the refusal was cut:\n{all}");
+    assert_eq!(lines.iter().filter(|l| l.contains("Domain name")).count(), 1, "one answered domain question:\n{all}");
+    assert!(lines.iter().any(|l| l.contains("Domain name") && l.contains("ollama.example.com")), "{all}");
+    assert_eq!(lines.iter().filter(|l| l.contains("Password for alice")).count(), 1, "stale password prompts:\n{all}");
+    assert!(!lines.iter().any(|l| l.contains("Repeat it")), "a stale confirmation prompt:\n{all}");
+    assert_eq!(lines.iter().filter(|l| l.contains("The two passwords differ")).count(), 1, "{all}");
+    // The short password is said once, in the wizard's words, not again
+    // in the answers file's (`users[0]: ... or generate: true`).
+    assert_eq!(lines.iter().filter(|l| l.contains("fewer than 20 characters")).count(), 1, "{all}");
+    assert!(!all.contains("users[0]") && !all.contains("generate: true"), "{all}");
+    assert!(all.contains("Dry run: nothing was changed."), "{all}");
+}

@@ -7,6 +7,7 @@ pub mod acme;
 pub mod container;
 pub mod deployment;
 pub mod proxies;
+pub mod screen;
 pub mod standin;
 
 use std::collections::HashMap;
