@@ -350,7 +350,7 @@ mod tests {
         let p = Position { line: 1, column: 200, text: long };
         let shown = p.to_string();
         let (line, caret) = shown.split_once('\n').unwrap();
-        assert_eq!(line.chars().count(), " 1 | ...".chars().count() + EXCERPT_WIDTH + 1);
+        assert_eq!(line.chars().count(), " 1 | ...".chars().count() + EXCERPT_WIDTH + "...".len());
         assert_eq!(caret.chars().count(), " 1 | ...".chars().count() + EXCERPT_WIDTH / 2 + 1);
     }
 

@@ -43,7 +43,7 @@ fn help_and_version() {
         .args(["frobnicate"])
         .status(2)
         .stderr(
-            "error: unrecognized subcommand 'frobnicate'\n\nUsage: ollama-secure <COMMAND>\n\nFor more information, try '--help'.\n",
+            "error: unrecognized subcommand 'frobnicate'\n\nUsage: ollama-secure [OPTIONS] <COMMAND>\n\nFor more information, try '--help'.\n",
         )
         .run();
 }
