@@ -171,8 +171,7 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
             announce(out, format!("installing: `{command}` (this can take a minute)"));
             let start = system.now();
             run(system, command, "installing the proxy")?;
-            let took = system.now().duration_since(start).unwrap_or_default().as_secs();
-            Ok(Outcome::Done(format!("installed ({took} s)")))
+            Ok(Outcome::Done(format!("installed ({})", took(system, start))))
         }
         Purpose::Validate { ours, empty_pid_file } => {
             announce(out, format!("validating: `{command}`"));
@@ -243,11 +242,12 @@ fn run_action(system: &dyn System, command: &Command, purpose: &Purpose, out: &m
         }
         Purpose::ObtainCertificate { domain, http_port } => {
             announce(out, format!("obtaining a certificate for {domain} with certbot"));
+            let start = system.now();
             let result = system.run(command);
             if !result.success {
                 return Err(Error::failed(crate::certbot::explain_failure(&result.output, domain, *http_port)));
             }
-            Ok(Outcome::Done(format!("certificate obtained for {domain}")))
+            Ok(Outcome::Done(format!("certificate obtained for {domain} ({})", took(system, start))))
         }
         Purpose::DeleteCertificate => {
             run(system, command, "deleting the certificate")?;
@@ -407,6 +407,12 @@ fn verify(system: &dyn System, url: &str, connect: std::net::IpAddr, proof: Proo
     }
 }
 
+/// How long a long step took, for its line: the one sign of progress a log
+/// keeps.
+fn took(system: &dyn System, start: std::time::SystemTime) -> String {
+    format!("{} s", system.now().duration_since(start).unwrap_or_default().as_secs())
+}
+
 /// Performs one action.
 fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut dyn Write) -> Result<Outcome> {
     match action {
@@ -418,6 +424,7 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
                 style::stdout().ellipsis(),
                 proxy.title()
             );
+            let start = system.now();
             await_certificate(system, *proxy, domain, *address, *limit, log.as_deref()).map_err(|why| {
                 Error::failed(format!(
                     "{} did not obtain a certificate for {domain}: {why}\n{}",
@@ -425,7 +432,7 @@ fn perform(action: &Action, system: &dyn System, report: &mut Report, out: &mut 
                     crate::certbot::reachability_hint(domain, 80)
                 ))
             })?;
-            Ok(Outcome::Done(format!("{} serves a certificate for {domain}", proxy.title())))
+            Ok(Outcome::Done(format!("{} serves a certificate for {domain} ({})", proxy.title(), took(system, start))))
         }
         Action::Verify { url, connect, outsider: false } => {
             let _ = writeln!(out, "  {} verifying that {url} asks for credentials", style::stdout().ellipsis());
