@@ -107,6 +107,8 @@ pub struct Facts {
     pub systemd: bool,
     pub package_manager: Option<PackageManager>,
     pub proxy_installed: bool,
+    /// What the proxy's module asked for (`Proxy::installed_version`).
+    pub proxy_version: Option<String>,
     pub certbot_installed: bool,
     /// Debian's certbot package schedules renewals from cron without systemd.
     pub certbot_cron: bool,
@@ -164,6 +166,7 @@ impl Facts {
             systemd: false,
             package_manager: None,
             proxy_installed: true,
+            proxy_version: None,
             certbot_installed: true,
             certbot_cron: false,
             cron_installed: false,
@@ -481,6 +484,7 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         systemd,
         package_manager: package_manager(system),
         proxy_installed: system.installed(probe.proxy.name()),
+        proxy_version: module.installed_version(system),
         certbot_installed: system.installed("certbot"),
         certbot_cron: matches!(system.inspect(Path::new("/etc/cron.d/certbot")), Existing::File { .. }),
         cron_installed: CRON_DAEMONS.iter().any(|name| system.installed(name)),

@@ -280,6 +280,30 @@ fn with_parents(owned: &mut Vec<Owned>, dir: &Path, until_stopped: bool) {
     owned.extend(dirs.chain([Owned::new(dir, OwnedKind::Tree)]).map(|o| Owned { until_stopped, ..o }));
 }
 
+/// The version in `caddy version`'s output: `2.6.2` (Debian's build) or
+/// `v2.11.7 h1:...` (Caddy's own).
+fn version_of(output: &str) -> Option<String> {
+    let word = output.split_whitespace().next()?;
+    let version = word.strip_prefix('v').unwrap_or(word);
+    major_minor(version).map(|_| version.to_string())
+}
+
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut numbers = version.split('.');
+    Some((numbers.next()?.parse().ok()?, numbers.next()?.parse().ok()?))
+}
+
+/// Caddy 2.8 renamed `basicauth` to `basic_auth`: 2.6 (Debian 12, Ubuntu
+/// 24.04) knows only the old name, and 2.8 and later load it with a
+/// deprecation warning in their log. A version not known (not installed
+/// yet, `render` for another machine) gets the name every version loads.
+fn basic_auth_directive(version: Option<&str>) -> &'static str {
+    match version.and_then(major_minor) {
+        Some(v) if v >= (2, 8) => "basic_auth",
+        _ => "basicauth",
+    }
+}
+
 /// For Debian's service, in the home of its `caddy` user; for a Caddy we
 /// start, from our environment, by Caddy's rules on Linux (`caddy environ`
 /// would say the same, but any run of `caddy` makes `~/.step`: a dry run
@@ -373,6 +397,7 @@ impl Proxy for Caddy {
             key_lines => render::key_lines(setup),
             has_keys => !setup.keys.is_empty(),
             redirect_shares_port => shared,
+            basic_auth => basic_auth_directive(facts.proxy_version.as_deref()),
         } };
         let site = render::render_template(&env, "caddy-site.caddy", &ctx)?;
         Ok(vec![RenderedFile::ours(&setup.settings.paths.caddy_site, Role::Site, setup, true, site)])
@@ -564,20 +589,22 @@ impl Proxy for Caddy {
             Existing::File { content, .. } => storage_root(&String::from_utf8_lossy(&content)),
             _ => None,
         };
-        let with_storage = |mut folders: CaddyFolders| {
-            if let Some(root) = &storage {
-                folders.data = root.clone();
-            }
-            folders
+        // A storage root moves the certificates, not AppDataDir: Caddy 2.11
+        // writes its instance.uuid in AppDataDir even when the Caddyfile
+        // names another storage (the uninstall tests found it left there).
+        let data_dirs = |folders: &CaddyFolders| {
+            let mut dirs = vec![folders.data.clone()];
+            dirs.extend(storage.clone());
+            dirs
         };
         let mut owned = Vec::new();
-        if let Some(ours) = caddy_folders(system, false).map(with_storage) {
-            for dir in [ours.home.join(".step"), ours.data] {
+        if let Some(ours) = caddy_folders(system, false) {
+            for dir in [vec![ours.home.join(".step")], data_dirs(&ours)].concat() {
                 with_parents(&mut owned, &dir, false);
             }
         }
-        if let Some(started) = caddy_folders(system, systemd).map(with_storage) {
-            for dir in [started.config, started.data, started.home.join(".step")] {
+        if let Some(started) = caddy_folders(system, systemd) {
+            for dir in [vec![started.config.clone()], data_dirs(&started), vec![started.home.join(".step")]].concat() {
                 with_parents(&mut owned, &dir, true);
             }
             owned.push(Owned { until_stopped: true, ..Owned::new(&started.autosave, OwnedKind::File) });
@@ -661,6 +688,19 @@ impl Proxy for Caddy {
             .collect()
     }
 
+    /// `caddy version`, run with a HOME under which nothing can be made (a
+    /// file of /proc): Caddy 2.6 makes `~/.step` at every start, and a dry
+    /// run must write nothing.
+    fn installed_version(&self, system: &dyn System) -> Option<String> {
+        let nowhere = "/proc/version";
+        let command = Command::new("caddy", &["version"])
+            .env("HOME", nowhere)
+            .env("XDG_DATA_HOME", nowhere)
+            .env("XDG_CONFIG_HOME", nowhere);
+        let result = system.run(&command);
+        result.success.then(|| version_of(&result.output)).flatten()
+    }
+
     fn acme_error_in_log(&self, log: &str, domain: &str, since: SystemTime) -> Option<String> {
         let since = since.duration_since(SystemTime::UNIX_EPOCH).ok()?.as_secs_f64();
         let quoted = format!("\"{domain}\"");
@@ -670,7 +710,13 @@ impl Proxy for Caddy {
                 return None;
             }
             let msg = v.get("msg")?.as_str()?;
-            let error = v.get("error").and_then(|e| e.as_str()).unwrap_or("");
+            // Caddy 2.6 gives the ACME server's words as `error`; 2.11 as
+            // `problem.detail` (RFC 8555's problem document).
+            let error = v
+                .get("error")
+                .and_then(|e| e.as_str())
+                .or_else(|| v.get("problem")?.get("detail")?.as_str())
+                .unwrap_or("");
             Some(format!("{msg}: {error}"))
         })
     }
@@ -771,6 +817,24 @@ mod tests {
     }
 
     #[test]
+    fn the_basic_auth_directive_follows_the_installed_version() {
+        assert_eq!(version_of("2.6.2\n").as_deref(), Some("2.6.2"));
+        assert_eq!(version_of("v2.11.7 h1:yj0Y4fYZGPkSvibBJ1sTWE33xC0fxztVyXEW5iIdUT4=\n").as_deref(), Some("2.11.7"));
+        assert_eq!(version_of("(devel)\n"), None);
+        assert_eq!(version_of(""), None);
+        for (version, directive) in [
+            (Some("2.6.2"), "basicauth"),
+            (Some("2.7.6"), "basicauth"),
+            (Some("2.8.0"), "basic_auth"),
+            (Some("2.11.7"), "basic_auth"),
+            (Some("3.0.0"), "basic_auth"),
+            (None, "basicauth"),
+        ] {
+            assert_eq!(basic_auth_directive(version), directive, "{version:?}");
+        }
+    }
+
+    #[test]
     fn acme_errors_are_read_from_the_log() {
         let log = "{\"level\":\"info\",\"ts\":5.0,\"msg\":\"x\"}\n\
                    {\"level\":\"error\",\"ts\":1.0,\"msg\":\"old\",\"error\":\"e\",\"identifier\":\"a.test\"}\n\
@@ -781,5 +845,11 @@ mod tests {
             Some("could not get certificate: dial tcp 127.0.0.254:80")
         );
         assert_eq!(Caddy.acme_error_in_log(log, "b.test", since), None);
+        // As Caddy 2.11 logs it: the ACME server's problem document.
+        let log = "{\"level\":\"error\",\"ts\":9.0,\"logger\":\"http.acme_client\",\"msg\":\"challenge failed\",\"identifier\":\"a.test\",\"challenge_type\":\"http-01\",\"problem\":{\"type\":\"urn:ietf:params:acme:error:connection\",\"detail\":\"dial tcp 127.0.0.254:80: connect: connection refused\"}}\n";
+        assert_eq!(
+            Caddy.acme_error_in_log(log, "a.test", since).as_deref(),
+            Some("challenge failed: dial tcp 127.0.0.254:80: connect: connection refused")
+        );
     }
 }

@@ -272,6 +272,12 @@ pub trait Proxy: Sync {
     fn admin_api(&self, _system: &dyn System, _paths: &Paths) -> Option<crate::check::AdminApi> {
         None
     }
+    /// The version installed here, where what is rendered depends on it
+    /// (Caddy renamed a directive); `None` when not installed, or when
+    /// nothing depends on it.
+    fn installed_version(&self, _system: &dyn System) -> Option<String> {
+        None
+    }
     /// The file the proxy writes its errors to here, as its configuration
     /// says (`check` shows its last error when the proxy answers 500).
     fn error_log(&self, _system: &dyn System, _paths: &Paths) -> Option<PathBuf> {

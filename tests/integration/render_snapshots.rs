@@ -10,35 +10,58 @@ use ollama_secure::system::Existing;
 
 use crate::support::{ROOT, load_config, plan_for, snapshot_settings, written};
 
+/// Every file `yaml` renders to on a machine with `facts`, in order, with
+/// a check that no secret reached one.
+fn rendered(yaml: &str, facts: &Facts) -> String {
+    let config = load_config(yaml, "input.yaml").unwrap();
+    let (_, resolution, plan) = plan_for(&config, facts, 42);
+    let mut out = String::new();
+    for file in written(&plan) {
+        if file.role != Role::State {
+            out.push_str(&format!(
+                "=== {} (mode {:04o}, owner root:{}) ===\n{}\n",
+                file.path.display(),
+                file.mode,
+                file.group,
+                file.content
+            ));
+        }
+    }
+    assert!(!out.contains("correct horse battery staple"), "a plaintext password reached a rendered file");
+    for (_, generated) in &resolution.generated {
+        assert!(!out.contains(generated.expose()), "a generated password reached a rendered file");
+    }
+    for (_, key) in &resolution.generated_keys {
+        assert!(!out.contains(key.secret.expose()), "a generated key reached a rendered file");
+        assert!(!out.contains(key.text().expose()), "a generated key reached a rendered file");
+    }
+    out
+}
+
 #[test]
 fn every_template_variant_renders_as_snapshotted() {
     snapshot_settings().bind(|| {
         insta::glob!("../render-inputs", "*.yaml", |path| {
             let yaml = std::fs::read_to_string(path).unwrap();
-            let config = load_config(&yaml, "input.yaml").unwrap();
-            let (_, resolution, plan) = plan_for(&config, &Facts::empty("20261130T175200Z"), 42);
-            let mut out = String::new();
-            for file in written(&plan) {
-                if file.role != Role::State {
-                    out.push_str(&format!(
-                        "=== {} (mode {:04o}, owner root:{}) ===\n{}\n",
-                        file.path.display(),
-                        file.mode,
-                        file.group,
-                        file.content
-                    ));
-                }
-            }
-            assert!(!out.contains("correct horse battery staple"), "a plaintext password reached a rendered file");
-            for (_, generated) in &resolution.generated {
-                assert!(!out.contains(generated.expose()), "a generated password reached a rendered file");
-            }
-            for (_, key) in &resolution.generated_keys {
-                assert!(!out.contains(key.secret.expose()), "a generated key reached a rendered file");
-                assert!(!out.contains(key.text().expose()), "a generated key reached a rendered file");
-            }
+            let out = rendered(&yaml, &Facts::empty("20261130T175200Z"));
             insta::assert_snapshot!("render", out);
         });
+    });
+}
+
+/// Caddy 2.8 and later get `basic_auth` (2.6 knows only `basicauth`, which
+/// the others load with a deprecation warning); users and keys both.
+#[test]
+fn a_current_caddy_gets_basic_auth() {
+    snapshot_settings().bind(|| {
+        let yaml = std::fs::read_to_string(format!("{ROOT}/tests/render-inputs/caddy-http-keys-roles.yaml")).unwrap();
+        let facts = Facts { proxy_version: Some("2.11.7".into()), ..Facts::empty("20261130T175200Z") };
+        let out = rendered(&yaml, &facts);
+        assert_eq!(out.matches("\tbasic_auth @ollama_secure_").count(), 2, "{out}");
+        assert!(!out.contains("basicauth @"), "{out}");
+        insta::assert_snapshot!("render-caddy-2.11-keys-roles", out);
+        let old = Facts { proxy_version: Some("2.6.2".into()), ..Facts::empty("20261130T175200Z") };
+        assert_eq!(rendered(&yaml, &old).matches("\tbasicauth @ollama_secure_").count(), 2);
     });
 }
 
