@@ -93,7 +93,7 @@ const SHOWN: &str = "LoadState,ActiveState,MainPID,Environment,EnvironmentFiles,
 
 /// The command whose output `Unit::parse` reads.
 pub fn show_command() -> crate::plan::Command {
-    crate::plan::Command::new("systemctl", &["show", "--property", SHOWN, UNIT])
+    crate::plan::Command::new("systemctl", &["show", "--property", SHOWN, UNIT]).private_output()
 }
 
 impl Unit {
@@ -203,6 +203,12 @@ pub fn exposure_fix(port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_units_settings_are_never_echoed() {
+        // `Environment=` of ollama.service may hold tokens: `-v` must not show them.
+        assert_eq!(show_command().output, crate::plan::Output::Private);
+    }
 
     fn bind(value: &str) -> (String, u16) {
         let b = Bind::from_env(Some(value));

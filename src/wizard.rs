@@ -18,13 +18,9 @@ use crate::fields;
 use crate::proxy::{Certificates, ProxyKind};
 
 /// Colours and symbols only on a terminal, and never with NO_COLOR set.
+/// (The same choice as `style`: prompts go to standard error.)
 pub fn theme() -> Box<dyn Theme> {
-    let no_color = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    if no_color || !std::io::stderr().is_terminal() {
-        Box::new(SimpleTheme)
-    } else {
-        Box::new(ColorfulTheme::default())
-    }
+    if crate::style::stderr().is_rich() { Box::new(ColorfulTheme::default()) } else { Box::new(SimpleTheme) }
 }
 
 /// Whether there is someone to ask: stdin and stderr (where the prompts go)
@@ -49,15 +45,16 @@ fn cancelled(e: dialoguer::Error) -> Error {
 /// other: dialoguer's own error line is redrawn in place and counted as
 /// one line, so a message wider than the terminal was half overwritten by
 /// the next prompt. The accepted answer stays on screen as dialoguer shows
-/// one.
+/// one. `build` gets the answer refused last, if any.
 fn ask_until_valid<'a>(
     theme: &'a dyn Theme,
     prompt: &str,
-    build: impl Fn() -> Input<'a, String>,
+    build: impl Fn(Option<&str>) -> Input<'a, String>,
     check: impl Fn(&str) -> std::result::Result<(), String>,
 ) -> Result<String> {
+    let mut refused: Option<String> = None;
     loop {
-        let answer = build().with_prompt(prompt).report(false).interact_text().map_err(cancelled)?;
+        let answer = build(refused.as_deref()).with_prompt(prompt).report(false).interact_text().map_err(cancelled)?;
         match check(&answer) {
             Ok(()) => {
                 let mut line = String::new();
@@ -66,7 +63,10 @@ fn ask_until_valid<'a>(
                 }
                 return Ok(answer);
             }
-            Err(why) => eprintln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad)),
+            Err(why) => {
+                eprintln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad));
+                refused = Some(answer);
+            }
         }
     }
 }
@@ -80,6 +80,10 @@ fn ask_new_password(theme: &dyn Theme, username: &str) -> Result<String> {
         let hidden =
             |prompt: &str| Password::with_theme(theme).with_prompt(prompt).report(false).interact().map_err(cancelled);
         let first = hidden(&prompt)?;
+        if let Err(why) = fields::password(&first) {
+            eprintln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad));
+            continue;
+        }
         if hidden("Repeat it")? == first {
             let mut line = String::new();
             if theme.format_password_prompt_selection(&mut line, &prompt).is_ok() {
@@ -103,7 +107,7 @@ fn optional(
     default: Option<&str>,
     check: fn(&str) -> std::result::Result<(), String>,
 ) -> Result<String> {
-    let build = || {
+    let build = |_: Option<&str>| {
         let input = Input::with_theme(theme).allow_empty(true);
         match default.filter(|d| !d.is_empty()) {
             Some(default) => input.with_initial_text(default),
@@ -172,7 +176,11 @@ fn ask_port(theme: &dyn Theme, defaults: &Answers, https: bool, proxy: ProxyKind
         None if https => "443".to_string(),
         None => "8080".to_string(),
     };
-    let build = || Input::with_theme(theme).default(default_port.clone());
+    // A port refused because it is busy is the default of the next try:
+    // Enter asks again once its program is stopped.
+    let build = |refused: Option<&str>| {
+        Input::with_theme(theme).default(refused.map_or_else(|| default_port.clone(), |r| r.trim().to_string()))
+    };
     ask_until_valid(theme, "Port to listen on", build, |v| {
         let port = v.trim().parse::<i64>().map_err(|_| format!("{v:?} is not a number")).and_then(fields::port)?;
         match facts::port_taken(&crate::system::RealSystem, port, proxy.name()) {
@@ -205,7 +213,7 @@ fn say_if_http_port_taken(defaults: &Answers, proxy: ProxyKind) {
 /// it may be started later).
 fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
     let default = defaults.upstream.clone().unwrap_or_else(|| "127.0.0.1:11434".to_string());
-    let build = || Input::with_theme(theme).default(default.clone());
+    let build = |_: Option<&str>| Input::with_theme(theme).default(default.clone());
     let upstream = ask_until_valid(theme, "Where Ollama listens", build, |v| fields::upstream(v).map(|_| ()))?;
     let url = fields::upstream(&upstream).map(|u| u.url()).unwrap_or_default();
     match facts::probe_ollama(&crate::system::RealSystem, &url, Duration::from_secs(3)) {
@@ -222,7 +230,7 @@ fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
 /// One user: a name not taken yet, and a generated or typed password.
 fn ask_user(theme: &dyn Theme, taken: Vec<String>) -> Result<UserAnswer> {
     let first = taken.is_empty();
-    let build = || {
+    let build = |_: Option<&str>| {
         let input = Input::with_theme(theme);
         if first { input.default("ollama".to_string()) } else { input }
     };
@@ -324,7 +332,7 @@ pub fn ask_to_save() -> Result<Option<std::path::PathBuf>> {
     if !keep {
         return Ok(None);
     }
-    let build = || Input::with_theme(theme.as_ref()).default("ollama-secure-answers.yaml".to_string());
+    let build = |_: Option<&str>| Input::with_theme(theme.as_ref()).default("ollama-secure-answers.yaml".to_string());
     let path = ask_until_valid(theme.as_ref(), "Save them to", build, |v| {
         if v.trim().is_empty() { Err("give a file name".to_string()) } else { Ok(()) }
     })?;

@@ -131,6 +131,12 @@ pub fn prove(
     credentials: Credentials,
     say: impl Fn(&str),
 ) -> Result<()> {
+    // What it proved is progress (nothing with -q); a failure is an error.
+    let say = |line: &str| {
+        if !crate::verbosity::quiet() {
+            say(line)
+        }
+    };
     let site = &setup.settings.site;
     let url = site.public_url();
     if !site.allows(site.local_address()) {

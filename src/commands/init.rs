@@ -93,6 +93,12 @@ fn answers(args: &InitArgs) -> Result<(Answers, String)> {
         Some(path) => Ok((Answers::load(path)?, Answers::source_name(path))),
         None if wizard::interactive() => {
             let defaults = match args.defaults.as_deref() {
+                Some(path) if path == Path::new(crate::answers::STDIN) => {
+                    return Err(Error::input(
+                        "--defaults -: the wizard reads its answers from the terminal on standard input, so the \
+                         defaults cannot come from it too; give the file's path",
+                    ));
+                }
                 Some(path) => {
                     let defaults = Answers::load(path)?;
                     crate::config::check_wizard_defaults(&defaults, &Answers::source_name(path), Os::current())?;
@@ -134,26 +140,23 @@ fn offers_to_save(args: &InitArgs, source: &str, recovered: bool) -> bool {
 /// Applying is refused after the wizard's questions: the reasons, then an
 /// offer to keep the answers (typed passwords as their hashes), so that
 /// no answer is lost. The error returned only points back at the reasons.
+/// (On standard error, with the questions: the reasons must be seen even
+/// with standard output sent elsewhere.)
 fn refused_after_wizard(system: &dyn System, answers: &Answers, resolution: &Resolution, reasons: &[String]) -> Error {
-    println!("Applying would be refused now:");
+    eprintln!("Applying would be refused now:");
     for reason in reasons {
-        println!("  - {reason}");
+        eprintln!("  - {reason}");
     }
     let _prompting = crate::interrupt::prompting();
-    let saved = match wizard::ask_to_save() {
+    let refused = "cannot apply; nothing was changed (the reasons are above)";
+    match wizard::ask_to_save() {
         Ok(Some(path)) => match save_answers(system, &path, &answers.with_hashes(resolution, false)) {
-            Ok(()) => Some(path),
-            Err(e) => return e,
+            Ok(()) => Error::input(format!("{refused}: the answers are in {}", path.display())),
+            // Still the refusal, with why the answers are not kept.
+            Err(e) => Error::input(format!("{refused}; the answers could not be saved: {e}")),
         },
-        Ok(None) => None,
-        Err(e) => return e,
-    };
-    match saved {
-        Some(path) => Error::input(format!(
-            "cannot apply; nothing was changed (the reasons are above): the answers are in {}",
-            path.display()
-        )),
-        None => Error::input("cannot apply; nothing was changed (the reasons are above)"),
+        Ok(None) => Error::input(refused),
+        Err(e) => e,
     }
 }
 
@@ -162,8 +165,9 @@ fn confirm(args: &InitArgs, answers: &Answers, plan: &Plan) -> Result<()> {
     if plan.is_empty() || !wizard::interactive() || args.yes {
         return Ok(());
     }
-    println!("Users: {}", users_summary(answers));
-    println!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
+    // With the question, on standard error.
+    eprintln!("Users: {}", users_summary(answers));
+    eprintln!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
     if wizard::confirm("Apply these changes?")? {
         Ok(())
     } else {
@@ -252,15 +256,12 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         return Ok(());
     }
     let recovered = changing.as_ref().is_some_and(|c| c.recovered);
+    // (The wizard refuses a run without root before its first question.)
     if !facts.is_root {
-        let reason = format!(
+        return Err(Error::input(format!(
             "init needs root to apply: it writes under /etc and reloads {}; run it with sudo, or add --dry-run to only see the plan",
             config.settings.proxy
-        );
-        if offers_to_save(&args, &source, recovered) {
-            return Err(refused_after_wizard(system, &answers, &resolution, &[reason]));
-        }
-        return Err(Error::input(reason));
+        )));
     }
     if let Some(refusal) = plan.refusal() {
         if offers_to_save(&args, &source, recovered) {
@@ -268,9 +269,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         }
         return Err(refusal);
     }
-    for finding in &plan.findings {
-        crate::say!("  - {finding}");
-    }
+    super::print_findings(&plan.findings);
     crate::say!();
     // The final question, before any change of this run: but not after it
     // undid an interrupted run (that was a change), when Ctrl-C keeps its

@@ -36,6 +36,17 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
     }
 }
 
+/// What the plan found, before its steps: all of it as a list, or with
+/// `-q` only the warnings (on stderr, as the answers' warnings are).
+fn print_findings(findings: &[crate::error::Finding]) {
+    if !crate::verbosity::quiet() {
+        findings.iter().for_each(|finding| println!("  - {finding}"));
+        return;
+    }
+    let warnings: Vec<_> = findings.iter().filter(|f| f.severity == crate::error::Severity::Warning).cloned().collect();
+    print_warnings(&warnings, false);
+}
+
 /// The answers' warnings; `from_wizard`: in the words of its questions.
 fn print_warnings(warnings: &[crate::error::Finding], from_wizard: bool) {
     let style = crate::style::stderr();
@@ -137,9 +148,7 @@ fn apply_journaled(
     label: &str,
     heading: &str,
 ) -> Result<()> {
-    for finding in &plan.findings {
-        crate::say!("  - {finding}");
-    }
+    print_findings(&plan.findings);
     crate::say!("\n{heading}:");
     let journal = crate::journal::Journal::at(system, &paths.journal, label);
     {

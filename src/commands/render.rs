@@ -56,7 +56,7 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
                 system
                     .write_atomic(&target, file.content.as_bytes(), me(mode))
                     .map_err(|e| Error::io("cannot write", &target, e))?;
-                println!(
+                crate::say!(
                     "wrote {} (installs as {}, mode {:04o}, owner root:{})",
                     target.display(),
                     file.path.display(),

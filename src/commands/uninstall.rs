@@ -7,15 +7,25 @@ use crate::wizard;
 
 /// On a terminal (unless `--yes`), asks first, as `certbot delete` does:
 /// with what cannot be had back by running `init` again said first.
-fn confirm(args: &UninstallArgs, plan: &Plan) -> Result<()> {
+/// After undoing an interrupted run (`recovered`), a no says so: that
+/// was a change already.
+fn confirm(args: &UninstallArgs, plan: &Plan, recovered: bool) -> Result<()> {
     if plan.is_empty() || args.yes || !wizard::interactive() {
         return Ok(());
     }
+    // With the question, on standard error.
     for consequence in plan::removal_consequences(plan) {
-        println!("{consequence}");
+        eprintln!("{consequence}");
     }
-    println!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
-    if wizard::confirm("Uninstall?")? { Ok(()) } else { Err(Error::input("not confirmed; nothing was changed")) }
+    eprintln!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
+    if wizard::confirm("Uninstall?")? {
+        return Ok(());
+    }
+    Err(Error::input(if recovered {
+        "not confirmed; only the interrupted run was undone, nothing else was changed"
+    } else {
+        "not confirmed; nothing was changed"
+    }))
 }
 
 pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
@@ -51,7 +61,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     // Not after undoing an interrupted run: that was a change, and Ctrl-C
     // then keeps its usual effect.
     let prompting = (wizard::interactive() && !recovered).then(crate::interrupt::prompting);
-    confirm(&args, &plan)?;
+    confirm(&args, &plan, recovered)?;
     drop(prompting);
     super::apply_journaled(system, paths, &plan, "uninstall", "Removing")?;
     crate::say!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");

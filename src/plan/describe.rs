@@ -199,8 +199,6 @@ pub fn describe(plan: &Plan) -> String {
     out
 }
 
-/// One line per step, without file contents: the wizard's summary before
-/// its final question (`--dry-run` shows everything).
 /// What a removal does that running `init` again does not simply give
 /// back, said before uninstall's question: a process stopped (with
 /// whatever else it served) and a certificate deleted (a new one must be
@@ -223,6 +221,8 @@ pub fn removal_consequences(plan: &Plan) -> Vec<String> {
         .collect()
 }
 
+/// One line per step, without file contents: the summary before a final
+/// question (`--dry-run` shows everything).
 pub fn summary(plan: &Plan) -> String {
     plan.steps
         .iter()

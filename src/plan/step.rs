@@ -16,8 +16,11 @@ use crate::system::{Existing, Ownership};
 /// Where a command's output goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Output {
-    /// Captured and shown when the command fails.
+    /// Captured and shown when the command fails (and as it comes, with `-v`).
     Capture,
+    /// Captured for the tool to read, never echoed by `-v`: it holds another
+    /// program's settings (ollama.service's `Environment=` may carry tokens).
+    Private,
     /// Appended to a log file: for commands that leave a daemon behind, which
     /// would otherwise hold our pipe open.
     LogFile(PathBuf),
@@ -54,6 +57,11 @@ impl Command {
 
     pub fn env(mut self, key: &str, value: &str) -> Command {
         self.env.push((key.into(), value.into()));
+        self
+    }
+
+    pub fn private_output(mut self) -> Command {
+        self.output = Output::Private;
         self
     }
 

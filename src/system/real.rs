@@ -78,6 +78,8 @@ pub fn read_stdin_limited(limit: u64, within: std::time::Duration) -> io::Result
 
 fn write_temp_then_rename(path: &Path, content: &[u8], ownership: Ownership) -> io::Result<()> {
     let dir = path.parent().ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no parent folder"))?;
+    // A bare file name (`--save-answers saved.yaml`) is in the current folder.
+    let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
     let mut temp = tempfile::Builder::new().prefix(crate::apply::TEMPORARY_PREFIX).tempfile_in(dir)?;
     let file = temp.as_file_mut();
     // Mode first: the temp file must never be readable by others, not even briefly.
@@ -131,7 +133,7 @@ fn run_command(command: &Command) -> RunOutput {
         expression = expression.env(key, value);
     }
     let (file, log_path) = match &command.output {
-        Output::Capture => match tempfile::tempfile() {
+        Output::Capture | Output::Private => match tempfile::tempfile() {
             Ok(f) => (f, None),
             Err(e) => return failed(format!("cannot create a temporary file: {e}")),
         },
@@ -147,9 +149,16 @@ fn run_command(command: &Command) -> RunOutput {
     let expression = expression.stderr_to_stdout().stdout_file(writer);
     let result = if crate::verbosity::verbose() {
         eprintln!("  + {command}");
-        match &log_path {
-            Some(_) => expression.run(),
-            None => run_echoing(&expression, &file),
+        match &command.output {
+            Output::Capture => run_echoing(&expression, &file),
+            Output::LogFile(path) => {
+                eprintln!("    (its output goes to {})", path.display());
+                expression.run()
+            }
+            Output::Private => {
+                eprintln!("    (its output is not shown: it holds another program's settings)");
+                expression.run()
+            }
         }
     } else {
         expression.run()
@@ -178,20 +187,37 @@ fn run_command(command: &Command) -> RunOutput {
 fn run_echoing(expression: &duct::Expression, output: &File) -> io::Result<std::process::Output> {
     use std::os::unix::fs::FileExt;
     let handle = expression.start()?;
+    // A command that writes without end (or no newline) is echoed up to
+    // READ_LIMIT, in lines of at most 8 KiB.
+    const LINE: usize = 8192;
     let mut shown = 0u64;
     let mut pending = Vec::new();
     let mut echo = |last: bool| {
-        let mut chunk = [0u8; 8192];
-        while let Ok(n @ 1..) = output.read_at(&mut chunk, shown) {
+        let mut chunk = [0u8; LINE];
+        while shown < READ_LIMIT
+            && let Ok(n @ 1..) = output.read_at(&mut chunk, shown)
+        {
             shown += n as u64;
             pending.extend_from_slice(&chunk[..n]);
         }
-        while let Some(end) = pending.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = pending.drain(..=end).collect();
-            eprintln!("    {}", crate::error::printable(String::from_utf8_lossy(&line).trim_end()));
+        let say = |bytes: &[u8]| {
+            eprintln!("    {}", crate::error::printable(String::from_utf8_lossy(bytes).trim_end()));
+        };
+        loop {
+            match pending.iter().position(|b| *b == b'\n') {
+                Some(end) if end < LINE => {
+                    say(&pending[..end]);
+                    pending.drain(..=end);
+                }
+                _ if pending.len() >= LINE => {
+                    say(&pending[..LINE]);
+                    pending.drain(..LINE);
+                }
+                _ => break,
+            }
         }
         if last && !pending.is_empty() {
-            eprintln!("    {}", crate::error::printable(String::from_utf8_lossy(&pending).trim_end()));
+            say(&pending);
             pending.clear();
         }
     };

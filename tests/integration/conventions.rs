@@ -44,6 +44,28 @@ fn a_terminal_gets_colour() {
     assert!(text.contains("\x1b[1;31mFAIL\x1b[0m"), "{text:?}");
 }
 
+/// The wizard's prompts too: no symbols with `TERM=dumb` or `NO_COLOR`.
+#[test]
+fn the_wizard_on_a_dumb_terminal_is_plain() {
+    let sandbox = Sandbox::new();
+    let defaults = sandbox.write("defaults.yaml", &sandbox.paths_yaml()).display().to_string();
+    for env in [("TERM", "dumb"), ("NO_COLOR", "1")] {
+        let mut command = Command::new(BIN);
+        command.args(["init", "--dry-run", "--defaults", &defaults]).current_dir(ROOT).env_remove("NO_COLOR");
+        command.env("TERM", "xterm").env(env.0, env.1);
+        let mut session = Session::spawn(command).unwrap();
+        session.set_expect_timeout(Some(Duration::from_secs(30)));
+        let mut all = Vec::new();
+        all.extend_from_slice(session.expect("Proxy").unwrap().as_bytes());
+        session.send("\r").unwrap();
+        all.extend_from_slice(session.expect("Domain name").unwrap().as_bytes());
+        session.send("\x03").unwrap();
+        all.extend_from_slice(session.expect(Eof).unwrap().as_bytes());
+        let all = String::from_utf8_lossy(&all).into_owned();
+        assert!(all.contains("Proxy: nginx") && !all.contains('✔') && !all.contains('❯'), "{env:?}: {all:?}");
+    }
+}
+
 #[test]
 fn no_color_or_a_dumb_terminal_gets_plain_ascii() {
     let sandbox = Sandbox::new();
@@ -109,8 +131,21 @@ fn answers_from_standard_input() {
         .run();
     let (a, b) = (crate::support::tree(&from_file), crate::support::tree(&from_pipe));
     assert!(!a.is_empty(), "render wrote nothing");
-    // The generated salts differ; the files and their names do not.
+    // The same files, but for what is new in every run (bcrypt's salts,
+    // the fingerprint of the hashes in nginx's cache key).
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
+    let hashes = regex::Regex::new(r"\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}").unwrap();
+    let fingerprint = regex::Regex::new(r#"proxy_cache_key "[^ ]+ "#).unwrap();
+    let same = |path: &std::path::Path| {
+        let text = std::fs::read_to_string(path).unwrap();
+        let text = hashes.replace_all(&text, "HASH");
+        fingerprint.replace_all(&text, "proxy_cache_key FINGERPRINT ").into_owned()
+    };
+    let files: Vec<&String> = a.iter().filter(|(_, v)| v.starts_with("file")).map(|(k, _)| k).collect();
+    assert!(!files.is_empty());
+    for file in files {
+        assert_eq!(same(&from_file.join(file)), same(&from_pipe.join(file)), "{file}");
+    }
 
     Tool::new()
         .args(["init", "--answers", "-", "--dry-run"])
@@ -147,6 +182,18 @@ fn answers_from_a_pipe_that_never_closes_end_the_run() {
         String::from_utf8_lossy(&out.stderr),
         "error: cannot read answers file <stdin>: standard input was not closed within 30 s\n"
     );
+}
+
+#[test]
+fn defaults_from_standard_input_are_refused() {
+    Tool::new()
+        .args(["init", "--defaults", "-", "--dry-run"])
+        .stdin("proxy: nginx\n")
+        .status(2)
+        .stderr_has("error: no --answers FILE, and no terminal to ask on")
+        .run();
+    let text = on_a_terminal(&["init", "--defaults", "-", "--dry-run"], &[("NO_COLOR", "1")]);
+    assert!(text.contains("error: --defaults -: the wizard reads its answers from the terminal"), "{text:?}");
 }
 
 #[test]
@@ -194,4 +241,45 @@ fn quiet_and_verbose() {
         .status(2)
         .stderr_has("error: the argument '--quiet' cannot be used with '--verbose'")
         .run();
+}
+
+/// `-q` keeps the plan's warnings (here: Ollama does not answer where the
+/// answers say), on standard error.
+#[test]
+fn quiet_still_says_the_plans_warnings() {
+    use crate::support::deployment::{ALICE_ONLY, Deployment};
+    let d = Deployment::prepare("nginx", ALICE_ONLY);
+    let closed = free_port();
+    let yaml = std::fs::read_to_string(&d.answers).unwrap();
+    let upstream = yaml.lines().find(|l| l.starts_with("upstream: ")).unwrap().to_string();
+    std::fs::write(&d.answers, yaml.replace(&upstream, &format!("upstream: 127.0.0.1:{closed}"))).unwrap();
+    // The check at the end fails (502): its report is shown, quiet or not.
+    let ran = d.init().args(["-q"]).status(3).any_stdout().any_stderr().run();
+    let warning = format!("warning: Ollama does not answer at http://127.0.0.1:{closed}");
+    assert!(ran.stderr.starts_with(&warning), "{}", ran.stderr);
+    assert!(ran.stdout.contains("  FAIL  "), "{}", ran.stdout);
+    assert!(!ran.stdout.contains("Applying:"), "{}", ran.stdout);
+}
+
+/// A bare file name is a file in the current folder, as everywhere.
+#[test]
+fn save_answers_to_a_bare_file_name() {
+    let sandbox = Sandbox::new();
+    let out = Command::new(BIN)
+        .args([
+            "init",
+            "--dry-run",
+            "--answers",
+            &format!("{ROOT}/examples/nginx.yaml"),
+            "--save-answers",
+            "saved.yaml",
+        ])
+        .current_dir(sandbox.root())
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("Saved the answers to saved.yaml"), "{stdout}");
+    assert!(sandbox.path("saved.yaml").exists());
 }

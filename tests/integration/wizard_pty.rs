@@ -370,11 +370,12 @@ fn a_busy_port_is_refused_when_it_is_asked() {
     answer(&mut s, "Port to listen on", &format!("{busy_port}\r"));
     s.expect(format!("port {busy_port} is in use by integration")).unwrap();
     s.expect("choose another port, or stop it and press Enter again").unwrap();
-    let free = crate::support::free_port();
-    answer(&mut s, "Port to listen on", &format!("{free}\r"));
+    // Once its program has stopped, Enter takes the port typed before.
+    drop(busy);
+    answer(&mut s, "Port to listen on", ENTER);
+    s.expect(format!("Port to listen on: {busy_port}")).unwrap();
     answer(&mut s, "Where Ollama listens", "\x03");
     s.expect(Eof).unwrap();
-    drop(busy);
 }
 
 /// After the last question, a plan that cannot apply (here: HTTPS's
@@ -453,7 +454,7 @@ fn refusals_and_mismatches_leave_a_clean_screen() {
         shown.extend_from_slice(found.as_bytes());
     };
     let bad = "ollama example.com;";
-    let refusal = ollama_secure::fields::host(bad).err().expect("a space is refused");
+    let refusal = ollama_secure::fields::host(bad).expect_err("a space is refused");
     assert!(refusal.chars().count() > 80, "the refusal must be wider than the terminal: {refusal}");
     until(&mut s, "Proxy");
     s.send(ENTER).unwrap();
@@ -471,6 +472,13 @@ fn refusals_and_mismatches_leave_a_clean_screen() {
     s.send("alice\r").unwrap();
     until(&mut s, "How should alice get a password?");
     s.send(format!("{DOWN}{ENTER}")).unwrap();
+    // A password bcrypt would cut is refused as soon as it is typed.
+    until(&mut s, "Password for alice");
+    while s.is_echo().unwrap() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    s.send(format!("{}\r", "x".repeat(73))).unwrap();
+    until(&mut s, "bcrypt reads only the first 72");
     for (first, second) in [("one password typed", "another password"), ("the agreed password", "the agreed password")]
     {
         for (prompt, keys) in [("Password for alice", first), ("Repeat it", second)] {
@@ -501,6 +509,7 @@ fn refusals_and_mismatches_leave_a_clean_screen() {
     assert_eq!(lines.iter().filter(|l| l.contains("Password for alice")).count(), 1, "stale password prompts:\n{all}");
     assert!(!lines.iter().any(|l| l.contains("Repeat it")), "a stale confirmation prompt:\n{all}");
     assert_eq!(lines.iter().filter(|l| l.contains("The two passwords differ")).count(), 1, "{all}");
+    assert_eq!(lines.iter().filter(|l| l.contains("bcrypt reads only the first 72")).count(), 1, "{all}");
     // The short password is said once, in the wizard's words, not again
     // in the answers file's (`users[0]: ... or generate: true`).
     assert_eq!(lines.iter().filter(|l| l.contains("fewer than 20 characters")).count(), 1, "{all}");
