@@ -178,7 +178,8 @@ fn caddy_forwarding_the_public_host_is_caught() {
 fn caddy_without_auth_is_caught_as_open() {
     let d = Deployment::deploy("caddy", ALICE_ONLY);
     break_site(&d, |t| {
-        let start = t.find("\tbasicauth ").unwrap();
+        // Caddy 2.6's name, or 2.8's and later.
+        let start = t.find("\tbasicauth ").or_else(|| t.find("\tbasic_auth ")).unwrap();
         let end = start + t[start..].find("\t}\n").unwrap() + 3;
         format!("{}{}", &t[..start], &t[end..])
     });

@@ -46,10 +46,13 @@ pub fn sandboxed_config(sandbox: &Sandbox, yaml: &str) -> Config {
     config
 }
 
-/// Renders `config` into the sandbox and runs the proxy's validator.
+/// Renders `config` into the sandbox, for the proxy's version installed
+/// here (as `init` would), and runs the proxy's validator.
 /// Returns (valid, validator output).
 pub fn render_and_validate(sandbox: &Sandbox, config: &Config) -> (bool, String) {
-    let (_, _, plan) = plan_for(config, &Facts::empty("20261130T175200Z"), 7);
+    let installed = config.settings.proxy.module().installed_version(&ollama_secure::system::RealSystem);
+    let facts = Facts { proxy_version: installed, ..Facts::empty("20261130T175200Z") };
+    let (_, _, plan) = plan_for(config, &facts, 7);
     for step in &plan.steps {
         match &step.action {
             Action::Write { file, .. } => {
@@ -97,6 +100,9 @@ fn every_rendered_variant_passes_the_real_validator() {
         prepare_main_config(&sandbox, config.settings.proxy);
         let (ok, output) = render_and_validate(&sandbox, &config);
         assert!(ok, "{} does not validate:\n{output}", input.display());
+        // Caddy 2.8 and later warn about `basicauth`: what is rendered for
+        // the version installed uses the name it knows.
+        assert!(!output.contains("deprecated"), "{}:\n{output}", input.display());
     }
 }
 
@@ -145,5 +151,20 @@ fn the_nginx_acme_bootstrap_site_passes_nginx_t_without_a_certificate() {
         assert!(!live_paths(&config.settings).unwrap().0.exists());
         let (ok, output) = sh("nginx", &["-t", "-c", paths.nginx_conf.to_str().unwrap()]);
         assert!(ok, "{}: the bootstrap site does not validate:\n{output}", input.display());
+    }
+}
+
+/// The Caddy the tests run (`caddy` on PATH): the one `.ci/run` asks for
+/// when it runs the Caddy tests again with the official build
+/// (`OLLAMA_SECURE_EXPECT_CADDY`), else whichever answers with a version.
+#[test]
+fn caddy_under_test_is_the_one_asked_for() {
+    let out =
+        std::process::Command::new("caddy").arg("version").env("HOME", "/proc/version").output().expect("caddy runs");
+    let version = String::from_utf8_lossy(&out.stdout);
+    let version = version.split_whitespace().next().unwrap_or_default().trim_start_matches('v').to_string();
+    assert!(version.starts_with("2."), "caddy version said {version:?}");
+    if let Ok(expected) = std::env::var("OLLAMA_SECURE_EXPECT_CADDY") {
+        assert_eq!(version, expected, "the Caddy on PATH is not the one asked for");
     }
 }
