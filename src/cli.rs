@@ -61,6 +61,17 @@ pub enum Command {
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
+    /// Write the man pages and the bash, zsh and fish completions, made from
+    /// these very definitions (for packaging: `.ci/build-deb`).
+    #[command(hide = true)]
+    GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct GenerateDocsArgs {
+    /// Folder to write into: `man/*.1` and `completions/` below it.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
 }
 
 #[derive(Debug, Args)]

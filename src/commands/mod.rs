@@ -3,6 +3,7 @@
 
 mod change;
 mod check;
+mod docs;
 mod harden;
 mod init;
 mod keys;
@@ -33,6 +34,7 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
         Command::Users(command) => users::run(command, system),
         Command::Keys(command) => keys::run(command, system),
         Command::Usage(args) => usage::run(args, system),
+        Command::GenerateDocs(args) => docs::run(args, system),
     }
 }
 

@@ -1,0 +1,98 @@
+//! `generate-docs` (hidden): the man pages (clap_mangen) and shell
+//! completions (clap_complete), made from the clap definitions themselves,
+//! so that they never drift from `--help`. The package build runs it.
+
+use std::path::{Path, PathBuf};
+
+use clap::CommandFactory;
+
+use crate::cli::{Cli, GenerateDocsArgs};
+use crate::error::{Error, Result};
+use crate::system::{Existing, Ownership, System};
+
+/// The name users type; the man pages of subcommands are `NAME-SUB`.
+const NAME: &str = "ollama-secure";
+
+/// Every page: `ollama-secure.1`, then one per subcommand, nested ones too
+/// (`ollama-secure-users-add.1`), hidden ones and `help` left out.
+fn man_pages(command: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
+    let mut page = Vec::new();
+    clap_mangen::Man::new(command.clone().name(name.to_string())).render(&mut page)?;
+    pages.push((format!("{name}.1"), page));
+    // Not clap's own `help` subcommand: `--help` is on every page.
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+        man_pages(sub, &format!("{name}-{}", sub.get_name()), pages)?;
+    }
+    Ok(())
+}
+
+/// What `generate-docs` writes, by path below `--out`.
+pub fn files() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
+    let mut command = Cli::command();
+    command.build();
+    let mut pages = Vec::new();
+    man_pages(&command, NAME, &mut pages)?;
+    let mut files: Vec<(PathBuf, Vec<u8>)> =
+        pages.into_iter().map(|(page, text)| (Path::new("man").join(page), text)).collect();
+    use clap_complete::Shell;
+    for (shell, file) in
+        [(Shell::Bash, "ollama-secure.bash"), (Shell::Zsh, "_ollama-secure"), (Shell::Fish, "ollama-secure.fish")]
+    {
+        let mut script = Vec::new();
+        clap_complete::generate(shell, &mut command, NAME, &mut script);
+        files.push((Path::new("completions").join(file), script));
+    }
+    Ok(files)
+}
+
+pub fn run(args: GenerateDocsArgs, system: &dyn System) -> Result<()> {
+    let files = files().map_err(|e| Error::failed(format!("cannot make the man pages: {e}")))?;
+    let me = Ownership { mode: 0o644, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
+    for (relative, content) in &files {
+        let path = args.out.join(relative);
+        let parent = path.parent().expect("below --out");
+        let mut missing: Vec<&Path> =
+            parent.ancestors().take_while(|d| system.inspect(d) == Existing::Missing).collect();
+        missing.reverse();
+        for dir in missing {
+            system.create_dir(dir, 0o755).map_err(|e| Error::io("cannot create", dir, e))?;
+        }
+        system.write_atomic(&path, content, me).map_err(|e| Error::io("cannot write", &path, e))?;
+        crate::say!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_page_for_every_command_and_a_script_for_each_shell() {
+        let files = files().unwrap();
+        let names: Vec<String> = files.iter().map(|(p, _)| p.display().to_string()).collect();
+        for expected in [
+            "man/ollama-secure.1",
+            "man/ollama-secure-init.1",
+            "man/ollama-secure-users-add.1",
+            "man/ollama-secure-keys-new.1",
+            "man/ollama-secure-uninstall.1",
+            "completions/ollama-secure.bash",
+            "completions/_ollama-secure",
+            "completions/ollama-secure.fish",
+        ] {
+            assert!(names.iter().any(|n| n == expected), "{expected} missing from {names:?}");
+        }
+        assert!(!names.iter().any(|n| n.contains("generate-docs")), "the hidden command has a page: {names:?}");
+        assert!(!names.iter().any(|n| n.contains("-help")), "clap's help command has a page: {names:?}");
+        // The exit codes, on the main page as in --help.
+        let main = &files.iter().find(|(p, _)| p.ends_with("ollama-secure.1")).unwrap().1;
+        assert!(String::from_utf8_lossy(main).contains("Exit codes"), "{}", String::from_utf8_lossy(main));
+        let init = &files.iter().find(|(p, _)| p.ends_with("ollama-secure-init.1")).unwrap().1;
+        let init = String::from_utf8_lossy(init);
+        // The flags, with the help --help shows.
+        assert!(init.contains("\\-\\-answers") && init.contains("standard input"), "{init}");
+        let bash = &files.iter().find(|(p, _)| p.ends_with("ollama-secure.bash")).unwrap().1;
+        assert!(String::from_utf8_lossy(bash).contains("--save-answers"));
+    }
+}
