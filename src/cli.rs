@@ -58,6 +58,11 @@ pub enum Command {
     /// (OLLAMA_HOST), then a restart, proven and rolled back on failure;
     /// otherwise, the fix for the way Ollama is started.
     HardenOllama(HardenArgs),
+    /// What is set up here: the proxy and its files, whether it runs and
+    /// asks for credentials, the users and keys (names and roles), the
+    /// certificate's days left and what renews it. Exit 0 when all is well,
+    /// 3 when something is wrong, 2 when nothing is set up.
+    Status(StatusArgs),
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
@@ -65,6 +70,15 @@ pub enum Command {
     /// these very definitions (for packaging: `.ci/build-deb`).
     #[command(hide = true)]
     GenerateDocs(GenerateDocsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Print it as JSON, for scripts.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub setup: SetupArgs,
 }
 
 #[derive(Debug, Args)]

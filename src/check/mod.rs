@@ -5,7 +5,7 @@
 mod judge;
 mod probe;
 mod report;
-mod tls;
+pub mod tls;
 
 pub use judge::{bursts, exposure};
 pub use probe::{AdminApi, Options, Replies, collect, parse_resolve, resolve_hosts};

@@ -8,6 +8,7 @@ mod harden;
 mod init;
 mod keys;
 mod render;
+mod status;
 mod uninstall;
 mod usage;
 mod users;
@@ -35,6 +36,7 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
         Command::Keys(command) => keys::run(command, system),
         Command::Usage(args) => usage::run(args, system),
         Command::GenerateDocs(args) => docs::run(args, system),
+        Command::Status(args) => status::run(args, system),
     }
 }
 

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 pub use describe::{describe, removal_consequences, summary, undo_text};
 pub use harden::{Hardening, harden, soften};
 pub use removal::removal;
+pub use service::renewal_finding;
 pub use step::{
     Action, Change, Command, EXIT_LIMIT, LISTEN_LIMIT, OLD_WORKERS_LIMIT, Output, Purpose, Snapshot, Step, VERIFY_LIMIT,
 };

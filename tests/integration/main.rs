@@ -25,6 +25,7 @@ mod render_snapshots;
 mod repair;
 mod standin_fidelity;
 mod started_by_hand;
+mod status_e2e;
 mod system;
 mod systemd;
 mod uninstall_e2e;
