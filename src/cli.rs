@@ -127,6 +127,17 @@ pub struct InitArgs {
     #[arg(long)]
     pub no_check: bool,
 
+    /// Print, on standard output, one JSON object saying what changed (or,
+    /// with --dry-run, would change): files, links, commands, backups, the
+    /// check's result; everything else goes to standard error.
+    #[arg(long)]
+    pub json: bool,
+
+    /// With --json: put generated passwords and keys in it (otherwise they
+    /// are shown on standard error, once, as without --json).
+    #[arg(long, requires = "json")]
+    pub show_secrets: bool,
+
     /// Trust this CA certificate (PEM) in the check at the end: for
     /// certificates from a private ACME server or Let's Encrypt staging.
     #[arg(long, value_name = "FILE")]
@@ -246,6 +257,12 @@ pub struct UninstallArgs {
     /// and a certificate to delete, is only asked on a terminal).
     #[arg(long, short = 'y')]
     pub yes: bool,
+
+    /// Print, on standard output, one JSON object saying what was (or, with
+    /// --dry-run, would be) removed, restored and run; everything else goes
+    /// to standard error.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]

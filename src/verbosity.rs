@@ -19,6 +19,9 @@ pub enum Verbosity {
 }
 
 static LEVEL: OnceLock<Verbosity> = OnceLock::new();
+/// `--json`: standard output holds only the JSON; what a person reads goes
+/// to standard error instead.
+static JSON: OnceLock<bool> = OnceLock::new();
 
 impl Verbosity {
     /// From the two flags (clap refuses both at once).
@@ -36,6 +39,15 @@ pub fn set(level: Verbosity) {
     let _ = LEVEL.set(level);
 }
 
+/// From `--json`, before anything is printed. Later calls change nothing.
+pub fn set_json_output() {
+    let _ = JSON.set(true);
+}
+
+pub fn json_output() -> bool {
+    JSON.get().copied().unwrap_or(false)
+}
+
 pub fn level() -> Verbosity {
     LEVEL.get().copied().unwrap_or(Verbosity::Normal)
 }
@@ -48,16 +60,35 @@ pub fn verbose() -> bool {
     level() == Verbosity::Verbose
 }
 
-/// Where progress goes: standard output, or nowhere when quiet.
+/// Where progress goes: standard output (standard error with `--json`), or
+/// nowhere when quiet.
 pub fn progress() -> Box<dyn Write> {
-    if quiet() { Box::new(std::io::sink()) } else { Box::new(std::io::stdout()) }
+    match (quiet(), json_output()) {
+        (true, _) => Box::new(std::io::sink()),
+        (false, true) => Box::new(std::io::stderr()),
+        (false, false) => Box::new(std::io::stdout()),
+    }
 }
 
-/// `println!` for progress: nothing when quiet.
+/// `println!` for progress: nothing when quiet; on standard error with
+/// `--json`.
 #[macro_export]
 macro_rules! say {
     ($($arg:tt)*) => {
         if !$crate::verbosity::quiet() {
+            $crate::show!($($arg)*);
+        }
+    };
+}
+
+/// `println!` for what is always shown (a dry run's plan, generated
+/// secrets, a check's report): on standard error with `--json`.
+#[macro_export]
+macro_rules! show {
+    ($($arg:tt)*) => {
+        if $crate::verbosity::json_output() {
+            eprintln!($($arg)*);
+        } else {
             println!($($arg)*);
         }
     };

@@ -115,19 +115,19 @@ fn answers(args: &InitArgs) -> Result<(Answers, String)> {
 }
 
 fn print_dry_run(plan: &Plan, resolution: &Resolution, is_root: bool) {
-    print!("{}", describe(plan));
+    crate::show!("{}", describe(plan).trim_end());
     if !resolution.generated.is_empty() {
         let names: Vec<&str> = resolution.generated.iter().map(|(name, _)| name.as_str()).collect();
-        println!("\nPasswords will be generated for: {} (shown once, when applied).", names.join(", "));
+        crate::show!("\nPasswords will be generated for: {} (shown once, when applied).", names.join(", "));
     }
     if !resolution.generated_keys.is_empty() {
         let names: Vec<&str> = resolution.generated_keys.iter().map(|(name, _)| name.as_str()).collect();
-        println!("\nAPI keys will be generated for: {} (shown once, when applied).", names.join(", "));
+        crate::show!("\nAPI keys will be generated for: {} (shown once, when applied).", names.join(", "));
     }
     if !is_root {
-        println!("\nApplying needs root (sudo).");
+        crate::show!("\nApplying needs root (sudo).");
     }
-    println!("\nDry run: nothing was changed.");
+    crate::show!("\nDry run: nothing was changed.");
 }
 
 /// Whether answers the wizard just took would be lost by a refusal: not
@@ -198,7 +198,7 @@ fn print_narrowed(resolution: &setup::Resolution) {
         return;
     }
     let names: Vec<&str> = resolution.narrowed.iter().map(|n| n.as_str()).collect();
-    println!(
+    crate::show!(
         "warning: {} could manage models before this version; now the user role (inference and reading):          give `role: admin` in the answers (or `ollama-secure users role NAME admin`) to whoever must pull, create          or delete models\n",
         names.join(", ")
     );
@@ -216,7 +216,42 @@ fn print_kept(resolution: &setup::Resolution) {
     );
 }
 
+/// `--json`: what the run changed (or would), for scripts such as an
+/// Ansible module, which reports `changed` from it.
+fn json_summary(
+    plan: &Plan,
+    dry_run: bool,
+    resolution: &Resolution,
+    secrets: bool,
+    check: Option<&check::Report>,
+) -> serde_json::Value {
+    let generated: Vec<&str> = resolution.generated.iter().map(|(name, _)| name.as_str()).collect();
+    let generated_keys: Vec<&str> = resolution.generated_keys.iter().map(|(name, _)| name.as_str()).collect();
+    let mut summary = serde_json::json!({
+        "dry_run": dry_run,
+        "changed": !plan.is_empty(),
+        "touched": plan::touched(plan),
+        "backups": plan.backups(),
+        "blockers": plan.blockers,
+        "generated_passwords_for": generated,
+        "generated_keys_for": generated_keys,
+        "check": check,
+    });
+    if secrets && !dry_run {
+        let passwords: serde_json::Map<String, serde_json::Value> =
+            resolution.generated.iter().map(|(name, p)| (name.to_string(), p.expose().into())).collect();
+        let keys: serde_json::Map<String, serde_json::Value> =
+            resolution.generated_keys.iter().map(|(name, k)| (name.to_string(), k.text().expose().into())).collect();
+        summary["passwords"] = passwords.into();
+        summary["keys"] = keys.into();
+    }
+    summary
+}
+
 pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
+    if args.json {
+        crate::verbosity::set_json_output();
+    }
     // At the questions nothing has changed yet: Ctrl-C ends the run there
     // and then, with the terminal put back.
     let asking = args.answers.is_none() && wizard::interactive();
@@ -244,11 +279,14 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     print_narrowed(&resolution);
     if args.dry_run {
         if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
-            println!("{warning}\n");
+            crate::show!("{warning}\n");
         }
         print_dry_run(&plan, &resolution, facts.is_root);
         if let Some(path) = &args.save_answers {
             save_answers(system, path, &answers.with_hashes(&resolution, false))?;
+        }
+        if args.json {
+            println!("{}", json_summary(&plan, true, &resolution, false, None));
         }
         if args.strict && !plan.blockers.is_empty() {
             return Err(Error::input("--strict: applying would be refused now, for the reasons listed above"));
@@ -282,18 +320,37 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     apply_plan(system, &plan, &journal)?;
     // Shown before the journal ends: a run killed before this is undone by
     // the next one, so no generated hash stays whose secret nobody saw.
-    super::print_generated(&resolution, &setup.access);
+    // With --json --show-secrets they are in the JSON, printed (after the
+    // check it reports) before the journal ends too.
+    let in_json = args.json && args.show_secrets;
+    if !in_json {
+        super::print_generated(&resolution, &setup.access);
+    }
     if !plan.is_empty() && !crate::verbosity::quiet() {
         super::print_how_to_connect(&setup);
+    }
+    // With --json the check comes first: the JSON reports it.
+    let check = |system| self_check(system, &config, &setup, &resolution, args.cacert.as_deref());
+    let mut report = None;
+    if args.json && !args.no_check {
+        report = check(system)?;
+    }
+    if args.json {
+        println!("{}", json_summary(&plan, false, &resolution, args.show_secrets, report.as_ref()));
     }
     journal.commit()?;
     if let Some(path) = &args.save_answers {
         save_answers(system, path, &answers.with_hashes(&resolution, true))?;
     }
-    if args.no_check {
-        return Ok(());
+    if !args.json && !args.no_check {
+        report = check(system)?;
     }
-    self_check(system, &config, &setup, &resolution, args.cacert.as_deref())
+    match report {
+        Some(report) if !report.passed => {
+            Err(Error::check_failed("the setup was applied, but the check found problems (see above)"))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// How `init` checks the server it just set up: as a client would, but
@@ -305,7 +362,7 @@ fn self_check(
     setup: &Setup,
     resolution: &Resolution,
     cacert: Option<&Path>,
-) -> Result<()> {
+) -> Result<Option<check::Report>> {
     let known = config.users.iter().find_map(|u| match &u.password {
         PasswordSource::Given(secret) => Some((u.username.to_string(), secret.clone())),
         _ => resolution.generated.iter().find(|(name, _)| *name == u.username).map(|(n, p)| (n.to_string(), p.clone())),
@@ -318,14 +375,14 @@ fn self_check(
             site.local_address(),
             site.public_url()
         );
-        return Ok(());
+        return Ok(None);
     }
     let Some((username, password)) = known else {
         crate::say!(
             "\nNot checked: this run knows no user's password (only hashes). Run `ollama-secure check --url {} --username NAME`.",
             site.public_url()
         );
-        return Ok(());
+        return Ok(None);
     };
     let mut options = check_options(setup, username, password, cacert.map(Path::to_path_buf))?;
     options.error_log = setup.proxy().error_log(system, &setup.settings.paths);
@@ -333,13 +390,9 @@ fn self_check(
     let report = check::run(system, &options);
     // Quiet: the report only when something failed (the error points to it).
     if !report.passed || !crate::verbosity::quiet() {
-        print!("{}", report.text());
+        crate::show!("{}", report.text().trim_end());
     }
-    if report.passed {
-        Ok(())
-    } else {
-        Err(Error::check_failed("the setup was applied, but the check found problems (see above)"))
-    }
+    Ok(Some(report))
 }
 
 fn check_options(setup: &Setup, username: String, password: Secret, cacert: Option<PathBuf>) -> Result<check::Options> {

@@ -44,7 +44,7 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
 /// `-q` only the warnings (on stderr, as the answers' warnings are).
 fn print_findings(findings: &[crate::error::Finding]) {
     if !crate::verbosity::quiet() {
-        findings.iter().for_each(|finding| println!("  - {finding}"));
+        findings.iter().for_each(|finding| crate::say!("  - {finding}"));
         return;
     }
     let warnings: Vec<_> = findings.iter().filter(|f| f.severity == crate::error::Severity::Warning).cloned().collect();
@@ -124,9 +124,11 @@ fn installed_at(system: &dyn System, paths: Paths, answers: Option<(Answers, Str
 fn begin_changes(system: &dyn System, paths: &Paths) -> Result<Changing> {
     let lock = crate::lock::acquire(&paths.lock)?;
     let journal = crate::journal::Journal::at(system, &paths.journal, "recovery");
-    let recovered = crate::apply::recover(system, &journal, &mut std::io::stdout())?;
+    let mut out: Box<dyn std::io::Write> =
+        if crate::verbosity::json_output() { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    let recovered = crate::apply::recover(system, &journal, &mut out)?;
     if !recovered {
-        let leftovers = crate::apply::remove_temporary_files(system, &[], &paths.journal, &mut std::io::stdout());
+        let leftovers = crate::apply::remove_temporary_files(system, &[], &paths.journal, &mut out);
         if !leftovers.is_empty() {
             return Err(Error::failed(leftovers.join("\n")));
         }
@@ -196,16 +198,16 @@ fn password_from(env: Option<&str>, file: Option<&Path>) -> Result<Option<Secret
 /// are shown.
 fn print_generated(resolution: &crate::setup::Resolution, access: &crate::access::Access) {
     if !resolution.generated.is_empty() {
-        println!("\nGenerated passwords (shown once; store them now, they cannot be recovered):");
+        crate::show!("\nGenerated passwords (shown once; store them now, they cannot be recovered):");
         for (user, password) in &resolution.generated {
-            println!("  {user} ({} role): {}", access.role_of_user(user), password.expose());
+            crate::show!("  {user} ({} role): {}", access.role_of_user(user), password.expose());
         }
     }
     if !resolution.generated_keys.is_empty() {
-        println!("\nGenerated API keys (shown once; store them now, they cannot be recovered):");
+        crate::show!("\nGenerated API keys (shown once; store them now, they cannot be recovered):");
         for (name, key) in &resolution.generated_keys {
             let role = access.key(name).map(|k| k.role).unwrap_or_default();
-            println!("  {name} ({role} role): {}", key.text().expose());
+            crate::show!("  {name} ({role} role): {}", key.text().expose());
         }
     }
 }
@@ -219,7 +221,7 @@ fn print_how_to_connect(setup: &crate::setup::Setup) {
         .entries()
         .map(|user| (user.username.to_string(), setup.access.role_of_user(user.username.as_str())))
         .collect();
-    println!("{}", how_to_connect(&url, &users, !setup.access.keys.is_empty()));
+    crate::say!("{}", how_to_connect(&url, &users, !setup.access.keys.is_empty()));
 }
 
 /// Past this many users, the rest are counted rather than listed.

@@ -28,13 +28,30 @@ fn confirm(args: &UninstallArgs, plan: &Plan, recovered: bool) -> Result<()> {
     }))
 }
 
+/// `--json`: what the run removed, restored and ran (or would).
+fn json_summary(plan: &Plan, dry_run: bool) -> serde_json::Value {
+    serde_json::json!({
+        "dry_run": dry_run,
+        "changed": !plan.is_empty(),
+        "touched": plan::touched(plan),
+        "blockers": plan.blockers,
+    })
+}
+
 pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
+    if args.json {
+        crate::verbosity::set_json_output();
+    }
     let (paths, answers) = super::locate(args.answers.as_deref())?;
     let changing = if args.dry_run { None } else { Some(super::begin_changes(system, &paths)?) };
     let recovered = changing.as_ref().is_some_and(|c| c.recovered);
     // Undoing an interrupted init can leave nothing to uninstall.
     if recovered && system.inspect(&paths.state) == crate::system::Existing::Missing {
         crate::say!("Nothing else to uninstall.");
+        if args.json {
+            // What the undoing did is in its lines (standard error).
+            println!("{}", serde_json::json!({"dry_run": false, "changed": true, "touched": null, "blockers": []}));
+        }
         return Ok(());
     }
     // The state file says which proxy was set up; probe that one.
@@ -46,10 +63,13 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     crate::say!("ollama-secure {}: uninstall the Ollama site from {proxy}\n", env!("CARGO_PKG_VERSION"));
     if args.dry_run {
         if let Some(warning) = super::journal_warning_at(system, &paths.journal, super::PLAN_AS_IT_IS) {
-            println!("{warning}\n");
+            crate::show!("{warning}\n");
         }
-        print!("{}", describe(&plan));
-        println!("\nDry run: nothing was changed.");
+        crate::show!("{}", describe(&plan).trim_end());
+        crate::show!("\nDry run: nothing was changed.");
+        if args.json {
+            println!("{}", json_summary(&plan, true));
+        }
         return Ok(());
     }
     if !facts.is_root {
@@ -65,5 +85,8 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     drop(prompting);
     super::apply_journaled(system, paths, &plan, "uninstall", "Removing")?;
     crate::say!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
+    if args.json {
+        println!("{}", json_summary(&plan, false));
+    }
     Ok(())
 }

@@ -1,8 +1,10 @@
 //! The plan in words: in full for `--dry-run` (file contents with hashes
 //! redacted, every command, every wait, what undoes each step), and one
-//! line per step for the wizard's summary. Pure.
+//! line per step for the wizard's summary, and what it touches for
+//! scripts (`touched`). Pure.
 
 use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use super::{Action, Change, Command, Plan, Purpose, Step};
 use crate::render::{RenderedFile, redact_hashes};
@@ -197,6 +199,46 @@ pub fn describe(plan: &Plan) -> String {
         }
     }
     out
+}
+
+/// What a plan changes, for scripts (`--json`): each path and command once,
+/// in the plan's order.
+#[derive(Debug, Default, serde::Serialize)]
+pub struct Touched {
+    pub written: Vec<PathBuf>,
+    pub linked: Vec<PathBuf>,
+    pub removed: Vec<PathBuf>,
+    pub restored: Vec<PathBuf>,
+    pub created_dirs: Vec<PathBuf>,
+    pub commands: Vec<String>,
+}
+
+pub fn touched(plan: &Plan) -> Touched {
+    let mut touched = Touched::default();
+    let add = |list: &mut Vec<PathBuf>, path: &Path| {
+        if !list.iter().any(|p| p == path) {
+            list.push(path.to_path_buf());
+        }
+    };
+    for step in &plan.steps {
+        match &step.action {
+            Action::CreateDir { path, .. } => add(&mut touched.created_dirs, path),
+            Action::Write { file, .. } => add(&mut touched.written, &file.path),
+            Action::Link { link, .. } | Action::PutBackLink { link, .. } => add(&mut touched.linked, link),
+            Action::Remove { path }
+            | Action::RemoveDir { path }
+            | Action::RemoveCache { path }
+            | Action::RemoveTree { path, .. }
+            | Action::RemoveStaleSocket { path } => add(&mut touched.removed, path),
+            Action::Restore { path, .. } | Action::PutBack { path, .. } => add(&mut touched.restored, path),
+            Action::Run { command, .. } => touched.commands.push(command.to_string()),
+            Action::AwaitCertificate { .. }
+            | Action::Verify { .. }
+            | Action::AwaitLoopbackOnly { .. }
+            | Action::AwaitOllamaListening { .. } => {}
+        }
+    }
+    touched
 }
 
 /// What a removal does that running `init` again does not simply give

@@ -11,7 +11,7 @@ mod step;
 
 use std::path::{Path, PathBuf};
 
-pub use describe::{describe, removal_consequences, summary, undo_text};
+pub use describe::{Touched, describe, removal_consequences, summary, touched, undo_text};
 pub use harden::{Hardening, harden, soften};
 pub use removal::removal;
 pub use service::renewal_finding;

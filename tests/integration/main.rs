@@ -19,6 +19,7 @@ mod harden;
 mod hostile_input;
 mod https_e2e;
 mod interrupted;
+mod json_e2e;
 mod keys_e2e;
 mod long_running;
 mod render_snapshots;
