@@ -61,7 +61,7 @@ pub enum Command {
     /// What is set up here: the proxy and its files, whether it runs and
     /// asks for credentials, the users and keys (names and roles), the
     /// certificate's days left and what renews it. Exit 0 when all is well,
-    /// 3 when something is wrong, 2 when nothing is set up.
+    /// 3 when something is wrong, 2 when nothing is set up (or not root).
     Status(StatusArgs),
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.

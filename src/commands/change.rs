@@ -82,13 +82,13 @@ pub fn run(
     let plan = plan::for_setup(&setup, &facts, Goal::Users)?;
     if dry_run {
         if let Some(warning) = super::journal_warning_at(system, &journal_path, super::PLAN_AS_IT_IS) {
-            println!("{warning}\n");
+            crate::show!("{warning}\n");
         }
-        print!("{}", describe(&plan));
+        crate::show!("{}", describe(&plan).trim_end());
         if let Some(note) = &edited.dry_run_note {
-            println!("\n{note}");
+            crate::show!("\n{note}");
         }
-        println!("\nDry run: nothing was changed.");
+        crate::show!("\nDry run: nothing was changed.");
         return Ok(None);
     }
     if !facts.is_root {

@@ -14,24 +14,52 @@ use crate::system::{Existing, Ownership, System};
 const NAME: &str = "ollama-secure";
 
 /// Every page: `ollama-secure.1`, then one per subcommand, nested ones too
-/// (`ollama-secure-users-add.1`), hidden ones and `help` left out.
+/// (`ollama-secure-users-add.1`), hidden ones left out.
 fn man_pages(command: &clap::Command, name: &str, pages: &mut Vec<(String, Vec<u8>)>) -> std::io::Result<()> {
     let mut page = Vec::new();
     clap_mangen::Man::new(command.clone().name(name.to_string())).render(&mut page)?;
     pages.push((format!("{name}.1"), page));
-    // Not clap's own `help` subcommand: `--help` is on every page.
-    for sub in command.get_subcommands().filter(|s| !s.is_hide_set() && s.get_name() != "help") {
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
         man_pages(sub, &format!("{name}-{}", sub.get_name()), pages)?;
     }
     Ok(())
 }
 
+/// The command as users see it: without the hidden subcommands, which
+/// clap_complete would otherwise offer (and clap has no way to remove one).
+fn public(command: &clap::Command) -> clap::Command {
+    let mut public = clap::Command::new(command.get_name().to_string());
+    public = public.args(command.get_arguments().cloned());
+    if let Some(about) = command.get_about() {
+        public = public.about(about.clone());
+    }
+    if let Some(about) = command.get_long_about() {
+        public = public.long_about(about.clone());
+    }
+    if let Some(after) = command.get_after_help() {
+        public = public.after_help(after.clone());
+    }
+    if let Some(version) = command.get_version() {
+        public = public.version(version.to_string());
+    }
+    public.subcommands(command.get_subcommands().filter(|s| !s.is_hide_set()).cloned())
+}
+
+/// Without clap's `help` subcommands, at every level: the pages would
+/// list `help` pages that are not made (`--help` is on each page).
+fn without_help(command: clap::Command) -> clap::Command {
+    let names: Vec<String> = command.get_subcommands().map(|s| s.get_name().to_string()).collect();
+    names.iter().fold(command.disable_help_subcommand(true), |command, name| command.mut_subcommand(name, without_help))
+}
+
 /// What `generate-docs` writes, by path below `--out`.
 pub fn files() -> std::io::Result<Vec<(PathBuf, Vec<u8>)>> {
-    let mut command = Cli::command();
-    command.build();
+    let mut for_pages = without_help(public(&Cli::command()));
+    for_pages.build();
     let mut pages = Vec::new();
-    man_pages(&command, NAME, &mut pages)?;
+    man_pages(&for_pages, NAME, &mut pages)?;
+    let mut command = public(&Cli::command());
+    command.build();
     let mut files: Vec<(PathBuf, Vec<u8>)> =
         pages.into_iter().map(|(page, text)| (Path::new("man").join(page), text)).collect();
     use clap_complete::Shell;
@@ -94,5 +122,12 @@ mod tests {
         assert!(init.contains("\\-\\-answers") && init.contains("standard input"), "{init}");
         let bash = &files.iter().find(|(p, _)| p.ends_with("ollama-secure.bash")).unwrap().1;
         assert!(String::from_utf8_lossy(bash).contains("--save-answers"));
+        for (path, text) in &files {
+            let text = String::from_utf8_lossy(text);
+            assert!(!text.contains("generate-docs"), "{} offers the hidden command", path.display());
+            if path.starts_with("man") {
+                assert!(!text.contains("\\-help("), "{} points at a help page not made", path.display());
+            }
+        }
     }
 }

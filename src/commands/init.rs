@@ -218,9 +218,11 @@ fn print_kept(resolution: &setup::Resolution) {
 
 /// `--json`: what the run changed (or would), for scripts such as an
 /// Ansible module, which reports `changed` from it.
+/// `recovered`: the run began by undoing an interrupted one, a change too.
 fn json_summary(
     plan: &Plan,
     dry_run: bool,
+    recovered: bool,
     resolution: &Resolution,
     secrets: bool,
     check: Option<&check::Report>,
@@ -229,7 +231,7 @@ fn json_summary(
     let generated_keys: Vec<&str> = resolution.generated_keys.iter().map(|(name, _)| name.as_str()).collect();
     let mut summary = serde_json::json!({
         "dry_run": dry_run,
-        "changed": !plan.is_empty(),
+        "changed": recovered || !plan.is_empty(),
         "touched": plan::touched(plan),
         "backups": plan.backups(),
         "blockers": plan.blockers,
@@ -252,6 +254,9 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     if args.json {
         crate::verbosity::set_json_output();
     }
+    // Read now: a bad --cacert found by the check at the end would come
+    // after everything was applied.
+    let cacert_pem = args.cacert.as_deref().map(super::check::read_cacert).transpose()?;
     // At the questions nothing has changed yet: Ctrl-C ends the run there
     // and then, with the terminal put back.
     let asking = args.answers.is_none() && wizard::interactive();
@@ -286,7 +291,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
             save_answers(system, path, &answers.with_hashes(&resolution, false))?;
         }
         if args.json {
-            println!("{}", json_summary(&plan, true, &resolution, false, None));
+            println!("{}", json_summary(&plan, true, false, &resolution, false, None));
         }
         if args.strict && !plan.blockers.is_empty() {
             return Err(Error::input("--strict: applying would be refused now, for the reasons listed above"));
@@ -330,13 +335,16 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         super::print_how_to_connect(&setup);
     }
     // With --json the check comes first: the JSON reports it.
-    let check = |system| self_check(system, &config, &setup, &resolution, args.cacert.as_deref());
+    let check = |system| self_check(system, &config, &setup, &resolution, cacert_pem.clone());
     let mut report = None;
     if args.json && !args.no_check {
+        // A signal now is noted, not fatal: the check ends, the JSON (with
+        // any secrets in it) is printed and the journal ends.
+        let _catching = crate::interrupt::catch();
         report = check(system)?;
     }
     if args.json {
-        println!("{}", json_summary(&plan, false, &resolution, args.show_secrets, report.as_ref()));
+        println!("{}", json_summary(&plan, false, recovered, &resolution, args.show_secrets, report.as_ref()));
     }
     journal.commit()?;
     if let Some(path) = &args.save_answers {
@@ -361,7 +369,7 @@ fn self_check(
     config: &Config,
     setup: &Setup,
     resolution: &Resolution,
-    cacert: Option<&Path>,
+    cacert_pem: Option<Vec<u8>>,
 ) -> Result<Option<check::Report>> {
     let known = config.users.iter().find_map(|u| match &u.password {
         PasswordSource::Given(secret) => Some((u.username.to_string(), secret.clone())),
@@ -384,7 +392,7 @@ fn self_check(
         );
         return Ok(None);
     };
-    let mut options = check_options(setup, username, password, cacert.map(Path::to_path_buf))?;
+    let mut options = check_options(setup, username, password, cacert_pem);
     options.error_log = setup.proxy().error_log(system, &setup.settings.paths);
     crate::say!();
     let report = check::run(system, &options);
@@ -395,11 +403,10 @@ fn self_check(
     Ok(Some(report))
 }
 
-fn check_options(setup: &Setup, username: String, password: Secret, cacert: Option<PathBuf>) -> Result<check::Options> {
+fn check_options(setup: &Setup, username: String, password: Secret, cacert_pem: Option<Vec<u8>>) -> check::Options {
     let site = &setup.settings.site;
     let resolve = site.domain.iter().map(|domain| (domain.to_string(), site.local_address())).collect();
-    let cacert_pem = cacert.as_deref().map(super::check::read_cacert).transpose()?;
-    Ok(check::Options {
+    check::Options {
         url: reqwest::Url::parse(&site.public_url()).expect("public URLs parse"),
         credentials: crate::system::Credentials::Basic(username, password),
         cacert_pem,
@@ -413,5 +420,5 @@ fn check_options(setup: &Setup, username: String, password: Secret, cacert: Opti
         // Its plan has said so already, with the fix; `check` judges it.
         caddy_admin: None,
         error_log: None,
-    })
+    }
 }

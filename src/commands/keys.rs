@@ -23,9 +23,18 @@ pub fn run(command: KeysCommand, system: &dyn System) -> Result<()> {
         }
         KeysCommand::List { json, setup } => list(system, &setup, json),
         KeysCommand::Add { name, role, json, dry_run, setup } => {
+            if json {
+                // Before anything is printed (an interrupted run's undoing).
+                crate::verbosity::set_json_output();
+            }
             change(system, &setup, &name, Op::Add(role), json, dry_run)
         }
-        KeysCommand::Rotate { name, json, dry_run, setup } => change(system, &setup, &name, Op::Rotate, json, dry_run),
+        KeysCommand::Rotate { name, json, dry_run, setup } => {
+            if json {
+                crate::verbosity::set_json_output();
+            }
+            change(system, &setup, &name, Op::Rotate, json, dry_run)
+        }
         KeysCommand::Revoke { name, dry_run, setup } => change(system, &setup, &name, Op::Revoke, false, dry_run),
     }
 }

@@ -53,7 +53,15 @@ struct Status {
 
 fn gather(system: &dyn System, args: &StatusArgs) -> Result<Status> {
     let installed = super::find_installed(system, args.setup.answers.as_deref())?;
-    let (setup, facts) = super::change::installed_setup(system, &installed)?;
+    if !system.is_root() {
+        // The users file is 0640: without root, a setup reads as broken.
+        return Err(Error::input(
+            "status needs root to read the setup's files (the users file is 0640); run it with sudo",
+        ));
+    }
+    // A setup whose files are not as init left them is a problem found.
+    let (setup, facts) = super::change::installed_setup(system, &installed)
+        .map_err(|e| Error::check_failed(format!("the setup at {} is broken: {e}", installed.paths.state.display())))?;
     let settings = &setup.settings;
     let proxy = setup.proxy();
     let mut problems = Vec::new();
@@ -68,8 +76,12 @@ fn gather(system: &dyn System, args: &StatusArgs) -> Result<Status> {
     if !facts.proxy_running {
         problems.push(format!("{} is not running: the site does not answer", settings.proxy));
     }
+    // This machine's own address may be outside allow_from: then the
+    // site's 403 to it is the protection working.
+    let outsider = !settings.site.allows(settings.site.local_address());
     let site = match &facts.site {
         SiteAnswer::AsksForCredentials => "asks for credentials (401)".to_string(),
+        SiteAnswer::Status(403) if outsider => "refuses this machine's address (403, allow_from)".to_string(),
         SiteAnswer::Status(code) => {
             problems.push(format!(
                 "the site answers {code} without credentials, not 401: run `ollama-secure check` for the cause"
@@ -120,7 +132,7 @@ fn gather(system: &dyn System, args: &StatusArgs) -> Result<Status> {
         links: installed.state.links.clone(),
         running: facts.proxy_running,
         pid,
-        protected: facts.site == SiteAnswer::AsksForCredentials,
+        protected: facts.site == SiteAnswer::AsksForCredentials || (outsider && facts.site == SiteAnswer::Status(403)),
         site,
         users,
         keys,

@@ -28,11 +28,12 @@ fn confirm(args: &UninstallArgs, plan: &Plan, recovered: bool) -> Result<()> {
     }))
 }
 
-/// `--json`: what the run removed, restored and ran (or would).
-fn json_summary(plan: &Plan, dry_run: bool) -> serde_json::Value {
+/// `--json`: what the run removed, restored and ran (or would);
+/// `recovered`: it began by undoing an interrupted run, a change too.
+fn json_summary(plan: &Plan, dry_run: bool, recovered: bool) -> serde_json::Value {
     serde_json::json!({
         "dry_run": dry_run,
-        "changed": !plan.is_empty(),
+        "changed": recovered || !plan.is_empty(),
         "touched": plan::touched(plan),
         "blockers": plan.blockers,
     })
@@ -50,7 +51,8 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
         crate::say!("Nothing else to uninstall.");
         if args.json {
             // What the undoing did is in its lines (standard error).
-            println!("{}", serde_json::json!({"dry_run": false, "changed": true, "touched": null, "blockers": []}));
+            let nothing = plan::Touched::default();
+            println!("{}", serde_json::json!({"dry_run": false, "changed": true, "touched": nothing, "blockers": []}));
         }
         return Ok(());
     }
@@ -68,7 +70,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
         crate::show!("{}", describe(&plan).trim_end());
         crate::show!("\nDry run: nothing was changed.");
         if args.json {
-            println!("{}", json_summary(&plan, true));
+            println!("{}", json_summary(&plan, true, false));
         }
         return Ok(());
     }
@@ -86,7 +88,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     super::apply_journaled(system, paths, &plan, "uninstall", "Removing")?;
     crate::say!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
     if args.json {
-        println!("{}", json_summary(&plan, false));
+        println!("{}", json_summary(&plan, false, recovered));
     }
     Ok(())
 }

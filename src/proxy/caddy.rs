@@ -695,6 +695,7 @@ impl Proxy for Caddy {
         let nowhere = "/proc/version";
         let command = Command::new("caddy", &["version"])
             .env("HOME", nowhere)
+            .env("STEPPATH", "/proc/version/.step")
             .env("XDG_DATA_HOME", nowhere)
             .env("XDG_CONFIG_HOME", nowhere);
         let result = system.run(&command);

@@ -48,6 +48,12 @@ fn only_the_listed_networks_may_try_a_password(proxy: &'static str) {
         .args(["users", "add", "bob", "--password-env", "BOB_PASSWORD", "--answers", &d.answers])
         .stdout_has("Not checked: allow_from leaves out this machine's address (127.0.0.1); bob can be checked")
         .run();
+    // `status`: the 403 to this machine is the protection working.
+    d.tool()
+        .args(["status", "--answers", &d.answers])
+        .stdout_has("  site:        refuses this machine's address (403, allow_from)\n")
+        .stdout_has("All is well.")
+        .run();
     // `check` from here names the cause.
     d.check()
         .status(3)

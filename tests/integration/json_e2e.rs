@@ -34,6 +34,14 @@ fn init_and_uninstall_say_what_they_changed() {
     assert!(dry.get("passwords").is_none(), "{dry}");
     assert_eq!(d.machine(), before, "a dry run changed files");
 
+    // A --cacert that cannot be read is refused before anything is done.
+    d.init()
+        .args(["--json", "--cacert", "/nonexistent/ca.pem"])
+        .status(2)
+        .stderr_has("error: cannot read --cacert /nonexistent/ca.pem")
+        .run();
+    assert_eq!(d.machine(), before, "a refused run changed files");
+
     // Applied: the secrets in the JSON (asked for), not on standard error.
     let ran = d.init().args(["--json", "--show-secrets"]).any_stdout().stderr_has("Applying:").run();
     let applied = json(&ran.stdout);

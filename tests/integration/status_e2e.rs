@@ -37,6 +37,16 @@ fn a_working_setup_is_described_and_snapshotted() {
 }
 
 #[test]
+fn without_root_status_says_so() {
+    let d = Deployment::deploy("nginx", ALICE_ONLY);
+    status(&d)
+        .unprivileged()
+        .status(2)
+        .stderr("error: status needs root to read the setup's files (the users file is 0640); run it with sudo\n")
+        .run();
+}
+
+#[test]
 fn a_stopped_proxy_is_a_problem() {
     let d = Deployment::deploy("caddy", ALICE_ONLY);
     let pid = d.guard.pid().expect("init started Caddy");
