@@ -8,7 +8,7 @@ use clap::CommandFactory;
 
 use crate::cli::{Cli, GenerateDocsArgs};
 use crate::error::{Error, Result};
-use crate::system::{Existing, Ownership, System};
+use crate::system::{Ownership, System};
 
 /// The name users type; the man pages of subcommands are `NAME-SUB`.
 const NAME: &str = "ollama-secure";
@@ -78,13 +78,7 @@ pub fn run(args: GenerateDocsArgs, system: &dyn System) -> Result<()> {
     let me = Ownership { mode: 0o644, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
     for (relative, content) in &files {
         let path = args.out.join(relative);
-        let parent = path.parent().expect("below --out");
-        let mut missing: Vec<&Path> =
-            parent.ancestors().take_while(|d| system.inspect(d) == Existing::Missing).collect();
-        missing.reverse();
-        for dir in missing {
-            system.create_dir(dir, 0o755).map_err(|e| Error::io("cannot create", dir, e))?;
-        }
+        super::render::create_dirs(system, path.parent().expect("below --out"))?;
         system.write_atomic(&path, content, me).map_err(|e| Error::io("cannot write", &path, e))?;
         crate::say!("wrote {}", path.display());
     }

@@ -13,7 +13,7 @@ use crate::system::{Ownership, System};
 
 /// Creates `dir` and the folders above it that are missing (`--out` and
 /// the tree below it).
-fn create_dirs(system: &dyn System, dir: &Path) -> Result<()> {
+pub(super) fn create_dirs(system: &dyn System, dir: &Path) -> Result<()> {
     let mut missing: Vec<&Path> =
         dir.ancestors().take_while(|d| system.inspect(d) == crate::system::Existing::Missing).collect();
     missing.reverse();
