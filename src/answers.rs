@@ -8,6 +8,7 @@ mod wording;
 use std::path::Path;
 use std::sync::Arc;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Position, Problem, Result};
@@ -157,41 +158,67 @@ fn set_aside(value: &mut serde_yaml::Value, path: &serde_path_to_error::Path) ->
     }
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Answers {
+    /// The answers file format; 1, the only one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::version")]
     pub version: Option<i64>,
+    /// The proxy that serves the site.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::proxy")]
     pub proxy: Option<String>,
+    /// The name clients use (required with HTTPS); absent: any name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::domain")]
     pub domain: Option<String>,
+    /// The address the site listens on; absent: every address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::listen_address")]
     pub listen_address: Option<String>,
+    /// The site's port (default 8080, or 443 with HTTPS).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::port")]
     pub port: Option<i64>,
     /// Client addresses that may even try a password; empty: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::allow_from")]
     pub allow_from: Vec<String>,
+    /// Where Ollama listens: host:port, http://host:port or https://host:port (default 127.0.0.1:11434).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::upstream")]
     pub upstream: Option<String>,
+    /// Who may log in with a password (at least one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::at_most_max_users::<UserAnswer>")]
     pub users: Vec<UserAnswer>,
+    /// API keys, sent as `Authorization: Bearer`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::at_most_max_users::<KeyAnswer>")]
     pub api_keys: Vec<KeyAnswer>,
+    /// A certificate from an ACME CA (Let's Encrypt by default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<HttpsAnswers>,
     /// fail2ban bans of addresses that keep failing to log in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ban: Option<BanAnswers>,
+    /// How long a request to Ollama may take: seconds, or a duration such as 10m (default 600).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::timeout")]
     pub timeout: Option<Scalar>,
+    /// The bcrypt cost of new password hashes (default: measured on this machine).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::bcrypt_cost")]
     pub bcrypt_cost: Option<i64>,
+    /// Install the proxy with apt if it is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<bool>,
+    /// The group the proxy's workers run as, which may read the users file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::group_name")]
     pub file_group: Option<String>,
+    /// Where every file goes; each defaults per system.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paths: Option<PathAnswers>,
     /// Keys the file has that no version-1 answers file knows: reported
@@ -204,127 +231,197 @@ pub struct Answers {
     pub text: Option<Arc<str>>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+/// A user who logs in with a password: a name, a role, and exactly one
+/// source of the password.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// Exactly one source of the password, as `config::user_spec` counts them
+// (`key:` with no value is absent).
+#[schemars(extend("required" = ["username"], "oneOf" = [
+    {"required": ["password"], "properties": {"password": {"type": "string"}}},
+    {"required": ["password_env"], "properties": {"password_env": {"type": "string"}}},
+    {"required": ["password_file"], "properties": {"password_file": {"type": "string"}}},
+    {"required": ["password_hash"], "properties": {"password_hash": {"type": "string"}}},
+    {"required": ["generate"], "properties": {"generate": {"const": true}}}
+]))]
 pub struct UserAnswer {
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::username")]
     pub username: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::password")]
     pub password: Option<String>,
+    /// The environment variable that holds the password.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::env_var_name")]
     pub password_env: Option<String>,
+    /// A file that holds the password (one trailing line break is not part of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<String>,
+    /// A bcrypt hash, e.g. from `htpasswd -nB NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::password_hash")]
     pub password_hash: Option<String>,
+    /// Generate a password, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<bool>,
     /// `user` (the default) or `admin`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::role")]
     pub role: Option<String>,
 }
 
 /// An API key: a name, a role, and exactly one source of the key.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+// Exactly one source of the key, as `config::key_spec` counts them.
+#[schemars(extend("required" = ["name"], "oneOf" = [
+    {"required": ["key_env"], "properties": {"key_env": {"type": "string"}}},
+    {"required": ["key_file"], "properties": {"key_file": {"type": "string"}}},
+    {"required": ["key_hash"], "properties": {"key_hash": {"type": "string"}}},
+    {"required": ["generate"], "properties": {"generate": {"const": true}}}
+]))]
 pub struct KeyAnswer {
     #[serde(default)]
+    #[schemars(schema_with = "crate::schema::username")]
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::role")]
     pub role: Option<String>,
+    /// Generate the key, shown once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub generate: Option<bool>,
+    /// The environment variable that holds the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::env_var_name")]
     pub key_env: Option<String>,
+    /// A file that holds the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key_file: Option<String>,
     /// `ID:BCRYPT`, the key's line in the keys file (what --save-answers writes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::key_hash")]
     pub key_hash: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpsAnswers {
     #[serde(default)]
     pub enabled: bool,
+    /// Where the CA sends expiry notices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::email")]
     pub email: Option<String>,
+    /// The ACME directory URL (default: Let's Encrypt).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::acme_directory")]
     pub acme_directory: Option<String>,
+    /// The CA certificate of a private ACME server.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub acme_ca_root: Option<String>,
+    /// The plain-HTTP port for challenges and the redirect (default 80).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::port")]
     pub http_port: Option<i64>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BanAnswers {
     /// Failed logins (a wrong password or key) that earn a ban.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::ban_after")]
     pub after: Option<i64>,
     /// The window those failures count in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::ban_within")]
     pub within: Option<Scalar>,
     /// How long the address is refused.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::ban_for")]
     pub duration: Option<Scalar>,
 }
 
 /// Every file location the tool uses; each defaults per OS (see `paths`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub nginx_conf: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub nginx_site: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub nginx_site_link: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub htpasswd: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub api_keys: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub access_log: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub nginx_pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub auth_cache: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::socket_path")]
     pub auth_socket: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub caddyfile: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub caddy_site: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub caddy_pid: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub caddy_log: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::socket_path")]
     pub caddy_admin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub acme_webroot: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub letsencrypt: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub certbot_work: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub certbot_logs: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub renewal_cron: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub renewal_dropin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub ollama_dropin: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub fail2ban: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub state: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub lock: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
     pub journal: Option<String>,
 }
 

@@ -66,6 +66,10 @@ pub enum Command {
     /// Undo what `init` changed: remove its files and links, restore the files it
     /// replaced, reload (or stop) the proxy. Packages stay installed.
     Uninstall(UninstallArgs),
+    /// Print the JSON Schema of the answers file (or of the wizard's
+    /// `--defaults` file), for editors: refer to it from a YAML file with
+    /// `# yaml-language-server: $schema=PATH`.
+    Schema(SchemaArgs),
     /// Write the man pages and the bash, zsh and fish completions, made from
     /// these very definitions (for packaging: `.ci/build-deb`).
     #[command(hide = true)]
@@ -79,6 +83,13 @@ pub struct StatusArgs {
     pub json: bool,
     #[command(flatten)]
     pub setup: SetupArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SchemaArgs {
+    /// The schema of a `--defaults` file (init's wizard) instead.
+    #[arg(long)]
+    pub defaults: bool,
 }
 
 #[derive(Debug, Args)]

@@ -103,7 +103,7 @@ pub const SHORT_PASSWORD: usize = 20;
 
 /// More users than this is a mistake (a generated file, an alias bomb), not
 /// a setup: the proxies check each one.
-const MAX_USERS: usize = 1000;
+pub const MAX_USERS: usize = 1000;
 
 /// Collects field problems so one run reports all of them.
 struct Problems {
@@ -188,7 +188,9 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
     let domain = answers.domain.as_deref().filter(|d| !d.is_empty()).and_then(|d| p.check("domain", fields::host(d)));
     let listen_address =
         answers.listen_address.as_deref().and_then(|a| p.check("listen_address", fields::listen_address(a)));
-    let https = answers.https.as_ref().filter(|h| h.enabled).and_then(|h| https(h, p));
+    // A block that is off is checked too: its values are as wrong before
+    // `enabled: true` as after (and the schema judges them either way).
+    let https = answers.https.as_ref().and_then(|h| https(h, p).filter(|_| h.enabled));
     if let Some(h) = &https {
         let given = answers.domain.as_deref().is_some_and(|d| !d.is_empty());
         match &domain {
@@ -304,17 +306,16 @@ fn upstream_warnings(up: &Upstream) -> Vec<Finding> {
 /// Defaults as fail2ban's own jails have them: 10 failures in 10 minutes
 /// ban for an hour.
 fn ban(answers: &BanAnswers, p: &mut Problems) -> Option<Ban> {
-    const DAY: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
     let after = match answers.after {
         Some(n) => p.check("ban.after", fields::ban_after(n)),
         None => Some(10),
     };
     let within = match &answers.within {
-        Some(t) => p.check("ban.within", fields::duration_seconds(&t.as_text(), DAY)),
+        Some(t) => p.check("ban.within", fields::duration_seconds(&t.as_text(), fields::MAX_BAN_WINDOW)),
         None => Some(600),
     };
     let for_secs = match &answers.duration {
-        Some(t) => p.check("ban.for", fields::duration_seconds(&t.as_text(), 365 * DAY)),
+        Some(t) => p.check("ban.for", fields::duration_seconds(&t.as_text(), fields::MAX_BAN)),
         None => Some(3600),
     };
     Some(Ban { after: after?, within_secs: within?, for_secs: for_secs? })

@@ -441,7 +441,7 @@ pub fn bcrypt_hash(value: &str) -> Result<String, String> {
         return Err(format!("not a bcrypt hash: {FORM}"));
     }
     let cost = u32::from(b[4] - b'0') * 10 + u32::from(b[5] - b'0');
-    if !(4..=17).contains(&cost) {
+    if !BCRYPT_COSTS.contains(&cost) {
         return Err(format!(
             "its bcrypt cost is {cost}; use a hash of cost 4 to 17 (every uncached check of cost {cost} would take the proxy {})",
             if cost > 17 { "minutes" } else { "no time, and offer no protection" }
@@ -455,9 +455,13 @@ pub fn bcrypt_cost_of(hash: &str) -> Option<u32> {
     hash.get(4..6)?.parse().ok()
 }
 
+/// The bcrypt costs a hash or `bcrypt_cost` may have: below 4 bcrypt
+/// refuses, above 17 every uncached check takes the proxy seconds.
+pub const BCRYPT_COSTS: std::ops::RangeInclusive<u32> = 4..=17;
+
 pub fn bcrypt_cost(value: i64) -> Result<u32, String> {
     match u32::try_from(value) {
-        Ok(cost) if (4..=17).contains(&cost) => Ok(cost),
+        Ok(cost) if BCRYPT_COSTS.contains(&cost) => Ok(cost),
         _ => Err(format!(
             "{value} is not a usable bcrypt cost: use 4 to 17 (each step doubles the time nginx spends per uncached check; 12 takes about 250 ms here)"
         )),
@@ -505,7 +509,7 @@ pub fn absolute_path(value: &str) -> Result<PathBuf, String> {
 
 /// The longest path a unix socket address holds on Linux (`sun_path` is
 /// 108 bytes, one of them the terminating NUL).
-const UNIX_SOCKET_PATH_MAX: usize = 107;
+pub const UNIX_SOCKET_PATH_MAX: usize = 107;
 
 /// The auth-only server's socket: short enough for a socket address, and
 /// outside the cache folder, whose non-cache files nginx's cache loader
@@ -553,6 +557,10 @@ fn acme_directory_text(value: &str) -> Result<String, String> {
         }
         _ => authority,
     };
+    // In a URL an IPv6 address is bracketed (RFC 3986): `::1:80` reads both ways.
+    if host_part.contains(':') && !host_part.starts_with('[') {
+        return Err(format!("{value:?}: write IPv6 addresses in brackets, e.g. https://[::1]:14000/dir"));
+    }
     host(host_part).map_err(|e| format!("{value:?}: {e}"))?;
     if let Some(bad) = first_disallowed(path, |c| c.is_ascii_alphanumeric() || "/._-~".contains(c)) {
         return Err(format!("{value:?}: {bad} is not allowed in the URL path; {FORM}"));
@@ -593,7 +601,12 @@ fn group_name_text(value: &str) -> Result<String, String> {
 
 /// Upper bound for `timeout`: longer than any model load, short enough that a
 /// stuck upstream connection is eventually released.
-const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 60 * 60);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(DAY_SECS);
+const DAY_SECS: u64 = 24 * 60 * 60;
+/// The longest window fail2ban counts failures in (`ban.within`).
+pub const MAX_BAN_WINDOW: Duration = Duration::from_secs(DAY_SECS);
+/// The longest ban (`ban.for`).
+pub const MAX_BAN: Duration = Duration::from_secs(365 * DAY_SECS);
 
 /// `timeout` as seconds: a number of seconds, or a duration like `10m`, `90s`, `1h`.
 pub fn timeout_seconds(value: &str) -> Result<u64, String> {
@@ -620,10 +633,12 @@ pub fn duration_seconds(value: &str, max: Duration) -> Result<u64, String> {
 }
 
 /// How many failed logins earn a ban.
+pub const MAX_BAN_AFTER: u32 = 1000;
+
 pub fn ban_after(value: i64) -> Result<u32, String> {
     match u32::try_from(value) {
-        Ok(n @ 1..=1000) => Ok(n),
-        _ => Err(format!("{value} is out of range; use a number of failed logins from 1 to 1000")),
+        Ok(n @ 1..=MAX_BAN_AFTER) => Ok(n),
+        _ => Err(format!("{value} is out of range; use a number of failed logins from 1 to {MAX_BAN_AFTER}")),
     }
 }
 

@@ -26,6 +26,7 @@ pub mod paths;
 pub mod plan;
 pub mod proxy;
 pub mod render;
+pub mod schema;
 pub mod secret;
 pub mod setup;
 pub mod sockets;

@@ -8,6 +8,7 @@ mod harden;
 mod init;
 mod keys;
 mod render;
+mod schema;
 mod status;
 mod uninstall;
 mod usage;
@@ -37,6 +38,7 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
         Command::Usage(args) => usage::run(args, system),
         Command::GenerateDocs(args) => docs::run(args, system),
         Command::Status(args) => status::run(args, system),
+        Command::Schema(args) => schema::run(args),
     }
 }
 

@@ -11,8 +11,8 @@ use std::path::Path;
 use crate::support::{MapSecrets, Sandbox};
 use crate::validators::{prepare_main_config, render_and_validate, sandboxed_config};
 
-#[derive(Clone, Copy, Debug)]
-enum Field {
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field {
     Domain,
     Username,
     Upstream,
@@ -29,7 +29,23 @@ enum Field {
 }
 
 impl Field {
-    fn name(self) -> &'static str {
+    pub const ALL: [Field; 13] = [
+        Field::Domain,
+        Field::Username,
+        Field::Upstream,
+        Field::Email,
+        Field::AcmeDirectory,
+        Field::HtpasswdPath,
+        Field::CaddySitePath,
+        Field::ListenAddress,
+        Field::Timeout,
+        Field::PasswordHash,
+        Field::FileGroup,
+        Field::PasswordEnv,
+        Field::AllowFrom,
+    ];
+
+    pub fn name(self) -> &'static str {
         match self {
             Field::Domain => "domain",
             Field::Username => "users[0].username",
@@ -50,7 +66,7 @@ impl Field {
 
 /// Valid answers with `value` put into `field`. HTTPS fields come with a
 /// domain and https enabled so that they reach the output.
-fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
+pub fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
     let mut a = Answers {
         proxy: Some(proxy.name().to_string()),
         users: vec![UserAnswer {
@@ -91,13 +107,14 @@ fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
     a
 }
 
-fn load(answers: &Answers) -> Result<Config, String> {
+pub fn load(answers: &Answers) -> Result<Config, String> {
     Config::from_answers(answers, "hostile.yaml", Os::Debian, &MapSecrets(Default::default()))
         .map_err(|e| e.to_string())
 }
 
-#[test]
-fn hostile_values_are_refused_with_the_field_named() {
+/// Values that would inject directives or are otherwise wrong, by field:
+/// every one is refused (and by the schema too, `schema.rs`).
+pub fn hostile_table() -> Vec<(Field, Vec<String>)> {
     let hash = "$2y$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
     let table: &[(Field, &[&str])] = &[
         (
@@ -155,9 +172,14 @@ fn hostile_values_are_refused_with_the_field_named() {
             &["10.0.0.0/8 0; }", "10.0.0.0/8;", "10.0.0.0/8\n", "10.0.0.0/8 1.2.3.4", "all", "10.0.0.1/8", "{remote}"],
         ),
     ];
-    for (field, values) in table {
+    table.iter().map(|(field, values)| (*field, values.iter().map(|v| v.to_string()).collect())).collect()
+}
+
+#[test]
+fn hostile_values_are_refused_with_the_field_named() {
+    for (field, values) in &hostile_table() {
         for proxy in [Proxy::Nginx, Proxy::Caddy] {
-            for value in *values {
+            for value in values {
                 match load(&answers_with(proxy, *field, value)) {
                     Ok(_) => panic!("{proxy:?}: {field:?} = {value:?} was accepted"),
                     Err(message) => assert!(
@@ -171,10 +193,10 @@ fn hostile_values_are_refused_with_the_field_named() {
 }
 
 /// xorshift64: a fixed seed makes any failure reproducible.
-struct Rng(u64);
+pub struct Rng(pub u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
@@ -188,7 +210,7 @@ impl Rng {
 
 /// Mostly characters a field accepts, with hostile ones mixed in, so that
 /// both outcomes (refused, accepted) occur.
-fn random_value(rng: &mut Rng, field: Field) -> String {
+pub fn random_value(rng: &mut Rng, field: Field) -> String {
     // Config syntax, and characters of other alphabets (multibyte in UTF-8,
     // where byte-index slicing would panic).
     let hostile: Vec<char> = ";{}\"' \n\t$#\\`\ré€ßж你😀\u{200b}\u{feff}".chars().collect();

@@ -24,6 +24,7 @@ mod keys_e2e;
 mod long_running;
 mod render_snapshots;
 mod repair;
+mod schema;
 mod standin_fidelity;
 mod started_by_hand;
 mod status_e2e;

@@ -1,0 +1,228 @@
+//! The answers file's JSON Schema: published beside the examples, named by
+//! each of them, valid for every example and render input, and in agreement
+//! with the tool: on the hostile-input table, on random values, on the
+//! answers-error files and on the rules that span fields.
+
+use std::fs;
+use std::path::Path;
+
+use ollama_secure::proxy::ProxyKind as Proxy;
+use ollama_secure::schema::{Document, schema};
+
+use crate::hostile_input::{Field, Rng, answers_with, hostile_table, load, random_value};
+use crate::support::{ROOT, Tool, load_config, render_inputs};
+
+/// A schema compiled by boon, an implementation of its own (not the
+/// code that wrote it).
+struct Validator {
+    schemas: boon::Schemas,
+    index: boon::SchemaIndex,
+}
+
+impl Validator {
+    fn new(document: Document) -> Validator {
+        let url = format!("file:///{}", document.file_name());
+        let mut compiler = boon::Compiler::new();
+        compiler.add_resource(&url, schema(document)).unwrap();
+        let mut schemas = boon::Schemas::new();
+        let index = compiler.compile(&url, &mut schemas).unwrap_or_else(|e| panic!("the schema does not compile: {e}"));
+        Validator { schemas, index }
+    }
+
+    fn check(&self, value: &serde_json::Value) -> Result<(), String> {
+        self.schemas.validate(value, self.index).map_err(|e| format!("{e:#}"))
+    }
+
+    /// A YAML text as an editor sees it: `Err` when it is not YAML the
+    /// schema can judge, or when the schema refuses it.
+    fn check_yaml(&self, text: &str) -> Result<(), String> {
+        // Through YAML's own value, which refuses a key given twice, as editors do.
+        let value: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| format!("not YAML: {e}"))?;
+        self.check(&serde_json::to_value(value).map_err(|e| format!("not JSON: {e}"))?)
+    }
+}
+
+#[test]
+fn the_published_schemas_are_what_the_schema_command_prints() {
+    for (document, args) in
+        [(Document::Answers, vec!["schema"]), (Document::WizardDefaults, vec!["schema", "--defaults"])]
+    {
+        let path = format!("{ROOT}/examples/{}", document.file_name());
+        let published = fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        // The tool's own words: if this fails, `cargo run -- schema > examples/answers.schema.json`.
+        Tool::new().args(&args).stdout(&published).run();
+    }
+}
+
+#[test]
+fn every_example_names_its_schema_and_every_example_and_render_input_is_valid() {
+    let (answers, defaults) = (Validator::new(Document::Answers), Validator::new(Document::WizardDefaults));
+    let mut examples: Vec<_> = fs::read_dir(format!("{ROOT}/examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 5, "{examples:?}");
+    for example in &examples {
+        let text = fs::read_to_string(example).unwrap();
+        let document =
+            if example.ends_with("wizard-defaults.yaml") { Document::WizardDefaults } else { Document::Answers };
+        let modeline = format!("# yaml-language-server: $schema={}", document.file_name());
+        assert_eq!(
+            text.lines().next(),
+            Some(modeline.as_str()),
+            "{}: the first line names the schema",
+            example.display()
+        );
+        assert!(example.parent().unwrap().join(document.file_name()).is_file());
+        let validator = if document == Document::Answers { &answers } else { &defaults };
+        validator.check_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+        // The defaults file is an answers file without users: it is not one.
+        if document == Document::WizardDefaults {
+            assert!(answers.check_yaml(&text).is_err(), "a file without users is no answers file");
+        }
+    }
+    for input in render_inputs() {
+        let text = fs::read_to_string(&input).unwrap();
+        answers.check_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+        load_config(&text, "input.yaml").unwrap_or_else(|e| panic!("{}: {e}", input.display()));
+    }
+}
+
+fn schema_verdict(validator: &Validator, answers: &ollama_secure::answers::Answers) -> Result<(), String> {
+    validator.check(&serde_json::to_value(answers).unwrap())
+}
+
+/// What only the tool judges on the table (the module comment of
+/// `src/schema.rs` lists all of it): a network's bits past its prefix.
+const JUDGED_BY_THE_TOOL_ALONE: &[(Field, &str)] = &[(Field::AllowFrom, "10.0.0.1/8")];
+
+#[test]
+fn the_schema_refuses_what_the_hostile_table_holds() {
+    let validator = Validator::new(Document::Answers);
+    let mut accepted = Vec::new();
+    for (field, values) in hostile_table() {
+        for proxy in [Proxy::Nginx, Proxy::Caddy] {
+            for value in &values {
+                let answers = answers_with(proxy, field, value);
+                assert!(load(&answers).is_err(), "{field:?} = {value:?}: the tool accepts a hostile value");
+                if schema_verdict(&validator, &answers).is_ok() {
+                    accepted.push((proxy, field, value.clone()));
+                }
+            }
+        }
+    }
+    let expected: Vec<_> = [Proxy::Nginx, Proxy::Caddy]
+        .into_iter()
+        .flat_map(|proxy| JUDGED_BY_THE_TOOL_ALONE.iter().map(move |(f, v)| (proxy, *f, v.to_string())))
+        .collect();
+    accepted.sort_by_key(|(p, f, v)| (p.name(), f.name(), v.clone()));
+    let mut expected = expected;
+    expected.sort_by_key(|(p, f, v)| (p.name(), f.name(), v.clone()));
+    assert_eq!(accepted, expected, "the schema accepts hostile values besides those only the tool can judge");
+}
+
+/// Where the schema states the whole rule, it agrees both ways; where the
+/// tool knows more (a network's stray bits, a duration's range, whether a
+/// variable is set), the schema only never refuses what the tool accepts.
+#[test]
+fn on_random_values_the_schema_never_refuses_what_the_tool_accepts() {
+    let validator = Validator::new(Document::Answers);
+    let mut rng = Rng(0x5c4e_3a11_0dd5);
+    let (mut both_accept, mut both_refuse) = (0, 0);
+    for field in Field::ALL {
+        let exact = !matches!(field, Field::AllowFrom | Field::Timeout | Field::PasswordEnv);
+        for _ in 0..300 {
+            let value = random_value(&mut rng, field);
+            let answers = answers_with(Proxy::Nginx, field, &value);
+            let (tool, schema) = (load(&answers), schema_verdict(&validator, &answers));
+            match (&tool, &schema) {
+                (Ok(_), Ok(())) => both_accept += 1,
+                (Err(_), Err(_)) => both_refuse += 1,
+                (Ok(_), Err(why)) => {
+                    panic!("{field:?} = {value:?}: the tool accepts it, the schema refuses it:\n{why}")
+                }
+                (Err(why), Ok(())) if exact => {
+                    panic!("{field:?} = {value:?}: the schema accepts it, the tool refuses it:\n{why}")
+                }
+                (Err(_), Ok(())) => {}
+            }
+        }
+    }
+    // Both outcomes occur, or the agreement proves nothing.
+    assert!(both_accept > 300 && both_refuse > 300, "accepted {both_accept}, refused {both_refuse}");
+}
+
+#[test]
+fn editors_flag_every_answers_error_file() {
+    let validator = Validator::new(Document::Answers);
+    let dir = Path::new(ROOT).join("tests/answers-errors");
+    let mut files: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(files.len() >= 8);
+    for file in files {
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(load_config(&text, "errors.yaml").is_err(), "{}: the tool accepts it", file.display());
+        assert!(validator.check_yaml(&text).is_err(), "{}: the schema accepts it", file.display());
+    }
+}
+
+/// Rules that span fields, as whole files: the tool and the schema give
+/// the same verdict on each.
+#[test]
+fn the_schema_and_the_tool_agree_on_rules_across_fields() {
+    let validator = Validator::new(Document::Answers);
+    let hash = "$2y$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234";
+    let user = "users: [{username: alice, generate: true}]";
+    let cases: Vec<(String, bool)> = vec![
+        (format!("proxy: nginx\n{user}"), true),
+        (user.to_string(), false),
+        ("proxy: nginx\nusers: []".to_string(), false),
+        ("proxy: nginx".to_string(), false),
+        ("proxy: nginx\nusers: [{username: alice}]".to_string(), false),
+        ("proxy: nginx\nusers: [{username: alice, generate: false}]".to_string(), false),
+        ("proxy: nginx\nusers: [{username: alice, generate: true, password: long-enough-password}]".to_string(), false),
+        ("proxy: nginx\nusers: [{username: alice, generate: false, password: long-enough-password}]".to_string(), true),
+        (format!("proxy: nginx\nusers: [{{username: alice, password_hash: '{hash}'}}]"), true),
+        ("proxy: nginx\nusers: [{username: alice, password: null, generate: true}]".to_string(), true),
+        ("proxy: nginx\nusers: [{generate: true}]".to_string(), false),
+        ("proxy: nginx\nusers: [{username: alice, password: ''}]".to_string(), false),
+        (format!("proxy: nginx\n{user}\napi_keys: [{{name: ci, generate: true}}]"), true),
+        (format!("proxy: nginx\n{user}\napi_keys: [{{name: ci}}]"), false),
+        (format!("proxy: nginx\n{user}\napi_keys: [{{name: ci, generate: true, key_hash: 'ab:{hash}'}}]"), false),
+        (format!("proxy: nginx\n{user}\napi_keys: [{{name: ci, key_hash: 'abcdefghijkl:{hash}', role: admin}}]"), true),
+        (format!("proxy: nginx\n{user}\napi_keys: [{{name: ci, generate: true, role: root}}]"), false),
+        (format!("proxy: nginx\n{user}\nhttps: {{enabled: true}}"), false),
+        (format!("proxy: nginx\n{user}\ndomain: ''\nhttps: {{enabled: true}}"), false),
+        (format!("proxy: nginx\n{user}\ndomain: ''"), true),
+        (format!("proxy: nginx\n{user}\ndomain: ollama.example.com\nhttps: {{enabled: true}}"), true),
+        (format!("proxy: caddy\n{user}\ndomain: 192.0.2.1\nhttps: {{enabled: true}}"), false),
+        (format!("proxy: caddy\n{user}\ndomain: 192.0.2.1"), true),
+        (format!("proxy: nginx\n{user}\ndomain: a.LocalHost\nhttps: {{enabled: true}}"), false),
+        (format!("proxy: nginx\n{user}\nhttps: null"), true),
+        (format!("proxy: nginx\n{user}\nhttps: {{enabled: false, http_port: 99999}}"), false),
+        (format!("proxy: nginx\n{user}\nhttps: {{enabled: false, email: 'not an address'}}"), false),
+        (format!("proxy: nginx\n{user}\nversion: 2"), false),
+        (format!("proxy: nginx\n{user}\nport: 0"), false),
+        (format!("proxy: nginx\n{user}\nbcrypt_cost: 18"), false),
+        (format!("proxy: nginx\n{user}\ntimeout: 1.5"), false),
+        (format!("proxy: nginx\n{user}\ntimeout: 90"), true),
+        (format!("proxy: nginx\n{user}\ntimeout: 1h 30m"), true),
+        (format!("proxy: nginx\n{user}\ntimeout: 0"), false),
+        (format!("proxy: nginx\n{user}\nban: {{after: 5, within: 10m, for: 1d}}"), true),
+        (format!("proxy: nginx\n{user}\nban: {{after: 0}}"), false),
+        (format!("proxy: nginx\n{user}\npaths: {{auth_socket: /run/{}.sock}}", "s".repeat(110)), false),
+        (format!("proxy: nginx\n{user}\nupstream: 'https://[::1]:11434/'"), true),
+        (format!("proxy: nginx\n{user}\nupstream: '::1:11434'"), false),
+        (format!("proxy: nginx\n{user}\nhttps: {{enabled: false, acme_directory: 'https://::1:14000/dir'}}"), false),
+        (format!("proxy: nginx\n{user}\nhttps: {{enabled: false, acme_directory: 'https://[::1]:14000/dir'}}"), true),
+        (format!("proxy: nginx\n{user}\nmystery: 1"), false),
+    ];
+    for (yaml, valid) in cases {
+        let tool = load_config(&yaml, "case.yaml").map(|_| ()).map_err(|e| e.to_string());
+        let schema = validator.check_yaml(&yaml);
+        assert_eq!(tool.is_ok(), valid, "{yaml}\nthe tool: {tool:?}");
+        assert_eq!(schema.is_ok(), valid, "{yaml}\nthe schema: {schema:?}");
+    }
+}
