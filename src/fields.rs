@@ -146,11 +146,24 @@ fn ip_literal(value: &str) -> Option<IpAddr> {
     inner.parse().ok()
 }
 
+// What a field takes, in words: in the errors below, and in the schema's
+// messages (`schema.rs`), which editors show.
+pub const HOST_FORM: &str = "a host name such as ollama.example.com (letters, digits, '-' and '.') or an IP address";
+pub const NETWORK_FORM: &str = "an address or a network, e.g. 192.0.2.10, 192.0.2.0/24, 2001:db8::/48";
+pub const UPSTREAM_FORMS: &str = "host:port, http://host:port or https://host:port, e.g. 127.0.0.1:11434";
+pub const USERNAME_ALPHABET: &str = "letters, digits, '.', '_', '-', '@' and '+'";
+pub const BCRYPT_FORM: &str = "a bcrypt hash such as $2y$12$ followed by 53 characters of [./A-Za-z0-9]";
+pub const EMAIL_FORM: &str = "an address such as ops@example.com";
+pub const PATH_ALPHABET: &str = "letters, digits, '/', '.', '_', '-' and '+'";
+pub const ENV_VAR_ALPHABET: &str = "letters, digits and '_', not starting with a digit";
+pub const GROUP_ALPHABET: &str = "letters, digits, '_' and '-', at most 32 characters";
+pub const ACME_FORM: &str = "an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory";
+
 /// A DNS host name as RFC 1123 defines it, or an IP literal.
 pub fn host(value: &str) -> Result<Host, String> {
-    const EXAMPLE: &str = "use a host name such as ollama.example.com (letters, digits, '-' and '.') or an IP address";
+    let example = format!("use {HOST_FORM}");
     if value.is_empty() {
-        return Err(format!("must not be empty; {EXAMPLE}"));
+        return Err(format!("must not be empty; {example}"));
     }
     if let Some(ip) = ip_literal(value) {
         return Ok(Host::Ip(ip));
@@ -163,7 +176,7 @@ pub fn host(value: &str) -> Result<Host, String> {
         }
     }
     if let Some(bad) = first_disallowed(value, |c| c.is_ascii_alphanumeric() || c == '-' || c == '.') {
-        return Err(format!("{value:?} is not a valid host name: {bad} is not allowed; {EXAMPLE}"));
+        return Err(format!("{value:?} is not a valid host name: {bad} is not allowed; {example}"));
     }
     if value.len() > 253 {
         return Err(format!("is {} characters long; a host name has at most 253", value.len()));
@@ -171,7 +184,7 @@ pub fn host(value: &str) -> Result<Host, String> {
     for label in value.split('.') {
         if label.is_empty() {
             return Err(format!(
-                "{value:?} has an empty label (two dots in a row, or a dot at the start or end); {EXAMPLE}"
+                "{value:?} has an empty label (two dots in a row, or a dot at the start or end); {example}"
             ));
         }
         if label.len() > 63 {
@@ -248,13 +261,13 @@ impl TryFrom<String> for Network {
 }
 
 pub fn network(value: &str) -> Result<Network, String> {
-    const EXAMPLE: &str = "use an address or a network, e.g. 192.0.2.10, 192.0.2.0/24, 2001:db8::/48";
+    let example = format!("use {NETWORK_FORM}");
     let (address, prefix) = match value.split_once('/') {
         Some((address, prefix)) => (address, Some(prefix)),
         None => (value, None),
     };
     let Some(ip) = ip_literal(address) else {
-        return Err(format!("{value:?} is not an IP address or network; {EXAMPLE}"));
+        return Err(format!("{value:?} is not an IP address or network; {example}"));
     };
     if let IpAddr::V6(v6) = ip
         && v6.to_ipv4_mapped().is_some()
@@ -268,7 +281,7 @@ pub fn network(value: &str) -> Result<Network, String> {
         None => width,
         Some(p) => match p.parse::<u8>() {
             Ok(n) if n <= width && !p.starts_with('+') && !p.is_empty() => n,
-            _ => return Err(format!("{value:?}: the prefix length must be a number from 0 to {width}; {EXAMPLE}")),
+            _ => return Err(format!("{value:?}: the prefix length must be a number from 0 to {width}; {example}")),
         },
     };
     let network = Network { address: ip, prefix };
@@ -340,37 +353,37 @@ impl<'de> Deserialize<'de> for Upstream {
 /// `localhost` becomes 127.0.0.1: proxies may resolve it to ::1 first, where
 /// Ollama does not listen by default.
 pub fn upstream(value: &str) -> Result<Upstream, String> {
-    const FORMS: &str = "use host:port, http://host:port or https://host:port, e.g. 127.0.0.1:11434";
+    let forms = format!("use {UPSTREAM_FORMS}");
     let (scheme, rest) = if let Some(rest) = value.strip_prefix("http://") {
         (Scheme::Http, rest)
     } else if let Some(rest) = value.strip_prefix("https://") {
         (Scheme::Https, rest)
     } else if value.starts_with("unix:") {
-        return Err(format!("{value:?}: a unix socket is not supported; Ollama listens on TCP (OLLAMA_HOST); {FORMS}"));
+        return Err(format!("{value:?}: a unix socket is not supported; Ollama listens on TCP (OLLAMA_HOST); {forms}"));
     } else if value.contains("://") {
-        return Err(format!("{value:?}: only http:// and https:// upstreams are supported; {FORMS}"));
+        return Err(format!("{value:?}: only http:// and https:// upstreams are supported; {forms}"));
     } else {
         (Scheme::Http, value)
     };
     let rest = rest.strip_suffix('/').unwrap_or(rest);
     if rest.contains('@') {
         return Err(format!(
-            "{value:?}: remove the user:password@ part; Ollama has no authentication to send it to; {FORMS}"
+            "{value:?}: remove the user:password@ part; Ollama has no authentication to send it to; {forms}"
         ));
     }
     if rest.contains('/') {
-        return Err(format!("{value:?}: Ollama serves its API at the root; remove the path; {FORMS}"));
+        return Err(format!("{value:?}: Ollama serves its API at the root; remove the path; {forms}"));
     }
     let (host_part, port_part) = match rest.rsplit_once(':') {
         Some((host, port)) if !port.contains(']') => (host, port),
-        _ => return Err(format!("{value:?} has no port; {FORMS}")),
+        _ => return Err(format!("{value:?} has no port; {forms}")),
     };
     if host_part.contains(':') && !host_part.starts_with('[') {
         return Err(format!("{value:?}: write IPv6 addresses in brackets, e.g. [::1]:11434"));
     }
     let port = port_part
         .parse::<i64>()
-        .map_err(|_| format!("{value:?}: {port_part:?} is not a port number; {FORMS}"))
+        .map_err(|_| format!("{value:?}: {port_part:?} is not a port number; {forms}"))
         .and_then(port)?;
     let (host, rewrote_localhost) = if host_part.eq_ignore_ascii_case("localhost") {
         (Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), true)
@@ -386,7 +399,7 @@ pub fn username(value: &str) -> Result<Username, String> {
 }
 
 fn username_text(value: &str) -> Result<String, String> {
-    const ALLOWED: &str = "letters, digits, '.', '_', '-', '@' and '+'";
+    const ALLOWED: &str = USERNAME_ALPHABET;
     if value.is_empty() {
         return Err("must not be empty".into());
     }
@@ -429,7 +442,9 @@ pub fn password(value: &str) -> Result<(), String> {
 
 /// A bcrypt hash as nginx (libxcrypt) and Caddy accept it.
 pub fn bcrypt_hash(value: &str) -> Result<String, String> {
-    const FORM: &str = "expected a bcrypt hash such as $2y$12$ followed by 53 characters of [./A-Za-z0-9] (make one with `htpasswd -nB user`, which asks for the password: on the command line `ps` would show it)";
+    let form = format!(
+        "expected {BCRYPT_FORM} (make one with `htpasswd -nB user`, which asks for the password: on the command line `ps` would show it)"
+    );
     // Judged as bytes: any UTF-8 is only ever refused, never sliced.
     let b = value.as_bytes();
     let shape_ok = b.len() == 60
@@ -438,7 +453,7 @@ pub fn bcrypt_hash(value: &str) -> Result<String, String> {
         && b[6] == b'$'
         && b[7..].iter().all(|c| c.is_ascii_alphanumeric() || *c == b'.' || *c == b'/');
     if !shape_ok {
-        return Err(format!("not a bcrypt hash: {FORM}"));
+        return Err(format!("not a bcrypt hash: {form}"));
     }
     let cost = u32::from(b[4] - b'0') * 10 + u32::from(b[5] - b'0');
     if !BCRYPT_COSTS.contains(&cost) {
@@ -473,25 +488,25 @@ pub fn email(value: &str) -> Result<Email, String> {
 }
 
 fn email_text(value: &str) -> Result<String, String> {
-    const FORM: &str = "use an address such as ops@example.com";
+    let form = format!("use {EMAIL_FORM}");
     let Some((local, domain)) = value.split_once('@') else {
-        return Err(format!("{value:?} is not an email address; {FORM}"));
+        return Err(format!("{value:?} is not an email address; {form}"));
     };
     if local.is_empty() {
-        return Err(format!("{value:?} has nothing before '@'; {FORM}"));
+        return Err(format!("{value:?} has nothing before '@'; {form}"));
     }
     if let Some(bad) = first_disallowed(local, |c| c.is_ascii_alphanumeric() || "._%+-".contains(c)) {
-        return Err(format!("{value:?}: {bad} is not allowed here; {FORM}"));
+        return Err(format!("{value:?}: {bad} is not allowed here; {form}"));
     }
     match host(domain) {
         Ok(Host::Name(name)) if name.contains('.') => Ok(format!("{local}@{name}")),
-        _ => Err(format!("{value:?}: {domain:?} is not a mail domain; {FORM}")),
+        _ => Err(format!("{value:?}: {domain:?} is not a mail domain; {form}")),
     }
 }
 
 /// An absolute path that is safe to write into nginx and Caddy configs.
 pub fn absolute_path(value: &str) -> Result<PathBuf, String> {
-    const ALLOWED: &str = "letters, digits, '/', '.', '_', '-' and '+'";
+    const ALLOWED: &str = PATH_ALPHABET;
     if !value.starts_with('/') {
         return Err(format!("{value:?} is not an absolute path (it must start with '/')"));
     }
@@ -545,9 +560,9 @@ pub fn acme_directory(value: &str) -> Result<AcmeUrl, String> {
 }
 
 fn acme_directory_text(value: &str) -> Result<String, String> {
-    const FORM: &str = "use an https:// URL such as https://acme-staging-v02.api.letsencrypt.org/directory";
+    let form = format!("use {ACME_FORM}");
     let Some(rest) = value.strip_prefix("https://") else {
-        return Err(format!("{value:?} is not an https:// URL; {FORM}"));
+        return Err(format!("{value:?} is not an https:// URL; {form}"));
     };
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let host_part = match authority.rsplit_once(':') {
@@ -563,7 +578,7 @@ fn acme_directory_text(value: &str) -> Result<String, String> {
     }
     host(host_part).map_err(|e| format!("{value:?}: {e}"))?;
     if let Some(bad) = first_disallowed(path, |c| c.is_ascii_alphanumeric() || "/._-~".contains(c)) {
-        return Err(format!("{value:?}: {bad} is not allowed in the URL path; {FORM}"));
+        return Err(format!("{value:?}: {bad} is not allowed in the URL path; {form}"));
     }
     Ok(value.to_string())
 }
@@ -576,9 +591,7 @@ pub fn env_var_name(value: &str) -> Result<EnvVarName, String> {
 fn env_var_name_text(value: &str) -> Result<String, String> {
     let starts_ok = value.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_');
     if !starts_ok || first_disallowed(value, |c| c.is_ascii_alphanumeric() || c == '_').is_some() {
-        return Err(format!(
-            "{value:?} is not an environment variable name: use letters, digits and '_', not starting with a digit"
-        ));
+        return Err(format!("{value:?} is not an environment variable name: use {ENV_VAR_ALPHABET}"));
     }
     Ok(value.to_string())
 }
@@ -594,7 +607,7 @@ fn group_name_text(value: &str) -> Result<String, String> {
         || value.len() > 32
         || first_disallowed(value, |c| c.is_ascii_alphanumeric() || "_-".contains(c)).is_some()
     {
-        return Err(format!("{value:?} is not a group name: use letters, digits, '_' and '-', at most 32 characters"));
+        return Err(format!("{value:?} is not a group name: use {GROUP_ALPHABET}"));
     }
     Ok(value.to_string())
 }
@@ -615,7 +628,7 @@ pub fn timeout_seconds(value: &str) -> Result<u64, String> {
 
 /// A duration of whole seconds from 1 s to `max` (90s, 10m, 1h, 7d).
 pub fn duration_seconds(value: &str, max: Duration) -> Result<u64, String> {
-    let form = format!("use a duration such as 90s, 10m or 1h (from 1s to {})", humantime::format_duration(max));
+    let form = format!("use a duration such as 90s, 10m or 1h (from 1s to {})", duration_words(max));
     if value != value.trim() || value.chars().any(|c| !(c.is_ascii_alphanumeric() || c == ' ')) {
         return Err(format!("{value:?}: only letters, digits and single spaces are allowed; {form}"));
     }
@@ -630,6 +643,16 @@ pub fn duration_seconds(value: &str, max: Duration) -> Result<u64, String> {
         return Err(format!("{value:?}: use whole seconds; {form}"));
     }
     Ok(duration.as_secs())
+}
+
+/// A limit as people say it: whole days in days (humantime writes 365 days
+/// as months, days, hours and minutes of its average month).
+pub fn duration_words(duration: Duration) -> String {
+    match duration.as_secs() {
+        DAY_SECS => "1 day".to_string(),
+        secs if secs % DAY_SECS == 0 => format!("{} days", secs / DAY_SECS),
+        _ => humantime::format_duration(duration).to_string(),
+    }
 }
 
 /// How many failed logins earn a ban.

@@ -52,8 +52,7 @@ pub fn schema(document: Document) -> Value {
         "required": ["https"],
         "properties": {"https": {"type": "object", "required": ["enabled"], "properties": {"enabled": {"const": true}}}}
     });
-    // Certificates are issued for names, and never for this machine's own.
-    let https_domain = json!({"allOf": [host_name(), {"not": {"type": "string", "pattern": LOCALHOST}}]});
+    let https_domain = https_domain();
     match document {
         Document::Answers => {
             root["required"] = json!(["proxy", "users"]);
@@ -78,18 +77,15 @@ fn schema_of(value: Value) -> Schema {
 
 /// A key that may also be written empty (`key:` is YAML's null, read as absent).
 fn optional(mut value: Value) -> Schema {
-    if let Some(kind) = value.get("type").and_then(Value::as_str) {
-        value["type"] = json!([kind, "null"]);
-    } else if let Some(Value::Array(choices)) = value.get_mut("anyOf") {
-        choices.insert(0, json!({"type": "null"}));
-    } else {
-        value = json!({"anyOf": [{"type": "null"}, value]});
+    match value["type"].take() {
+        Value::String(kind) => value["type"] = json!([kind, "null"]),
+        Value::Array(mut kinds) => {
+            kinds.push(json!("null"));
+            value["type"] = Value::Array(kinds);
+        }
+        other => unreachable!("every schema made optional here has a type, not {other}"),
     }
     schema_of(value)
-}
-
-fn text(pattern: String) -> Value {
-    json!({"type": "string", "pattern": pattern})
 }
 
 // The patterns are in the syntax both ECMA-262 (editors) and Rust's regex
@@ -136,44 +132,65 @@ fn ip_literal() -> String {
     format!("({v4}|{v6}|\\[({v4}|{v6})\\])")
 }
 
+/// A text field: `pattern`, and what it takes in words, which editors show
+/// instead of the pattern (VS Code's `patternErrorMessage`, `errorMessage`;
+/// other validators ignore both).
+fn text(pattern: String, words: &str) -> Value {
+    json!({"type": "string", "pattern": pattern, "patternErrorMessage": words, "errorMessage": words})
+}
+
 /// `before`, a host as a URL has it (a name as `fields::host` takes it, an
 /// IPv4 address, or an address in brackets), `after`.
-fn with_host(before: &str, after: &str) -> Value {
-    let address = format!("({}|\\[({}|{})\\])", ipv4(), ipv4(), ipv6());
-    json!({"type": "string", "anyOf": [
-        {"pattern": format!("^{before}{address}{after}$")},
-        {
-            "pattern": format!("^{before}{LABEL}(\\.{LABEL})*{after}$"),
-            "not": {"type": "string", "pattern": format!("^{before}{DIGITS_LAST}{after}$")}
-        }
+fn with_host(before: &str, after: &str, words: &str) -> Value {
+    let (v4, v6) = (ipv4(), ipv6());
+    let mut value = text(format!("^{before}({v4}|\\[({v4}|{v6})\\]|{LABEL}(\\.{LABEL})*){after}$"), words);
+    value["not"] = looks_like_an_address(before, after);
+    value
+}
+
+/// A name whose last label is all digits, between `before` and `after`,
+/// that is no IPv4 address: `fields::host` refuses it.
+fn looks_like_an_address(before: &str, after: &str) -> Value {
+    json!({"type": "string", "allOf": [
+        {"pattern": format!("^{before}{DIGITS_LAST}{after}$")},
+        {"not": {"pattern": format!("^{before}{}{after}$", ipv4())}}
     ]})
 }
 
-/// A DNS name as `fields::host` takes it (RFC 1123, at most 253 characters).
-fn host_name() -> Value {
-    json!({
-        "type": "string",
-        "maxLength": 253,
-        "pattern": format!("^{LABEL}(\\.{LABEL})*$"),
-        "not": {"type": "string", "pattern": format!("^{DIGITS_LAST}$")}
-    })
+/// `domain`: a name (RFC 1123, at most 253 characters) or an address; empty
+/// is the same as leaving it out.
+pub fn domain(_: &mut SchemaGenerator) -> Schema {
+    let mut value = text(format!("^({}|{LABEL}(\\.{LABEL})*)?$", ip_literal()), fields::HOST_FORM);
+    value["maxLength"] = json!(253);
+    value["not"] = looks_like_an_address("", "");
+    optional(value)
 }
 
-/// `domain`: a name or an address; empty is the same as leaving it out.
-pub fn domain(_: &mut SchemaGenerator) -> Schema {
-    optional(json!({"anyOf": [{"const": ""}, text(format!("^{}$", ip_literal())), host_name()]}))
+/// `domain` with HTTPS: a name, not this machine's own: certificates are
+/// issued for public names.
+fn https_domain() -> Value {
+    let words = "a host name such as ollama.example.com: with https, a name a public CA issues certificates for \
+                 (not an IP address, not localhost)";
+    let mut value = text(format!("^{LABEL}(\\.{LABEL})*$"), words);
+    value["maxLength"] = json!(253);
+    value["not"] =
+        json!({"type": "string", "anyOf": [{"pattern": format!("^{DIGITS_LAST}$")}, {"pattern": LOCALHOST}]});
+    value
 }
 
 pub fn listen_address(_: &mut SchemaGenerator) -> Schema {
-    optional(text(format!("^{}$", ip_literal())))
+    optional(text(format!("^{}$", ip_literal()), "an IP address, e.g. 127.0.0.1, 192.0.2.10 or ::1"))
 }
 
 pub fn network(_: &mut SchemaGenerator) -> Schema {
     let (v4, v6) = (ipv4(), ipv6());
     // The prefix as a u8 reads it: leading zeros, no sign.
-    schema_of(text(format!(
-        "^(({v4}|\\[{v4}\\])(/0*(3[0-2]|[12]?[0-9]))?|({v6}|\\[{v6}\\])(/0*(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
-    )))
+    schema_of(text(
+        format!(
+            "^(({v4}|\\[{v4}\\])(/0*(3[0-2]|[12]?[0-9]))?|({v6}|\\[{v6}\\])(/0*(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$"
+        ),
+        fields::NETWORK_FORM,
+    ))
 }
 
 pub fn allow_from(generator: &mut SchemaGenerator) -> Schema {
@@ -181,26 +198,25 @@ pub fn allow_from(generator: &mut SchemaGenerator) -> Schema {
 }
 
 pub fn upstream(_: &mut SchemaGenerator) -> Schema {
-    optional(with_host("(https?://)?", &format!(":{PORT_TEXT}/?")))
+    let words = format!("{} (an IPv6 address in brackets: [::1]:11434)", fields::UPSTREAM_FORMS);
+    optional(with_host("(https?://)?", &format!(":{PORT_TEXT}/?"), &words))
 }
 
 pub fn acme_directory(_: &mut SchemaGenerator) -> Schema {
-    optional(with_host("https://", &format!("(:{PORT_TEXT})?(/[A-Za-z0-9/._~-]*)?")))
+    optional(with_host("https://", &format!("(:{PORT_TEXT})?(/[A-Za-z0-9/._~-]*)?"), fields::ACME_FORM))
 }
 
 pub fn email(_: &mut SchemaGenerator) -> Schema {
-    optional(json!({
-        "type": "string",
-        "pattern": format!("^[A-Za-z0-9._%+-]+@{LABEL}(\\.{LABEL})+$"),
-        "not": {"type": "string", "pattern": "\\.[0-9]+$"}
-    }))
+    let mut value = text(format!("^[A-Za-z0-9._%+-]+@{LABEL}(\\.{LABEL})+$"), fields::EMAIL_FORM);
+    value["not"] = json!({"type": "string", "pattern": "\\.[0-9]+$"});
+    optional(value)
 }
 
 const NAME: &str = "[A-Za-z0-9._@+-]{1,64}";
 
 /// A username, and an API key's name (`fields::username`).
 pub fn username(_: &mut SchemaGenerator) -> Schema {
-    schema_of(text(format!("^{NAME}$")))
+    schema_of(text(format!("^{NAME}$"), &format!("1 to 64 of {}", fields::USERNAME_ALPHABET)))
 }
 
 fn bcrypt() -> String {
@@ -208,32 +224,39 @@ fn bcrypt() -> String {
     format!("\\$2[aby]\\$({})\\$[./A-Za-z0-9]{{53}}", costs.join("|"))
 }
 
+fn bcrypt_words() -> String {
+    format!("{}, of cost {} to {}", fields::BCRYPT_FORM, fields::BCRYPT_COSTS.start(), fields::BCRYPT_COSTS.end())
+}
+
 pub fn password_hash(_: &mut SchemaGenerator) -> Schema {
-    optional(text(format!("^{}$", bcrypt())))
+    optional(text(format!("^{}$", bcrypt()), &bcrypt_words()))
 }
 
 /// `ID:BCRYPT`, a key's line in the keys file.
 pub fn key_hash(_: &mut SchemaGenerator) -> Schema {
-    optional(text(format!("^{NAME}:{}$", bcrypt())))
+    let words =
+        format!("`ID:BCRYPT`, the key's line in the keys file (as --save-answers writes it): {}", bcrypt_words());
+    optional(text(format!("^{NAME}:{}$", bcrypt()), &words))
 }
 
 /// A password a person chose (`fields::password`; its limit is in bytes,
 /// which a schema cannot count, so characters stand in: never stricter).
 pub fn password(_: &mut SchemaGenerator) -> Schema {
-    optional(json!({
-        "type": "string",
-        "minLength": 1,
-        "maxLength": fields::PASSWORD_MAX_BYTES,
-        "pattern": "^[^\\x00]*$"
-    }))
+    let words = format!("a password: not empty, no NUL, at most {} bytes", fields::PASSWORD_MAX_BYTES);
+    let mut value = text("^[^\\x00]*$".to_string(), &words);
+    value["minLength"] = json!(1);
+    value["maxLength"] = json!(fields::PASSWORD_MAX_BYTES);
+    optional(value)
 }
 
 pub fn env_var_name(_: &mut SchemaGenerator) -> Schema {
-    optional(text("^[A-Za-z_][A-Za-z0-9_]*$".to_string()))
+    let words = format!("an environment variable name: {}", fields::ENV_VAR_ALPHABET);
+    optional(text("^[A-Za-z_][A-Za-z0-9_]*$".to_string(), &words))
 }
 
 pub fn group_name(_: &mut SchemaGenerator) -> Schema {
-    optional(text("^[A-Za-z_][A-Za-z0-9_-]{0,31}$".to_string()))
+    let words = format!("a group name: {}", fields::GROUP_ALPHABET);
+    optional(text("^[A-Za-z_][A-Za-z0-9_-]{0,31}$".to_string(), &words))
 }
 
 pub fn role(_: &mut SchemaGenerator) -> Schema {
@@ -274,13 +297,20 @@ fn path_pattern() -> String {
     format!("^(/|(/+{part})+)$")
 }
 
+fn path_words() -> String {
+    format!("an absolute path of {}, with no '..' and no '/' at the end", fields::PATH_ALPHABET)
+}
+
 pub fn path(_: &mut SchemaGenerator) -> Schema {
-    optional(text(path_pattern()))
+    optional(text(path_pattern(), &path_words()))
 }
 
 /// A unix socket's path, which also fits `sun_path`.
 pub fn socket_path(_: &mut SchemaGenerator) -> Schema {
-    optional(json!({"type": "string", "pattern": path_pattern(), "maxLength": fields::UNIX_SOCKET_PATH_MAX}))
+    let max = fields::UNIX_SOCKET_PATH_MAX;
+    let mut value = text(path_pattern(), &format!("{}, at most {max} bytes (a unix socket)", path_words()));
+    value["maxLength"] = json!(max);
+    optional(value)
 }
 
 const UNITS: &str = "(nanos|nsec|ns|usec|us|millis|msec|ms|seconds|second|secs|sec|s|minutes|minute|mins|min|m|\
@@ -290,10 +320,19 @@ const UNITS: &str = "(nanos|nsec|ns|usec|us|millis|msec|ms|seconds|second|secs|s
 /// it (`90s`, `10m`, `1h 30m`); its range is judged by the tool alone.
 fn duration(max: std::time::Duration) -> Schema {
     let number = "[0-9]( *[0-9])*";
-    optional(json!({"anyOf": [
-        {"type": "integer", "minimum": 1, "maximum": max.as_secs()},
-        {"type": "string", "pattern": format!("^([0-9]+|{number} *{UNITS}( *{number} *{UNITS})*)$")}
-    ]}))
+    let words = format!(
+        "a number of seconds, or a duration such as 90s, 10m or 1h (from 1s to {})",
+        fields::duration_words(max)
+    );
+    // Each keyword judges its own type: the range a number, the pattern a text.
+    optional(json!({
+        "type": ["integer", "string"],
+        "minimum": 1,
+        "maximum": max.as_secs(),
+        "pattern": format!("^([0-9]+|{number} *{UNITS}( *{number} *{UNITS})*)$"),
+        "patternErrorMessage": words,
+        "errorMessage": words
+    }))
 }
 
 pub fn timeout(_: &mut SchemaGenerator) -> Schema {

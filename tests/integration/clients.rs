@@ -13,7 +13,7 @@ use crate::support::ROOT;
 use crate::support::deployment::Deployment;
 use crate::support::standin::{MODEL, TOKENS};
 
-fn installed(relative: &str) -> PathBuf {
+pub fn installed(relative: &str) -> PathBuf {
     let path = PathBuf::from(ROOT).join(".clients").join(relative);
     assert!(path.exists(), "{} is missing: run .ci/install-clients (the README's test set-up)", path.display());
     path

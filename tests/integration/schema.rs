@@ -1,16 +1,20 @@
 //! The answers file's JSON Schema: published beside the examples, named by
 //! each of them, valid for every example and render input, and in agreement
 //! with the tool: on the hostile-input table, on random values, on the
-//! answers-error files and on the rules that span fields.
+//! answers-error files and on the rules that span fields. And in a real
+//! editor's language server (yaml-language-server, as VS Code's YAML
+//! extension runs it): it marks each wrong line in words, and offers the keys.
 
 use std::fs;
 use std::path::Path;
+use std::process::Command;
 
 use ollama_secure::proxy::ProxyKind as Proxy;
 use ollama_secure::schema::{Document, schema};
 
+use crate::clients::installed;
 use crate::hostile_input::{Field, Rng, answers_with, hostile_table, load, random_value};
-use crate::support::{ROOT, Tool, load_config, render_inputs};
+use crate::support::{ROOT, Sandbox, Tool, load_config, render_inputs};
 
 /// A schema compiled by boon, an implementation of its own (not the
 /// code that wrote it).
@@ -57,13 +61,7 @@ fn the_published_schemas_are_what_the_schema_command_prints() {
 #[test]
 fn every_example_names_its_schema_and_every_example_and_render_input_is_valid() {
     let (answers, defaults) = (Validator::new(Document::Answers), Validator::new(Document::WizardDefaults));
-    let mut examples: Vec<_> = fs::read_dir(format!("{ROOT}/examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    examples.sort();
-    assert!(examples.len() >= 5, "{examples:?}");
+    let examples = examples();
     for example in &examples {
         let text = fs::read_to_string(example).unwrap();
         let document =
@@ -88,6 +86,17 @@ fn every_example_names_its_schema_and_every_example_and_render_input_is_valid() 
         answers.check_yaml(&text).unwrap_or_else(|e| panic!("{}: {e}", input.display()));
         load_config(&text, "input.yaml").unwrap_or_else(|e| panic!("{}: {e}", input.display()));
     }
+}
+
+fn examples() -> Vec<std::path::PathBuf> {
+    let mut examples: Vec<_> = fs::read_dir(format!("{ROOT}/examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 5, "{examples:?}");
+    examples
 }
 
 fn schema_verdict(validator: &Validator, answers: &ollama_secure::answers::Answers) -> Result<(), String> {
@@ -224,5 +233,96 @@ fn the_schema_and_the_tool_agree_on_rules_across_fields() {
         let schema = validator.check_yaml(&yaml);
         assert_eq!(tool.is_ok(), valid, "{yaml}\nthe tool: {tool:?}");
         assert_eq!(schema.is_ok(), valid, "{yaml}\nthe schema: {schema:?}");
+    }
+}
+
+/// What yaml-language-server says about a file on disk: the diagnostics'
+/// lines and messages, and the completions at `at` (0-based LINE:COLUMN).
+fn editor(file: &Path, at: Option<&str>) -> serde_json::Value {
+    let out = Command::new("node")
+        .arg(format!("{ROOT}/tests/clients/yaml_language_server.mjs"))
+        .arg(file)
+        .args(at)
+        .env("CLIENTS_NODE", installed("node"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}: {}\n{stdout}", file.display(), String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("the language server's driver printed {stdout}: {e}"))
+}
+
+/// One wrong value per line marked `# !`, a kind of rule each: the editor
+/// must mark exactly those lines.
+const MARKED: &str = r#"# yaml-language-server: $schema=answers.schema.json
+proxy: apache                      # !
+port: 70000                        # !
+domain: "a.com; }"                 # !
+listen_address: localhost          # !
+upstream: "127.0.0.1:11434; }"     # !
+allow_from: ["10.0.0.0/8;"]        # !
+timeout: forever                   # !
+bcrypt_cost: 3                     # !
+file_group: "www data"             # !
+users:
+  - username: "bob;"               # !
+    generate: true
+  - username: carol
+    password_hash: "$apr1$x$y"     # !
+  - username: dave
+    password_env: "A B"            # !
+  - username: erin                 # !
+    generate: true
+    password: "a long enough password"
+  - username: frank
+    password: ""                   # !
+    role: root                     # !
+api_keys:
+  - name: ci
+    key_hash: "nope"               # !
+https:
+  enabled: false
+  email: "a b@c.com"               # !
+  acme_directory: "https://a.com/d\"ir"   # !
+  http_port: 0                     # !
+  acme_ca_root: "/etc/../x"        # !
+paths:
+  htpasswd: "relative/x"           # !
+  auth_socket: "/run/x y.sock"     # !
+ban: {after: 0, within: "1h{", for: "1 year and a day"}  # !
+mystery: 1                         # !
+"#;
+
+#[test]
+fn an_editor_marks_every_wrong_line_in_words_and_offers_every_key() {
+    for example in examples() {
+        let said = editor(&example, None);
+        assert_eq!(said["diagnostics"], serde_json::json!([]), "{}", example.display());
+    }
+
+    let sandbox = Sandbox::new();
+    sandbox.write("answers.schema.json", &fs::read_to_string(format!("{ROOT}/examples/answers.schema.json")).unwrap());
+    let marked = sandbox.write("marked.yaml", MARKED);
+    assert!(load_config(MARKED, "marked.yaml").is_err());
+    let said = editor(&marked, None);
+    let mut lines: Vec<u64> =
+        said["diagnostics"].as_array().unwrap().iter().map(|d| d["line"].as_u64().unwrap()).collect();
+    lines.sort();
+    lines.dedup();
+    let expected: Vec<u64> =
+        MARKED.lines().enumerate().filter(|(_, l)| l.ends_with("# !")).map(|(i, _)| i as u64).collect();
+    assert_eq!(lines, expected, "the lines the editor marks: {said:#}");
+    // A pattern's words, not the pattern (which is the editor's default).
+    let messages: Vec<&str> =
+        said["diagnostics"].as_array().unwrap().iter().map(|d| d["message"].as_str().unwrap()).collect();
+    assert!(messages.contains(&ollama_secure::fields::HOST_FORM), "{messages:#?}");
+    assert!(!messages.iter().any(|m| m.contains("does not match the pattern")), "{messages:#?}");
+
+    let started =
+        sandbox.write("started.yaml", "# yaml-language-server: $schema=answers.schema.json\nproxy: nginx\n\n");
+    let said = editor(&started, Some("2:0"));
+    let offered: Vec<&str> = said["completions"].as_array().unwrap().iter().map(|c| c.as_str().unwrap()).collect();
+    let keys = schema(Document::Answers)["properties"].as_object().unwrap().keys().cloned().collect::<Vec<_>>();
+    for key in keys.iter().filter(|k| *k != "proxy") {
+        assert!(offered.contains(&key.as_str()), "{key} is not offered: {offered:?}");
     }
 }
