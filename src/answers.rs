@@ -214,6 +214,12 @@ pub struct Answers {
     /// Install the proxy with apt if it is missing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub install: Option<bool>,
+    /// Where `install: true` takes Caddy from: `debian` (the system's
+    /// packages, the default) or `caddy-repo` (Caddy's own apt repository,
+    /// a current 2.x).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::caddy_source")]
+    pub caddy_source: Option<String>,
     /// The group the proxy's workers run as, which may read the users file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::group_name")]
@@ -414,6 +420,12 @@ pub struct PathAnswers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::path")]
     pub fail2ban: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
+    pub apt_keyring: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::path")]
+    pub apt_source: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::path")]
     pub state: Option<String>,

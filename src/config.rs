@@ -11,7 +11,7 @@ use crate::answers::{Answers, BanAnswers, HttpsAnswers, KeyAnswer, PathAnswers, 
 use crate::error::{AfterWizard, Error, Finding, Problem, Result};
 use crate::fields::{self, Host, Upstream, Username};
 use crate::paths::{Os, Paths};
-use crate::proxy::ProxyKind;
+use crate::proxy::{PackageSource, ProxyKind};
 use crate::secret::Secret;
 use crate::setup::{Ban, CostPolicy, Https, Settings, Site};
 
@@ -69,8 +69,9 @@ pub struct Config {
     pub settings: Settings,
     pub users: Vec<UserSpec>,
     pub keys: Vec<KeySpec>,
-    /// The proxy (and certbot) may be installed with the package manager.
-    pub install: bool,
+    /// The proxy (and certbot) may be installed with the package manager,
+    /// the proxy from here; `None`: nothing is installed.
+    pub install: Option<PackageSource>,
     /// Things worth saying that do not stop the run.
     pub warnings: Vec<Finding>,
 }
@@ -153,6 +154,7 @@ impl Config {
             None => proxy.and_then(|k| fields::group_name(k.module().default_group(os)).ok()),
         };
         let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
+        let install = install(answers, proxy, &paths, &mut p, &mut warnings);
         p.into_result(answers, || Config {
             settings: Settings {
                 proxy: proxy.expect("checked above"),
@@ -163,10 +165,41 @@ impl Config {
             },
             users,
             keys,
-            install: answers.install.unwrap_or(false),
+            install: install.expect("checked above"),
             warnings,
         })
     }
+}
+
+/// `install` and `caddy_source`: whether the proxy may be installed, and
+/// from where. `None` when `caddy_source` is wrong.
+fn install(
+    answers: &Answers,
+    proxy: Option<ProxyKind>,
+    paths: &Paths,
+    p: &mut Problems,
+    warnings: &mut Vec<Finding>,
+) -> Option<Option<PackageSource>> {
+    let Some(name) = answers.caddy_source.as_deref() else {
+        return Some(answers.install.unwrap_or(false).then_some(PackageSource::Distribution));
+    };
+    let Some(source) = PackageSource::parse(name) else {
+        let names: Vec<&str> = PackageSource::ALL.iter().map(|s| s.name()).collect();
+        p.add("caddy_source", format_args!("{name:?} is not a source: use {}", names.join(" or ")));
+        return None;
+    };
+    if let Some(kind) = proxy
+        && kind.module().own_repository(paths).is_none()
+    {
+        p.add("caddy_source", format_args!("is for proxy: caddy; {kind} is installed from the system's packages"));
+        return None;
+    }
+    if answers.install != Some(true) {
+        warnings.push(Finding::warning(
+            "caddy_source: Caddy is installed only with `install: true`; without it, caddy_source changes nothing",
+        ));
+    }
+    Some(answers.install.unwrap_or(false).then_some(source))
 }
 
 fn proxy(answers: &Answers, p: &mut Problems) -> Option<ProxyKind> {
@@ -590,6 +623,8 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("acme_webroot", &a.acme_webroot, &mut paths.acme_webroot);
     set("letsencrypt", &a.letsencrypt, &mut paths.letsencrypt);
     set("nginx_site_link", &a.nginx_site_link, &mut paths.nginx_site_link);
+    set("apt_keyring", &a.apt_keyring, &mut paths.apt_keyring);
+    set("apt_source", &a.apt_source, &mut paths.apt_source);
     set("state", &a.state, &mut paths.state);
     set("renewal_cron", &a.renewal_cron, &mut paths.renewal_cron);
     set("renewal_dropin", &a.renewal_dropin, &mut paths.renewal_dropin);
@@ -631,6 +666,8 @@ fn distinct_files(paths: &Paths) -> Vec<(&'static str, String)> {
         ("journal", &paths.journal),
         ("auth_socket", &paths.auth_socket),
         ("auth_cache", &paths.auth_cache),
+        ("apt_keyring", &paths.apt_keyring),
+        ("apt_source", &paths.apt_source),
     ];
     let mut problems = Vec::new();
     for (i, (field, path)) in files.iter().enumerate() {
@@ -673,7 +710,7 @@ mod tests {
         assert_eq!(c.settings.site.upstream.url(), "http://127.0.0.1:11434");
         assert_eq!(c.settings.site.timeout_secs, 600);
         assert_eq!(c.settings.file_group.as_str(), "www-data");
-        assert!(!c.install);
+        assert_eq!(c.install, None);
         assert_eq!(c.settings.site.public_url(), "http://127.0.0.1:8080");
     }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::paths::Paths;
 use crate::plan::Command;
-use crate::proxy::ProxyKind;
+use crate::proxy::{PackageSource, ProxyKind};
 use crate::setup::Settings;
 use crate::state::State;
 use crate::system::{Existing, Filesystem, HttpReply, HttpRequest, Owner, SocketState, System, Trust};
@@ -137,6 +137,9 @@ pub struct Facts {
     pub auth_socket: Option<SocketState>,
     /// What the running proxy answers at our site.
     pub site: SiteAnswer,
+    /// The signing key of the proxy's own repository, as its URL served it
+    /// (fetched only to install from there).
+    pub repository_key: Option<Result<String, String>>,
     /// UTC time as `YYYYMMDDTHHMMSSZ`, for backup names.
     pub stamp: String,
 }
@@ -183,6 +186,7 @@ impl Facts {
             ollama: OllamaProbe::NotProbed,
             auth_socket: None,
             site: SiteAnswer::NotProbed,
+            repository_key: None,
             stamp: stamp.to_string(),
         }
     }
@@ -216,6 +220,9 @@ pub struct Probe<'a> {
     pub site: Option<(String, IpAddr)>,
     /// Bans are wanted: fail2ban is asked about.
     pub bans: bool,
+    /// The proxy is to be installed from its own repository: the URL of
+    /// its signing key, fetched when the proxy is missing.
+    pub repository_key: Option<&'static str>,
 }
 
 impl Probe<'_> {
@@ -242,6 +249,7 @@ impl Probe<'_> {
             upstream: Some(site.upstream.url()),
             site: Some((site.public_url(), site.local_address())),
             bans: site.ban.is_some(),
+            repository_key: None,
         }
     }
 
@@ -257,7 +265,20 @@ impl Probe<'_> {
             upstream: None,
             site: settings.map(|s| (s.site.public_url(), s.site.local_address())),
             bans: false,
+            repository_key: None,
         }
+    }
+
+    /// With the proxy installed from its own repository, if it is missing:
+    /// its key is fetched, and its files are looked at.
+    pub fn installing_from(mut self, source: Option<PackageSource>) -> Self {
+        if source == Some(PackageSource::OwnRepository)
+            && let Some(repository) = self.proxy.module().own_repository(self.paths)
+        {
+            self.repository_key = Some(repository.key_url);
+            self.interest.extend([self.paths.apt_keyring.clone(), self.paths.apt_source.clone()]);
+        }
+        self
     }
 }
 
@@ -445,6 +466,16 @@ pub fn ollama_service(system: &dyn System, dropin: &Path, port: Option<u16>) -> 
     service
 }
 
+/// A repository's signing key, from its URL (the system's roots).
+fn fetch_key(system: &dyn System, url: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
+    match system.http(&HttpRequest::get(url)) {
+        Ok(reply) if reply.status == 200 => Ok(reply.body),
+        Ok(reply) => Err(format!("it answered {}", status_text(reply.status))),
+        Err(why) => Err(why),
+    }
+}
+
 pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     let module = probe.proxy.module();
     let paths = probe.paths;
@@ -478,12 +509,14 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         _ => SiteAnswer::NotProbed,
     };
     let fail2ban = fail2ban(system, paths, probe.bans, &files);
+    let proxy_installed = system.installed(probe.proxy.name());
+    let repository_key = probe.repository_key.filter(|_| !proxy_installed).map(|url| fetch_key(system, url));
     Facts {
         fail2ban,
         is_root: system.is_root(),
         systemd,
         package_manager: package_manager(system),
-        proxy_installed: system.installed(probe.proxy.name()),
+        proxy_installed,
         proxy_version: module.installed_version(system),
         certbot_installed: system.installed("certbot"),
         certbot_cron: matches!(system.inspect(Path::new("/etc/cron.d/certbot")), Existing::File { .. }),
@@ -502,6 +535,7 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(system, &url, Duration::from_secs(3))),
         auth_socket: module.auth_socket(paths).map(|socket| system.unix_socket(socket)),
         site,
+        repository_key,
         stamp: unique_stamp(system, &interest),
     }
 }

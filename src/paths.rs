@@ -87,6 +87,13 @@ pub struct Paths {
     /// goes into its `jail.d/`, our filter into its `filter.d/`.
     #[serde(default = "default_fail2ban")]
     pub fail2ban: PathBuf,
+    /// The signing key of the proxy's own apt repository (`caddy_source:
+    /// caddy-repo`), armored, which apt reads as it is.
+    #[serde(default = "default_apt_keyring")]
+    pub apt_keyring: PathBuf,
+    /// That repository's `deb` line, in apt's `sources.list.d/`.
+    #[serde(default = "default_apt_source")]
+    pub apt_source: PathBuf,
     /// What ollama-secure changed, for `uninstall`.
     pub state: PathBuf,
     /// Held while a run changes files, so concurrent runs take turns.
@@ -95,6 +102,14 @@ pub struct Paths {
     /// exists before the first change, and survives a reboot.
     #[serde(default = "default_journal")]
     pub journal: PathBuf,
+}
+
+fn default_apt_keyring() -> PathBuf {
+    Paths::defaults(Os::current()).apt_keyring
+}
+
+fn default_apt_source() -> PathBuf {
+    Paths::defaults(Os::current()).apt_source
 }
 
 fn default_access_log() -> PathBuf {
@@ -166,6 +181,10 @@ impl Paths {
                 // After `systemctl edit`'s override.conf: the last OLLAMA_HOST wins.
                 ollama_dropin: "/etc/systemd/system/ollama.service.d/zz-ollama-secure.conf".into(),
                 fail2ban: "/etc/fail2ban".into(),
+                // The names Caddy's install guide uses, in the folder Debian
+                // keeps for keys an administrator adds.
+                apt_keyring: "/etc/apt/keyrings/caddy-stable.asc".into(),
+                apt_source: "/etc/apt/sources.list.d/caddy-stable.list".into(),
                 state: "/var/lib/ollama-secure/state.yaml".into(),
                 lock: "/run/ollama-secure.lock".into(),
                 journal: "/var/lib/ollama-secure.journal".into(),
@@ -194,6 +213,9 @@ impl Paths {
                 // No systemd on macOS: harden-ollama prints the fix instead.
                 ollama_dropin: "/opt/homebrew/etc/ollama-secure/ollama-service.conf".into(),
                 fail2ban: "/opt/homebrew/etc/fail2ban".into(),
+                // No apt: Homebrew's caddy is current.
+                apt_keyring: "/opt/homebrew/etc/ollama-secure/caddy-stable.asc".into(),
+                apt_source: "/opt/homebrew/etc/ollama-secure/caddy-stable.list".into(),
                 state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
                 lock: "/opt/homebrew/var/run/ollama-secure.lock".into(),
                 journal: "/opt/homebrew/var/ollama-secure.journal".into(),

@@ -30,6 +30,8 @@ pub enum Role {
     Ban,
     /// The drop-in of Ollama's own unit (`harden-ollama`).
     OllamaService,
+    /// The proxy's own apt repository: its key and its `deb` line.
+    PackageSource,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -19,7 +19,8 @@ use crate::access::Role;
 use crate::answers::Answers;
 use crate::config::MAX_USERS;
 use crate::fields;
-use crate::proxy::ProxyKind;
+use crate::paths::{Os, Paths};
+use crate::proxy::{PackageSource, ProxyKind};
 
 /// The two documents the tool reads: an answers file, and the wizard's
 /// `--defaults` file (the same keys; users are asked, not given).
@@ -53,19 +54,29 @@ pub fn schema(document: Document) -> Value {
         "properties": {"https": {"type": "object", "required": ["enabled"], "properties": {"enabled": {"const": true}}}}
     });
     let https_domain = https_domain();
+    // `caddy_source` names a repository only a proxy with one has.
+    let without_repository: Vec<&str> = ProxyKind::ALL
+        .iter()
+        .filter(|kind| kind.module().own_repository(&Paths::defaults(Os::Debian)).is_none())
+        .map(|kind| kind.name())
+        .collect();
+    let caddy_source = json!({
+        "if": {"required": ["proxy"], "properties": {"proxy": {"enum": without_repository}}},
+        "then": {"properties": {"caddy_source": {"type": "null"}}}
+    });
     match document {
         Document::Answers => {
             root["required"] = json!(["proxy", "users"]);
             root["properties"]["users"]["minItems"] = json!(1);
-            root["allOf"] = json!([{
-                "if": https_on,
-                "then": {"required": ["domain"], "properties": {"domain": https_domain}}
-            }]);
+            root["allOf"] = json!([
+                {"if": https_on, "then": {"required": ["domain"], "properties": {"domain": https_domain}}},
+                caddy_source
+            ]);
         }
         Document::WizardDefaults => {
             // The wizard asks for the users, and fills in a domain it asks for.
             root["properties"]["users"]["maxItems"] = json!(0);
-            root["allOf"] = json!([{"if": https_on, "then": {"properties": {"domain": https_domain}}}]);
+            root["allOf"] = json!([{"if": https_on, "then": {"properties": {"domain": https_domain}}}, caddy_source]);
         }
     }
     root
@@ -266,6 +277,11 @@ pub fn role(_: &mut SchemaGenerator) -> Schema {
 
 pub fn proxy(_: &mut SchemaGenerator) -> Schema {
     let names: Vec<&str> = ProxyKind::ALL.iter().map(|kind| kind.name()).collect();
+    optional(json!({"type": "string", "enum": names}))
+}
+
+pub fn caddy_source(_: &mut SchemaGenerator) -> Schema {
+    let names: Vec<&str> = PackageSource::ALL.iter().map(|source| source.name()).collect();
     optional(json!({"type": "string", "enum": names}))
 }
 

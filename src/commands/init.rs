@@ -274,7 +274,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     // From reading the system to the reload: a concurrent `users` run waits.
     let paths = &config.settings.paths;
     let changing = if args.dry_run { None } else { Some(super::begin_changes(system, paths)?) };
-    let facts = facts::probe(system, Probe::for_settings(&config.settings));
+    let facts = facts::probe(system, Probe::for_settings(&config.settings).installing_from(config.install));
     let installed = setup::Installed::from_facts(config.settings.proxy, &config.settings.paths, &facts)?;
     let now = humantime::format_rfc3339_seconds(system.now()).to_string();
     let (setup, resolution) = setup::from_config(&config, installed, &now, &mut OsEntropy)?;

@@ -40,7 +40,7 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
         &humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
         &mut OsEntropy,
     )?;
-    let plan = plan::for_setup(&setup, &facts, Goal::Init { install: false })?;
+    let plan = plan::for_setup(&setup, &facts, Goal::Init { install: None })?;
     let me = |mode| Ownership { mode, uid: nix::unistd::geteuid().as_raw(), gid: nix::unistd::getegid().as_raw() };
     for step in &plan.steps {
         match &step.action {

@@ -69,8 +69,9 @@ impl Plan {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Goal {
     /// The whole setup: preflight, files, the proxy started or reloaded,
-    /// certificates, the state file. `install`: packages may be installed.
-    Init { install: bool },
+    /// certificates, the state file. `install`: packages may be installed,
+    /// the proxy from there.
+    Init { install: Option<crate::proxy::PackageSource> },
     /// A change to the users of an installed setup: its files, and a reload
     /// when the proxy runs (it is never started).
     Users,

@@ -5,15 +5,82 @@
 use super::{Command, Purpose, Step};
 use crate::error::Finding;
 use crate::facts::{Facts, OllamaProbe, PackageManager};
-use crate::proxy::Certificates;
+use crate::proxy::{Certificates, PackageSource};
+use crate::render::{RenderedFile, Role};
 use crate::setup::Setup;
 
-/// The commands that install what is missing, if anything is and may be.
-fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Finding>) -> Result<Vec<Step>, String> {
+/// A signing key is a few KiB of armored text; more is not one.
+const KEY_LIMIT: usize = 64 * 1024;
+
+/// The fetched signing key, if it is one: armored (which apt reads as it
+/// is, from a `.asc` file), ASCII, and small.
+fn armored_key(text: &str) -> Result<&str, String> {
+    let text = text.trim();
+    let armored = text.starts_with("-----BEGIN PGP PUBLIC KEY BLOCK-----")
+        && text.ends_with("-----END PGP PUBLIC KEY BLOCK-----")
+        && text.is_ascii()
+        && text.len() <= KEY_LIMIT;
+    if armored { Ok(text) } else { Err("what came back is not an armored PGP public key".to_string()) }
+}
+
+/// The proxy project's own repository, before apt is asked for the proxy:
+/// its key (as fetched, shown in the dry run) and its `deb` line, written
+/// like every file of ours (uninstall removes both).
+fn repository_steps(setup: &Setup, facts: &Facts) -> Result<Vec<Step>, String> {
+    let (proxy, paths) = (setup.proxy(), &setup.settings.paths);
+    let name = proxy.name();
+    let repository = proxy.own_repository(paths).ok_or_else(|| format!("{name} has no repository of its own"))?;
+    let fallback = "with `caddy_source: debian` it is installed from Debian's archive instead";
+    let key = match &facts.repository_key {
+        Some(Ok(text)) => armored_key(text).map_err(|why| format!("{}: {why}; {fallback}", repository.key_url))?,
+        Some(Err(why)) => {
+            return Err(format!("cannot fetch {name}'s signing key from {}: {why}; {fallback}", repository.key_url));
+        }
+        None => return Err(format!("{name}'s signing key was not fetched from {}", repository.key_url)),
+    };
+    let file = |path: &std::path::Path, content: String| RenderedFile {
+        path: path.to_path_buf(),
+        role: Role::PackageSource,
+        mode: 0o644,
+        group: "root".to_string(),
+        secret: false,
+        content,
+    };
+    let files = [
+        file(&paths.apt_keyring, format!("{key}\n")),
+        file(
+            &paths.apt_source,
+            format!(
+                "# {name}'s own repository, from {}; added by ollama-secure (caddy_source: {}), removed by its uninstall\n{}\n",
+                repository.key_url,
+                PackageSource::OwnRepository.name(),
+                repository.source_line
+            ),
+        ),
+    ];
+    let mut steps = Vec::new();
+    super::parent_dirs(&[paths.apt_keyring.as_path(), paths.apt_source.as_path()], facts, &mut steps);
+    for file in files {
+        steps.extend(super::write_step(file, facts).map_err(|e| e.to_string())?);
+    }
+    Ok(steps)
+}
+
+/// The commands that install what is missing, if anything is and may be
+/// (`allowed`: from where the proxy is installed).
+fn install(
+    setup: &Setup,
+    allowed: Option<PackageSource>,
+    facts: &Facts,
+    findings: &mut Vec<Finding>,
+) -> Result<Vec<Step>, String> {
     let proxy = setup.proxy();
     let mut packages = Vec::new();
     if facts.proxy_installed {
         findings.push(Finding::info(format!("{} is installed", proxy.name())));
+        if allowed == Some(PackageSource::OwnRepository) {
+            findings.push(Finding::info("caddy_source is used only to install Caddy: it is left as it is"));
+        }
     } else {
         packages.push(proxy.name());
     }
@@ -28,31 +95,45 @@ fn install(setup: &Setup, allowed: bool, facts: &Facts, findings: &mut Vec<Findi
         return Ok(Vec::new());
     }
     let list = packages.join(" ");
+    let mut steps = Vec::new();
     let commands = match (allowed, facts.package_manager) {
-        (true, Some(PackageManager::Apt)) => {
-            findings.push(Finding::info(format!("not installed: {list}; it will be installed with apt-get")));
+        (Some(source), Some(PackageManager::Apt)) => {
+            if source == PackageSource::OwnRepository && !facts.proxy_installed {
+                steps = repository_steps(setup, facts)?;
+                findings.push(Finding::info(format!(
+                    "not installed: {list}; it will be installed with apt-get, {} from its own repository",
+                    proxy.name()
+                )));
+            } else {
+                findings.push(Finding::info(format!("not installed: {list}; it will be installed with apt-get")));
+            }
             // A fresh machine (a container, a new VM) has no package lists yet.
             vec![
                 Command::new("apt-get", &["update", "-q"]).env("DEBIAN_FRONTEND", "noninteractive"),
                 Command::new("apt-get", &["install", "-y"]).args(&packages).env("DEBIAN_FRONTEND", "noninteractive"),
             ]
         }
-        (true, Some(PackageManager::Brew)) => {
+        (Some(source), Some(PackageManager::Brew)) => {
             findings.push(Finding::info(format!("not installed: {list}; it will be installed with Homebrew")));
+            if source == PackageSource::OwnRepository {
+                findings
+                    .push(Finding::info("caddy_source: caddy-repo is an apt repository; Homebrew's caddy is current"));
+            }
             vec![Command::new("brew", &["install"]).args(&packages)]
         }
-        (true, None) => {
+        (Some(_), None) => {
             return Err(format!(
                 "{list} not installed and no known package manager (apt-get, brew) was found: install it yourself, then run this again"
             ));
         }
-        (false, _) => {
+        (None, _) => {
             return Err(format!(
                 "{list} not installed: install it (e.g. `apt-get install {list}`) or set `install: true` in the answers file"
             ));
         }
     };
-    Ok(commands.into_iter().map(|command| Step::run(command, Purpose::Install)).collect())
+    steps.extend(commands.into_iter().map(|command| Step::run(command, Purpose::Install)));
+    Ok(steps)
 }
 
 fn ollama_finding(setup: &Setup, facts: &Facts) -> Finding {
@@ -100,7 +181,7 @@ fn port_remedy(setup: &Setup, port: u16) -> String {
 /// goes to `blockers`.
 pub fn check(
     setup: &Setup,
-    allowed: bool,
+    allowed: Option<PackageSource>,
     facts: &Facts,
     findings: &mut Vec<Finding>,
     problems: &mut Vec<String>,

@@ -133,6 +133,15 @@ pub fn removal(paths: &Paths, facts: &Facts) -> Result<Plan> {
     let disabled = proxy.disable(&state, paths, facts)?;
     steps.extend(disabled.steps);
     let consumed = files(&state, facts, &mut findings, &mut steps);
+    if steps.iter().any(|s| matches!(&s.action, Action::Remove { path } if *path == paths.apt_source)) {
+        findings.push(Finding::info(format!(
+            "{} is removed, with its key: the {} package init installed from there stays, and apt no longer upgrades it \
+             (`apt-get purge {}` removes it)",
+            paths.apt_source.display(),
+            state.proxy.name(),
+            state.proxy.name()
+        )));
+    }
     backups(&state, facts, &consumed, disabled.main_config_after.as_ref(), &mut findings, &mut steps);
     if exists(facts, &paths.state) {
         steps.push(Step::remove(&paths.state, facts.file(&paths.state)));

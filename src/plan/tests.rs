@@ -106,7 +106,7 @@ fn kinds(plan: &Plan) -> Vec<String> {
 fn a_fresh_machine_gets_files_a_start_and_a_verification() {
     let config = config(NGINX);
     let facts = nginx_fresh();
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert_eq!(
         kinds(&plan),
         [
@@ -137,9 +137,9 @@ fn a_fresh_machine_gets_files_a_start_and_a_verification() {
 fn running_again_on_the_result_changes_nothing() {
     for (yaml, facts) in [(NGINX, nginx_fresh()), (CADDY, fresh())] {
         let config = config(yaml);
-        let first = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let first = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
         let facts = after(&first, facts);
-        let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
         assert!(again.is_empty(), "{}", describe(&again));
         // A changed answer replaces what changed, with a backup, and reloads.
         let changed = super::super::config::Config {
@@ -149,7 +149,7 @@ fn running_again_on_the_result_changes_nothing() {
             },
             ..config.clone()
         };
-        let plan = for_setup(&setup_for(&changed, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let plan = for_setup(&setup_for(&changed, &facts), &facts, Goal::Init { install: None }).unwrap();
         let kinds = kinds(&plan);
         assert!(kinds.iter().any(|k| k == "reload"), "{kinds:?}");
         assert!(!kinds.iter().any(|k| k == "start"), "{kinds:?}");
@@ -162,28 +162,28 @@ use crate::setup::{Settings, Site};
 #[test]
 fn a_running_nginx_that_lost_its_socket_is_restarted() {
     let config = config(NGINX);
-    let first = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: false }).unwrap();
+    let first = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: None }).unwrap();
     let mut facts = after(&first, nginx_fresh());
     facts.auth_socket = Some(SocketState::Missing);
     facts.site = SiteAnswer::Status(500);
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert_eq!(kinds(&plan), ["validate", "stop", "start", "verify"]);
     assert!(plan.findings.iter().any(|f| f.text.contains("restarted")), "{:?}", plan.findings);
     // Not serving the site at all: a reload creates the socket.
     facts.site = SiteAnswer::Unreachable("connection refused".into());
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert_eq!(kinds(&plan), ["validate", "reload", "verify"]);
     // A stale socket of a stopped nginx goes before the start.
     facts.proxy_running = false;
     facts.auth_socket = Some(SocketState::Stale);
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert_eq!(kinds(&plan), ["removestalesocket", "validate", "start", "verify"]);
 }
 
 #[test]
 fn a_users_change_never_starts_the_proxy() {
     let config = config(NGINX);
-    let first = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: false }).unwrap();
+    let first = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: None }).unwrap();
     let mut facts = after(&first, nginx_fresh());
     let mut setup = setup_for(&config, &facts);
     setup.users.set(
@@ -221,7 +221,7 @@ fn a_users_change_never_starts_the_proxy() {
 
 fn installed(yaml: &str, facts: Facts) -> (Config, Facts) {
     let config = config(yaml);
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     (config, after(&plan, facts))
 }
 
@@ -305,7 +305,7 @@ fn renewal_is_described_as_this_machine_would_run_it() {
     let private = "proxy: nginx\ndomain: ollama.test\nhttps: {enabled: true, acme_ca_root: /etc/pebble/root.pem}\nusers: [{username: a, generate: true}]\n";
     let config = config(private);
     let renewal = |facts: &Facts| {
-        let plan = for_setup(&setup_for(&config, facts), facts, Goal::Init { install: false }).unwrap();
+        let plan = for_setup(&setup_for(&config, facts), facts, Goal::Init { install: None }).unwrap();
         let finding = plan.findings.iter().find(|f| f.text.contains("renew")).cloned().unwrap();
         (finding, plan)
     };
@@ -352,7 +352,7 @@ fn the_cache_of_password_checks_gets_a_tmpfs_of_its_own_on_a_disk() {
     let config = config(NGINX);
     let mut facts = nginx_fresh();
     facts.mounts.insert("/run".into(), (Filesystem::Disk, false));
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let first = kinds(&plan);
     assert_eq!(first[..2], ["mkdir /run/ollama-secure-auth", "mount"], "before nginx reads the site: {first:?}");
     let mount = plan.steps.iter().find(|s| matches!(&s.action, Action::Run { purpose: Purpose::Mount, .. })).unwrap();
@@ -368,9 +368,9 @@ fn the_cache_of_password_checks_gets_a_tmpfs_of_its_own_on_a_disk() {
     // Mounted, it is left alone; after a reboot (a folder on the disk
     // again) it is emptied and mounted again.
     let mut facts = after(&plan, facts);
-    assert!(for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap().is_empty());
+    assert!(for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap().is_empty());
     facts.mounts.insert("/run/ollama-secure-auth".into(), (Filesystem::Disk, false));
-    let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     // nginx gives the new tmpfs to its workers when it loads its
     // configuration: it reloads.
     assert_eq!(
@@ -392,14 +392,14 @@ fn a_cache_folder_that_is_not_ours_is_refused() {
     for existing in [ROOTS_DIR, Existing::Other] {
         let mut facts = nginx_fresh();
         facts.files.insert("/run/ollama-secure-auth".into(), existing);
-        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
         assert_eq!(plan.blockers.len(), 1, "{:?}", plan.blockers);
         assert!(plan.blockers[0].starts_with("/run/ollama-secure-auth exists and is not"), "{}", plan.blockers[0]);
         assert!(plan.refusal().is_some());
     }
     // paths.auth_cache: /run itself, say.
     let config = self::config(&format!("{NGINX}paths: {{auth_cache: /run, auth_socket: /tmp/a.sock}}\n"));
-    let plan = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &nginx_fresh()), &nginx_fresh(), Goal::Init { install: None }).unwrap();
     assert!(plan.blockers.iter().any(|b| b.starts_with("/run exists and is not a folder ollama-secure made")));
 }
 
@@ -415,7 +415,7 @@ fn what_caddy_writes_of_its_own_is_ours_until_uninstall_stops_it() {
         started("/root/.config/caddy", OwnedKind::Tree),
         started("/root/.config/caddy/autosave.json", OwnedKind::File),
     ];
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
     let owned: Vec<(&Path, OwnedKind, bool)> =
         state.owned.iter().map(|o| (o.path.as_path(), o.kind, o.until_stopped)).collect();
@@ -471,7 +471,7 @@ fn a_file_ollama_secure_did_not_write_is_replaced_with_a_word_and_a_backup() {
     let mut facts = nginx_fresh();
     let site = Path::new("/etc/nginx/sites-available/ollama");
     facts.files.insert(site.into(), Existing::File { content: b"mine\n".to_vec(), mode: 0o644, uid: 0, gid: 0 });
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert!(
         plan.findings.iter().any(|f| f.text
             == "/etc/nginx/sites-available/ollama is there and was not written by ollama-secure: it is replaced, and kept as \
@@ -482,7 +482,7 @@ fn a_file_ollama_secure_did_not_write_is_replaced_with_a_word_and_a_backup() {
     // Our own file, changed later, gets no such word.
     let facts = after(&plan, facts);
     let changed = self::config(&NGINX.replace("8081", "8082"));
-    let plan = for_setup(&setup_for(&changed, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&changed, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert!(!plan.backups().is_empty());
     assert!(!plan.findings.iter().any(|f| f.text.contains("not written by ollama-secure")), "{:?}", plan.findings);
 }
@@ -493,7 +493,7 @@ fn certbots_folders_made_for_us_go_with_the_last_certificate() {
     let config = config(https);
     let mut facts = nginx_fresh();
     facts.files.insert("/var/log/letsencrypt".into(), ROOTS_DIR);
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
     assert_eq!(state.certbot_dirs, [PathBuf::from("/etc/letsencrypt"), PathBuf::from("/var/lib/letsencrypt")]);
     assert!(state.owned.contains(&Owned::new(Path::new("/var/lib/ollama-secure/acme"), OwnedKind::Tree)));
@@ -530,7 +530,7 @@ fn certbots_folders_in_debians_etc_letsencrypt_are_ours() {
     let config = config(https);
     let mut facts = nginx_fresh();
     facts.files.insert("/etc/letsencrypt".into(), ROOTS_DIR);
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let state = State::parse(&written(&plan, "/var/lib/ollama-secure/state.yaml"), Path::new("s")).unwrap();
     let inside = ["accounts", "archive", "csr", "keys", "live", "renewal", "renewal-hooks"];
     let expected: Vec<PathBuf> = inside
@@ -574,7 +574,7 @@ fn an_ollama_with_a_known_critical_advisory_is_named_before_anything_is_done() {
     let words = |version: &str| {
         let mut facts = nginx_fresh();
         facts.ollama = crate::facts::OllamaProbe::Answers { version: version.into() };
-        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
         plan.findings.iter().map(|f| f.to_string()).filter(|f| f.contains("Ollama ")).collect::<Vec<_>>().join("\n")
     };
     let old = words("0.17.0");
@@ -589,7 +589,7 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
     let mut facts = nginx_fresh();
     facts.files.extend([("/etc/fail2ban/jail.d".into(), ROOTS_DIR), ("/etc/fail2ban/filter.d".into(), ROOTS_DIR)]);
     let config = config(&with_ban);
-    let first = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let first = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let kinds_first = kinds(&first);
     let tail: Vec<&str> = kinds_first.iter().rev().take(5).rev().map(String::as_str).collect();
     assert_eq!(tail, ["start", "verify", "validatebans", "startbans", "verifybans"], "{kinds_first:?}");
@@ -604,7 +604,7 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
     let mut facts = after(&first, facts);
     facts.fail2ban.running = true;
     facts.fail2ban.jail_loaded = true;
-    let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let again = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert!(again.is_empty(), "{}", describe(&again));
     // A fail2ban that runs without it (started by its package before our
     // jail was there) reads its jails again, and is asked for ours.
@@ -612,7 +612,7 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
         fail2ban: crate::facts::Fail2banFacts { jail_loaded: false, ..facts.fail2ban.clone() },
         ..facts.clone()
     };
-    let repair = for_setup(&setup_for(&config, &without_jail), &without_jail, Goal::Init { install: false }).unwrap();
+    let repair = for_setup(&setup_for(&config, &without_jail), &without_jail, Goal::Init { install: None }).unwrap();
     assert_eq!(kinds(&repair), ["validatebans", "reloadbans", "verifybans"], "{}", describe(&repair));
 
     // A changed ban is read by a reload; the proxy is left alone.
@@ -626,7 +626,7 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
         },
         ..config.clone()
     };
-    let changed = for_setup(&setup_for(&stricter, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let changed = for_setup(&setup_for(&stricter, &facts), &facts, Goal::Init { install: None }).unwrap();
     let kinds_changed = kinds(&changed);
     assert!(
         kinds_changed.ends_with(&["validatebans".into(), "reloadbans".into(), "verifybans".into()]),
@@ -636,7 +636,7 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
 
     // Without `ban` in the answers, our jail and filter go; the fail2ban
     // init started goes with them, one that ran before reloads.
-    let without = for_setup(&setup_for(&self::config(NGINX), &facts), &facts, Goal::Init { install: false }).unwrap();
+    let without = for_setup(&setup_for(&self::config(NGINX), &facts), &facts, Goal::Init { install: None }).unwrap();
     let kinds_without = kinds(&without);
     assert!(kinds_without.contains(&"remove".to_string()), "{kinds_without:?}");
     assert_eq!(kinds_without.last().map(String::as_str), Some("stopbans"), "{kinds_without:?}");
@@ -652,7 +652,7 @@ fn bans_start_fail2ban_once_reload_it_on_changes_and_leave_with_the_answers() {
         facts
     };
     let without =
-        for_setup(&setup_for(&self::config(NGINX), &ran_before), &ran_before, Goal::Init { install: false }).unwrap();
+        for_setup(&setup_for(&self::config(NGINX), &ran_before), &ran_before, Goal::Init { install: None }).unwrap();
     assert_eq!(kinds(&without).last().map(String::as_str), Some("reloadbans"), "{:?}", kinds(&without));
 
     // uninstall stops the fail2ban that init started.
@@ -666,7 +666,7 @@ fn a_fail2ban_that_is_broken_before_us_is_a_blocker_that_says_why() {
     facts.fail2ban.broken =
         Some("ERROR   Failed during configuration: Have not found any log file for sshd jail\n".into());
     let config = config(&format!("{NGINX}ban: {{}}\n"));
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let refusal = plan.refusal().expect("a blocker").to_string();
     assert!(refusal.contains("fail2ban's configuration fails before ollama-secure adds its jail"), "{refusal}");
     assert!(refusal.contains("backend = systemd"), "{refusal}");
@@ -674,7 +674,12 @@ fn a_fail2ban_that_is_broken_before_us_is_a_blocker_that_says_why() {
     let mut facts = nginx_fresh();
     facts.fail2ban.installed = false;
     facts.package_manager = Some(crate::facts::PackageManager::Apt);
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: true }).unwrap();
+    let plan = for_setup(
+        &setup_for(&config, &facts),
+        &facts,
+        Goal::Init { install: Some(crate::proxy::PackageSource::Distribution) },
+    )
+    .unwrap();
     let install: Vec<String> = plan
         .steps
         .iter()
@@ -716,7 +721,7 @@ fn commands(plan: &Plan) -> Vec<(String, Vec<String>)> {
 fn with_systemd_init_enables_what_it_starts_and_uninstall_disables_it() {
     let config = config(NGINX);
     let facts = Facts { systemd: true, ..nginx_fresh() };
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let strings = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     assert_eq!(
         commands(&plan),
@@ -738,7 +743,7 @@ fn with_systemd_init_enables_what_it_starts_and_uninstall_disables_it() {
 
     // Enabled already (as Debian's package leaves it): neither enabled nor disabled.
     let facts = Facts { systemd: true, service_enabled: true, ..nginx_fresh() };
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     assert_eq!(commands(&plan), [("systemctl start nginx".to_string(), strings(&["systemctl stop nginx"]))]);
     let plan = removal(&config.settings.paths, &after(&plan, facts)).unwrap();
     assert_eq!(commands(&plan), [("systemctl stop nginx".to_string(), strings(&["systemctl start nginx"]))]);
@@ -758,7 +763,7 @@ fn what_the_systemd_caddy_writes_for_our_site_goes_with_it() {
             .into_iter()
             .chain([started("/var/lib/caddy/.local/share/caddy", OwnedKind::Tree)])
             .collect();
-    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
     let reload =
         plan.steps.iter().find(|s| matches!(&s.action, Action::Run { purpose: Purpose::Reload { .. }, .. })).unwrap();
     assert!(
@@ -816,9 +821,120 @@ fn a_taken_port_says_what_can_be_done_about_it() {
         let mut facts = fresh();
         facts.is_root = true;
         facts.port_uses = vec![taken(port)];
-        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: false }).unwrap();
+        let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
         let blocker =
             plan.blockers.iter().find(|b| b.starts_with(&format!("port {port} is already in use by other (pid 7)")));
         assert!(blocker.is_some_and(|b| b.contains(remedy)), "{yaml}: {:?}", plan.blockers);
     }
+}
+
+const KEY: &str =
+    "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmQINBGSLW5sBEAC4test\n=abcd\n-----END PGP PUBLIC KEY BLOCK-----\n";
+
+/// A Debian machine without Caddy, where apt installs it.
+fn without_caddy() -> Facts {
+    let mut facts = fresh();
+    facts.proxy_installed = false;
+    facts.package_manager = Some(crate::facts::PackageManager::Apt);
+    facts.files.insert("/etc/apt".into(), ROOTS_DIR);
+    facts.files.insert("/etc/apt/sources.list.d".into(), ROOTS_DIR);
+    facts
+}
+
+const CADDY_REPO: Goal = Goal::Init { install: Some(crate::proxy::PackageSource::OwnRepository) };
+
+#[test]
+fn caddy_from_its_own_repository_gets_the_fetched_key_and_one_deb_line_before_apt() {
+    let config = config(&format!("{CADDY}install: true\ncaddy_source: caddy-repo\n"));
+    assert_eq!(config.install, Some(crate::proxy::PackageSource::OwnRepository));
+    let mut facts = without_caddy();
+    facts.repository_key = Some(Ok(KEY.to_string()));
+    let plan = for_setup(&setup_for(&config, &facts), &facts, CADDY_REPO).unwrap();
+    assert!(plan.refusal().is_none(), "{:?}", plan.refusal().map(|r| r.to_string()));
+    // The keyrings folder is made (Debian 12 has it; older systems may not),
+    // the key and the line written, then apt asked, in that order.
+    assert_eq!(
+        kinds(&plan)[..5],
+        [
+            "mkdir /etc/apt/keyrings",
+            "write /etc/apt/keyrings/caddy-stable.asc",
+            "write /etc/apt/sources.list.d/caddy-stable.list",
+            "install",
+            "install",
+        ]
+    );
+    assert_eq!(written(&plan, "/etc/apt/keyrings/caddy-stable.asc"), KEY);
+    assert_eq!(
+        written(&plan, "/etc/apt/sources.list.d/caddy-stable.list"),
+        "# caddy's own repository, from https://dl.cloudsmith.io/public/caddy/stable/gpg.key; added by ollama-secure \
+         (caddy_source: caddy-repo), removed by its uninstall\n\
+         deb [signed-by=/etc/apt/keyrings/caddy-stable.asc] https://dl.cloudsmith.io/public/caddy/stable/deb/debian any-version main\n"
+    );
+    // The dry run shows both files in full, the key too (it is public).
+    let described = describe(&plan);
+    assert!(described.contains("mQINBGSLW5sBEAC4test"), "{described}");
+    assert!(described.contains("apt-get install -y caddy"), "{described}");
+
+    // uninstall removes both, and the folder it made.
+    let after = after(&plan, facts);
+    let removal = removal(&config.settings.paths, &after).unwrap();
+    for path in ["/etc/apt/keyrings/caddy-stable.asc", "/etc/apt/sources.list.d/caddy-stable.list"] {
+        assert!(
+            removal.steps.iter().any(|s| matches!(&s.action, Action::Remove { path: p } if p == Path::new(path))),
+            "{path} is not removed: {:?}",
+            kinds(&removal)
+        );
+    }
+    assert!(
+        removal
+            .steps
+            .iter()
+            .any(|s| matches!(&s.action, Action::RemoveDir { path } if path == Path::new("/etc/apt/keyrings")))
+    );
+    assert!(removal.findings.iter().any(|f| f.text.contains("apt no longer upgrades it (`apt-get purge caddy`")));
+}
+
+#[test]
+fn a_key_that_cannot_be_fetched_or_is_no_key_stops_the_plan_with_the_way_out() {
+    let config = config(&format!("{CADDY}install: true\ncaddy_source: caddy-repo\n"));
+    for (key, said) in [
+        (Err("dns error: failed to lookup address information".to_string()), "cannot fetch caddy's signing key"),
+        (Ok("<html>Moved</html>".to_string()), "is not an armored PGP public key"),
+        (Ok(format!("{KEY}\u{e9}")), "is not an armored PGP public key"),
+    ] {
+        let mut facts = without_caddy();
+        facts.repository_key = Some(key);
+        let plan = for_setup(&setup_for(&config, &facts), &facts, CADDY_REPO).unwrap();
+        let refusal = plan.refusal().expect("a blocker").to_string();
+        assert!(refusal.contains(said), "{refusal}");
+        assert!(refusal.contains("caddy_source: debian"), "{refusal}");
+    }
+}
+
+#[test]
+fn an_installed_caddy_is_left_as_it_is_whatever_caddy_source_says() {
+    let config = config(&format!("{CADDY}install: true\ncaddy_source: caddy-repo\n"));
+    let facts = fresh();
+    let plan = for_setup(&setup_for(&config, &facts), &facts, CADDY_REPO).unwrap();
+    assert!(!kinds(&plan).iter().any(|k| k == "install" || k.contains("/etc/apt")), "{:?}", kinds(&plan));
+    assert!(plan.findings.iter().any(|f| f.text.contains("caddy_source is used only to install Caddy")));
+}
+
+#[test]
+fn caddy_source_is_for_caddy_and_for_install() {
+    let load = |yaml: &str| {
+        let answers = crate::answers::Answers::from_yaml(yaml, "t.yaml").unwrap();
+        Config::from_answers(&answers, "t.yaml", Os::Debian, &ProcessSecrets)
+    };
+    let err = load(&format!("{NGINX}install: true\ncaddy_source: caddy-repo\n")).unwrap_err().to_string();
+    assert!(err.contains("caddy_source: is for proxy: caddy; nginx is installed from the system's packages"), "{err}");
+    let err = load(&format!("{CADDY}install: true\ncaddy_source: github\n")).unwrap_err().to_string();
+    assert!(err.contains("\"github\" is not a source: use debian or caddy-repo"), "{err}");
+    let config = load(&format!("{CADDY}caddy_source: caddy-repo\n")).unwrap();
+    assert_eq!(config.install, None);
+    assert!(config.warnings.iter().any(|w| w.text.contains("Caddy is installed only with `install: true`")));
+    assert_eq!(
+        load(&format!("{CADDY}install: true\n")).unwrap().install,
+        Some(crate::proxy::PackageSource::Distribution)
+    );
 }

@@ -5,7 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use super::{Certificates, Detection, Disabled, Enable, Folders, Proxy, ProxyKind, Repair, Served, Service, Stage};
+use super::{
+    AptRepository, Certificates, Detection, Disabled, Enable, Folders, Proxy, ProxyKind, Repair, Served, Service, Stage,
+};
 use crate::error::Result;
 use crate::facts::Facts;
 use crate::paths::{Os, Paths};
@@ -686,6 +688,19 @@ impl Proxy for Caddy {
             })
             .into_iter()
             .collect()
+    }
+
+    /// Caddy's own repository (a current 2.x; Debian 12 has 2.6.2), as
+    /// caddyserver.com/docs/install adds it: the key from Cloudsmith, which
+    /// hosts it, and the one line of its `debian.deb.txt` that installs.
+    fn own_repository(&self, paths: &Paths) -> Option<AptRepository> {
+        Some(AptRepository {
+            key_url: "https://dl.cloudsmith.io/public/caddy/stable/gpg.key",
+            source_line: format!(
+                "deb [signed-by={}] https://dl.cloudsmith.io/public/caddy/stable/deb/debian any-version main",
+                paths.apt_keyring.display()
+            ),
+        })
     }
 
     /// `caddy version`, run with a HOME under which nothing can be made (a

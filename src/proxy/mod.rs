@@ -25,6 +25,42 @@ use crate::state::State;
 use crate::system::System;
 use crate::userfile::Format;
 
+/// Where `install: true` takes the proxy from (`caddy_source`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PackageSource {
+    /// The system's own packages (Debian's archive, Homebrew).
+    Distribution,
+    /// The proxy project's own apt repository (`Proxy::own_repository`).
+    OwnRepository,
+}
+
+impl PackageSource {
+    pub const ALL: [PackageSource; 2] = [PackageSource::Distribution, PackageSource::OwnRepository];
+
+    /// Its name in the answers file (`caddy_source`).
+    pub fn name(self) -> &'static str {
+        match self {
+            PackageSource::Distribution => "debian",
+            PackageSource::OwnRepository => "caddy-repo",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<PackageSource> {
+        PackageSource::ALL.into_iter().find(|source| source.name() == name)
+    }
+}
+
+/// A proxy project's own apt repository, as its install guide adds it:
+/// its signing key (fetched, then written like any file of ours, so the
+/// dry run shows it) and one `deb` line that trusts only that key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AptRepository {
+    /// Where the armored signing key is published.
+    pub key_url: &'static str,
+    /// The `deb` line, `signed-by` the key at `paths.apt_keyring`.
+    pub source_line: String,
+}
+
 /// The proxies ollama-secure can set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -270,6 +306,11 @@ pub trait Proxy: Sync {
     /// Where its admin API is, if it has one, as its configuration here says
     /// (`check` asks whether it answers without a password).
     fn admin_api(&self, _system: &dyn System, _paths: &Paths) -> Option<crate::check::AdminApi> {
+        None
+    }
+    /// The project's own apt repository, when it has one ollama-secure
+    /// can install from (`caddy_source: caddy-repo`).
+    fn own_repository(&self, _paths: &Paths) -> Option<AptRepository> {
         None
     }
     /// The version installed here, where what is rendered depends on it

@@ -4,11 +4,11 @@
 //! password appears in any snapshot.
 
 use ollama_secure::facts::Facts;
-use ollama_secure::plan::describe;
+use ollama_secure::plan::{Goal, describe};
 use ollama_secure::render::Role;
 use ollama_secure::system::Existing;
 
-use crate::support::{ROOT, load_config, plan_for, snapshot_settings, written};
+use crate::support::{ROOT, load_config, plan_for, plan_for_goal, snapshot_settings, written};
 
 /// Every file `yaml` renders to on a machine with `facts`, in order, with
 /// a check that no secret reached one.
@@ -105,4 +105,27 @@ fn the_dry_run_plan_is_snapshotted_for_both_proxies() {
             insta::assert_snapshot!(format!("plan-{name}"), text);
         }
     });
+}
+
+/// `install: true` with `caddy_source: caddy-repo` on a machine without
+/// Caddy, whose key came back from Cloudsmith (simulated: this machine
+/// cannot reach it): the dry run shows the key, the `deb` line and apt's
+/// commands, in order.
+#[test]
+fn the_dry_run_of_caddy_from_its_own_repository_is_snapshotted() {
+    let key = "-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nmDMEZCaddyKeyForTheSnapshotOnly\n=AbCd\n-----END PGP PUBLIC KEY BLOCK-----\n";
+    let yaml = "proxy: caddy\nusers: [{username: alice, password: correct horse battery staple}]\nbcrypt_cost: 4\ninstall: true\ncaddy_source: caddy-repo\n";
+    let config = load_config(yaml, "input.yaml").unwrap();
+    let mut facts = fresh_debian();
+    facts.proxy_installed = false;
+    facts.package_manager = Some(ollama_secure::facts::PackageManager::Apt);
+    for dir in ["/etc/apt", "/etc/apt/keyrings", "/etc/apt/sources.list.d"] {
+        facts.files.insert(dir.into(), Existing::Dir { mode: 0o755, uid: 0, gid: 0 });
+    }
+    facts.repository_key = Some(Ok(key.to_string()));
+    let goal = Goal::Init { install: config.install };
+    let (_, _, plan) = plan_for_goal(&config, &facts, 42, goal);
+    let text = describe(&plan);
+    assert!(text.contains("      | mDMEZCaddyKeyForTheSnapshotOnly\n"), "{text}");
+    snapshot_settings().bind(|| insta::assert_snapshot!("plan-caddy-own-repository", text));
 }

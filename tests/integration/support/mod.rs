@@ -311,7 +311,7 @@ impl Sandbox {
     pub fn paths_yaml(&self) -> String {
         let p = |rel: &str| self.path(rel).display().to_string();
         format!(
-            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  api_keys: {}\n  access_log: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  ollama_dropin: {}\n  state: {}\n  lock: {}\n  journal: {}\n  fail2ban: {}\n  caddy_admin: {}\n",
+            "paths:\n  nginx_conf: {}\n  nginx_site: {}\n  nginx_site_link: {}\n  htpasswd: {}\n  api_keys: {}\n  access_log: {}\n  nginx_pid: {}\n  auth_cache: {}\n  auth_socket: {}\n  caddyfile: {}\n  caddy_site: {}\n  caddy_pid: {}\n  caddy_log: {}\n  acme_webroot: {}\n  letsencrypt: {}\n  certbot_work: {}\n  certbot_logs: {}\n  renewal_cron: {}\n  renewal_dropin: {}\n  ollama_dropin: {}\n  state: {}\n  lock: {}\n  journal: {}\n  fail2ban: {}\n  caddy_admin: {}\n  apt_keyring: {}\n  apt_source: {}\n",
             p("etc/nginx/nginx.conf"),
             p("etc/nginx/sites-available/ollama"),
             p("etc/nginx/sites-enabled/ollama"),
@@ -337,6 +337,8 @@ impl Sandbox {
             p("var/lib/ollama-secure.journal"),
             p("etc/fail2ban"),
             p("run/caddy-admin.sock"),
+            p("etc/apt/keyrings/caddy-stable.asc"),
+            p("etc/apt/sources.list.d/caddy-stable.list"),
         )
     }
 }
@@ -361,6 +363,11 @@ pub fn load_config(yaml: &str, source: &str) -> ollama_secure::error::Result<Con
 /// The desired state for `config` on `facts`, with salts and generated
 /// passwords from a seed, and the plan `init` would make for it.
 pub fn plan_for(config: &Config, facts: &Facts, seed: u64) -> (Setup, Resolution, Plan) {
+    plan_for_goal(config, facts, seed, Goal::Init { install: None })
+}
+
+/// The same, for `goal` (`init` that may install packages, say).
+pub fn plan_for_goal(config: &Config, facts: &Facts, seed: u64, goal: Goal) -> (Setup, Resolution, Plan) {
     let (setup, resolution) = ollama_secure::setup::from_config(
         config,
         ollama_secure::setup::Installed::default(),
@@ -368,7 +375,7 @@ pub fn plan_for(config: &Config, facts: &Facts, seed: u64) -> (Setup, Resolution
         &mut SeededEntropy(seed),
     )
     .unwrap();
-    let plan = ollama_secure::plan::for_setup(&setup, facts, Goal::Init { install: false }).unwrap();
+    let plan = ollama_secure::plan::for_setup(&setup, facts, goal).unwrap();
     (setup, resolution, plan)
 }
 
