@@ -137,6 +137,9 @@ pub struct Facts {
     pub auth_socket: Option<SocketState>,
     /// What the running proxy answers at our site.
     pub site: SiteAnswer,
+    /// This system can mount a tmpfs (Linux lists it in /proc/filesystems;
+    /// macOS has none).
+    pub tmpfs: bool,
     /// The signing key of the proxy's own repository, as its URL served it
     /// (fetched only to install from there).
     pub repository_key: Option<Result<String, String>>,
@@ -187,6 +190,7 @@ impl Facts {
             auth_socket: None,
             site: SiteAnswer::NotProbed,
             repository_key: None,
+            tmpfs: true,
             stamp: stamp.to_string(),
         }
     }
@@ -536,6 +540,8 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         auth_socket: module.auth_socket(paths).map(|socket| system.unix_socket(socket)),
         site,
         repository_key,
+        tmpfs: matches!(system.inspect(Path::new("/proc/filesystems")),
+            Existing::File { content, .. } if String::from_utf8_lossy(&content).split_whitespace().any(|fs| fs == "tmpfs")),
         stamp: unique_stamp(system, &interest),
     }
 }

@@ -10,13 +10,21 @@ use serde::{Deserialize, Serialize};
 pub enum Os {
     /// Debian, Ubuntu and relatives: packages from apt, sites-available/enabled.
     Debian,
-    /// macOS with Homebrew (Apple silicon prefix). Not exercised by the test suite.
-    MacHomebrew,
+    /// macOS with Homebrew, installed under this prefix (`brew --prefix`).
+    MacHomebrew(&'static str),
 }
+
+/// Where Homebrew installs on Apple silicon, and on Intel Macs.
+pub const HOMEBREW_PREFIXES: [&str; 2] = ["/opt/homebrew", "/usr/local"];
 
 impl Os {
     pub fn current() -> Os {
-        if cfg!(target_os = "macos") { Os::MacHomebrew } else { Os::Debian }
+        match cfg!(target_os = "macos") {
+            // Homebrew's own rule: its prefix follows the processor.
+            true if cfg!(target_arch = "aarch64") => Os::MacHomebrew(HOMEBREW_PREFIXES[0]),
+            true => Os::MacHomebrew(HOMEBREW_PREFIXES[1]),
+            false => Os::Debian,
+        }
     }
 }
 
@@ -189,37 +197,40 @@ impl Paths {
                 lock: "/run/ollama-secure.lock".into(),
                 journal: "/var/lib/ollama-secure.journal".into(),
             },
-            Os::MacHomebrew => Paths {
-                nginx_conf: "/opt/homebrew/etc/nginx/nginx.conf".into(),
-                nginx_site: "/opt/homebrew/etc/nginx/ollama-secure/ollama.conf".into(),
-                nginx_site_link: "/opt/homebrew/etc/nginx/servers/ollama.conf".into(),
-                htpasswd: "/opt/homebrew/etc/nginx/ollama.htpasswd".into(),
-                api_keys: "/opt/homebrew/etc/nginx/ollama.keys".into(),
-                access_log: "/opt/homebrew/var/log/ollama-secure.access.log".into(),
-                nginx_pid: "/opt/homebrew/var/run/nginx.pid".into(),
-                auth_cache: "/opt/homebrew/var/run/ollama-secure-auth".into(),
-                auth_socket: "/opt/homebrew/var/run/ollama-secure-auth.sock".into(),
-                caddyfile: "/opt/homebrew/etc/Caddyfile".into(),
-                caddy_site: "/opt/homebrew/etc/ollama.caddy".into(),
-                caddy_pid: "/opt/homebrew/var/run/caddy-ollama-secure.pid".into(),
-                caddy_log: "/opt/homebrew/var/log/caddy-ollama-secure.log".into(),
-                caddy_admin: "/opt/homebrew/var/run/ollama-secure-caddy-admin.sock".into(),
-                acme_webroot: "/opt/homebrew/var/ollama-secure/acme".into(),
-                letsencrypt: "/opt/homebrew/etc/letsencrypt".into(),
-                certbot_work: "/opt/homebrew/var/lib/letsencrypt".into(),
-                certbot_logs: "/opt/homebrew/var/log/letsencrypt".into(),
-                renewal_cron: "/opt/homebrew/etc/cron.d/ollama-secure-certbot".into(),
-                renewal_dropin: "/opt/homebrew/etc/ollama-secure/certbot-service.conf".into(),
-                // No systemd on macOS: harden-ollama prints the fix instead.
-                ollama_dropin: "/opt/homebrew/etc/ollama-secure/ollama-service.conf".into(),
-                fail2ban: "/opt/homebrew/etc/fail2ban".into(),
-                // No apt: Homebrew's caddy is current.
-                apt_keyring: "/opt/homebrew/etc/ollama-secure/caddy-stable.asc".into(),
-                apt_source: "/opt/homebrew/etc/ollama-secure/caddy-stable.list".into(),
-                state: "/opt/homebrew/var/ollama-secure/state.yaml".into(),
-                lock: "/opt/homebrew/var/run/ollama-secure.lock".into(),
-                journal: "/opt/homebrew/var/ollama-secure.journal".into(),
-            },
+            Os::MacHomebrew(prefix) => {
+                let at = |path: &str| PathBuf::from(format!("{prefix}/{path}"));
+                Paths {
+                    nginx_conf: at("etc/nginx/nginx.conf"),
+                    nginx_site: at("etc/nginx/ollama-secure/ollama.conf"),
+                    nginx_site_link: at("etc/nginx/servers/ollama.conf"),
+                    htpasswd: at("etc/nginx/ollama.htpasswd"),
+                    api_keys: at("etc/nginx/ollama.keys"),
+                    access_log: at("var/log/ollama-secure.access.log"),
+                    nginx_pid: at("var/run/nginx.pid"),
+                    auth_cache: at("var/run/ollama-secure-auth"),
+                    auth_socket: at("var/run/ollama-secure-auth.sock"),
+                    caddyfile: at("etc/Caddyfile"),
+                    caddy_site: at("etc/ollama.caddy"),
+                    caddy_pid: at("var/run/caddy-ollama-secure.pid"),
+                    caddy_log: at("var/log/caddy-ollama-secure.log"),
+                    caddy_admin: at("var/run/ollama-secure-caddy-admin.sock"),
+                    acme_webroot: at("var/ollama-secure/acme"),
+                    letsencrypt: at("etc/letsencrypt"),
+                    certbot_work: at("var/lib/letsencrypt"),
+                    certbot_logs: at("var/log/letsencrypt"),
+                    renewal_cron: at("etc/cron.d/ollama-secure-certbot"),
+                    renewal_dropin: at("etc/ollama-secure/certbot-service.conf"),
+                    // No systemd on macOS: harden-ollama prints the fix instead.
+                    ollama_dropin: at("etc/ollama-secure/ollama-service.conf"),
+                    fail2ban: at("etc/fail2ban"),
+                    // No apt: Homebrew's caddy is current.
+                    apt_keyring: at("etc/ollama-secure/caddy-stable.asc"),
+                    apt_source: at("etc/ollama-secure/caddy-stable.list"),
+                    state: at("var/ollama-secure/state.yaml"),
+                    lock: at("var/run/ollama-secure.lock"),
+                    journal: at("var/ollama-secure.journal"),
+                }
+            }
         }
     }
 }

@@ -113,13 +113,12 @@ fn install(
                 Command::new("apt-get", &["install", "-y"]).args(&packages).env("DEBIAN_FRONTEND", "noninteractive"),
             ]
         }
-        (Some(source), Some(PackageManager::Brew)) => {
-            findings.push(Finding::info(format!("not installed: {list}; it will be installed with Homebrew")));
-            if source == PackageSource::OwnRepository {
-                findings
-                    .push(Finding::info("caddy_source: caddy-repo is an apt repository; Homebrew's caddy is current"));
-            }
-            vec![Command::new("brew", &["install"]).args(&packages)]
+        // ollama-secure runs as root, and Homebrew refuses to.
+        (Some(_), Some(PackageManager::Brew)) => {
+            return Err(format!(
+                "{list} not installed: Homebrew does not run as root, so install it yourself with `brew install {list}` \
+                 (as the user who owns Homebrew's folder), then run this again"
+            ));
         }
         (Some(_), None) => {
             return Err(format!(

@@ -333,7 +333,7 @@ impl Proxy for Caddy {
     fn default_group(&self, os: Os) -> &'static str {
         match os {
             Os::Debian => "caddy",
-            Os::MacHomebrew => "staff",
+            Os::MacHomebrew(_) => "staff",
         }
     }
 

@@ -138,6 +138,14 @@ impl Nginx {
             vec![create(), Step::undone_by(mount, vec![Action::unmount(cache)])]
         };
         let parent = cache.parent().unwrap_or(cache);
+        let on_disk_without_tmpfs = || {
+            format!(
+                "{} is on a disk, where the cache of password checks would keep credentials, and this system cannot \
+                 mount a tmpfs there (macOS has none): set paths.auth_cache to a folder in memory (a RAM disk you \
+                 mount), or use Caddy, which keeps no such cache",
+                parent.display()
+            )
+        };
         if !matches!(facts.file(parent), Existing::Dir { .. }) {
             folders.blockers.push(format!(
                 "{} is not a folder: paths.auth_cache must sit directly in a folder that exists",
@@ -150,6 +158,7 @@ impl Nginx {
                 folders.steps.push(create());
                 folders.owned.push(Owned::new(cache, OwnedKind::Tree));
             }
+            Existing::Missing if !facts.tmpfs => folders.blockers.push(on_disk_without_tmpfs()),
             Existing::Missing => {
                 folders.findings.push(Finding::info(format!(
                     "{} is on a disk, and the cache of password checks holds credentials: a private tmpfs is mounted at {} \
@@ -166,6 +175,7 @@ impl Nginx {
                 cache.display()
             )),
             Existing::Dir { .. } if parent_in_memory || facts.is_mountpoint(cache) => {}
+            Existing::Dir { .. } if !facts.tmpfs => folders.blockers.push(on_disk_without_tmpfs()),
             Existing::Dir { .. } => {
                 folders.findings.push(Finding::warning(format!(
                     "the cache of password checks {} is on a disk again (after a reboot?): what it holds is removed, \
@@ -193,7 +203,7 @@ impl Proxy for Nginx {
     fn default_group(&self, os: Os) -> &'static str {
         match os {
             Os::Debian => "www-data",
-            Os::MacHomebrew => "staff",
+            Os::MacHomebrew(_) => "staff",
         }
     }
 

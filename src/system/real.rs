@@ -325,8 +325,11 @@ impl System for RealSystem {
         nix::unistd::geteuid().is_root()
     }
 
+    /// `root` is the superuser's group, gid 0, wherever it goes by another
+    /// name (macOS and the BSDs call it wheel).
     fn group_id(&self, name: &str) -> Option<u32> {
-        nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw())
+        let found = nix::unistd::Group::from_name(name).ok().flatten().map(|g| g.gid.as_raw());
+        found.or_else(|| (name == "root").then_some(0))
     }
 
     fn group_name(&self, gid: u32) -> Option<String> {

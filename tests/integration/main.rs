@@ -22,6 +22,7 @@ mod interrupted;
 mod json_e2e;
 mod keys_e2e;
 mod long_running;
+mod macos;
 mod render_snapshots;
 mod repair;
 mod schema;
