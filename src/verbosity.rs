@@ -60,14 +60,15 @@ pub fn verbose() -> bool {
     level() == Verbosity::Verbose
 }
 
-/// Where progress goes: standard output (standard error with `--json`), or
-/// nowhere when quiet.
+/// Where what is always shown goes (`show!`): standard output, standard
+/// error with `--json`.
+pub fn shown() -> Box<dyn Write> {
+    if json_output() { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) }
+}
+
+/// Where progress goes (`say!`): where `shown` says, or nowhere when quiet.
 pub fn progress() -> Box<dyn Write> {
-    match (quiet(), json_output()) {
-        (true, _) => Box::new(std::io::sink()),
-        (false, true) => Box::new(std::io::stderr()),
-        (false, false) => Box::new(std::io::stdout()),
-    }
+    if quiet() { Box::new(std::io::sink()) } else { shown() }
 }
 
 /// `println!` for progress: nothing when quiet; on standard error with

@@ -2,8 +2,6 @@
 //! command change it, then plan and apply it as `init` does (lock, journal,
 //! dry run, root check, refusal), and say what was done.
 
-use std::io;
-
 use crate::apply;
 use crate::cli::SetupArgs;
 use crate::error::{Error, Problem, Result};
@@ -21,8 +19,6 @@ pub struct Edited {
     pub generated: Option<(String, String)>,
     /// What a dry run says instead of the secret.
     pub dry_run_note: Option<String>,
-    /// stdout carries only the generated secret (`--json`); the rest goes to stderr.
-    pub json: bool,
 }
 
 /// The recorded settings, with `bcrypt_cost` from `--answers` when it sets one.
@@ -101,18 +97,10 @@ pub fn run(
     let journal = crate::journal::Journal::at(system, &journal_path, label).generating(generating);
     {
         let _catching = crate::interrupt::catch();
-        let mut out: Box<dyn io::Write> = match (edited.json, crate::verbosity::quiet()) {
-            (_, true) => Box::new(io::sink()),
-            (true, false) => Box::new(io::stderr()),
-            (false, false) => Box::new(io::stdout()),
-        };
-        apply::apply(&plan, system, &journal, &mut out)?;
+        // With --json, stdout carries only the generated secret.
+        apply::apply(&plan, system, &journal, &mut crate::verbosity::progress())?;
     }
-    match (crate::verbosity::quiet(), edited.json) {
-        (true, _) => {}
-        (false, true) => eprintln!("\n{}", edited.done),
-        (false, false) => println!("\n{}", edited.done),
-    }
+    crate::say!("\n{}", edited.done);
     if let Some((_, lines)) = &edited.generated {
         println!("{lines}");
     }

@@ -120,7 +120,7 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, json:
         let role = setup.access.key(&name).map(|k| k.role).unwrap_or_default();
         let generated = made.as_ref().map(|key| (name.to_string(), shown(&name, role, key, json, &url)));
         let dry_run_note = made.as_ref().map(|_| format!("A key will be made for {name} (shown once, when applied)."));
-        Ok(super::change::Edited { done, generated, dry_run_note, json })
+        Ok(super::change::Edited { done, generated, dry_run_note })
     })?;
     match (changed, &made) {
         // On stderr: with --json, stdout holds only the key.

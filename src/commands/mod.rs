@@ -126,8 +126,8 @@ fn installed_at(system: &dyn System, paths: Paths, answers: Option<(Answers, Str
 fn begin_changes(system: &dyn System, paths: &Paths) -> Result<Changing> {
     let lock = crate::lock::acquire(&paths.lock)?;
     let journal = crate::journal::Journal::at(system, &paths.journal, "recovery");
-    let mut out: Box<dyn std::io::Write> =
-        if crate::verbosity::json_output() { Box::new(std::io::stderr()) } else { Box::new(std::io::stdout()) };
+    // What an interrupted run's undoing did is shown even with -q.
+    let mut out = crate::verbosity::shown();
     let recovered = crate::apply::recover(system, &journal, &mut out)?;
     if !recovered {
         let leftovers = crate::apply::remove_temporary_files(system, &[], &paths.journal, &mut out);

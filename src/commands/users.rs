@@ -136,5 +136,5 @@ fn edited(done: String, generated: Option<(String, String)>) -> super::change::E
     let dry_run_note = generated
         .as_ref()
         .map(|(who, _)| format!("A password will be generated for {who} (shown once, when applied)."));
-    super::change::Edited { done, generated, dry_run_note, json: false }
+    super::change::Edited { done, generated, dry_run_note }
 }
