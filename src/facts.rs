@@ -137,6 +137,8 @@ pub struct Facts {
     pub auth_socket: Option<SocketState>,
     /// What the running proxy answers at our site.
     pub site: SiteAnswer,
+    /// The certificate (DER) it served there, with HTTPS.
+    pub site_certificate: Option<Vec<u8>>,
     /// This system can mount a tmpfs (Linux lists it in /proc/filesystems;
     /// macOS has none).
     pub tmpfs: bool,
@@ -189,6 +191,7 @@ impl Facts {
             ollama: OllamaProbe::NotProbed,
             auth_socket: None,
             site: SiteAnswer::NotProbed,
+            site_certificate: None,
             repository_key: None,
             tmpfs: true,
             stamp: stamp.to_string(),
@@ -508,9 +511,12 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         .filter(|l| probe.ports.contains(&l.port))
         .map(|l| PortUse { port: l.port, address: l.address, owner: system.socket_owner(l.inode) })
         .collect();
-    let site = match probe.site.as_ref().and_then(|(url, connect)| site_request(url, *connect)) {
-        Some(request) if proxy_running => SiteAnswer::of(&system.http(&request)),
-        _ => SiteAnswer::NotProbed,
+    let (site, site_certificate) = match probe.site.as_ref().and_then(|(url, connect)| site_request(url, *connect)) {
+        Some(request) if proxy_running => {
+            let reply = system.http(&request);
+            (SiteAnswer::of(&reply), reply.ok().and_then(|reply| reply.peer_certificate))
+        }
+        _ => (SiteAnswer::NotProbed, None),
     };
     let fail2ban = fail2ban(system, paths, probe.bans, &files);
     let proxy_installed = system.installed(probe.proxy.name());
@@ -539,6 +545,7 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(system, &url, Duration::from_secs(3))),
         auth_socket: module.auth_socket(paths).map(|socket| system.unix_socket(socket)),
         site,
+        site_certificate,
         repository_key,
         tmpfs: matches!(system.inspect(Path::new("/proc/filesystems")),
             Existing::File { content, .. } if String::from_utf8_lossy(&content).split_whitespace().any(|fs| fs == "tmpfs")),

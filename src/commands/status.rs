@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::cli::StatusArgs;
 use crate::error::{Error, Result, Severity};
-use crate::facts::{self, SiteAnswer};
+use crate::facts::SiteAnswer;
 use crate::system::System;
 
 /// A certificate due within this many days is a problem: renewal should
@@ -96,9 +96,8 @@ fn gather(system: &dyn System, args: &StatusArgs) -> Result<Status> {
     };
     let certificate = match (&settings.site.https, &settings.site.domain) {
         (Some(_), Some(domain)) => {
-            let request = facts::site_request(&settings.site.public_url(), settings.site.local_address());
-            let served = request.and_then(|r| system.http(&r).ok()).and_then(|reply| reply.peer_certificate);
-            let days_left = served.and_then(|der| crate::check::tls::days_left(&der, system.now()));
+            let days_left =
+                facts.site_certificate.as_ref().and_then(|der| crate::check::tls::days_left(der, system.now()));
             match days_left {
                 Some(days) if days < 0 => problems.push(format!("the certificate for {domain} has expired")),
                 Some(days) if days < DAYS_WARNED => {
