@@ -32,8 +32,10 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
         &ProcessSecrets,
     )?;
     super::print_warnings(&config.warnings, false);
-    // Planned against an empty system: every file is new, nothing is probed.
-    let facts = Facts::empty(&facts::stamp(system.now()));
+    // Planned against an empty system: every file is new, nothing is probed
+    // but the proxy's version here, which decides what Caddy is given.
+    let module = config.settings.proxy.module();
+    let facts = Facts { proxy_version: module.installed_version(system), ..Facts::empty(&facts::stamp(system.now())) };
     let (setup, resolution) = setup::from_config(
         &config,
         setup::Installed::default(),

@@ -3,6 +3,8 @@
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 
+use ollama_secure::proxy::ProxyKind;
+
 use crate::support::{HTTPS_OFF, ROOT, Ran, Sandbox, Tool, sh};
 
 /// examples/NAME.yaml with every path moved into the sandbox.
@@ -202,6 +204,16 @@ fn render_for_caddy_adds_the_import_to_a_new_main_caddyfile() {
     let main = fs::read_to_string(below("etc/caddy/Caddyfile")).unwrap();
     let import = format!("import {}", sandbox.path("etc/caddy/ollama.caddy").display());
     assert!(main.contains(&import), "{main}");
+    // For the Caddy installed here, as init renders it (2.8 renamed the directive).
+    let site = fs::read_to_string(below("etc/caddy/ollama.caddy")).unwrap();
+    let here =
+        ProxyKind::Caddy.module().installed_version(&ollama_secure::system::RealSystem).expect("caddy is installed");
+    let (major, minor) = here
+        .split_once('.')
+        .map(|(a, b)| (a.parse::<u32>().unwrap(), b.split('.').next().unwrap().parse::<u32>().unwrap()))
+        .unwrap();
+    let directive = if (major, minor) >= (2, 8) { "\tbasic_auth @" } else { "\tbasicauth @" };
+    assert!(site.contains(directive), "Caddy {here}: no {directive:?} in\n{site}");
 }
 
 /// As the README promises, a dry run needs no root: what it cannot read is
