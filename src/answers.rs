@@ -244,10 +244,10 @@ pub struct Answers {
 // Exactly one source of the password, as `config::user_spec` counts them
 // (`key:` with no value is absent).
 #[schemars(extend("required" = ["username"], "oneOf" = [
-    {"required": ["password"], "properties": {"password": {"type": "string"}}},
-    {"required": ["password_env"], "properties": {"password_env": {"type": "string"}}},
-    {"required": ["password_file"], "properties": {"password_file": {"type": "string"}}},
-    {"required": ["password_hash"], "properties": {"password_hash": {"type": "string"}}},
+    {"required": ["password"], "properties": {"password": {"type": ["string", "number", "boolean"]}}},
+    {"required": ["password_env"], "properties": {"password_env": {"type": ["string", "number", "boolean"]}}},
+    {"required": ["password_file"], "properties": {"password_file": {"type": ["string", "number", "boolean"]}}},
+    {"required": ["password_hash"], "properties": {"password_hash": {"type": ["string", "number", "boolean"]}}},
     {"required": ["generate"], "properties": {"generate": {"const": true}}}
 ]))]
 pub struct UserAnswer {
@@ -263,6 +263,7 @@ pub struct UserAnswer {
     pub password_env: Option<String>,
     /// A file that holds the password (one trailing line break is not part of it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_text")]
     pub password_file: Option<String>,
     /// A bcrypt hash, e.g. from `htpasswd -nB NAME`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -282,9 +283,9 @@ pub struct UserAnswer {
 #[serde(deny_unknown_fields)]
 // Exactly one source of the key, as `config::key_spec` counts them.
 #[schemars(extend("required" = ["name"], "oneOf" = [
-    {"required": ["key_env"], "properties": {"key_env": {"type": "string"}}},
-    {"required": ["key_file"], "properties": {"key_file": {"type": "string"}}},
-    {"required": ["key_hash"], "properties": {"key_hash": {"type": "string"}}},
+    {"required": ["key_env"], "properties": {"key_env": {"type": ["string", "number", "boolean"]}}},
+    {"required": ["key_file"], "properties": {"key_file": {"type": ["string", "number", "boolean"]}}},
+    {"required": ["key_hash"], "properties": {"key_hash": {"type": ["string", "number", "boolean"]}}},
     {"required": ["generate"], "properties": {"generate": {"const": true}}}
 ]))]
 pub struct KeyAnswer {
@@ -303,6 +304,7 @@ pub struct KeyAnswer {
     pub key_env: Option<String>,
     /// A file that holds the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::any_text")]
     pub key_file: Option<String>,
     /// `ID:BCRYPT`, the key's line in the keys file (what --save-answers writes).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -154,7 +154,7 @@ impl Config {
             None => proxy.and_then(|k| fields::group_name(k.module().default_group(os)).ok()),
         };
         let paths = paths(Paths::defaults(os), answers.paths.as_ref(), &mut p);
-        let install = install(answers, proxy, &paths, &mut p, &mut warnings);
+        let install = install(answers, proxy, &mut p, &mut warnings);
         p.into_result(answers, || Config {
             settings: Settings {
                 proxy: proxy.expect("checked above"),
@@ -176,12 +176,12 @@ impl Config {
 fn install(
     answers: &Answers,
     proxy: Option<ProxyKind>,
-    paths: &Paths,
     p: &mut Problems,
     warnings: &mut Vec<Finding>,
 ) -> Option<Option<PackageSource>> {
+    let installs = answers.install.unwrap_or(false);
     let Some(name) = answers.caddy_source.as_deref() else {
-        return Some(answers.install.unwrap_or(false).then_some(PackageSource::Distribution));
+        return Some(installs.then_some(PackageSource::Distribution));
     };
     let Some(source) = PackageSource::parse(name) else {
         let names: Vec<&str> = PackageSource::ALL.iter().map(|s| s.name()).collect();
@@ -189,17 +189,17 @@ fn install(
         return None;
     };
     if let Some(kind) = proxy
-        && kind.module().own_repository(paths).is_none()
+        && kind.module().own_repository().is_none()
     {
         p.add("caddy_source", format_args!("is for proxy: caddy; {kind} is installed from the system's packages"));
         return None;
     }
-    if answers.install != Some(true) {
+    if !installs {
         warnings.push(Finding::warning(
             "caddy_source: Caddy is installed only with `install: true`; without it, caddy_source changes nothing",
         ));
     }
-    Some(answers.install.unwrap_or(false).then_some(source))
+    Some(installs.then_some(source))
 }
 
 fn proxy(answers: &Answers, p: &mut Problems) -> Option<ProxyKind> {
@@ -590,7 +590,10 @@ pub fn check_wizard_defaults(defaults: &Answers, source: &str, os: Os) -> Result
         )])));
     }
     let mut filled = defaults.clone();
-    filled.proxy.get_or_insert_with(|| ProxyKind::ALL[0].name().to_string());
+    // A proxy the file's caddy_source fits, where the file names none.
+    let fits = |kind: &ProxyKind| filled.caddy_source.is_none() || kind.module().own_repository().is_some();
+    let proxy = ProxyKind::ALL.into_iter().find(fits).unwrap_or(ProxyKind::ALL[0]);
+    filled.proxy.get_or_insert_with(|| proxy.name().to_string());
     filled.users = vec![UserAnswer { username: "wizard".to_string(), generate: Some(true), ..Default::default() }];
     if filled.https.as_ref().is_some_and(|h| h.enabled) {
         filled.domain.get_or_insert_with(|| "ollama.example.com".to_string());
@@ -636,6 +639,17 @@ fn paths(mut paths: Paths, answers: Option<&PathAnswers>, p: &mut Problems) -> P
     set("certbot_logs", &a.certbot_logs, &mut paths.certbot_logs);
     if let Err(e) = fields::auth_socket(&paths.auth_socket, &paths.auth_cache) {
         p.add("paths.auth_socket", e);
+    }
+    // apt reads an armored key only from a `.asc` file, a source only from a `.list`.
+    for (field, path, extension) in
+        [("apt_keyring", &paths.apt_keyring, "asc"), ("apt_source", &paths.apt_source, "list")]
+    {
+        if path.extension().is_none_or(|e| e != extension) {
+            p.add(
+                &format!("paths.{field}"),
+                format!("{} must end in .{extension}: apt reads no other", path.display()),
+            );
+        }
     }
     if let Err(e) = fields::unix_socket_path(&paths.caddy_admin) {
         p.add("paths.caddy_admin", e);

@@ -227,9 +227,9 @@ pub struct Probe<'a> {
     pub site: Option<(String, IpAddr)>,
     /// Bans are wanted: fail2ban is asked about.
     pub bans: bool,
-    /// The proxy is to be installed from its own repository: the URL of
-    /// its signing key, fetched when the proxy is missing.
-    pub repository_key: Option<&'static str>,
+    /// The proxy is to come from its own repository: its signing key is
+    /// fetched where apt is, and the repository or the proxy is missing.
+    pub repository: Option<crate::proxy::AptRepository>,
 }
 
 impl Probe<'_> {
@@ -256,7 +256,7 @@ impl Probe<'_> {
             upstream: Some(site.upstream.url()),
             site: Some((site.public_url(), site.local_address())),
             bans: site.ban.is_some(),
-            repository_key: None,
+            repository: None,
         }
     }
 
@@ -272,7 +272,7 @@ impl Probe<'_> {
             upstream: None,
             site: settings.map(|s| (s.site.public_url(), s.site.local_address())),
             bans: false,
-            repository_key: None,
+            repository: None,
         }
     }
 
@@ -280,9 +280,9 @@ impl Probe<'_> {
     /// its key is fetched, and its files are looked at.
     pub fn installing_from(mut self, source: Option<PackageSource>) -> Self {
         if source == Some(PackageSource::OwnRepository)
-            && let Some(repository) = self.proxy.module().own_repository(self.paths)
+            && let Some(repository) = self.proxy.module().own_repository()
         {
-            self.repository_key = Some(repository.key_url);
+            self.repository = Some(repository);
             self.interest.extend([self.paths.apt_keyring.clone(), self.paths.apt_source.clone()]);
         }
         self
@@ -477,6 +477,7 @@ pub fn ollama_service(system: &dyn System, dropin: &Path, port: Option<u16>) -> 
 fn fetch_key(system: &dyn System, url: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
     match system.http(&HttpRequest::get(url)) {
+        Ok(HttpReply { body_error: Some(why), .. }) => Err(format!("the download broke off: {why}")),
         Ok(reply) if reply.status == 200 => Ok(reply.body),
         Ok(reply) => Err(format!("it answered {}", status_text(reply.status))),
         Err(why) => Err(why),
@@ -520,14 +521,24 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     };
     let fail2ban = fail2ban(system, paths, probe.bans, &files);
     let proxy_installed = system.installed(probe.proxy.name());
-    let repository_key = probe.repository_key.filter(|_| !proxy_installed).map(|url| fetch_key(system, url));
+    let package_manager = package_manager(system);
+    let missing = |path: &Path| matches!(files.get(path), Some(Existing::Missing) | None);
+    let repository = probe
+        .repository
+        .filter(|_| package_manager == Some(PackageManager::Apt))
+        .filter(|_| !proxy_installed || missing(&paths.apt_keyring) || missing(&paths.apt_source));
+    let repository_key = repository.map(|r| fetch_key(system, r.key_url));
+    // What the repository installs, before it is there to be asked.
+    let proxy_version = module
+        .installed_version(system)
+        .or_else(|| repository.filter(|_| !proxy_installed).map(|r| r.oldest_version.to_string()));
     Facts {
         fail2ban,
         is_root: system.is_root(),
         systemd,
-        package_manager: package_manager(system),
+        package_manager,
         proxy_installed,
-        proxy_version: module.installed_version(system),
+        proxy_version,
         certbot_installed: system.installed("certbot"),
         certbot_cron: matches!(system.inspect(Path::new("/etc/cron.d/certbot")), Existing::File { .. }),
         cron_installed: CRON_DAEMONS.iter().any(|name| system.installed(name)),

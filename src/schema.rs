@@ -19,7 +19,6 @@ use crate::access::Role;
 use crate::answers::Answers;
 use crate::config::MAX_USERS;
 use crate::fields;
-use crate::paths::{Os, Paths};
 use crate::proxy::{PackageSource, ProxyKind};
 
 /// The two documents the tool reads: an answers file, and the wizard's
@@ -55,11 +54,8 @@ pub fn schema(document: Document) -> Value {
     });
     let https_domain = https_domain();
     // `caddy_source` names a repository only a proxy with one has.
-    let without_repository: Vec<&str> = ProxyKind::ALL
-        .iter()
-        .filter(|kind| kind.module().own_repository(&Paths::defaults(Os::Debian)).is_none())
-        .map(|kind| kind.name())
-        .collect();
+    let without_repository: Vec<&str> =
+        ProxyKind::ALL.iter().filter(|kind| kind.module().own_repository().is_none()).map(|kind| kind.name()).collect();
     let caddy_source = json!({
         "if": {"required": ["proxy"], "properties": {"proxy": {"enum": without_repository}}},
         "then": {"properties": {"caddy_source": {"type": "null"}}}
@@ -68,6 +64,7 @@ pub fn schema(document: Document) -> Value {
         Document::Answers => {
             root["required"] = json!(["proxy", "users"]);
             root["properties"]["users"]["minItems"] = json!(1);
+            root["properties"]["users"]["type"] = json!("array");
             root["allOf"] = json!([
                 {"if": https_on, "then": {"required": ["domain"], "properties": {"domain": https_domain}}},
                 caddy_source
@@ -88,6 +85,12 @@ fn schema_of(value: Value) -> Schema {
 
 /// A key that may also be written empty (`key:` is YAML's null, read as absent).
 fn optional(mut value: Value) -> Schema {
+    if let Some(one) = value.as_object_mut().and_then(|v| v.remove("const")) {
+        value["enum"] = json!([one]);
+    }
+    if let Some(Value::Array(choices)) = value.get_mut("enum") {
+        choices.push(Value::Null);
+    }
     match value["type"].take() {
         Value::String(kind) => value["type"] = json!([kind, "null"]),
         Value::Array(mut kinds) => {
@@ -147,7 +150,17 @@ fn ip_literal() -> String {
 /// instead of the pattern (VS Code's `patternErrorMessage`, `errorMessage`;
 /// other validators ignore both).
 fn text(pattern: String, words: &str) -> Value {
-    json!({"type": "string", "pattern": pattern, "patternErrorMessage": words, "errorMessage": words})
+    json!({"type": TEXT, "pattern": pattern, "patternErrorMessage": words, "errorMessage": words})
+}
+
+/// A text as YAML may spell it: editors read `1001` as a number and `true`
+/// as a boolean, and serde reads either as the text written, so the schema
+/// takes them too (the tool judges their text; a pattern only a string).
+const TEXT: [&str; 3] = ["string", "number", "boolean"];
+
+/// Any text (a file to read a secret from: the tool tries to read it).
+pub fn any_text(_: &mut SchemaGenerator) -> Schema {
+    optional(json!({"type": TEXT}))
 }
 
 /// `before`, a host as a URL has it (a name as `fields::host` takes it, an
@@ -204,8 +217,9 @@ pub fn network(_: &mut SchemaGenerator) -> Schema {
     ))
 }
 
+/// `allow_from:` with nothing after it is the empty list.
 pub fn allow_from(generator: &mut SchemaGenerator) -> Schema {
-    schema_of(json!({"type": "array", "items": network(generator)}))
+    schema_of(json!({"type": ["array", "null"], "items": network(generator)}))
 }
 
 pub fn upstream(_: &mut SchemaGenerator) -> Schema {
@@ -302,8 +316,9 @@ pub fn ban_after(_: &mut SchemaGenerator) -> Schema {
 }
 
 /// A list of at most `MAX_USERS` entries of `T`.
+/// A list of at most `MAX_USERS` entries of `T` (`key:` alone: none).
 pub fn at_most_max_users<T: JsonSchema>(generator: &mut SchemaGenerator) -> Schema {
-    schema_of(json!({"type": "array", "maxItems": MAX_USERS, "items": generator.subschema_for::<T>()}))
+    schema_of(json!({"type": ["array", "null"], "maxItems": MAX_USERS, "items": generator.subschema_for::<T>()}))
 }
 
 /// An absolute path safe in both proxies' files (`fields::absolute_path`):

@@ -29,7 +29,7 @@ fn armored_key(text: &str) -> Result<&str, String> {
 fn repository_steps(setup: &Setup, facts: &Facts) -> Result<Vec<Step>, String> {
     let (proxy, paths) = (setup.proxy(), &setup.settings.paths);
     let name = proxy.name();
-    let repository = proxy.own_repository(paths).ok_or_else(|| format!("{name} has no repository of its own"))?;
+    let repository = proxy.own_repository().ok_or_else(|| format!("{name} has no repository of its own"))?;
     let fallback = "with `caddy_source: debian` it is installed from Debian's archive instead";
     let key = match &facts.repository_key {
         Some(Ok(text)) => armored_key(text).map_err(|why| format!("{}: {why}; {fallback}", repository.key_url))?,
@@ -54,7 +54,7 @@ fn repository_steps(setup: &Setup, facts: &Facts) -> Result<Vec<Step>, String> {
                 "# {name}'s own repository, from {}; added by ollama-secure (caddy_source: {}), removed by its uninstall\n{}\n",
                 repository.key_url,
                 PackageSource::OwnRepository.name(),
-                repository.source_line
+                repository.source_line(&paths.apt_keyring)
             ),
         ),
     ];
@@ -74,12 +74,23 @@ fn install(
     facts: &Facts,
     findings: &mut Vec<Finding>,
 ) -> Result<Vec<Step>, String> {
-    let proxy = setup.proxy();
+    let (proxy, paths) = (setup.proxy(), &setup.settings.paths);
+    // The repository is there whenever caddy_source asks for it: a Caddy
+    // installed from it by a run rolled back later is upgraded from it too.
+    let from_own = allowed == Some(PackageSource::OwnRepository) && facts.package_manager == Some(PackageManager::Apt);
+    let missing = |path: &std::path::Path| matches!(facts.file(path), crate::system::Existing::Missing);
+    let add_repository =
+        from_own && (!facts.proxy_installed || missing(&paths.apt_keyring) || missing(&paths.apt_source));
+    let mut steps = if add_repository { repository_steps(setup, facts)? } else { Vec::new() };
     let mut packages = Vec::new();
     if facts.proxy_installed {
         findings.push(Finding::info(format!("{} is installed", proxy.name())));
-        if allowed == Some(PackageSource::OwnRepository) {
-            findings.push(Finding::info("caddy_source is used only to install Caddy: it is left as it is"));
+        if add_repository {
+            findings.push(Finding::info(format!(
+                "caddy_source: {}'s own repository is added ({}), so that apt upgrades it from there",
+                proxy.name(),
+                paths.apt_source.display()
+            )));
         }
     } else {
         packages.push(proxy.name());
@@ -92,14 +103,12 @@ fn install(
         packages.push("fail2ban");
     }
     if packages.is_empty() {
-        return Ok(Vec::new());
+        return Ok(steps);
     }
     let list = packages.join(" ");
-    let mut steps = Vec::new();
     let commands = match (allowed, facts.package_manager) {
-        (Some(source), Some(PackageManager::Apt)) => {
-            if source == PackageSource::OwnRepository && !facts.proxy_installed {
-                steps = repository_steps(setup, facts)?;
+        (Some(_), Some(PackageManager::Apt)) => {
+            if add_repository && !facts.proxy_installed {
                 findings.push(Finding::info(format!(
                     "not installed: {list}; it will be installed with apt-get, {} from its own repository",
                     proxy.name()

@@ -912,12 +912,36 @@ fn a_key_that_cannot_be_fetched_or_is_no_key_stops_the_plan_with_the_way_out() {
 }
 
 #[test]
-fn an_installed_caddy_is_left_as_it_is_whatever_caddy_source_says() {
+fn caddy_source_keeps_the_repository_there_and_a_second_run_changes_nothing() {
     let config = config(&format!("{CADDY}install: true\ncaddy_source: caddy-repo\n"));
+    let mut facts = without_caddy();
+    facts.repository_key = Some(Ok(KEY.to_string()));
+    // What facts::probe renders for before the repository's Caddy is there.
+    facts.proxy_version = Some("2.8.0".into());
+    let plan = for_setup(&setup_for(&config, &facts), &facts, CADDY_REPO).unwrap();
+    assert!(written(&plan, "/etc/caddy/ollama.caddy").contains("\tbasic_auth @"));
+    // Installed from there (a newer version, as the repository ships): nothing to do.
+    let mut again = after(&plan, facts);
+    (again.proxy_installed, again.proxy_version, again.repository_key) = (true, Some("2.10.2".into()), None);
+    let plan = for_setup(&setup_for(&config, &again), &again, CADDY_REPO).unwrap();
+    assert!(plan.is_empty(), "{:?}", kinds(&plan));
+
+    // A run rolled back after apt installed Caddy took the repository's
+    // files away: the next run puts them back, and installs nothing.
+    for path in ["/etc/apt/keyrings/caddy-stable.asc", "/etc/apt/sources.list.d/caddy-stable.list"] {
+        again.files.remove(Path::new(path));
+    }
+    again.repository_key = Some(Ok(KEY.to_string()));
+    let plan = for_setup(&setup_for(&config, &again), &again, CADDY_REPO).unwrap();
+    let kinds = kinds(&plan);
+    assert!(kinds.contains(&"write /etc/apt/sources.list.d/caddy-stable.list".to_string()), "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k == "install"), "{kinds:?}");
+    assert!(plan.findings.iter().any(|f| f.text.contains("so that apt upgrades it from there")));
+
+    // Without apt, caddy_source changes nothing.
     let facts = fresh();
     let plan = for_setup(&setup_for(&config, &facts), &facts, CADDY_REPO).unwrap();
-    assert!(!kinds(&plan).iter().any(|k| k == "install" || k.contains("/etc/apt")), "{:?}", kinds(&plan));
-    assert!(plan.findings.iter().any(|f| f.text.contains("caddy_source is used only to install Caddy")));
+    assert!(!self::kinds(&plan).iter().any(|k| k == "install" || k.contains("/etc/apt")), "{:?}", self::kinds(&plan));
 }
 
 #[test]
@@ -930,6 +954,9 @@ fn caddy_source_is_for_caddy_and_for_install() {
     assert!(err.contains("caddy_source: is for proxy: caddy; nginx is installed from the system's packages"), "{err}");
     let err = load(&format!("{CADDY}install: true\ncaddy_source: github\n")).unwrap_err().to_string();
     assert!(err.contains("\"github\" is not a source: use debian or caddy-repo"), "{err}");
+    let err =
+        load(&format!("{CADDY}paths: {{apt_source: /etc/apt/sources.list.d/caddy.txt}}\n")).unwrap_err().to_string();
+    assert!(err.contains("caddy.txt must end in .list: apt reads no other"), "{err}");
     let config = load(&format!("{CADDY}caddy_source: caddy-repo\n")).unwrap();
     assert_eq!(config.install, None);
     assert!(config.warnings.iter().any(|w| w.text.contains("Caddy is installed only with `install: true`")));

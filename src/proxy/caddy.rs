@@ -693,13 +693,15 @@ impl Proxy for Caddy {
     /// Caddy's own repository (a current 2.x; Debian 12 has 2.6.2), as
     /// caddyserver.com/docs/install adds it: the key from Cloudsmith, which
     /// hosts it, and the one line of its `debian.deb.txt` that installs.
-    fn own_repository(&self, paths: &Paths) -> Option<AptRepository> {
+    fn own_repository(&self) -> Option<AptRepository> {
         Some(AptRepository {
             key_url: "https://dl.cloudsmith.io/public/caddy/stable/gpg.key",
-            source_line: format!(
-                "deb [signed-by={}] https://dl.cloudsmith.io/public/caddy/stable/deb/debian any-version main",
-                paths.apt_keyring.display()
-            ),
+            url: "https://dl.cloudsmith.io/public/caddy/stable/deb/debian",
+            suite: "any-version",
+            component: "main",
+            // Its stable channel has had nothing older since 2.8 (2024), the
+            // version that renamed `basicauth`.
+            oldest_version: "2.8.0",
         })
     }
 

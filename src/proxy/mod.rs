@@ -53,12 +53,24 @@ impl PackageSource {
 /// A proxy project's own apt repository, as its install guide adds it:
 /// its signing key (fetched, then written like any file of ours, so the
 /// dry run shows it) and one `deb` line that trusts only that key.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AptRepository {
     /// Where the armored signing key is published.
     pub key_url: &'static str,
-    /// The `deb` line, `signed-by` the key at `paths.apt_keyring`.
-    pub source_line: String,
+    /// The repository's URL, suite and component, as its `deb` line has them.
+    pub url: &'static str,
+    pub suite: &'static str,
+    pub component: &'static str,
+    /// The oldest version it installs: what the files are rendered for
+    /// before the proxy is there to be asked.
+    pub oldest_version: &'static str,
+}
+
+impl AptRepository {
+    /// The `deb` line, trusting only the key at `keyring`.
+    pub fn source_line(&self, keyring: &Path) -> String {
+        format!("deb [signed-by={}] {} {} {}", keyring.display(), self.url, self.suite, self.component)
+    }
 }
 
 /// The proxies ollama-secure can set up.
@@ -310,7 +322,7 @@ pub trait Proxy: Sync {
     }
     /// The project's own apt repository, when it has one ollama-secure
     /// can install from (`caddy_source: caddy-repo`).
-    fn own_repository(&self, _paths: &Paths) -> Option<AptRepository> {
+    fn own_repository(&self) -> Option<AptRepository> {
         None
     }
     /// The version installed here, where what is rendered depends on it

@@ -123,6 +123,9 @@ fn the_dry_run_of_caddy_from_its_own_repository_is_snapshotted() {
         facts.files.insert(dir.into(), Existing::Dir { mode: 0o755, uid: 0, gid: 0 });
     }
     facts.repository_key = Some(Ok(key.to_string()));
+    // As facts::probe has it: the repository's oldest version, before it is installed.
+    let repository = ollama_secure::proxy::ProxyKind::Caddy.module().own_repository().unwrap();
+    facts.proxy_version = Some(repository.oldest_version.to_string());
     let goal = Goal::Init { install: config.install };
     let (_, _, plan) = plan_for_goal(&config, &facts, 42, goal);
     let text = describe(&plan);

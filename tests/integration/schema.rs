@@ -163,6 +163,29 @@ fn on_random_values_the_schema_never_refuses_what_the_tool_accepts() {
     assert!(both_accept > 300 && both_refuse > 300, "accepted {both_accept}, refused {both_refuse}");
 }
 
+/// The wizard's `--defaults` files, as `init --defaults` checks them.
+#[test]
+fn the_defaults_schema_and_the_tool_agree() {
+    let validator = Validator::new(Document::WizardDefaults);
+    let cases = [
+        ("version: 1\nport: 8443", true),
+        ("proxy:\nusers:", true),
+        ("caddy_source: caddy-repo\ninstall: true", true),
+        ("proxy: nginx\ncaddy_source: caddy-repo", false),
+        ("users: [{username: alice, generate: true}]", false),
+        ("https: {enabled: true, email: ops@example.com}", true),
+        ("domain: 192.0.2.1\nhttps: {enabled: true}", false),
+    ];
+    for (yaml, valid) in cases {
+        let answers = ollama_secure::answers::Answers::from_yaml(yaml, "defaults.yaml").unwrap();
+        let tool =
+            ollama_secure::config::check_wizard_defaults(&answers, "defaults.yaml", ollama_secure::paths::Os::Debian);
+        assert_eq!(tool.is_ok(), valid, "{yaml}\nthe tool: {tool:?}");
+        let schema = validator.check_yaml(yaml);
+        assert_eq!(schema.is_ok(), valid, "{yaml}\nthe schema: {schema:?}");
+    }
+}
+
 #[test]
 fn editors_flag_every_answers_error_file() {
     let validator = Validator::new(Document::Answers);
@@ -227,6 +250,24 @@ fn the_schema_and_the_tool_agree_on_rules_across_fields() {
         (format!("proxy: nginx\n{user}\nhttps: {{enabled: false, acme_directory: 'https://::1:14000/dir'}}"), false),
         (format!("proxy: nginx\n{user}\nhttps: {{enabled: false, acme_directory: 'https://[::1]:14000/dir'}}"), true),
         (format!("proxy: nginx\n{user}\nmystery: 1"), false),
+        // YAML's other spellings: a key with nothing after it, numbers and
+        // booleans where text goes (serde reads the text written).
+        (format!("proxy: nginx\n{user}\nversion:"), true),
+        (format!("proxy: nginx\n{user}\ncaddy_source:"), true),
+        (format!("proxy: nginx\n{user}\ncaddy_source: caddy-repo\ninstall: true"), false),
+        (format!("proxy: caddy\n{user}\ncaddy_source: caddy-repo\ninstall: true"), true),
+        (format!("proxy: caddy\n{user}\ncaddy_source: github"), false),
+        ("proxy: nginx\nusers: [{username: alice, generate: true, role: }]".to_string(), true),
+        (format!("proxy: nginx\n{user}\napi_keys: [{{name: ci, generate: true, role: }}]"), true),
+        (format!("proxy: nginx\n{user}\nallow_from:"), true),
+        (format!("proxy: nginx\n{user}\napi_keys:"), true),
+        ("proxy: nginx\nusers:".to_string(), false),
+        ("proxy: nginx\nusers: [{username: 1001, generate: true}]".to_string(), true),
+        (format!("proxy: nginx\n{user}\napi_keys: [{{name: 2024, generate: true}}]"), true),
+        ("proxy: nginx\nusers: [{username: alice, password: 12345678901234567890}]".to_string(), true),
+        ("proxy: nginx\nusers: [{username: alice, password: true}]".to_string(), true),
+        (format!("proxy: nginx\n{user}\nfile_group: True"), true),
+        (format!("proxy: nginx\n{user}\nport: '8080'"), false),
     ];
     for (yaml, valid) in cases {
         let tool = load_config(&yaml, "case.yaml").map(|_| ()).map_err(|e| e.to_string());
@@ -294,13 +335,23 @@ mystery: 1                         # !
 
 #[test]
 fn an_editor_marks_every_wrong_line_in_words_and_offers_every_key() {
+    let sandbox = Sandbox::new();
+    for document in [Document::Answers, Document::WizardDefaults] {
+        let published = fs::read_to_string(format!("{ROOT}/examples/{}", document.file_name())).unwrap();
+        sandbox.write(document.file_name(), &published);
+    }
+    // Each example with one unknown key added: the editor marks that line
+    // and nothing else (so it read the schema, and the example is valid).
     for example in examples() {
-        let said = editor(&example, None);
-        assert_eq!(said["diagnostics"], serde_json::json!([]), "{}", example.display());
+        let text = fs::read_to_string(&example).unwrap();
+        let name = example.file_name().unwrap().to_str().unwrap();
+        let copy = sandbox.write(name, &format!("{text}mystery_key_for_the_test: 1\n"));
+        let said = editor(&copy, None);
+        let lines: Vec<u64> =
+            said["diagnostics"].as_array().unwrap().iter().map(|d| d["line"].as_u64().unwrap()).collect();
+        assert_eq!(lines, [text.lines().count() as u64], "{name}: {said:#}");
     }
 
-    let sandbox = Sandbox::new();
-    sandbox.write("answers.schema.json", &fs::read_to_string(format!("{ROOT}/examples/answers.schema.json")).unwrap());
     let marked = sandbox.write("marked.yaml", MARKED);
     assert!(load_config(MARKED, "marked.yaml").is_err());
     let said = editor(&marked, None);
