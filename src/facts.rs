@@ -473,6 +473,20 @@ pub fn ollama_service(system: &dyn System, dropin: &Path, port: Option<u16>) -> 
     service
 }
 
+/// Whether the proxy's own repository is to be added (again): apt is here,
+/// and the proxy or either of the repository's files is missing. Both the
+/// probe (to fetch the key) and the plan (to write it) ask this.
+pub fn repository_wanted(
+    package_manager: Option<PackageManager>,
+    proxy_installed: bool,
+    files: &BTreeMap<PathBuf, Existing>,
+    paths: &Paths,
+) -> bool {
+    let missing = |path: &Path| matches!(files.get(path), Some(Existing::Missing) | None);
+    package_manager == Some(PackageManager::Apt)
+        && (!proxy_installed || missing(&paths.apt_keyring) || missing(&paths.apt_source))
+}
+
 /// A repository's signing key, from its URL (the system's roots).
 fn fetch_key(system: &dyn System, url: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(url).map_err(|e| format!("{url} is not a URL: {e}"))?;
@@ -522,11 +536,7 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     let fail2ban = fail2ban(system, paths, probe.bans, &files);
     let proxy_installed = system.installed(probe.proxy.name());
     let package_manager = package_manager(system);
-    let missing = |path: &Path| matches!(files.get(path), Some(Existing::Missing) | None);
-    let repository = probe
-        .repository
-        .filter(|_| package_manager == Some(PackageManager::Apt))
-        .filter(|_| !proxy_installed || missing(&paths.apt_keyring) || missing(&paths.apt_source));
+    let repository = probe.repository.filter(|_| repository_wanted(package_manager, proxy_installed, &files, paths));
     let repository_key = repository.map(|r| fetch_key(system, r.key_url));
     // What the repository installs, before it is there to be asked.
     let proxy_version = module

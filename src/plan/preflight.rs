@@ -77,10 +77,8 @@ fn install(
     let (proxy, paths) = (setup.proxy(), &setup.settings.paths);
     // The repository is there whenever caddy_source asks for it: a Caddy
     // installed from it by a run rolled back later is upgraded from it too.
-    let from_own = allowed == Some(PackageSource::OwnRepository) && facts.package_manager == Some(PackageManager::Apt);
-    let missing = |path: &std::path::Path| matches!(facts.file(path), crate::system::Existing::Missing);
-    let add_repository =
-        from_own && (!facts.proxy_installed || missing(&paths.apt_keyring) || missing(&paths.apt_source));
+    let add_repository = allowed == Some(PackageSource::OwnRepository)
+        && crate::facts::repository_wanted(facts.package_manager, facts.proxy_installed, &facts.files, paths);
     let mut steps = if add_repository { repository_steps(setup, facts)? } else { Vec::new() };
     let mut packages = Vec::new();
     if facts.proxy_installed {
