@@ -473,18 +473,24 @@ pub fn ollama_service(system: &dyn System, dropin: &Path, port: Option<u16>) -> 
     service
 }
 
-/// Whether the proxy's own repository is to be added (again): apt is here,
-/// and the proxy or either of the repository's files is missing. Both the
-/// probe (to fetch the key) and the plan (to write it) ask this.
-pub fn repository_wanted(
+/// Which files of the proxy's own repository are to be written, where apt
+/// is: none while its source list is there (the operator's, or ours from
+/// before), else the list, and the key too where that is missing. The
+/// probe asks it (to fetch the key), and the plan (to write them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RepositoryFiles {
+    pub list: bool,
+    pub key: bool,
+}
+
+pub fn repository_files(
     package_manager: Option<PackageManager>,
-    proxy_installed: bool,
     files: &BTreeMap<PathBuf, Existing>,
     paths: &Paths,
-) -> bool {
+) -> RepositoryFiles {
     let missing = |path: &Path| matches!(files.get(path), Some(Existing::Missing) | None);
-    package_manager == Some(PackageManager::Apt)
-        && (!proxy_installed || missing(&paths.apt_keyring) || missing(&paths.apt_source))
+    let list = package_manager == Some(PackageManager::Apt) && missing(&paths.apt_source);
+    RepositoryFiles { list, key: list && missing(&paths.apt_keyring) }
 }
 
 /// A repository's signing key, from its URL (the system's roots).
@@ -536,8 +542,9 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
     let fail2ban = fail2ban(system, paths, probe.bans, &files);
     let proxy_installed = system.installed(probe.proxy.name());
     let package_manager = package_manager(system);
-    let repository = probe.repository.filter(|_| repository_wanted(package_manager, proxy_installed, &files, paths));
-    let repository_key = repository.map(|r| fetch_key(system, r.key_url));
+    let repository = probe.repository.filter(|_| package_manager == Some(PackageManager::Apt));
+    let wanted = repository_files(package_manager, &files, paths);
+    let repository_key = repository.filter(|_| wanted.key).map(|r| fetch_key(system, r.key_url));
     // What the repository installs, before it is there to be asked.
     let proxy_version = module
         .installed_version(system)

@@ -4,7 +4,7 @@
 
 use super::{Command, Purpose, Step};
 use crate::error::Finding;
-use crate::facts::{Facts, OllamaProbe, PackageManager};
+use crate::facts::{Facts, OllamaProbe, PackageManager, RepositoryFiles};
 use crate::proxy::{Certificates, PackageSource};
 use crate::render::{RenderedFile, Role};
 use crate::setup::Setup;
@@ -26,17 +26,20 @@ fn armored_key(text: &str) -> Result<&str, String> {
 /// The proxy project's own repository, before apt is asked for the proxy:
 /// its key (as fetched, shown in the dry run) and its `deb` line, written
 /// like every file of ours (uninstall removes both).
-fn repository_steps(setup: &Setup, facts: &Facts) -> Result<Vec<Step>, String> {
+fn repository_steps(setup: &Setup, facts: &Facts, wanted: RepositoryFiles) -> Result<Vec<Step>, String> {
     let (proxy, paths) = (setup.proxy(), &setup.settings.paths);
     let name = proxy.name();
     let repository = proxy.own_repository().ok_or_else(|| format!("{name} has no repository of its own"))?;
     let fallback = "with `caddy_source: debian` it is installed from Debian's archive instead";
-    let key = match &facts.repository_key {
-        Some(Ok(text)) => armored_key(text).map_err(|why| format!("{}: {why}; {fallback}", repository.key_url))?,
-        Some(Err(why)) => {
+    let key = match (&facts.repository_key, wanted.key) {
+        (_, false) => None,
+        (Some(Ok(text)), true) => {
+            Some(armored_key(text).map_err(|why| format!("{}: {why}; {fallback}", repository.key_url))?)
+        }
+        (Some(Err(why)), true) => {
             return Err(format!("cannot fetch {name}'s signing key from {}: {why}; {fallback}", repository.key_url));
         }
-        None => return Err(format!("{name}'s signing key was not fetched from {}", repository.key_url)),
+        (None, true) => return Err(format!("{name}'s signing key was not fetched from {}", repository.key_url)),
     };
     let file = |path: &std::path::Path, content: String| RenderedFile {
         path: path.to_path_buf(),
@@ -47,8 +50,8 @@ fn repository_steps(setup: &Setup, facts: &Facts) -> Result<Vec<Step>, String> {
         content,
     };
     let files = [
-        file(&paths.apt_keyring, format!("{key}\n")),
-        file(
+        key.map(|key| file(&paths.apt_keyring, format!("{key}\n"))),
+        wanted.list.then(|| file(
             &paths.apt_source,
             format!(
                 "# {name}'s own repository, from {}; added by ollama-secure (caddy_source: {}), removed by its uninstall\n{}\n",
@@ -56,10 +59,11 @@ fn repository_steps(setup: &Setup, facts: &Facts) -> Result<Vec<Step>, String> {
                 PackageSource::OwnRepository.name(),
                 repository.source_line(&paths.apt_keyring)
             ),
-        ),
+        )),
     ];
+    let files: Vec<RenderedFile> = files.into_iter().flatten().collect();
     let mut steps = Vec::new();
-    super::parent_dirs(&[paths.apt_keyring.as_path(), paths.apt_source.as_path()], facts, &mut steps);
+    super::parent_dirs(&files.iter().map(|f| f.path.as_path()).collect::<Vec<_>>(), facts, &mut steps);
     for file in files {
         steps.extend(super::write_step(file, facts).map_err(|e| e.to_string())?);
     }
@@ -77,9 +81,9 @@ fn install(
     let (proxy, paths) = (setup.proxy(), &setup.settings.paths);
     // The repository is there whenever caddy_source asks for it: a Caddy
     // installed from it by a run rolled back later is upgraded from it too.
-    let add_repository = allowed == Some(PackageSource::OwnRepository)
-        && crate::facts::repository_wanted(facts.package_manager, facts.proxy_installed, &facts.files, paths);
-    let mut steps = if add_repository { repository_steps(setup, facts)? } else { Vec::new() };
+    let wanted = crate::facts::repository_files(facts.package_manager, &facts.files, paths);
+    let add_repository = allowed == Some(PackageSource::OwnRepository) && wanted.list;
+    let mut steps = if add_repository { repository_steps(setup, facts, wanted)? } else { Vec::new() };
     let mut packages = Vec::new();
     if facts.proxy_installed {
         findings.push(Finding::info(format!("{} is installed", proxy.name())));
@@ -106,7 +110,7 @@ fn install(
     let list = packages.join(" ");
     let commands = match (allowed, facts.package_manager) {
         (Some(_), Some(PackageManager::Apt)) => {
-            if add_repository && !facts.proxy_installed {
+            if allowed == Some(PackageSource::OwnRepository) && !facts.proxy_installed {
                 findings.push(Finding::info(format!(
                     "not installed: {list}; it will be installed with apt-get, {} from its own repository",
                     proxy.name()

@@ -938,6 +938,22 @@ fn caddy_source_keeps_the_repository_there_and_a_second_run_changes_nothing() {
     assert!(!kinds.iter().any(|k| k == "install"), "{kinds:?}");
     assert!(plan.findings.iter().any(|f| f.text.contains("so that apt upgrades it from there")));
 
+    // A source list already there (the operator followed Caddy's guide) is
+    // theirs: nothing is fetched or written, apt installs from it.
+    let mut theirs = without_caddy();
+    let list = Existing::File {
+        content: b"deb [signed-by=/usr/share/keyrings/caddy.gpg] https://x any-version main\n".to_vec(),
+        mode: 0o644,
+        uid: 0,
+        gid: 0,
+    };
+    theirs.files.insert("/etc/apt/sources.list.d/caddy-stable.list".into(), list);
+    let plan = for_setup(&setup_for(&config, &theirs), &theirs, CADDY_REPO).unwrap();
+    assert!(plan.refusal().is_none(), "no key is needed: {:?}", plan.refusal().map(|r| r.to_string()));
+    let kinds = self::kinds(&plan);
+    assert!(!kinds.iter().any(|k| k.contains("/etc/apt")), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "install").count(), 2, "{kinds:?}");
+
     // Without apt, caddy_source changes nothing.
     let facts = fresh();
     let plan = for_setup(&setup_for(&config, &facts), &facts, CADDY_REPO).unwrap();
