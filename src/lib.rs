@@ -60,7 +60,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     match commands::dispatch(cli.command, &system::RealSystem) {
         Ok(()) => error::exit::OK,
         Err(e) => {
-            eprintln!("{}", e.report(style::stderr()));
+            crate::errln!("{}", e.report(style::stderr()));
             e.exit_code()
         }
     }

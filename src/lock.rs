@@ -32,7 +32,7 @@ pub fn acquire(path: &Path) -> Result<Lock> {
     match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
         Ok(file) => Ok(Lock { _file: file }),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
-            eprintln!("waiting for another ollama-secure run to finish (lock {})", path.display());
+            crate::errln!("waiting for another ollama-secure run to finish (lock {})", path.display());
             Flock::lock(open()?, FlockArg::LockExclusive)
                 .map(|file| Lock { _file: file })
                 .map_err(|(_, e)| Error::failed(format!("cannot lock {}: {e}", path.display())))

@@ -71,6 +71,35 @@ pub fn progress() -> Box<dyn Write> {
     if quiet() { Box::new(std::io::sink()) } else { shown() }
 }
 
+/// `println!` that never panics. A reader that went away (`| head`) must
+/// not stop a run halfway through its changes: the run goes on, and what it
+/// says is lost. (Rust ignores SIGPIPE, and `println!` panics on EPIPE.)
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `print!` that never panics (see `outln!`).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `eprintln!` that never panics (see `outln!`).
+#[macro_export]
+macro_rules! errln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 /// `println!` for progress: nothing when quiet; on standard error with
 /// `--json`.
 #[macro_export]
@@ -88,9 +117,9 @@ macro_rules! say {
 macro_rules! show {
     ($($arg:tt)*) => {
         if $crate::verbosity::json_output() {
-            eprintln!($($arg)*);
+            $crate::errln!($($arg)*);
         } else {
-            println!($($arg)*);
+            $crate::outln!($($arg)*);
         }
     };
 }

@@ -59,12 +59,12 @@ fn ask_until_valid<'a>(
             Ok(()) => {
                 let mut line = String::new();
                 if theme.format_input_prompt_selection(&mut line, prompt, &answer).is_ok() {
-                    eprintln!("{line}");
+                    crate::errln!("{line}");
                 }
                 return Ok(answer);
             }
             Err(why) => {
-                eprintln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad));
+                crate::errln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad));
                 refused = Some(answer);
             }
         }
@@ -81,17 +81,17 @@ fn ask_new_password(theme: &dyn Theme, username: &str) -> Result<String> {
             |prompt: &str| Password::with_theme(theme).with_prompt(prompt).report(false).interact().map_err(cancelled);
         let first = hidden(&prompt)?;
         if let Err(why) = fields::password(&first) {
-            eprintln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad));
+            crate::errln!("  {}", crate::style::stderr().paint(&why, crate::style::Tone::Bad));
             continue;
         }
         if hidden("Repeat it")? == first {
             let mut line = String::new();
             if theme.format_password_prompt_selection(&mut line, &prompt).is_ok() {
-                eprintln!("{line}");
+                crate::errln!("{line}");
             }
             return Ok(first);
         }
-        eprintln!(
+        crate::errln!(
             "  {}",
             crate::style::stderr().paint("The two passwords differ; try again.", crate::style::Tone::Bad)
         );
@@ -145,14 +145,14 @@ fn ask_https(theme: &dyn Theme, defaults: &Answers, domain: &str) -> Result<Opti
     let is_name = !domain.is_empty() && fields::host(domain).is_ok_and(|h| h.is_name());
     if !is_name {
         if defaults.https.as_ref().is_some_and(|h| h.enabled) {
-            eprintln!("  HTTPS needs a domain name (certificates are issued for names); it is not set up.");
+            crate::errln!("  HTTPS needs a domain name (certificates are issued for names); it is not set up.");
         }
         return Ok(None);
     }
     let https_defaults = defaults.https.clone().unwrap_or(HttpsAnswers { enabled: true, ..Default::default() });
     // Prompts stay within 80 columns: dialoguer redraws a prompt as one
     // line, and one the terminal wrapped leaves a stale copy behind.
-    eprintln!("  HTTPS needs {domain}'s DNS pointing here and port 80 open.");
+    crate::errln!("  HTTPS needs {domain}'s DNS pointing here and port 80 open.");
     let enabled = Confirm::with_theme(theme)
         .with_prompt(format!("HTTPS with a certificate for {domain}?"))
         .default(https_defaults.enabled)
@@ -196,7 +196,7 @@ fn ask_port(theme: &dyn Theme, defaults: &Answers, https: bool, proxy: ProxyKind
 fn say_if_http_port_taken(defaults: &Answers, proxy: ProxyKind) {
     let port = defaults.https.as_ref().and_then(|h| h.http_port).and_then(|p| u16::try_from(p).ok()).unwrap_or(80);
     let Some(taken) = facts::port_taken(&crate::system::RealSystem, port, proxy.name()) else { return };
-    eprintln!(
+    crate::errln!(
         "  Note: {taken}. HTTPS needs it for the certificate's HTTP challenge and the redirect: stop that program \
          before applying (init refuses while it listens there){}.",
         match proxy.module().certificates() {
@@ -217,10 +217,10 @@ fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
     let upstream = ask_until_valid(theme, "Where Ollama listens", build, |v| fields::upstream(v).map(|_| ()))?;
     let url = fields::upstream(&upstream).map(|u| u.url()).unwrap_or_default();
     match facts::probe_ollama(&crate::system::RealSystem, &url, Duration::from_secs(3)) {
-        OllamaProbe::Answers { version } => eprintln!("  Ollama {version} answers at {url}."),
-        OllamaProbe::Unexpected(why) => eprintln!("  Something answers at {url}, but not like Ollama ({why})."),
+        OllamaProbe::Answers { version } => crate::errln!("  Ollama {version} answers at {url}."),
+        OllamaProbe::Unexpected(why) => crate::errln!("  Something answers at {url}, but not like Ollama ({why})."),
         OllamaProbe::NotReachable(why) => {
-            eprintln!("  Ollama does not answer at {url} ({why}); the proxy will answer 502 until it does.")
+            crate::errln!("  Ollama does not answer at {url} ({why}); the proxy will answer 502 until it does.")
         }
         OllamaProbe::NotProbed => {}
     }
@@ -250,7 +250,7 @@ fn ask_user(theme: &dyn Theme, taken: Vec<String>) -> Result<UserAnswer> {
     }
     let password = ask_new_password(theme, &username)?;
     if password.chars().count() < crate::config::SHORT_PASSWORD {
-        eprintln!(
+        crate::errln!(
             "  That password has fewer than {} characters; a generated one is stronger.",
             crate::config::SHORT_PASSWORD
         );
@@ -293,7 +293,7 @@ fn ask_users(theme: &dyn Theme) -> Result<Vec<UserAnswer>> {
 pub fn ask(defaults: &Answers) -> Result<Answers> {
     let theme = theme();
     let theme = theme.as_ref();
-    eprintln!("ollama-secure {}: protect Ollama with a password.\n", env!("CARGO_PKG_VERSION"));
+    crate::errln!("ollama-secure {}: protect Ollama with a password.\n", env!("CARGO_PKG_VERSION"));
     let proxy = ask_proxy(theme, defaults)?;
     let domain = optional(theme, "Domain name (empty: answer on any host name)", defaults.domain.as_deref(), |v| {
         fields::host(v).map(|_| ())

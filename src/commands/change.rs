@@ -52,7 +52,7 @@ pub fn installed_setup(system: &dyn System, installed: &super::Installed) -> Res
 pub fn setup_to_list(system: &dyn System, setup_args: &SetupArgs, now: &str) -> Result<Setup> {
     let installed = super::find_installed(system, setup_args.answers.as_deref())?;
     if let Some(warning) = super::journal_warning_at(system, &installed.paths.journal, now) {
-        eprintln!("{warning}");
+        crate::errln!("{warning}");
     }
     installed_setup(system, &installed).map(|(setup, _)| setup)
 }
@@ -102,7 +102,7 @@ pub fn run(
     }
     crate::say!("\n{}", edited.done);
     if let Some((_, lines)) = &edited.generated {
-        println!("{lines}");
+        crate::outln!("{lines}");
     }
     // Shown before the journal ends: a run killed before this is undone by
     // the next one, so no generated hash stays whose secret nobody saw.

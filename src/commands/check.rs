@@ -95,10 +95,10 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
     };
     let report = check::run(system, &options);
     if args.json {
-        println!("{}", report.json());
+        crate::outln!("{}", report.json());
     } else if !report.passed || !crate::verbosity::quiet() {
         // Quiet: the report only when something failed.
-        print!("{}", report.text());
+        crate::out!("{}", report.text());
     }
     if report.passed { Ok(()) } else { Err(Error::check_failed("the check found problems (see above)")) }
 }

@@ -24,8 +24,8 @@ pub fn run(args: HardenArgs, system: &dyn System) -> Result<()> {
     };
     let Some(plan) = plan_of(decide()?)? else { return Ok(()) };
     if args.dry_run {
-        print!("{}", describe(&plan));
-        println!("\nDry run: nothing was changed.");
+        crate::out!("{}", describe(&plan));
+        crate::outln!("\nDry run: nothing was changed.");
         return Ok(());
     }
     if !system.is_root() {
@@ -52,7 +52,7 @@ fn plan_of(hardening: Hardening) -> Result<Option<crate::plan::Plan>> {
             Ok(None)
         }
         Hardening::Advice { found, fix } => {
-            println!("Found: {found}.\n\n{fix}");
+            crate::outln!("Found: {found}.\n\n{fix}");
             Err(Error::check_failed(
                 "Ollama can be reached without the proxy's password; nothing was changed (the fix is above)",
             ))

@@ -143,9 +143,9 @@ fn offers_to_save(args: &InitArgs, source: &str, recovered: bool) -> bool {
 /// (On standard error, with the questions: the reasons must be seen even
 /// with standard output sent elsewhere.)
 fn refused_after_wizard(system: &dyn System, answers: &Answers, resolution: &Resolution, reasons: &[String]) -> Error {
-    eprintln!("Applying would be refused now:");
+    crate::errln!("Applying would be refused now:");
     for reason in reasons {
-        eprintln!("  - {reason}");
+        crate::errln!("  - {reason}");
     }
     let _prompting = crate::interrupt::prompting();
     let refused = "cannot apply; nothing was changed (the reasons are above)";
@@ -166,8 +166,8 @@ fn confirm(args: &InitArgs, answers: &Answers, plan: &Plan) -> Result<()> {
         return Ok(());
     }
     // With the question, on standard error.
-    eprintln!("Users: {}", users_summary(answers));
-    eprintln!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
+    crate::errln!("Users: {}", users_summary(answers));
+    crate::errln!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
     if wizard::confirm("Apply these changes?")? {
         Ok(())
     } else {
@@ -291,7 +291,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
             save_answers(system, path, &answers.with_hashes(&resolution, false))?;
         }
         if args.json {
-            println!("{}", json_summary(&plan, true, false, &resolution, false, None));
+            crate::outln!("{}", json_summary(&plan, true, false, &resolution, false, None));
         }
         if args.strict && !plan.blockers.is_empty() {
             return Err(Error::input("--strict: applying would be refused now, for the reasons listed above"));
@@ -344,7 +344,7 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         report = check(system)?;
     }
     if args.json {
-        println!("{}", json_summary(&plan, false, recovered, &resolution, args.show_secrets, report.as_ref()));
+        crate::outln!("{}", json_summary(&plan, false, recovered, &resolution, args.show_secrets, report.as_ref()));
     }
     journal.commit()?;
     if let Some(path) = &args.save_answers {

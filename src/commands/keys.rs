@@ -15,9 +15,9 @@ pub fn run(command: KeysCommand, system: &dyn System) -> Result<()> {
         KeysCommand::New { json } => {
             let key = ApiKey::generate(&mut OsEntropy);
             if json {
-                println!("{}", serde_json::json!({ "key": key.text().expose() }));
+                crate::outln!("{}", serde_json::json!({ "key": key.text().expose() }));
             } else {
-                println!("{}", key.text().expose());
+                crate::outln!("{}", key.text().expose());
             }
             Ok(())
         }
@@ -42,14 +42,14 @@ pub fn run(command: KeysCommand, system: &dyn System) -> Result<()> {
 fn list(system: &dyn System, setup: &SetupArgs, json: bool) -> Result<()> {
     let setup = super::change::setup_to_list(system, setup, "this list is the keys as that run left them")?;
     if json {
-        println!("{}", serde_json::to_string(&setup.access.keys).expect("records serialize"));
+        crate::outln!("{}", serde_json::to_string(&setup.access.keys).expect("records serialize"));
         return Ok(());
     }
     if setup.access.keys.is_empty() {
-        println!("No API keys (add one with `ollama-secure keys add NAME`).");
+        crate::outln!("No API keys (add one with `ollama-secure keys add NAME`).");
     }
     for key in &setup.access.keys {
-        println!("{}\t{}\t{}", key.name, key.role, key.created);
+        crate::outln!("{}\t{}\t{}", key.name, key.role, key.created);
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, json:
         // On stderr: with --json, stdout holds only the key.
         (Some((setup, true)), Some(key)) => {
             super::change::prove(system, &setup, &format!("the key {name}"), Credentials::Bearer(key.text()), |line| {
-                eprintln!("{line}")
+                crate::errln!("{line}")
             })
         }
         _ => Ok(()),

@@ -61,9 +61,9 @@ fn print_warnings(warnings: &[crate::error::Finding], from_wizard: bool) {
         let Some(text) = text else { continue };
         match warning.severity {
             crate::error::Severity::Warning => {
-                eprintln!("{} {text}", style.paint("warning:", crate::style::Tone::Warn))
+                crate::errln!("{} {text}", style.paint("warning:", crate::style::Tone::Warn))
             }
-            crate::error::Severity::Info => eprintln!("{text}"),
+            crate::error::Severity::Info => crate::errln!("{text}"),
         }
     }
 }

@@ -67,7 +67,7 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
                 );
             }
             Action::Link { link, target } => {
-                println!("(when installing, also link {} -> {})", link.display(), target.display())
+                crate::outln!("(when installing, also link {} -> {})", link.display(), target.display())
             }
             _ => {}
         }

@@ -6,6 +6,6 @@ use crate::schema::{Document, schema};
 
 pub fn run(args: SchemaArgs) -> Result<()> {
     let document = if args.defaults { Document::WizardDefaults } else { Document::Answers };
-    println!("{}", serde_json::to_string_pretty(&schema(document)).expect("a schema is plain JSON"));
+    crate::outln!("{}", serde_json::to_string_pretty(&schema(document)).expect("a schema is plain JSON"));
     Ok(())
 }

@@ -185,9 +185,9 @@ fn text(status: &Status) -> String {
 pub fn run(args: StatusArgs, system: &dyn System) -> Result<()> {
     let status = gather(system, &args)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&status).expect("the status serializes"));
+        crate::outln!("{}", serde_json::to_string_pretty(&status).expect("the status serializes"));
     } else {
-        print!("{}", text(&status));
+        crate::out!("{}", text(&status));
     }
     match status.problems.len() {
         0 => Ok(()),

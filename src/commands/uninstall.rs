@@ -15,9 +15,9 @@ fn confirm(args: &UninstallArgs, plan: &Plan, recovered: bool) -> Result<()> {
     }
     // With the question, on standard error.
     for consequence in plan::removal_consequences(plan) {
-        eprintln!("{consequence}");
+        crate::errln!("{consequence}");
     }
-    eprintln!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
+    crate::errln!("Steps (see them in full with --dry-run):\n{}", plan::summary(plan));
     if wizard::confirm("Uninstall?")? {
         return Ok(());
     }
@@ -52,7 +52,10 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
         if args.json {
             // What the undoing did is in its lines (standard error).
             let nothing = plan::Touched::default();
-            println!("{}", serde_json::json!({"dry_run": false, "changed": true, "touched": nothing, "blockers": []}));
+            crate::outln!(
+                "{}",
+                serde_json::json!({"dry_run": false, "changed": true, "touched": nothing, "blockers": []})
+            );
         }
         return Ok(());
     }
@@ -70,7 +73,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
         crate::show!("{}", describe(&plan).trim_end());
         crate::show!("\nDry run: nothing was changed.");
         if args.json {
-            println!("{}", json_summary(&plan, true, false));
+            crate::outln!("{}", json_summary(&plan, true, false));
         }
         return Ok(());
     }
@@ -88,7 +91,7 @@ pub fn run(args: UninstallArgs, system: &dyn System) -> Result<()> {
     super::apply_journaled(system, paths, &plan, "uninstall", "Removing")?;
     crate::say!("\nDone: ollama-secure's changes are undone; {proxy} itself stays installed.");
     if args.json {
-        println!("{}", json_summary(&plan, false, recovered));
+        crate::outln!("{}", json_summary(&plan, false, recovered));
     }
     Ok(())
 }

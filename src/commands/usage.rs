@@ -25,11 +25,11 @@ pub fn run(args: UsageArgs, system: &dyn System) -> Result<()> {
     let from = now.saturating_sub(since).as_secs_f64();
     let rows = usage::summarize(text.lines().filter_map(usage::parse_line), from);
     if args.json {
-        println!("{}", serde_json::to_string(&rows).expect("rows serialize"));
+        crate::outln!("{}", serde_json::to_string(&rows).expect("rows serialize"));
     } else if rows.is_empty() {
-        println!("No requests in the last {} ({}).", args.since, log.display());
+        crate::outln!("No requests in the last {} ({}).", args.since, log.display());
     } else {
-        print!("{}", usage::table(&rows));
+        crate::out!("{}", usage::table(&rows));
     }
     Ok(())
 }

@@ -21,7 +21,7 @@ fn new_password(args: &PasswordArgs) -> Result<(Secret, bool)> {
 fn non_empty(secret: Secret) -> Result<Secret> {
     fields::password(secret.expose()).map_err(Error::input)?;
     if secret.len() < crate::config::SHORT_PASSWORD {
-        eprintln!(
+        crate::errln!(
             "warning: the password has {} characters; use at least {}",
             secret.len(),
             crate::config::SHORT_PASSWORD
@@ -51,9 +51,9 @@ fn list(system: &dyn System, setup: &SetupArgs, json: bool) -> Result<()> {
     if json {
         let list: Vec<_> =
             users.iter().map(|(name, role)| serde_json::json!({"name": name.as_str(), "role": role})).collect();
-        println!("{}", serde_json::Value::Array(list));
+        crate::outln!("{}", serde_json::Value::Array(list));
     } else {
-        users.iter().for_each(|(name, _)| println!("{name}"));
+        users.iter().for_each(|(name, _)| crate::outln!("{name}"));
     }
     Ok(())
 }
@@ -126,7 +126,7 @@ fn change(system: &dyn System, setup_args: &SetupArgs, name: &str, op: Op, dry_r
             &setup,
             name.as_str(),
             Credentials::Basic(name.to_string(), secret.clone()),
-            |line| println!("{line}"),
+            |line| crate::outln!("{line}"),
         ),
         _ => Ok(()),
     }

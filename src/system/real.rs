@@ -148,15 +148,15 @@ fn run_command(command: &Command) -> RunOutput {
     };
     let expression = expression.stderr_to_stdout().stdout_file(writer);
     let result = if crate::verbosity::verbose() {
-        eprintln!("  + {command}");
+        crate::errln!("  + {command}");
         match &command.output {
             Output::Capture => run_echoing(&expression, &file),
             Output::LogFile(path) => {
-                eprintln!("    (its output goes to {})", path.display());
+                crate::errln!("    (its output goes to {})", path.display());
                 expression.run()
             }
             Output::Private => {
-                eprintln!("    (its output is not shown: it holds another program's settings)");
+                crate::errln!("    (its output is not shown: it holds another program's settings)");
                 expression.run()
             }
         }
@@ -201,7 +201,7 @@ fn run_echoing(expression: &duct::Expression, output: &File) -> io::Result<std::
             pending.extend_from_slice(&chunk[..n]);
         }
         let say = |bytes: &[u8]| {
-            eprintln!("    {}", crate::error::printable(String::from_utf8_lossy(bytes).trim_end()));
+            crate::errln!("    {}", crate::error::printable(String::from_utf8_lossy(bytes).trim_end()));
         };
         loop {
             match pending.iter().position(|b| *b == b'\n') {

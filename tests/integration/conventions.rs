@@ -283,3 +283,31 @@ fn save_answers_to_a_bare_file_name() {
     assert!(stdout.contains("Saved the answers to saved.yaml"), "{stdout}");
     assert!(sandbox.path("saved.yaml").exists());
 }
+
+/// A reader that went away (`| head`) does not stop a run with a panic:
+/// output to a closed pipe is lost, the run goes on and ends as it would.
+#[test]
+fn a_closed_pipe_on_standard_output_is_no_panic() {
+    let sandbox = Sandbox::new();
+    let answers = sandbox.write(
+        "a.yaml",
+        &format!(
+            "proxy: nginx\nusers: [{{username: alice, generate: true}}]\nbcrypt_cost: 4\n{}",
+            sandbox.paths_yaml()
+        ),
+    );
+    let out = sandbox.path("out");
+    for args in [vec!["schema"], vec!["render", "--answers", answers.to_str().unwrap(), "--out", out.to_str().unwrap()]]
+    {
+        // The read end is closed before the program starts: every write to
+        // standard output fails with EPIPE.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let ran = Command::new(BIN).args(&args).stdout(writer).output().unwrap();
+        let stderr = String::from_utf8_lossy(&ran.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert_eq!(ran.status.code(), Some(0), "{args:?}: {stderr}");
+    }
+    // The work was done all the same.
+    assert!(out.join(sandbox.path("etc/nginx/ollama.htpasswd").strip_prefix("/").unwrap()).is_file());
+}
