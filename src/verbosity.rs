@@ -82,6 +82,23 @@ macro_rules! outln {
     }};
 }
 
+/// A generated secret (or the JSON that holds it), where `show!` puts it;
+/// unlike `outln!`, a failure to write it is the caller's to act on: a
+/// secret nobody saw must not be kept.
+pub fn show_secret(text: &str) -> std::io::Result<()> {
+    write_line(shown(), text)
+}
+
+/// The same on standard output whatever the flags: the JSON a script reads.
+pub fn print_secret(text: &str) -> std::io::Result<()> {
+    write_line(Box::new(std::io::stdout()), text)
+}
+
+fn write_line(mut out: Box<dyn Write>, text: &str) -> std::io::Result<()> {
+    writeln!(out, "{text}")?;
+    out.flush()
+}
+
 /// `print!` that never panics (see `outln!`).
 #[macro_export]
 macro_rules! out {

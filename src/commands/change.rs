@@ -102,7 +102,7 @@ pub fn run(
     }
     crate::say!("\n{}", edited.done);
     if let Some((_, lines)) = &edited.generated {
-        crate::outln!("{lines}");
+        crate::verbosity::print_secret(lines).map_err(|why| super::unshown_secrets(system, &journal, why))?;
     }
     // Shown before the journal ends: a run killed before this is undone by
     // the next one, so no generated hash stays whose secret nobody saw.

@@ -329,7 +329,8 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
     // check it reports) before the journal ends too.
     let in_json = args.json && args.show_secrets;
     if !in_json {
-        super::print_generated(&resolution, &setup.access);
+        super::print_generated(&resolution, &setup.access)
+            .map_err(|why| super::unshown_secrets(system, &journal, why))?;
     }
     if !plan.is_empty() && !crate::verbosity::quiet() {
         super::print_how_to_connect(&setup);
@@ -344,7 +345,12 @@ pub fn run(args: InitArgs, system: &dyn System) -> Result<()> {
         report = check(system)?;
     }
     if args.json {
-        crate::outln!("{}", json_summary(&plan, false, recovered, &resolution, args.show_secrets, report.as_ref()));
+        let summary = json_summary(&plan, false, recovered, &resolution, args.show_secrets, report.as_ref());
+        let shown = crate::verbosity::print_secret(&summary.to_string());
+        // Only a JSON with secrets in it must be seen; a summary is a report.
+        if in_json {
+            shown.map_err(|why| super::unshown_secrets(system, &journal, why))?;
+        }
     }
     journal.commit()?;
     if let Some(path) = &args.save_answers {

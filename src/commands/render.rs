@@ -72,6 +72,10 @@ pub fn run(args: RenderArgs, system: &dyn System) -> Result<()> {
             _ => {}
         }
     }
-    super::print_generated(&resolution, &setup.access);
+    super::print_generated(&resolution, &setup.access).map_err(|why| {
+        Error::failed(format!(
+            "the generated passwords or keys could not be shown ({why}): render again for files whose passwords you know"
+        ))
+    })?;
     Ok(())
 }

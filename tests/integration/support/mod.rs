@@ -81,6 +81,8 @@ pub struct Tool {
     stdin: Option<String>,
     /// Run as `nobody`, without root's groups.
     nobody: bool,
+    /// Standard output is a pipe whose reader has gone (`| head`, ended).
+    stdout_closed: bool,
     status: i32,
     stdout: Expect,
     stderr: Expect,
@@ -106,6 +108,7 @@ impl Tool {
             env: Vec::new(),
             stdin: None,
             nobody: false,
+            stdout_closed: false,
             status: 0,
             stdout: Expect::Exactly(String::new()),
             stderr: Expect::Exactly(String::new()),
@@ -133,6 +136,12 @@ impl Tool {
     /// Runs as the unprivileged user `nobody`, with no supplementary group.
     pub fn unprivileged(mut self) -> Tool {
         self.nobody = true;
+        self
+    }
+
+    /// Standard output a pipe nobody reads any more: every write fails.
+    pub fn stdout_closed(mut self) -> Tool {
+        self.stdout_closed = true;
         self
     }
 
@@ -206,7 +215,14 @@ impl Tool {
             command.env(k, v);
         }
         command.stdin(if self.stdin.is_some() { Stdio::piped() } else { Stdio::null() });
-        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        if self.stdout_closed {
+            let (reader, writer) = std::io::pipe().unwrap();
+            drop(reader);
+            command.stdout(writer);
+        } else {
+            command.stdout(Stdio::piped());
+        }
+        command.stderr(Stdio::piped());
         let mut child = command.spawn().expect("the binary runs");
         if let Some(text) = &self.stdin {
             use std::io::Write;
