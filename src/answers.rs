@@ -185,6 +185,10 @@ pub struct Answers {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::allow_from")]
     pub allow_from: Vec<String>,
+    /// Browser origins whose pages may call the API (CORS): the proxy answers their preflights; empty: none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "crate::schema::cors_origins")]
+    pub cors_origins: Vec<String>,
     /// Where Ollama listens: host:port, http://host:port or https://host:port (default 127.0.0.1:11434).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::upstream")]

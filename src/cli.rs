@@ -107,7 +107,7 @@ pub struct InitArgs {
 
     /// Start the wizard from this answers file without users: its values
     /// become the questions' defaults, and the keys the wizard does not ask
-    /// (paths, listen_address, allow_from, ban, timeout, bcrypt_cost,
+    /// (paths, listen_address, allow_from, cors_origins, ban, timeout, bcrypt_cost,
     /// file_group, install, https.acme_directory, https.acme_ca_root) are
     /// used as they are.
     #[arg(long, value_name = "FILE", conflicts_with = "answers")]

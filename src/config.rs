@@ -287,12 +287,25 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         }
     }
     let allow_from: Option<Vec<_>> = allow_from.into_iter().collect();
+    let cors_origins: Vec<_> = answers
+        .cors_origins
+        .iter()
+        .enumerate()
+        .map(|(i, o)| p.check(&format!("cors_origins[{i}]"), fields::origin(o)))
+        .collect();
+    for (i, origin) in cors_origins.iter().enumerate() {
+        if let Some(first) = cors_origins[..i].iter().position(|o| o.is_some() && o == origin) {
+            p.add(&format!("cors_origins[{i}]"), format!("is cors_origins[{first}] again; list each origin once"));
+        }
+    }
+    let cors_origins: Option<Vec<_>> = cors_origins.into_iter().collect();
     let site = Site {
         ban: None,
         domain,
         listen_address,
         port: port?,
         allow_from: allow_from?,
+        cors_origins: cors_origins?,
         upstream: upstream?,
         https,
         timeout_secs: timeout_secs?,

@@ -149,6 +149,7 @@ fn ip_literal(value: &str) -> Option<IpAddr> {
 // What a field takes, in words: in the errors below, and in the schema's
 // messages (`schema.rs`), which editors show.
 pub const HOST_FORM: &str = "a host name such as ollama.example.com (letters, digits, '-' and '.') or an IP address";
+pub const ORIGIN_FORM: &str = "SCHEME://HOST[:PORT] as browsers send it, e.g. https://chat.example.com, https://*.example.com or chrome-extension://<its ID>";
 pub const NETWORK_FORM: &str = "an address or a network, e.g. 192.0.2.10, 192.0.2.0/24, 2001:db8::/48";
 pub const UPSTREAM_FORMS: &str = "host:port, http://host:port or https://host:port, e.g. 127.0.0.1:11434";
 pub const USERNAME_ALPHABET: &str = "letters, digits, '.', '_', '-', '@' and '+'";
@@ -290,6 +291,160 @@ pub fn network(value: &str) -> Result<Network, String> {
         return Err(format!("{value:?} has bits set past its /{prefix}: did you mean {masked}/{prefix}?"));
     }
     Ok(network)
+}
+
+/// A browser origin that may call the API from its pages (`cors_origins`):
+/// `SCHEME://HOST[:PORT]` as browsers send it in `Origin` (lowercase, no
+/// default port, no path), or `SCHEME://*.NAME` for every subdomain of a
+/// name. Kept as that text; [`Origin::pattern`] is how the proxies match it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Origin(String);
+
+impl Origin {
+    /// An anchored regular expression, in the syntax nginx (PCRE) and Caddy
+    /// (RE2) share, that matches exactly the `Origin` values this allows.
+    /// Only `.`, `+`, `[` and `]` of the validated alphabet mean something
+    /// in a regex; a wildcard is one label or more.
+    pub fn pattern(&self) -> String {
+        let (scheme, rest) = self.0.split_once("://").unwrap_or_default();
+        let escape = |text: &str| -> String {
+            text.chars().flat_map(|c| if ".+[]".contains(c) { vec!['\\', c] } else { vec![c] }).collect()
+        };
+        match rest.strip_prefix("*.") {
+            Some(name) => format!("^{}://[a-z0-9-]+(\\.[a-z0-9-]+)*\\.{}$", escape(scheme), escape(name)),
+            None => format!("^{}://{}$", escape(scheme), escape(rest)),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<Origin> for String {
+    fn from(origin: Origin) -> String {
+        origin.0
+    }
+}
+
+impl TryFrom<String> for Origin {
+    type Error = String;
+    fn try_from(value: String) -> Result<Origin, String> {
+        origin(&value)
+    }
+}
+
+pub fn origin(value: &str) -> Result<Origin, String> {
+    let example = format!("use {ORIGIN_FORM}");
+    if value == "*" || value == "null" {
+        return Err(format!(
+            "{value:?} cannot be allowed: {} the credentials a browser keeps for this site; list each origin",
+            if value == "*" {
+                "it would give every web page"
+            } else {
+                "sandboxed frames and local files all send it, which would give them"
+            }
+        ));
+    }
+    if let Some(bad) = first_disallowed(value, |c| c.is_ascii_graphic()) {
+        return Err(format!(
+            "{value:?} is not an origin: {bad} is not allowed (a name in another script goes in its xn-- form, as browsers send it); {example}"
+        ));
+    }
+    if value.len() > 300 {
+        return Err(format!("is {} characters long; an origin here has at most 300", value.len()));
+    }
+    let lower = value.to_ascii_lowercase();
+    let Some((scheme, rest)) = lower.split_once("://") else {
+        return Err(format!("{value:?} is not an origin; {example}"));
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_lowercase())
+        && scheme.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+    if !scheme_ok {
+        return Err(format!("{value:?}: {scheme:?} is not a URL scheme; {example}"));
+    }
+    if scheme == "file" {
+        return Err(format!("{value:?}: pages opened from files send `Origin: null`, which cannot be allowed by name"));
+    }
+    let authority = match rest.find(['/', '?', '#']) {
+        Some(end) => {
+            let authority = rest.get(..end).unwrap_or_default();
+            return Err(format!(
+                "{value:?}: an origin has no path, query or fragment; did you mean {scheme}://{authority}?"
+            ));
+        }
+        None => rest,
+    };
+    if authority.contains('@') {
+        return Err(format!("{value:?}: an origin has no user name or password; {example}"));
+    }
+    let web = scheme == "http" || scheme == "https";
+    // The port, if any: after the last ':' outside an IPv6 literal's brackets.
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) if !port.contains(']') && (!host.contains('[') || host.ends_with(']')) => (host, Some(port)),
+        _ => (authority, None),
+    };
+    let port = match port {
+        None => None,
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n > 0 && p.chars().all(|c| c.is_ascii_digit()) => Some(n),
+            _ => return Err(format!("{value:?}: {p:?} is not a port (a number from 1 to 65535); {example}")),
+        },
+    };
+    // Browsers leave the scheme's own port out of `Origin`.
+    let default_port = match scheme {
+        "http" => Some(80),
+        "https" => Some(443),
+        _ => None,
+    };
+    let port = port.filter(|p| Some(*p) != default_port);
+    if host == "*" {
+        return Err(format!(
+            "{value:?} would give every {scheme}:// page the credentials a browser keeps for this site; list each \
+             origin, or one name's subdomains as in https://*.example.com"
+        ));
+    }
+    let host = if let Some(name) = host.strip_prefix("*.") {
+        if !web {
+            return Err(format!(
+                "{value:?}: a wildcard would let in every {scheme}:// origin under it; list each one (an extension by its ID)"
+            ));
+        }
+        match self::host(name) {
+            Ok(Host::Name(n)) if n.contains('.') => format!("*.{n}"),
+            Ok(_) => {
+                return Err(format!(
+                    "{value:?}: a wildcard needs a name of two labels or more after it, as in https://*.example.com"
+                ));
+            }
+            Err(e) => return Err(format!("{value:?}: after \"*.\": {e}")),
+        }
+    } else if host.contains('*') {
+        return Err(format!(
+            "{value:?}: a wildcard may only be the first label of a web origin's host, as in https://*.example.com"
+        ));
+    } else if web {
+        match self::host(host) {
+            Ok(h) => h.url_form(),
+            Err(e) => return Err(format!("{value:?}: {e}")),
+        }
+    } else {
+        // An extension's or app's origin: its ID, or a name.
+        let id_ok = !host.is_empty()
+            && host.len() <= 253
+            && host.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !id_ok {
+            return Err(format!("{value:?}: {host:?} is not an extension's ID or a host name; {example}"));
+        }
+        host.to_string()
+    };
+    Ok(Origin(match port {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    }))
 }
 
 /// An address to listen on: an IP literal only (names would make nginx resolve
@@ -676,6 +831,98 @@ pub fn is_loopback(ip: IpAddr) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origins_are_kept_as_browsers_send_them() {
+        for (written, kept) in [
+            ("https://chat.example.com", "https://chat.example.com"),
+            ("HTTPS://Chat.Example.COM", "https://chat.example.com"),
+            ("https://chat.example.com:443", "https://chat.example.com"),
+            ("http://chat.example.com:80", "http://chat.example.com"),
+            ("http://chat.example.com:8080", "http://chat.example.com:8080"),
+            ("https://*.example.com", "https://*.example.com"),
+            ("http://[::1]:5173", "http://[::1]:5173"),
+            ("http://127.0.0.1:3000", "http://127.0.0.1:3000"),
+            (
+                "chrome-extension://abcdefghijklmnopabcdefghijklmnop",
+                "chrome-extension://abcdefghijklmnopabcdefghijklmnop",
+            ),
+            (
+                "moz-extension://0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+                "moz-extension://0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+            ),
+            ("tauri://localhost", "tauri://localhost"),
+        ] {
+            assert_eq!(origin(written).map(|o| o.to_string()), Ok(kept.to_string()), "{written}");
+        }
+    }
+
+    #[test]
+    fn origins_that_would_let_in_more_than_meant_are_refused() {
+        for (value, words) in [
+            ("*", "every web page"),
+            ("null", "sandboxed frames"),
+            ("https://*", "every https:// page"),
+            ("https://*.com", "a name of two labels or more"),
+            ("https://*.192.0.2.1", "a name of two labels or more"),
+            ("https://a.*.example.com", "only be the first label"),
+            ("https://*example.com", "only be the first label"),
+            ("chrome-extension://*", "every chrome-extension:// page"),
+            ("chrome-extension://*.x", "list each one"),
+            ("https://chat.example.com/", "has no path"),
+            ("https://chat.example.com/app", "did you mean https://chat.example.com?"),
+            ("https://chat.example.com?x", "has no path, query"),
+            ("https://u:p@chat.example.com", "no user name or password"),
+            ("chat.example.com", "is not an origin"),
+            ("file:///home/x", "Origin: null"),
+            ("https://chat.example.com:0", "is not a port"),
+            ("https://chat.example.com:65536", "is not a port"),
+            ("https://chat.example.com:+1", "is not a port"),
+            ("https://chät.example.com", "xn-- form"),
+            ("https://chat.example.com\n", "a line break"),
+            ("https://a b", "a space"),
+            ("https://a.com;", "not a valid host name"),
+            ("1http://a.com", "not a URL scheme"),
+            ("chrome-extension://ABC_DEF", "not an extension's ID"),
+        ] {
+            let err = origin(value).unwrap_err();
+            assert!(err.contains(words), "{value:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn an_origin_pattern_matches_that_origin_only() {
+        let matches = |origin_text: &str, sent: &str| {
+            let pattern = origin(origin_text).unwrap().pattern();
+            regex::Regex::new(&pattern).unwrap().is_match(sent)
+        };
+        assert!(matches("https://chat.example.com", "https://chat.example.com"));
+        for other in [
+            "https://chatXexample.com",
+            "https://chat.example.com.evil.net",
+            "http://chat.example.com",
+            "https://chat.example.com:8443",
+            "xhttps://chat.example.com",
+        ] {
+            assert!(!matches("https://chat.example.com", other), "{other}");
+        }
+        assert!(matches("https://*.example.com", "https://a.example.com"));
+        assert!(matches("https://*.example.com", "https://a-b.c.example.com"));
+        for other in [
+            "https://example.com",
+            "https://.example.com",
+            "https://a.example.com:8443",
+            "https://a.example.com.evil.net",
+            "https://aexample.com",
+            "https://evil.net/.example.com",
+        ] {
+            assert!(!matches("https://*.example.com", other), "{other}");
+        }
+        assert!(matches("http://[::1]:5173", "http://[::1]:5173"));
+        assert!(!matches("http://[::1]:5173", "http://1:5173"));
+        assert!(matches("git+web://x", "git+web://x"));
+        assert!(!matches("git+web://x", "gitweb://x"));
+    }
 
     #[test]
     fn a_url_given_as_host_names_the_host() {

@@ -90,6 +90,7 @@ pub fn environment(templates: &[(&'static str, &'static str)]) -> Environment<'s
         minijinja::escape_formatter(out, state, value)
     });
     env.add_filter("regex_escape", regex_escape);
+    env.add_filter("origin_pattern", origin_pattern);
     for (name, source) in templates {
         env.add_template(name, source).expect("templates parse");
     }
@@ -110,6 +111,20 @@ fn regex_escape(value: &str) -> Result<Value, minijinja::Error> {
     }
     let escaped: String = value.chars().flat_map(|c| if ".+".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
     Ok(Value::from_safe_string(escaped))
+}
+
+/// An allowed origin as the anchored regex that matches it
+/// (`fields::Origin::pattern`). The value is read as an origin again, so
+/// nothing but a validated origin's pattern, which holds no character that
+/// ends a token in either proxy's syntax, bypasses the formatter's check.
+fn origin_pattern(value: &str) -> Result<Value, minijinja::Error> {
+    let refused = |why: String| minijinja::Error::new(ErrorKind::InvalidOperation, why);
+    let origin = crate::fields::origin(value).map_err(|e| refused(format!("refusing to write an origin: {e}")))?;
+    let pattern = origin.pattern();
+    if let Some(bad) = pattern.chars().find(|c| c.is_whitespace() || c.is_control() || ";{}\"'`#".contains(*c)) {
+        return Err(refused(format!("refusing to write {pattern:?} into a config file: it contains {bad:?}")));
+    }
+    Ok(Value::from_safe_string(pattern))
 }
 
 pub fn render_template(env: &Environment, name: &str, ctx: &Value) -> Result<String> {
@@ -165,6 +180,17 @@ struct SiteContext {
     needs_admin_body: String,
     allow_from: Vec<String>,
     outsider_body: &'static str,
+    /// Canonical origins; the templates match them by `origin_pattern`.
+    cors_origins: Vec<String>,
+    cors: CorsContext,
+}
+
+#[derive(Serialize)]
+struct CorsContext {
+    allow_methods: &'static str,
+    allow_headers: &'static str,
+    max_age: u32,
+    refused_body: &'static str,
 }
 
 pub fn site_context(setup: &Setup) -> Value {
@@ -212,6 +238,13 @@ pub fn site_context(setup: &Setup) -> Value {
         needs_admin_body: needs_admin_body(),
         allow_from: site.allow_from.iter().map(ToString::to_string).collect(),
         outsider_body: OUTSIDER_BODY,
+        cors_origins: site.cors_origins.iter().map(ToString::to_string).collect(),
+        cors: CorsContext {
+            allow_methods: crate::cors::ALLOW_METHODS,
+            allow_headers: crate::cors::ALLOW_HEADERS,
+            max_age: crate::cors::MAX_AGE_SECS,
+            refused_body: crate::cors::REFUSED_BODY,
+        },
     }))
 }
 

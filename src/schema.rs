@@ -5,7 +5,8 @@
 //!
 //! The schema never refuses what the tool accepts. What only the tool can
 //! judge it judges alone: bits set past a network's prefix, an IPv4-mapped
-//! network, a duration's range, a name or network given twice, two paths
+//! network, an origin's host and where its wildcard stands, a
+//! duration's range, a name or network given twice, two paths
 //! naming one file, the socket inside the cache folder, Caddy's fixed
 //! `http_port`, the password's length in bytes (the schema counts
 //! characters), and whatever needs the machine (environment variables,
@@ -220,6 +221,16 @@ pub fn network(_: &mut SchemaGenerator) -> Schema {
 /// `allow_from:` with nothing after it is the empty list.
 pub fn allow_from(generator: &mut SchemaGenerator) -> Schema {
     schema_of(json!({"type": ["array", "null"], "items": network(generator)}))
+}
+
+/// An origin's outline: a scheme, `://`, and a host (a name, a wildcard
+/// label, an address, an extension's ID) with an optional port, no path.
+/// Where the wildcard may stand, extension IDs and default ports are the
+/// tool's to judge.
+pub fn cors_origins(_: &mut SchemaGenerator) -> Schema {
+    let mut origin = text("^[A-Za-z][A-Za-z0-9+.-]*://[A-Za-z0-9.*:\\[\\]-]+$".to_string(), fields::ORIGIN_FORM);
+    origin["not"] = json!({"type": "string", "pattern": "^[Ff][Ii][Ll][Ee]://"});
+    schema_of(json!({"type": ["array", "null"], "items": origin}))
 }
 
 pub fn upstream(_: &mut SchemaGenerator) -> Schema {

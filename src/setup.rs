@@ -46,6 +46,9 @@ pub struct Site {
     /// Client addresses that may even try a password; empty: any.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_from: Vec<crate::fields::Network>,
+    /// Browser origins whose pages may call the API; empty: no CORS.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cors_origins: Vec<crate::fields::Origin>,
     pub upstream: Upstream,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<Https>,

@@ -288,7 +288,7 @@ fn ask_users(theme: &dyn Theme) -> Result<Vec<UserAnswer>> {
 
 /// Asks the questions, starting from `defaults` (a `--defaults` file, or
 /// empty): its values are the questions' defaults, and what the wizard does
-/// not ask (paths, listen_address, allow_from, ban, timeout, bcrypt_cost, file_group, install,
+/// not ask (paths, listen_address, allow_from, cors_origins, ban, timeout, bcrypt_cost, file_group, install,
 /// the ACME server and its CA root) is taken from it as it is.
 pub fn ask(defaults: &Answers) -> Result<Answers> {
     let theme = theme();

@@ -26,10 +26,11 @@ pub enum Field {
     FileGroup,
     PasswordEnv,
     AllowFrom,
+    CorsOrigin,
 }
 
 impl Field {
-    pub const ALL: [Field; 13] = [
+    pub const ALL: [Field; 14] = [
         Field::Domain,
         Field::Username,
         Field::Upstream,
@@ -43,6 +44,7 @@ impl Field {
         Field::FileGroup,
         Field::PasswordEnv,
         Field::AllowFrom,
+        Field::CorsOrigin,
     ];
 
     pub fn name(self) -> &'static str {
@@ -60,6 +62,7 @@ impl Field {
             Field::FileGroup => "file_group",
             Field::PasswordEnv => "users[0].password_env",
             Field::AllowFrom => "allow_from[0]",
+            Field::CorsOrigin => "cors_origins[0]",
         }
     }
 }
@@ -95,6 +98,7 @@ pub fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
         Field::CaddySitePath => a.paths = Some(PathAnswers { caddy_site: Some(v), ..Default::default() }),
         Field::ListenAddress => a.listen_address = Some(v),
         Field::AllowFrom => a.allow_from = vec![v],
+        Field::CorsOrigin => a.cors_origins = vec![v],
         Field::Timeout => a.timeout = Some(Scalar::Text(v)),
         Field::PasswordHash => {
             a.users[0] = UserAnswer { username: "alice".into(), password_hash: Some(v), ..Default::default() }
@@ -171,6 +175,24 @@ pub fn hostile_table() -> Vec<(Field, Vec<String>)> {
             Field::AllowFrom,
             &["10.0.0.0/8 0; }", "10.0.0.0/8;", "10.0.0.0/8\n", "10.0.0.0/8 1.2.3.4", "all", "10.0.0.1/8", "{remote}"],
         ),
+        (
+            Field::CorsOrigin,
+            &[
+                "https://a.com; }",
+                "https://a.com\n",
+                "https://a.com\"",
+                "https://a.com{",
+                "https://a.com #x",
+                "https://a.com/",
+                "*",
+                "null",
+                "file:///x",
+                "{http.request.header.Origin}",
+                "$http_origin",
+                "https://a.com$",
+                "https://a.com|https://b.com",
+            ],
+        ),
     ];
     table.iter().map(|(field, values)| (*field, values.iter().map(|v| v.to_string()).collect())).collect()
 }
@@ -227,6 +249,7 @@ pub fn random_value(rng: &mut Rng, field: Field) -> String {
         Field::FileGroup => "www-data_".chars().collect(),
         Field::PasswordEnv => "AB_1".chars().collect(),
         Field::AllowFrom => "0123456789./:abcdef".chars().collect(),
+        Field::CorsOrigin => "https:/*.abcx-019[]".chars().collect(),
     };
     let len = 1 + (rng.next() % 24) as usize;
     let mut value: String =
@@ -241,6 +264,9 @@ pub fn random_value(rng: &mut Rng, field: Field) -> String {
             Field::AcmeDirectory => format!("https://acme{}.example.com:14000/dir", rng.next() % 10),
             Field::ListenAddress => format!("127.0.0.{}", rng.next() % 250 + 1),
             Field::AllowFrom => format!("10.{}.0.0/16", rng.next() % 256),
+            Field::CorsOrigin => {
+                format!("https://{}app{}.example.com", ["", "*."][(rng.next() % 2) as usize], rng.next() % 100)
+            }
             Field::Timeout => format!("{}m", rng.next() % 60 + 1),
             _ => value,
         };
@@ -275,6 +301,8 @@ fn shape(text: &str) -> (Vec<String>, usize, usize, usize) {
             "credential".to_string()
         } else if ollama_secure::fields::network(&first).is_ok() {
             "network".to_string()
+        } else if first.starts_with("\"~^") && line.ends_with(" $http_origin;") {
+            "origin".to_string()
         } else {
             first
         };
@@ -305,6 +333,7 @@ fn random_values_get_a_clean_error_or_a_valid_config_without_extra_directives() 
         Field::Timeout,
         Field::PasswordHash,
         Field::AllowFrom,
+        Field::CorsOrigin,
     ];
     let mut rng = Rng(0x5eed_0115_ec0e);
     let (mut refused, mut validated) = (0, 0);
@@ -323,6 +352,7 @@ fn random_values_get_a_clean_error_or_a_valid_config_without_extra_directives() 
                     Field::AcmeDirectory => "https://baseline.example.com/dir",
                     Field::ListenAddress => "127.0.0.1",
                     Field::AllowFrom => "10.0.0.0/8",
+                    Field::CorsOrigin => "https://baseline.example.com",
                     Field::Timeout => "10m",
                     _ => "$2y$10$abcdefghijklmnopqrstuuabcdefghijklmnopqrstuvwxyz01234",
                 },

@@ -15,6 +15,7 @@ mod check_e2e;
 mod cli;
 mod clients;
 mod conventions;
+mod cors;
 mod harden;
 mod hostile_input;
 mod https_e2e;

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod acme;
+pub mod browser;
 pub mod container;
 pub mod deployment;
 pub mod proxies;

@@ -32,6 +32,7 @@ pub struct Seen {
     pub host: Option<String>,
     pub authorization: Option<String>,
     pub x_api_key: Option<String>,
+    pub origin: Option<String>,
     pub body_len: usize,
     pub status: u16,
 }
@@ -142,6 +143,21 @@ pub fn host_allowed(host_header: &str) -> bool {
         || host == "localhost"
         || (!hostname.is_empty() && host == hostname)
         || [".localhost", ".local", ".internal"].iter().any(|tld| host.ends_with(tld))
+}
+
+/// Ollama's default origins: localhost, 127.0.0.1 and 0.0.0.0 over http
+/// or https with any port, and the app:, file:, tauri: and vscode-webview: schemes.
+pub fn origin_allowed(origin: &str) -> bool {
+    let local = ["localhost", "127.0.0.1", "0.0.0.0"];
+    let web = ["http://", "https://"].iter().any(|scheme| {
+        origin.strip_prefix(scheme).is_some_and(|rest| {
+            let host = rest
+                .split_once(':')
+                .map_or(rest, |(host, port)| if port.chars().all(|c| c.is_ascii_digit()) { host } else { "" });
+            local.contains(&host)
+        })
+    });
+    web || ["app://", "file://", "tauri://", "vscode-webview://"].iter().any(|scheme| origin.starts_with(scheme))
 }
 
 struct Request {
@@ -329,6 +345,7 @@ fn serve_connection(stream: TcpStream, local: SocketAddr, shared: Arc<Shared>) {
                 host: request.header("host").map(str::to_string),
                 authorization: request.header("authorization").map(str::to_string),
                 x_api_key: request.header("x-api-key").map(str::to_string),
+                origin: request.header("origin").map(str::to_string),
                 body_len: request.body.len(),
                 status,
             })
@@ -351,6 +368,14 @@ fn handle(
 ) -> std::io::Result<()> {
     // Like Ollama: the Host check applies only when listening on loopback.
     if local.ip().is_loopback() && !host_allowed(request.header("host").unwrap_or("")) {
+        record(403);
+        return respond(stream, 403, "", b"");
+    }
+    // Like Ollama (its CORS middleware, with no OLLAMA_ORIGINS): an Origin
+    // it does not know is a 403 with an empty body.
+    if let Some(origin) = request.header("origin")
+        && !origin_allowed(origin)
+    {
         record(403);
         return respond(stream, 403, "", b"");
     }
