@@ -24,6 +24,8 @@ pub struct Container {
     merged: PathBuf,
     name: String,
     binds: Vec<PathBuf>,
+    /// This container's own cgroup in each hierarchy systemd uses.
+    cgroups: Vec<PathBuf>,
     // Dropped last: holds the overlay's folders.
     dir: Sandbox,
 }
@@ -58,7 +60,8 @@ impl Container {
                 binds.push(folder);
             }
         }
-        let mut container = Container { nspawn: None, leader: 0, merged, name: name.to_string(), binds, dir };
+        let cgroups = own_cgroups(&format!("ollama-secure-{name}-{}", std::process::id()));
+        let mut container = Container { nspawn: None, leader: 0, merged, name: name.to_string(), binds, cgroups, dir };
         container.start();
         container
     }
@@ -66,8 +69,17 @@ impl Container {
     fn start(&mut self) {
         // Every boot's console, one after the other.
         let log = fs::OpenOptions::new().create(true).append(true).open(self.dir.path("console.log")).unwrap();
-        let mut nspawn = Command::new("systemd-nspawn");
+        // nspawn (`--keep-unit`) keeps the container's systemd in the cgroup
+        // it was started in. Started in the test's, two containers at once
+        // would share one tree (`payload/system.slice/...`), and each
+        // systemd removes and creates the other's unit cgroups: units then
+        // fail at random with 219/CGROUP. So each starts in its own.
+        let mut nspawn = Command::new("sh");
         nspawn
+            .arg("-c")
+            .arg(r#"for procs in $OLLAMA_SECURE_CGROUPS; do echo $$ > "$procs/cgroup.procs"; done; exec systemd-nspawn "$@""#)
+            .arg("sh")
+            .env("OLLAMA_SECURE_CGROUPS", self.cgroups.iter().map(|c| c.display().to_string()).collect::<Vec<_>>().join(" "))
             .arg("--directory")
             .arg(&self.merged)
             .args(["--register=no", "--keep-unit", "--console=pipe", "--private-network", "--boot"])
@@ -187,5 +199,51 @@ impl Drop for Container {
     fn drop(&mut self) {
         self.power_off();
         let _ = Command::new("umount").arg(&self.merged).status();
+        for cgroup in &self.cgroups {
+            remove_cgroup(cgroup);
+        }
     }
+}
+
+/// Makes a cgroup named `name` under this process's own, in the named
+/// `systemd` hierarchy (cgroup v1 and hybrid) and the unified one (cgroup
+/// v2), where each is mounted.
+fn own_cgroups(name: &str) -> Vec<PathBuf> {
+    let membership = fs::read_to_string("/proc/self/cgroup").unwrap();
+    let mounts = fs::read_to_string("/proc/self/mounts").unwrap();
+    let mut cgroups = Vec::new();
+    for line in membership.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (fields.next(), fields.next(), fields.next()) else { continue };
+        let mount = mounts.lines().find_map(|m| {
+            let f: Vec<&str> = m.split_whitespace().collect();
+            let wanted = match controllers {
+                "" => f.get(2) == Some(&"cgroup2"),
+                "name=systemd" => {
+                    f.get(2) == Some(&"cgroup") && f.get(3).is_some_and(|o| o.split(',').any(|o| o == "name=systemd"))
+                }
+                _ => false,
+            };
+            wanted.then(|| PathBuf::from(f[1]))
+        });
+        if let Some(mount) = mount {
+            let cgroup = mount.join(path.trim_start_matches('/')).join(name);
+            fs::create_dir_all(&cgroup).unwrap_or_else(|e| panic!("making the cgroup {}: {e}", cgroup.display()));
+            cgroups.push(cgroup);
+        }
+    }
+    assert!(!cgroups.is_empty(), "no systemd or unified cgroup hierarchy is mounted:\n{membership}");
+    cgroups
+}
+
+/// A cgroup goes with rmdir, its children first, once no process is left.
+fn remove_cgroup(cgroup: &Path) {
+    if let Ok(entries) = fs::read_dir(cgroup) {
+        for entry in entries.flatten() {
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                remove_cgroup(&entry.path());
+            }
+        }
+    }
+    let _ = fs::remove_dir(cgroup);
 }
