@@ -12,11 +12,14 @@
 //!     one address (8 connections), unknown usernames (32 connections), and
 //!     16 addresses (4 connections each); meanwhile a cached user's p50/p99
 //!     and failures, and how long a new login takes, from another address;
-//!   - the timing oracle: a wrong password for a known user vs an unknown user.
+//!   - the timing oracle: a wrong password for a known user vs an unknown user;
+//!   - `connect` (a local forwarder adding alice's password): req/s and time
+//!     to first token through it to the proxy vs directly to the proxy
+//!     (goals: req/s at least 0.9 of direct, TTFT within 2 ms).
 //!
 //! Run: `cargo bench --bench auth` (needs nginx, caddy and wrk from apt).
 //! BENCH_SECONDS sets the length of each wrk run and flood (default 10);
-//! BENCH_FLOODS_ONLY=1 runs the floods alone.
+//! BENCH_FLOODS_ONLY=1 runs the floods alone, BENCH_CONNECT_ONLY=1 `connect`.
 //! Numbers are printed, never asserted: a test must not depend on timing.
 
 // Test code slices text it made itself; the lint guards the tool's own code.
@@ -475,6 +478,68 @@ fn ttft(url: &str, auth: bool) -> (f64, usize) {
     (percentile(&firsts, 0.5), all_bursts[all_bursts.len() / 2])
 }
 
+/// A running `ollama-secure connect` with alice's password, on a free port.
+struct Connect(std::process::Child, u16);
+
+impl Connect {
+    fn start(proxy_port: u16) -> Connect {
+        let port = free_port();
+        let mut child = Command::new(support::BIN)
+            .args(["connect", "--url", &format!("http://127.0.0.1:{proxy_port}"), "--username", "alice"])
+            .args(["--password-env", "BENCH_PASSWORD", "--listen", &format!("127.0.0.1:{port}")])
+            .env("BENCH_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It prints its first line once it listens.
+        let mut line = [0u8; 1];
+        child.stdout.as_mut().unwrap().read_exact(&mut line).expect("connect starts");
+        Connect(child, port)
+    }
+}
+
+impl Drop for Connect {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Through `connect` vs directly to the proxy, alternating runs, medians.
+fn through_connect(proxy: &'static str, upstream_port: u16, ollama: &StandIn, secs: u64) {
+    let p = Proxy::start(proxy, &format!("127.0.0.1:{upstream_port}"));
+    let connect = Connect::start(p.port);
+    let authorization = basic("alice", PASSWORD);
+    let (mut direct_runs, mut forwarded_runs) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        let direct = wrk(&format!("http://127.0.0.1:{}/api/version", p.port), 32, secs, Some(&authorization));
+        assert_eq!(direct.non_2xx, 0, "direct requests failed");
+        direct_runs.push(direct.requests_per_second);
+        let forwarded = wrk(&format!("http://127.0.0.1:{}/api/version", connect.1), 32, secs, None);
+        assert_eq!(forwarded.non_2xx, 0, "requests through connect failed");
+        forwarded_runs.push(forwarded.requests_per_second);
+    }
+    let median = |runs: &mut Vec<f64>| {
+        runs.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        runs[runs.len() / 2]
+    };
+    let (direct, forwarded) = (median(&mut direct_runs), median(&mut forwarded_runs));
+    drop((connect, p));
+    let streaming = Proxy::start(proxy, &ollama.upstream());
+    let connect = Connect::start(streaming.port);
+    let (direct_ttft, direct_bursts) = ttft(&format!("http://127.0.0.1:{}", streaming.port), true);
+    let (forwarded_ttft, forwarded_bursts) = ttft(&format!("http://127.0.0.1:{}", connect.1), false);
+    let ratio = forwarded / direct;
+    let verdict = |met: bool| if met { "met" } else { "NOT met" };
+    println!(
+        "| {proxy} | {direct:.0} | {forwarded:.0} | {ratio:.2} ({}) | {direct_ttft:.2} ms | {forwarded_ttft:.2} ms | {:+.2} ms ({}) | {direct_bursts} / {forwarded_bursts} |",
+        verdict(ratio >= 0.9),
+        forwarded_ttft - direct_ttft,
+        verdict(forwarded_ttft - direct_ttft <= 2.0),
+    );
+}
+
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` would run this too.
     if std::env::args().any(|a| a == "--list") {
@@ -498,6 +563,10 @@ fn main() {
     let (upstream_port, _upstream) = trivial_upstream(&upstream_sandbox);
     let ollama = StandIn::start();
     let (direct_ttft, direct_bursts) = ttft(&ollama.url(), false);
+    if std::env::var_os("BENCH_CONNECT_ONLY").is_some() {
+        connect_table(upstream_port, &ollama, secs);
+        return;
+    }
     // BENCH_FLOODS_ONLY=1: the flood table alone.
     let throughput = std::env::var_os("BENCH_FLOODS_ONLY").is_none();
     for proxy in ["nginx", "caddy"].into_iter().filter(|_| throughput) {
@@ -544,6 +613,9 @@ fn main() {
             key.requests_per_second / no_auth.requests_per_second,
         );
     }
+    if throughput {
+        connect_table(upstream_port, &ollama, secs);
+    }
     println!(
         "\nFloods, chosen passwords at bcrypt cost 12; a cached user (alice) asks from 127.0.0.9 every 20 ms; half way, bob logs in for the first time\n"
     );
@@ -551,5 +623,18 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for proxy in ["nginx", "caddy"] {
         floods(proxy, &format!("127.0.0.1:{upstream_port}"), secs);
+    }
+}
+
+fn connect_table(upstream_port: u16, ollama: &StandIn, secs: u64) {
+    println!(
+        "\n`connect` (alice's password added by a local forwarder) vs directly to the proxy with it; 32 connections\n"
+    );
+    println!(
+        "| proxy | direct req/s | through connect req/s | ratio (goal >= 0.9) | TTFT direct | TTFT through connect | difference (goal <= 2 ms) | bursts per 6 tokens (direct / connect) |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for proxy in ["nginx", "caddy"] {
+        through_connect(proxy, upstream_port, ollama, secs);
     }
 }

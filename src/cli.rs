@@ -43,6 +43,9 @@ pub enum Command {
     Render(RenderArgs),
     /// Prove that a protected Ollama endpoint works, the way a client sees it.
     Check(CheckArgs),
+    /// Forward a local loopback port to a protected server, adding the
+    /// credentials, for clients that send none (the `ollama` CLI).
+    Connect(ConnectArgs),
     /// Add, remove, rotate and list the users of an installed setup.
     #[command(subcommand)]
     Users(UsersCommand),
@@ -172,23 +175,20 @@ pub struct HardenArgs {
     pub dry_run: bool,
 }
 
+/// The credentials a client command sends: a user's password or an API key.
 #[derive(Debug, Args)]
-pub struct CheckArgs {
-    /// The protected endpoint, e.g. https://ollama.example.com or http://192.0.2.10:8080.
-    #[arg(long)]
-    pub url: String,
-
-    /// The user to log in as (or check an API key instead: --api-key-env,
+pub struct ClientCredentials {
+    /// The user to log in as (or send an API key instead: --api-key-env,
     /// --api-key-file).
     #[arg(long, required_unless_present_any = ["api_key_env", "api_key_file"], conflicts_with_all = ["api_key_env", "api_key_file"])]
     pub username: Option<String>,
 
-    /// Check with the API key in this environment variable (sent as
+    /// Send the API key in this environment variable (as
     /// `Authorization: Bearer`), instead of a user's password.
     #[arg(long, value_name = "VAR", conflicts_with = "api_key_file")]
     pub api_key_env: Option<String>,
 
-    /// Check with the API key in this file (its first line).
+    /// Send the API key in this file (its first line).
     #[arg(long, value_name = "FILE")]
     pub api_key_file: Option<PathBuf>,
 
@@ -201,6 +201,46 @@ pub struct CheckArgs {
     /// Read the password from the first line of this file.
     #[arg(long, value_name = "FILE")]
     pub password_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The protected server, e.g. https://ollama.example.com.
+    #[arg(long)]
+    pub url: String,
+
+    #[command(flatten)]
+    pub credentials: ClientCredentials,
+
+    /// Where local clients connect: a loopback address and port only (any
+    /// other would open the server, with these credentials, to the network).
+    #[arg(long, value_name = "ADDRESS:PORT", default_value = "127.0.0.1:11434")]
+    pub listen: String,
+
+    /// Trust this CA certificate (PEM) as well, for private CAs.
+    #[arg(long, value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// Connect HOST to ADDRESS instead of asking DNS (curl's syntax).
+    #[arg(long, value_name = "HOST:PORT:ADDRESS")]
+    pub resolve: Vec<String>,
+
+    /// The secret comes on standard input, from the process that read it
+    /// from the environment: `connect` runs itself again without that
+    /// variable, so that a long-running process's environment (which
+    /// `/proc/PID/environ` shows) never holds it.
+    #[arg(long, hide = true)]
+    pub secret_on_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The protected endpoint, e.g. https://ollama.example.com or http://192.0.2.10:8080.
+    #[arg(long)]
+    pub url: String,
+
+    #[command(flatten)]
+    pub credentials: ClientCredentials,
 
     /// Trust this CA certificate (PEM) as well, for private CAs.
     #[arg(long, value_name = "FILE")]

@@ -14,6 +14,7 @@ pub mod check;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod connect;
 pub mod cors;
 pub mod credentials;
 pub mod error;

@@ -4,13 +4,13 @@ use std::time::Duration;
 
 use crate::access::ApiKey;
 use crate::check::{self, AdminApi, Options};
-use crate::cli::CheckArgs;
+use crate::cli::{CheckArgs, ClientCredentials};
 use crate::error::{Error, Result};
 use crate::secret::Secret;
 use crate::system::{Credentials, System};
 
 /// The key (from the environment or a file), or the user's password.
-fn credentials(args: &CheckArgs) -> Result<Credentials> {
+pub fn client_credentials(args: &ClientCredentials) -> Result<Credentials> {
     if let Some(key) = super::password_from(args.api_key_env.as_deref(), args.api_key_file.as_deref())? {
         let which = if args.api_key_env.is_some() { "--api-key-env" } else { "--api-key-file" };
         ApiKey::parse(key.expose()).map_err(|e| Error::input(format!("{which}: the key {e}")))?;
@@ -22,7 +22,7 @@ fn credentials(args: &CheckArgs) -> Result<Credentials> {
 
 /// The password: from the environment, a file, or a hidden prompt. Never
 /// from the command line, where `ps` shows it.
-fn password(args: &CheckArgs) -> Result<Secret> {
+fn password(args: &ClientCredentials) -> Result<Secret> {
     if let Some(secret) = super::password_from(args.password_env.as_deref(), args.password_file.as_deref())? {
         return Ok(secret);
     }
@@ -81,7 +81,7 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
     let overrides = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
     let options = Options {
         url,
-        credentials: credentials(&args)?,
+        credentials: client_credentials(&args.credentials)?,
         cacert_pem: args.cacert.as_deref().map(read_cacert).transpose()?,
         timeout: Duration::from_secs(args.timeout.max(1)),
         model: args.model.clone(),

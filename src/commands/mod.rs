@@ -3,6 +3,7 @@
 
 mod change;
 mod check;
+mod connect;
 mod docs;
 mod harden;
 mod init;
@@ -31,6 +32,7 @@ pub fn dispatch(command: Command, system: &dyn System) -> Result<()> {
         Command::Init(args) => init::run(args, system),
         Command::Render(args) => render::run(args, system),
         Command::Check(args) => check::run(args, system),
+        Command::Connect(args) => connect::run(args, system),
         Command::Uninstall(args) => uninstall::run(args, system),
         Command::HardenOllama(args) => harden::run(args, system),
         Command::Users(command) => users::run(command, system),

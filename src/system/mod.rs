@@ -3,6 +3,7 @@
 //! written against this trait, so the core above it stays pure and its
 //! tests can answer for the machine. `RealSystem` is the machine.
 
+pub mod forward;
 mod http;
 mod real;
 

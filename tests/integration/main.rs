@@ -14,6 +14,7 @@ mod caddy_admin;
 mod check_e2e;
 mod cli;
 mod clients;
+mod connect;
 mod conventions;
 mod cors;
 mod harden;

@@ -43,6 +43,8 @@ struct Shared {
     release: Condvar,
     shutdown: AtomicBool,
     version: Mutex<String>,
+    /// Generations whose client went away before the last token.
+    cut_off: std::sync::atomic::AtomicUsize,
 }
 
 pub struct StandIn {
@@ -76,6 +78,7 @@ impl StandIn {
             release: Condvar::new(),
             shutdown: AtomicBool::new(false),
             version: Mutex::new(VERSION.to_string()),
+            cut_off: Default::default(),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -108,6 +111,11 @@ impl StandIn {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.shared.log.lock().unwrap().clone()
+    }
+
+    /// How many streamed generations lost their client mid-stream.
+    pub fn cut_off(&self) -> usize {
+        self.shared.cut_off.load(Ordering::SeqCst)
     }
 
     /// Lets a gated generation send the rest of its tokens.
@@ -420,7 +428,11 @@ fn handle(
             Some(other) => (404, json, format!("{{\"error\":\"model '{other}' not found\"}}").into_bytes()),
             None => {
                 record(200);
-                return stream_generation(stream, request, shared, path == "/api/chat");
+                let streamed = stream_generation(stream, request, shared, path == "/api/chat");
+                if streamed.is_err() {
+                    shared.cut_off.fetch_add(1, Ordering::SeqCst);
+                }
+                return streamed;
             }
         },
         // Like Ollama: the whole JSON body is read, then the model looked up.

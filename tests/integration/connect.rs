@@ -1,0 +1,256 @@
+//! `connect`: a local loopback port in front of a protected server, for
+//! clients that send no credentials. Real nginx and Caddy with the stand-in
+//! behind them; requests through `connect` carry none. Tokens arrive one by
+//! one, 32 streams run at once, a client that goes away ends its upstream
+//! generation, a 50 MiB upload passes without being held in memory, and
+//! the official Python client works unchanged. Start-up refuses wrong
+//! credentials, a non-loopback `--listen` and a server that is not there,
+//! in words; a secret from the environment is not left in the process's.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+use crate::clients::installed;
+use crate::keys_e2e::{CI_KEY, CREDENTIALS};
+use crate::support::deployment::{ALICE, DOMAIN, Deployment};
+use crate::support::standin::{GATED_PROMPT, MODEL, TOKENS};
+use crate::support::{BIN, ROOT, Tool, free_port};
+
+/// A running `connect`, stopped by its PID when dropped.
+struct Connect {
+    child: Child,
+    /// `127.0.0.1:PORT`, as OLLAMA_HOST takes it.
+    address: String,
+    /// What it printed on starting.
+    said: String,
+}
+
+impl Connect {
+    fn start(d: &Deployment, credentials: &[&str], env: &[(&str, &str)]) -> Connect {
+        let address = format!("127.0.0.1:{}", free_port());
+        let mut child = Command::new(BIN)
+            .args(["connect", "--url", &format!("http://{DOMAIN}:{}", d.port), "--listen", &address])
+            .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", d.port)])
+            .args(credentials)
+            .envs(env.iter().copied())
+            .env("NO_COLOR", "1")
+            .current_dir(ROOT)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It prints once it listens; a failed start ends the output instead.
+        let mut said = String::new();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        stdout.read_line(&mut said).unwrap();
+        if !said.starts_with("Forwarding") {
+            let _ = child.kill();
+            let mut stderr = String::new();
+            child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+            panic!("connect did not start: {said}{stderr}");
+        }
+        Connect { child, address, said }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.address)
+    }
+
+    fn proc(&self, what: &str) -> Vec<u8> {
+        std::fs::read(format!("/proc/{}/{what}", self.child.id())).unwrap()
+    }
+
+    /// The most memory it has held, in KiB.
+    fn peak_kib(&self) -> u64 {
+        let status = String::from_utf8(self.proc("status")).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse().unwrap()
+    }
+}
+
+impl Drop for Connect {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn plain_client() -> reqwest::blocking::Client {
+    reqwest::blocking::Client::builder().timeout(Duration::from_secs(20)).build().unwrap()
+}
+
+/// A gated generation through `connect`, read up to its first token (the
+/// stand-in holds the rest until released).
+fn first_token(connect: &Connect) -> (reqwest::blocking::Response, String) {
+    let body = serde_json::json!({"model": MODEL, "prompt": GATED_PROMPT});
+    let mut answer = plain_client().post(connect.url("/api/generate")).json(&body).send().unwrap();
+    assert_eq!(answer.status(), 200);
+    let first = crate::support::read_first_line(&mut answer);
+    (answer, first)
+}
+
+/// One request on an open connection, read to the end of its body.
+fn exchange(stream: &mut TcpStream, path: &str) -> (String, String) {
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        assert!(reader.read_line(&mut line).unwrap() > 0, "the connection closed: {head}");
+        if line == "\r\n" {
+            break;
+        }
+        head.push_str(&line);
+    }
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse().unwrap()))
+        .unwrap_or_else(|| panic!("no Content-Length: {head}"));
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).unwrap();
+    (head, String::from_utf8(body).unwrap())
+}
+
+fn forwards_without_credentials(proxy: &'static str) {
+    let d = Deployment::prepare(proxy, CREDENTIALS);
+    d.init().env("BOB_PASSWORD", "bob's password is long enough").env("CI_KEY", CI_KEY).any_stdout().run();
+
+    // The key comes from the environment; the forwarder's own has none of it.
+    let connect = Connect::start(&d, &["--api-key-env", "CI_KEY"], &[("CI_KEY", CI_KEY)]);
+    assert!(connect.said.contains("with an API key"), "{}", connect.said);
+    for what in ["environ", "cmdline"] {
+        let text = String::from_utf8_lossy(&connect.proc(what)).into_owned();
+        assert!(!text.contains(&CI_KEY["osk_".len()..]), "{proxy}: the key is in /proc/PID/{what}");
+    }
+
+    // Without credentials, through connect: the proxy let it through.
+    let tags: serde_json::Value = plain_client().get(connect.url("/api/tags")).send().unwrap().json().unwrap();
+    assert_eq!(tags["models"][0]["name"], MODEL, "{proxy}");
+    // And directly, without: refused, so connect added them.
+    assert_eq!(d.status("/api/tags", None), 401, "{proxy}");
+
+    // Keep-alive: two requests on one local connection.
+    let mut stream = TcpStream::connect(&connect.address).unwrap();
+    for _ in 0..2 {
+        let (head, body) = exchange(&mut stream, "/api/version");
+        assert!(head.starts_with("HTTP/1.1 200"), "{proxy}: {head}");
+        assert!(body.contains("version"), "{proxy}: {body}");
+    }
+
+    // The official Python client, OLLAMA_HOST only. The key it would send is
+    // replaced by connect's: a "wrong key" of its own is not what counts.
+    let out = Command::new(installed("venv/bin/python"))
+        .args([format!("{ROOT}/tests/clients/ollama_python.py"), MODEL.to_string()])
+        .env("OLLAMA_HOST", &connect.address)
+        .env_remove("OLLAMA_API_KEY")
+        .output()
+        .unwrap();
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{proxy}: {printed}{}", String::from_utf8_lossy(&out.stderr));
+    let got: serde_json::Value = serde_json::from_str(printed.trim().lines().last().unwrap()).unwrap();
+    assert_eq!(got["models"], serde_json::json!([MODEL]), "{proxy}: ollama (Python) through connect");
+    assert_eq!(got["tokens"], serde_json::json!(TOKENS), "{proxy}: its streamed chat");
+    assert_eq!(got["wrong_key"], "accepted", "{proxy}: connect's credentials replace the client's");
+
+    // 32 streams at once, each with only its first token while the stand-in
+    // holds the rest back (a buffering forwarder would block here), and
+    // one more whose client goes away.
+    let streams: Vec<_> = (0..32).map(|_| first_token(&connect)).collect();
+    for (_, first) in &streams {
+        assert_eq!(first.lines().count(), 1, "{proxy}: only the first token can have arrived: {first}");
+        let piece: serde_json::Value = serde_json::from_str(first.trim_end()).unwrap();
+        assert_eq!(piece["response"], TOKENS[0], "{proxy}");
+    }
+    let (abandoned, _) = first_token(&connect);
+    drop(abandoned);
+    d.ollama.release_stream();
+    for (mut answer, _) in streams {
+        let mut rest = String::new();
+        answer.read_to_string(&mut rest).unwrap();
+        assert_eq!(rest.lines().count(), TOKENS.len(), "{proxy}: every other token: {rest}");
+    }
+    // The abandoned generation's upstream was closed: the stand-in could not
+    // send it the rest.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while d.ollama.cut_off() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(d.ollama.cut_off(), 1, "{proxy}: a client that went away did not end its generation");
+    drop(connect);
+
+    // alice (admin role, Basic) uploads a 50 MiB blob: it streams through,
+    // the forwarder's memory never holds it.
+    let connect =
+        Connect::start(&d, &["--username", "alice", "--password-env", "ALICE_PASSWORD"], &[("ALICE_PASSWORD", ALICE)]);
+    assert!(connect.said.contains("as alice"), "{}", connect.said);
+    let blob: Vec<u8> = (0..50 * 1024 * 1024).map(|i: u32| (i % 251) as u8).collect();
+    let digest = format!("{:x}", Sha256::digest(&blob));
+    let length = blob.len();
+    let upload = plain_client()
+        .post(connect.url(&format!("/api/blobs/sha256:{digest}")))
+        .timeout(Duration::from_secs(120))
+        .body(blob)
+        .send()
+        .unwrap();
+    assert_eq!(upload.status().as_u16(), 201, "{proxy}: {}", upload.text().unwrap());
+    assert!(d.ollama.seen().iter().any(|s| s.body_len == length), "{proxy}: the whole blob reached Ollama");
+    let peak = connect.peak_kib();
+    assert!(peak < 40 * 1024, "{proxy}: connect held {peak} KiB for a 50 MiB upload");
+
+    // Wrong credentials: said at start-up, nothing listens.
+    Tool::new()
+        .args(["connect", "--url", &format!("http://{DOMAIN}:{}", d.port), "--api-key-env", "WRONG"])
+        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", d.port), "--listen", "127.0.0.1:0"])
+        .env("WRONG", "osk_d3JvbmcwMDAwMDAwOndyb25nd3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3h4")
+        .status(3)
+        .stderr_has("refused these credentials (401)")
+        .run();
+}
+
+#[test]
+fn nginx_connect_forwards_without_credentials() {
+    forwards_without_credentials("nginx");
+}
+
+#[test]
+fn caddy_connect_forwards_without_credentials() {
+    forwards_without_credentials("caddy");
+}
+
+#[test]
+fn connect_refuses_what_would_not_work() {
+    let key = [("KEY", CI_KEY)];
+    let connect = |listen: &str, url: &str| {
+        key.iter().fold(Tool::new(), |t, (k, v)| t.env(k, v)).args([
+            "connect",
+            "--url",
+            url,
+            "--api-key-env",
+            "KEY",
+            "--listen",
+            listen,
+        ])
+    };
+    for listen in ["0.0.0.0:11434", "[::]:11434", "192.0.2.1:11434"] {
+        connect(listen, "http://127.0.0.1:1").status(2).stderr_has("not a loopback address").run();
+    }
+    connect("localhost", "http://127.0.0.1:1").status(2).stderr_has("give a loopback address and port").run();
+    connect("127.0.0.1:0", "https://alice:pw@ollama.example.com")
+        .status(2)
+        .stderr_has("credentials do not go in the URL")
+        .run();
+    // Nothing listens there.
+    let nobody = format!("http://127.0.0.1:{}", free_port());
+    connect("127.0.0.1:0", &nobody).status(1).stderr_has(&format!("cannot reach {nobody}/")).run();
+    // No key in the variable.
+    Tool::new()
+        .args(["connect", "--url", &nobody, "--api-key-env", "UNSET_KEY"])
+        .status(2)
+        .stderr_has("UNSET_KEY is not set")
+        .run();
+}
