@@ -180,7 +180,7 @@ pub struct HardenArgs {
 pub struct ClientCredentials {
     /// The user to log in as (or send an API key instead: --api-key-env,
     /// --api-key-file).
-    #[arg(long, required_unless_present_any = ["api_key_env", "api_key_file"], conflicts_with_all = ["api_key_env", "api_key_file"])]
+    #[arg(long, conflicts_with_all = ["api_key_env", "api_key_file"])]
     pub username: Option<String>,
 
     /// Send the API key in this environment variable (as
@@ -206,8 +206,8 @@ pub struct ClientCredentials {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// The protected server, e.g. https://ollama.example.com.
-    #[arg(long)]
-    pub url: String,
+    #[arg(long, required_unless_present = "uninstall")]
+    pub url: Option<String>,
 
     #[command(flatten)]
     pub credentials: ClientCredentials,
@@ -231,6 +231,24 @@ pub struct ConnectArgs {
     /// `/proc/PID/environ` shows) never holds it.
     #[arg(long, hide = true)]
     pub secret_on_stdin: bool,
+
+    /// Instead of forwarding now, install a service of this user's that
+    /// runs this `connect` at every login (a systemd user unit; a launchd
+    /// agent on macOS), and start it when the user's service manager runs.
+    /// The secret must be in a file (--api-key-file or --password-file,
+    /// mode 0600), which the service reads at each start.
+    #[arg(long, conflicts_with_all = ["uninstall", "secret_on_stdin"])]
+    pub install: bool,
+
+    /// Stop and remove the service --install wrote, and the folders it
+    /// made for it (when nothing else is in them).
+    #[arg(long, conflicts_with_all = ["url", "username", "api_key_env", "api_key_file", "password_env", "password_file", "cacert", "resolve", "listen", "secret_on_stdin"])]
+    pub uninstall: bool,
+
+    /// With --install or --uninstall: print the files and commands, then
+    /// stop. Changes nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

@@ -36,6 +36,7 @@ pub mod state;
 pub mod style;
 pub mod system;
 pub mod usage;
+pub mod user_service;
 pub mod userfile;
 pub mod verbosity;
 pub mod wizard;

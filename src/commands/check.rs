@@ -16,7 +16,11 @@ pub fn client_credentials(args: &ClientCredentials) -> Result<Credentials> {
         ApiKey::parse(key.expose()).map_err(|e| Error::input(format!("{which}: the key {e}")))?;
         return Ok(Credentials::Bearer(key));
     }
-    let username = args.username.clone().unwrap_or_default();
+    let Some(username) = args.username.clone() else {
+        return Err(Error::input(
+            "give --username NAME (with --password-env VAR or --password-file FILE), or an API key: --api-key-env VAR or --api-key-file FILE",
+        ));
+    };
     Ok(Credentials::Basic(username, password(args)?))
 }
 

@@ -13,15 +13,23 @@ use crate::system::{Credentials, HttpRequest, System, Trust, forward};
 const SECRET_LIMIT: usize = 16 * 1024;
 
 pub fn run(args: ConnectArgs, system: &dyn System) -> Result<()> {
+    if args.uninstall {
+        return super::connect_service::uninstall(args.dry_run, system);
+    }
+    if args.dry_run && !args.install {
+        return Err(Error::input("--dry-run goes with --install or --uninstall (connect itself changes nothing)"));
+    }
     // Everything given is checked before anything is read or asked.
     let listen = connect::listen_address(&args.listen)?;
-    let server = connect::server_url(&args.url)?;
+    let server = connect::server_url(args.url.as_deref().unwrap_or_default())?;
     let overrides = args.resolve.iter().map(|r| crate::check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
     let resolve = crate::check::resolve_hosts(&overrides)?;
     let extra_roots_pem = args.cacert.as_deref().map(super::check::read_cacert).transpose()?;
 
     let credentials = if args.secret_on_stdin {
         credentials_from_stdin(&args)?
+    } else if args.install {
+        super::connect_service::credentials_from_files(&args.credentials)?
     } else {
         let credentials = super::check::client_credentials(&args.credentials)?;
         let variables = crate::secret::variables();
@@ -46,6 +54,9 @@ pub fn run(args: ConnectArgs, system: &dyn System) -> Result<()> {
         crate::errln!("warning: {warning}");
     }
 
+    if args.install {
+        return super::connect_service::install(&args, listen, &server, system);
+    }
     let listener = forward::listen(listen).map_err(|e| match e.kind() {
         std::io::ErrorKind::AddrInUse => Error::failed(format!(
             "cannot listen on {listen}: something else listens there (a local Ollama?); give another port with --listen 127.0.0.1:PORT"

@@ -4,6 +4,7 @@
 mod change;
 mod check;
 mod connect;
+mod connect_service;
 mod docs;
 mod harden;
 mod init;

@@ -1,0 +1,306 @@
+//! `connect --install` / `--uninstall`: what is on disk where the service
+//! goes (the facts `user_service` plans from), then the plan printed
+//! (`--dry-run`) or performed, each step undone again, newest first, when
+//! a later one fails.
+
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::cli::{ClientCredentials, ConnectArgs};
+use crate::error::{Error, Result};
+use crate::paths::Os;
+use crate::plan::Command;
+use crate::system::{Credentials, Existing, HttpRequest, Ownership, SocketState, System};
+use crate::user_service::{self, Found, Location, Manager, Step};
+
+/// How long a freshly started service has to answer through its port.
+const PROOF_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The secret as the service will read it: from a file only (a service has
+/// neither this shell's environment nor a terminal to ask on), one that
+/// nobody else can read.
+pub fn credentials_from_files(flags: &ClientCredentials) -> Result<Credentials> {
+    if flags.api_key_env.is_some() || flags.password_env.is_some() || (flags.username.is_some() && flags.password_file.is_none()) {
+        return Err(Error::input(
+            "--install: the service has neither this shell's environment nor a terminal to ask on: \
+             give the secret in a file it reads at each start, --api-key-file FILE or --username NAME --password-file FILE (chmod 600 FILE)",
+        ));
+    }
+    for (flag, file) in [("--api-key-file", &flags.api_key_file), ("--password-file", &flags.password_file)] {
+        if let Some(file) = file {
+            let mode = std::fs::metadata(file)
+                .map_err(|e| Error::input(format!("{flag} {}: {e}", file.display())))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(Error::input(format!(
+                    "{flag} {}: others may read it (mode {:04o}); the service keeps using it: chmod 600 {}",
+                    file.display(),
+                    mode & 0o7777,
+                    file.display()
+                )));
+            }
+        }
+    }
+    super::check::client_credentials(flags)
+}
+
+/// Where this user's service goes on this operating system.
+fn location(system: &dyn System) -> Result<Location> {
+    let home = system
+        .env_var("HOME")
+        .map(PathBuf::from)
+        .filter(|home| home.is_absolute())
+        .ok_or_else(|| Error::input("HOME is not set to an absolute path: the service goes under your home folder"))?;
+    match Os::current() {
+        Os::MacHomebrew(_) => Location::launchd(&home, nix::unistd::getuid().as_raw()),
+        Os::Debian => Location::systemd(&home, system.env_var("XDG_CONFIG_HOME").as_deref()),
+    }
+}
+
+/// systemd's user manager answers on its private socket.
+fn user_manager_socket(system: &dyn System) -> PathBuf {
+    let runtime = system
+        .env_var("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid().as_raw())));
+    runtime.join("systemd").join("private")
+}
+
+fn found(system: &dyn System, location: &Location) -> Found {
+    let file = match system.inspect(&location.file) {
+        Existing::Missing => None,
+        Existing::File { content, .. } => Some(String::from_utf8(content).map_err(|_| "not UTF-8 text".to_string())),
+        Existing::Symlink { target } => Some(Err(format!("a link to {}", target.display()))),
+        _ => Some(Err("not a regular file we can read".to_string())),
+    };
+    let link = location.link.as_ref().and_then(|link| match system.inspect(link) {
+        Existing::Missing => None,
+        Existing::Symlink { target } => Some(Ok(target)),
+        _ => Some(Err("not a link".to_string())),
+    });
+    let existing_folders: Vec<PathBuf> = location
+        .folders
+        .iter()
+        .filter(|folder| matches!(system.inspect(folder), Existing::Dir { .. }))
+        .cloned()
+        .collect();
+    let folder_entries = existing_folders.iter().map(|folder| (folder.clone(), system.list_dir(folder))).collect();
+    let manager_running = match location.manager {
+        Manager::Systemd => system.unix_socket(&user_manager_socket(system)) == SocketState::Listening,
+        Manager::Launchd => true,
+    };
+    Found { file, link, existing_folders, folder_entries, manager_running }
+}
+
+/// The arguments the service runs `connect` with: these, with every file
+/// named by its absolute path (the service starts elsewhere).
+fn service_args(args: &ConnectArgs, listen: SocketAddr, server: &Url) -> Result<Vec<String>> {
+    let absolute = |flag: &str, path: &Path| -> Result<String> {
+        let path = std::path::absolute(path).map_err(|e| Error::input(format!("{flag} {}: {e}", path.display())))?;
+        path.to_str().map(str::to_string).ok_or_else(|| Error::input(format!("{flag} {}: not UTF-8", path.display())))
+    };
+    let mut words = vec!["connect".to_string(), "--url".into(), server.as_str().into(), "--listen".into(), listen.to_string()];
+    let flags = &args.credentials;
+    if let Some(file) = &flags.api_key_file {
+        words.extend(["--api-key-file".into(), absolute("--api-key-file", file)?]);
+    }
+    if let (Some(user), Some(file)) = (&flags.username, &flags.password_file) {
+        words.extend(["--username".into(), user.clone(), "--password-file".into(), absolute("--password-file", file)?]);
+    }
+    if let Some(file) = &args.cacert {
+        words.extend(["--cacert".into(), absolute("--cacert", file)?]);
+    }
+    for resolve in &args.resolve {
+        words.extend(["--resolve".into(), resolve.clone()]);
+    }
+    Ok(words)
+}
+
+/// Something other than `connect` on the port would keep the service from
+/// ever listening; a `connect` there is this service already (or one run
+/// by hand, which the restart replaces).
+fn port_is_free_or_ours(system: &dyn System, listen: SocketAddr) -> Result<()> {
+    let taken = system.tcp_listeners().into_iter().find(|l| l.port == listen.port() && (l.address == listen.ip() || l.address.is_unspecified()));
+    let Some(listener) = taken else { return Ok(()) };
+    match system.socket_owner(listener.inode) {
+        Some(owner) if owner.name == "ollama-secure" => Ok(()),
+        owner => Err(Error::failed(format!(
+            "something else listens on {listen}{}: the service could never listen there; give another port with --listen 127.0.0.1:PORT",
+            owner.map(|o| format!(" ({}, PID {})", o.name, o.pid)).unwrap_or_default()
+        ))),
+    }
+}
+
+pub fn install(args: &ConnectArgs, listen: SocketAddr, server: &Url, system: &dyn System) -> Result<()> {
+    let location = location(system)?;
+    let program = std::env::current_exe().map_err(|e| Error::failed(format!("cannot tell where this program is: {e}")))?;
+    let program = program.to_str().ok_or_else(|| Error::failed(format!("{}: not UTF-8", program.display())))?.to_string();
+    let words = service_args(args, listen, server)?;
+    port_is_free_or_ours(system, listen)?;
+    let found = found(system, &location);
+    let render = |made: &[PathBuf]| user_service::service_text(location.manager, &program, &words, made);
+    let steps = user_service::install(&location, &found, render, &format!("http://{listen}"))?;
+    if steps.is_empty() {
+        crate::outln!("Nothing to change: {} is installed as asked.", location.file.display());
+        return Ok(());
+    }
+    if args.dry_run {
+        crate::outln!("connect --install would:\n{}Nothing was changed (dry run).", user_service::describe(&steps));
+        return Ok(());
+    }
+    perform(system, &steps)?;
+    crate::outln!("Installed {}: http://{listen} forwards to {server}, from every login on.", location.file.display());
+    if found.manager_running {
+        crate::outln!("It runs now. Point clients at it, e.g.: OLLAMA_HOST={listen} ollama list");
+    } else {
+        let booted = matches!(system.inspect(Path::new("/run/systemd/system")), Existing::Dir { .. });
+        crate::outln!(
+            "Not started: no systemd user manager runs for you now ({} does not answer); it starts at your next login{}.",
+            user_manager_socket(system).display(),
+            if booted { "" } else { " on a machine that runs systemd (this one's PID 1 is not systemd: run `ollama-secure connect` in your session here)" }
+        );
+    }
+    if location.manager == Manager::Systemd {
+        crate::outln!("To start it at boot rather than at login: loginctl enable-linger $USER. Remove it with: ollama-secure connect --uninstall");
+    }
+    Ok(())
+}
+
+pub fn uninstall(dry_run: bool, system: &dyn System) -> Result<()> {
+    let location = location(system)?;
+    let steps = user_service::uninstall(&location, &found(system, &location))?;
+    if steps.is_empty() {
+        crate::outln!("Nothing to change: no connect service is installed ({} does not exist).", location.file.display());
+        return Ok(());
+    }
+    if dry_run {
+        crate::outln!("connect --uninstall would:\n{}Nothing was changed (dry run).", user_service::describe(&steps));
+        return Ok(());
+    }
+    perform(system, &steps)?;
+    crate::outln!("Removed the connect service ({}).", location.file.display());
+    Ok(())
+}
+
+/// Undoes one performed step.
+enum Undo {
+    RemoveFolder(PathBuf),
+    MakeFolder(PathBuf),
+    Remove(PathBuf),
+    Write(PathBuf, String),
+    Link(PathBuf, PathBuf),
+    Run(Vec<String>),
+}
+
+fn perform(system: &dyn System, steps: &[Step]) -> Result<()> {
+    let mut undo = Vec::new();
+    for step in steps {
+        match perform_one(system, step) {
+            Ok(Some(u)) => undo.push(u),
+            Ok(None) => {}
+            Err(cause) => {
+                let leftovers: Vec<String> = undo.into_iter().rev().filter_map(|u| undo_one(system, u).err()).collect();
+                if leftovers.is_empty() {
+                    return Err(Error::failed(format!("{cause}; everything this run changed is as it was")));
+                }
+                return Err(Error::RollbackIncomplete { cause: Box::new(Error::failed(cause)), leftovers });
+            }
+        }
+    }
+    Ok(())
+}
+
+fn ownership(mode: u32) -> Ownership {
+    Ownership { mode, uid: nix::unistd::getuid().as_raw(), gid: nix::unistd::getgid().as_raw() }
+}
+
+fn run(system: &dyn System, words: &[String]) -> std::result::Result<(), String> {
+    let (program, args) = words.split_first().ok_or("no command")?;
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let output = system.run(&Command::new(program, &args));
+    if output.success { Ok(()) } else { Err(format!("`{}` failed: {}", words.join(" "), output.output.trim())) }
+}
+
+/// An I/O error in words, naming the path.
+fn io<'a>(what: &'a str, path: &'a Path) -> impl Fn(std::io::Error) -> String + 'a {
+    move |e| format!("cannot {what} {}: {e}", path.display())
+}
+
+fn perform_one(system: &dyn System, step: &Step) -> std::result::Result<Option<Undo>, String> {
+    Ok(match step {
+        Step::MakeFolder(path) => {
+            system.create_dir(path, 0o755).map_err(io("create", path))?;
+            Some(Undo::RemoveFolder(path.clone()))
+        }
+        Step::Write { path, text, previous } => {
+            system.write_atomic(path, text.as_bytes(), ownership(0o644)).map_err(io("write", path))?;
+            Some(match previous {
+                Some(previous) => Undo::Write(path.clone(), previous.clone()),
+                None => Undo::Remove(path.clone()),
+            })
+        }
+        Step::Link { link, target } => {
+            system.symlink(target, link).map_err(io("link", link))?;
+            Some(Undo::Remove(link.clone()))
+        }
+        Step::RemoveFile { path, text, link_target } => {
+            system.remove_file(path).map_err(io("remove", path))?;
+            match (text, link_target) {
+                (Some(text), _) => Some(Undo::Write(path.clone(), text.clone())),
+                (None, Some(target)) => Some(Undo::Link(path.clone(), target.clone())),
+                (None, None) => None,
+            }
+        }
+        Step::RemoveFolder(path) => {
+            system.remove_dir(path).map_err(io("remove", path))?;
+            Some(Undo::MakeFolder(path.clone()))
+        }
+        Step::Run { args, undo } => {
+            run(system, args)?;
+            undo.clone().map(Undo::Run)
+        }
+        Step::Prove { url } => {
+            prove(system, url)?;
+            None
+        }
+    })
+}
+
+fn undo_one(system: &dyn System, undo: Undo) -> std::result::Result<(), String> {
+    match undo {
+        Undo::RemoveFolder(path) => system.remove_dir(&path).map_err(io("restore", &path)),
+        Undo::MakeFolder(path) => system.create_dir(&path, 0o755).map_err(io("restore", &path)),
+        Undo::Remove(path) => system.remove_file(&path).map_err(io("restore", &path)),
+        Undo::Write(path, text) => system.write_atomic(&path, text.as_bytes(), ownership(0o644)).map_err(io("restore", &path)),
+        Undo::Link(link, target) => system.symlink(&target, &link).map_err(io("restore", &link)),
+        Undo::Run(words) => run(system, &words),
+    }
+}
+
+/// A real request through the service's port, without credentials: the
+/// service adds them, so a 200 proves it runs and logs in.
+fn prove(system: &dyn System, base: &str) -> std::result::Result<(), String> {
+    let url = Url::parse(&format!("{base}/api/version")).map_err(|e| e.to_string())?;
+    let request = HttpRequest { timeout: Duration::from_secs(2), follow_redirects: false, ..HttpRequest::get(url.clone()) };
+    let start = system.now();
+    loop {
+        let last = match system.http(&request) {
+            Ok(reply) if reply.status == 200 => return Ok(()),
+            Ok(reply) => format!("it answered {}", reply.status),
+            Err(e) => e,
+        };
+        if system.now().duration_since(start).unwrap_or_default() > PROOF_TIMEOUT {
+            return Err(format!(
+                "the service did not answer 200 at {url} within {} s ({last}); `journalctl --user -u {}` says why",
+                PROOF_TIMEOUT.as_secs(),
+                user_service::SYSTEMD_UNIT
+            ));
+        }
+        system.sleep(Duration::from_millis(200));
+    }
+}

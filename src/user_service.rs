@@ -1,0 +1,605 @@
+//! `connect --install` / `--uninstall`: the per-user service that runs
+//! `connect` at login, a systemd user unit on Linux and a launchd agent on
+//! macOS. Pure: the service file's text, where it goes, and the steps that
+//! install or remove it, planned from what is on disk (`Found`). The
+//! command (`commands::connect_service`) gathers the facts, prints the
+//! steps for `--dry-run` or performs them.
+//!
+//! The service file records the folders that were made for it, so that
+//! `--uninstall` removes those (when empty) and never a folder that was
+//! there before.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The first line of every service file we write; a file without it is
+/// not ours, and neither replaced nor removed.
+const MARK: &str = "Written by ollama-secure (connect, install); its uninstall removes it.";
+/// Each folder made for the service, one per line after the mark.
+const MADE: &str = "made by ollama-secure: ";
+
+pub const SYSTEMD_UNIT: &str = "ollama-secure-connect.service";
+pub const LAUNCHD_LABEL: &str = "com.ollama-secure.connect";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Manager {
+    /// A systemd user unit, enabled for `default.target` (login).
+    Systemd,
+    /// A launchd agent in `~/Library/LaunchAgents`, loaded at login.
+    Launchd,
+}
+
+/// Where the service's files go, from the user's environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Location {
+    pub manager: Manager,
+    /// The service file.
+    pub file: PathBuf,
+    /// systemd: the `default.target.wants` link that enables it.
+    pub link: Option<PathBuf>,
+    /// The folders the files need, outermost first; the first is one that
+    /// must exist already (the home folder, or `$XDG_CONFIG_HOME`'s parent).
+    pub folders: Vec<PathBuf>,
+    /// launchd's domain (`gui/UID`).
+    pub domain: String,
+}
+
+impl Location {
+    /// systemd: `$XDG_CONFIG_HOME/systemd/user` (`~/.config` without it,
+    /// or when it is not absolute, as the XDG specification says).
+    pub fn systemd(home: &Path, xdg_config_home: Option<&str>) -> Result<Location> {
+        let config = match xdg_config_home.map(PathBuf::from) {
+            Some(dir) if dir.is_absolute() => dir,
+            _ => home.join(".config"),
+        };
+        let user = config.join("systemd").join("user");
+        let wants = user.join("default.target.wants");
+        let mut folders: Vec<PathBuf> = config.ancestors().skip(1).take(1).map(Path::to_path_buf).collect();
+        folders.extend([config.clone(), config.join("systemd"), user.clone(), wants.clone()]);
+        let location = Location {
+            manager: Manager::Systemd,
+            file: user.join(SYSTEMD_UNIT),
+            link: Some(wants.join(SYSTEMD_UNIT)),
+            folders,
+            domain: String::new(),
+        };
+        location.check_paths()?;
+        Ok(location)
+    }
+
+    /// launchd: `~/Library/LaunchAgents`, in the domain of the user's login.
+    pub fn launchd(home: &Path, uid: u32) -> Result<Location> {
+        let agents = home.join("Library").join("LaunchAgents");
+        let location = Location {
+            manager: Manager::Launchd,
+            file: agents.join(format!("{LAUNCHD_LABEL}.plist")),
+            link: None,
+            folders: vec![home.to_path_buf(), home.join("Library"), agents],
+            domain: format!("gui/{uid}"),
+        };
+        location.check_paths()?;
+        Ok(location)
+    }
+
+    /// Folders are recorded in the file, one per line: a path that cannot
+    /// be written there (a line break, an XML comment's `--`) is refused.
+    fn check_paths(&self) -> Result<()> {
+        for path in self.folders.iter().chain([&self.file]) {
+            let text = path.to_str().ok_or_else(|| Error::input(format!("{}: not UTF-8", path.display())))?;
+            if text.chars().any(char::is_control) || text.contains("--") {
+                return Err(Error::input(format!(
+                    "{text:?}: the service's folder cannot be recorded (a control character or \"--\" in it)"
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The service file's text: the mark, the folders made for it, and what
+/// runs `program` with `args` at login, restarting it when it fails.
+pub fn service_text(manager: Manager, program: &str, args: &[String], made: &[PathBuf]) -> Result<String> {
+    for word in std::iter::once(program).chain(args.iter().map(String::as_str)) {
+        if word.chars().any(char::is_control) {
+            return Err(Error::input(format!("{word:?}: a control character cannot go in the service's command")));
+        }
+    }
+    let made: Vec<String> = made.iter().map(|p| p.display().to_string()).collect();
+    Ok(match manager {
+        Manager::Systemd => systemd_unit(program, args, &made),
+        Manager::Launchd => launchd_plist(program, args, &made),
+    })
+}
+
+fn systemd_unit(program: &str, args: &[String], made: &[String]) -> String {
+    let mut text = format!("# {MARK}\n");
+    for folder in made {
+        text.push_str(&format!("# {MADE}{folder}\n"));
+    }
+    let command: Vec<String> = std::iter::once(program).chain(args.iter().map(String::as_str)).map(systemd_word).collect();
+    text.push_str(&format!(
+        "[Unit]\n\
+         Description=ollama-secure connect: a local port to a protected Ollama server\n\
+         After=network-online.target\n\
+         \n\
+         [Service]\n\
+         ExecStart={}\n\
+         # Unreachable at start (the network comes later): try again. Wrong\n\
+         # credentials (3) or a wrong command (2) stay wrong: stop.\n\
+         Restart=on-failure\n\
+         RestartSec=5\n\
+         RestartPreventExitStatus=2 3\n\
+         \n\
+         [Install]\n\
+         WantedBy=default.target\n",
+        command.join(" ")
+    ));
+    text
+}
+
+/// One word of `ExecStart=`, double-quoted: systemd expands `%` specifiers
+/// and `$` variables inside quotes too, so both are doubled.
+fn systemd_word(word: &str) -> String {
+    let mut quoted = String::from("\"");
+    for c in word.chars() {
+        match c {
+            '\\' => quoted.push_str("\\\\"),
+            '"' => quoted.push_str("\\\""),
+            '%' => quoted.push_str("%%"),
+            '$' => quoted.push_str("$$"),
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+fn launchd_plist(program: &str, args: &[String], made: &[String]) -> String {
+    let mut text = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    text.push_str(&format!("<!-- {MARK} -->\n"));
+    for folder in made {
+        text.push_str(&format!("<!-- {MADE}{} -->\n", xml_text(folder)));
+    }
+    text.push_str(
+        "<!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+         <plist version=\"1.0\">\n<dict>\n",
+    );
+    text.push_str(&format!("  <key>Label</key>\n  <string>{LAUNCHD_LABEL}</string>\n"));
+    text.push_str("  <key>ProgramArguments</key>\n  <array>\n");
+    for word in std::iter::once(program).chain(args.iter().map(String::as_str)) {
+        text.push_str(&format!("    <string>{}</string>\n", xml_text(word)));
+    }
+    text.push_str(
+        "  </array>\n  <key>RunAtLoad</key>\n  <true/>\n\
+         \x20 <!-- Started again when it fails (an unreachable server at login), at most every 10 s. -->\n\
+         \x20 <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n\
+         \x20 <key>ThrottleInterval</key>\n  <integer>10</integer>\n\
+         </dict>\n</plist>\n",
+    );
+    text
+}
+
+fn xml_text(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// The folders a service file says were made for it.
+pub fn made_folders(text: &str) -> Vec<PathBuf> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("# ").or_else(|| line.strip_prefix("<!-- "))?;
+            let folder = rest.strip_prefix(MADE)?;
+            let folder = folder.strip_suffix(" -->").unwrap_or(folder);
+            let folder = folder.replace("&quot;", "\"").replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&");
+            Some(PathBuf::from(folder))
+        })
+        .collect()
+}
+
+/// Whether a service file is one we wrote.
+pub fn is_ours(text: &str) -> bool {
+    text.lines().take(2).any(|line| line.contains(MARK))
+}
+
+/// What is on disk where the service goes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Found {
+    /// The service file: `None` when missing, else its text (`Err` when it
+    /// is not a regular readable UTF-8 file).
+    pub file: Option<std::result::Result<String, String>>,
+    /// Where the enabling link points, when there is one (`Err`: something
+    /// else is there).
+    pub link: Option<std::result::Result<PathBuf, String>>,
+    /// Which of the location's folders exist.
+    pub existing_folders: Vec<PathBuf>,
+    /// What else each folder holds (for removing a folder only when empty).
+    pub folder_entries: Vec<(PathBuf, Vec<PathBuf>)>,
+    /// The service manager runs for this user now (systemd: its private
+    /// socket listens; launchd: always, in a login session).
+    pub manager_running: bool,
+}
+
+/// One thing `--install` or `--uninstall` does. Each carries what undoes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    MakeFolder(PathBuf),
+    /// Writes the service file (mode 0644: it holds no secret, only the
+    /// paths of the files that do). `previous`: the text it replaces.
+    Write { path: PathBuf, text: String, previous: Option<String> },
+    Link { link: PathBuf, target: PathBuf },
+    /// Removes the service file (`text`, to restore on failure) or a link.
+    RemoveFile { path: PathBuf, text: Option<String>, link_target: Option<PathBuf> },
+    RemoveFolder(PathBuf),
+    /// A command, and the one that undoes it (if any).
+    Run { args: Vec<String>, undo: Option<Vec<String>> },
+    /// A real request through the new service: it answers.
+    Prove { url: String },
+}
+
+fn words(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+fn systemctl(args: &[&str]) -> Vec<String> {
+    words(&[&["systemctl", "--user"], args].concat())
+}
+
+/// The steps that install the service so that its file says `desired`
+/// (made by `service_text`, with `made` folders) and, where the manager
+/// runs, start it (again) and prove it answers at `proof_url`.
+/// No steps: nothing to change.
+pub fn install(
+    location: &Location,
+    found: &Found,
+    render: impl Fn(&[PathBuf]) -> Result<String>,
+    proof_url: &str,
+) -> Result<Vec<Step>> {
+    let previous = match &found.file {
+        None => None,
+        Some(Err(why)) => return Err(Error::failed(format!("{}: {why}; remove it first", location.file.display()))),
+        Some(Ok(text)) if !is_ours(text) => {
+            return Err(Error::failed(format!(
+                "{} exists and was not written by ollama-secure: move it away or remove it first",
+                location.file.display()
+            )));
+        }
+        Some(Ok(text)) => Some(text.clone()),
+    };
+    let mut steps = Vec::new();
+    // The outermost folder must be there (the home folder); the others are
+    // made, and recorded, as needed.
+    let (root, inner) = location.folders.split_first().ok_or_else(|| Error::failed("no folder for the service"))?;
+    if !found.existing_folders.contains(root) {
+        return Err(Error::failed(format!("{} does not exist: set HOME to your home folder", root.display())));
+    }
+    let mut made = previous.as_deref().map(made_folders).unwrap_or_default();
+    for folder in inner {
+        if !found.existing_folders.contains(folder) {
+            steps.push(Step::MakeFolder(folder.clone()));
+            if !made.contains(folder) {
+                made.push(folder.clone());
+            }
+        }
+    }
+    let text = render(&made)?;
+    let changed = previous.as_deref() != Some(text.as_str());
+    if changed {
+        steps.push(Step::Write { path: location.file.clone(), text, previous: previous.clone() });
+    }
+    if let Some(link) = &location.link {
+        match &found.link {
+            Some(Ok(target)) if target == &location.file => {}
+            Some(Ok(target)) => {
+                return Err(Error::failed(format!(
+                    "{} points to {}, not to our unit: remove it first",
+                    link.display(),
+                    target.display()
+                )));
+            }
+            Some(Err(why)) => return Err(Error::failed(format!("{}: {why}; remove it first", link.display()))),
+            None => steps.push(Step::Link { link: link.clone(), target: location.file.clone() }),
+        }
+    }
+    if steps.is_empty() {
+        return Ok(steps);
+    }
+    if found.manager_running {
+        match location.manager {
+            Manager::Systemd => {
+                steps.push(Step::Run { args: systemctl(&["daemon-reload"]), undo: Some(systemctl(&["daemon-reload"])) });
+                steps.push(Step::Run {
+                    args: systemctl(&["restart", SYSTEMD_UNIT]),
+                    undo: Some(systemctl(&["stop", SYSTEMD_UNIT])),
+                });
+            }
+            Manager::Launchd => {
+                let service = format!("{}/{LAUNCHD_LABEL}", location.domain);
+                if previous.is_some() {
+                    steps.push(Step::Run { args: words(&["launchctl", "bootout", &service]), undo: None });
+                }
+                let file = location.file.display().to_string();
+                steps.push(Step::Run {
+                    args: words(&["launchctl", "bootstrap", &location.domain, &file]),
+                    undo: Some(words(&["launchctl", "bootout", &service])),
+                });
+            }
+        }
+        steps.push(Step::Prove { url: proof_url.to_string() });
+    }
+    Ok(steps)
+}
+
+/// The steps that stop the service and remove its files, and the folders
+/// made for it that nothing else has filled since. No steps: nothing is
+/// installed.
+pub fn uninstall(location: &Location, found: &Found) -> Result<Vec<Step>> {
+    let text = match &found.file {
+        None => None,
+        Some(Err(why)) => return Err(Error::failed(format!("{}: {why}; not removed", location.file.display()))),
+        Some(Ok(text)) if !is_ours(text) => {
+            return Err(Error::failed(format!(
+                "{} was not written by ollama-secure: not removed",
+                location.file.display()
+            )));
+        }
+        Some(Ok(text)) => Some(text.clone()),
+    };
+    let mut steps = Vec::new();
+    let mut removed = Vec::new();
+    if found.manager_running && text.is_some() {
+        match location.manager {
+            Manager::Systemd => steps.push(Step::Run {
+                args: systemctl(&["stop", SYSTEMD_UNIT]),
+                undo: Some(systemctl(&["start", SYSTEMD_UNIT])),
+            }),
+            Manager::Launchd => steps.push(Step::Run {
+                args: words(&["launchctl", "bootout", &format!("{}/{LAUNCHD_LABEL}", location.domain)]),
+                undo: Some(words(&["launchctl", "bootstrap", &location.domain, &location.file.display().to_string()])),
+            }),
+        }
+    }
+    if let (Some(link), Some(Ok(target))) = (&location.link, &found.link)
+        && target == &location.file
+    {
+        steps.push(Step::RemoveFile { path: link.clone(), text: None, link_target: Some(target.clone()) });
+        removed.push(link.clone());
+    }
+    let Some(text) = text else {
+        return Ok(steps);
+    };
+    steps.push(Step::RemoveFile { path: location.file.clone(), text: Some(text.clone()), link_target: None });
+    removed.push(location.file.clone());
+    // Innermost first; a folder goes only when all it holds goes too.
+    let made = made_folders(&text);
+    for folder in location.folders.iter().rev().filter(|f| made.contains(f) && found.existing_folders.contains(f)) {
+        let entries = found.folder_entries.iter().find(|(dir, _)| dir == folder).map(|(_, e)| e.as_slice()).unwrap_or(&[]);
+        if entries.iter().all(|entry| removed.contains(entry)) {
+            steps.push(Step::RemoveFolder(folder.clone()));
+            removed.push(folder.clone());
+        }
+    }
+    if found.manager_running && location.manager == Manager::Systemd {
+        steps.push(Step::Run { args: systemctl(&["daemon-reload"]), undo: None });
+    }
+    Ok(steps)
+}
+
+/// The steps in words, as `--dry-run` prints them (the service file whole:
+/// it holds no secret).
+pub fn describe(steps: &[Step]) -> String {
+    let mut text = String::new();
+    for step in steps {
+        match step {
+            Step::MakeFolder(path) => text.push_str(&format!("create folder {} (mode 0755)\n", path.display())),
+            Step::Write { path, text: content, previous } => {
+                let verb = if previous.is_some() { "replace" } else { "write" };
+                text.push_str(&format!("{verb} {} (mode 0644):\n", path.display()));
+                for line in content.lines() {
+                    text.push_str(&format!("    {line}\n"));
+                }
+            }
+            Step::Link { link, target } => {
+                text.push_str(&format!("link {} -> {} (enables it at login)\n", link.display(), target.display()))
+            }
+            Step::RemoveFile { path, .. } => text.push_str(&format!("remove {}\n", path.display())),
+            Step::RemoveFolder(path) => text.push_str(&format!("remove folder {} (made for it, now empty)\n", path.display())),
+            Step::Run { args, .. } => text.push_str(&format!("run: {}\n", args.join(" "))),
+            Step::Prove { url } => text.push_str(&format!("check: GET {url}/api/version answers 200 through the service\n")),
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> Vec<String> {
+        words(&["connect", "--url", "https://o.example.com/a b", "--listen", "127.0.0.1:11434", "--api-key-file", "/home/al ice/k%h$HOME\"\\"])
+    }
+
+    fn location() -> Location {
+        Location::systemd(Path::new("/home/al"), None).unwrap()
+    }
+
+    fn render(made: &[PathBuf]) -> Result<String> {
+        service_text(Manager::Systemd, "/usr/bin/ollama-secure", &args(), made)
+    }
+
+    #[test]
+    fn exec_start_quotes_every_word_the_way_systemd_reads_it() {
+        let text = render(&[]).unwrap();
+        let exec = text.lines().find(|l| l.starts_with("ExecStart=")).unwrap();
+        assert_eq!(
+            exec,
+            r#"ExecStart="/usr/bin/ollama-secure" "connect" "--url" "https://o.example.com/a b" "--listen" "127.0.0.1:11434" "--api-key-file" "/home/al ice/k%%h$$HOME\"\\""#
+        );
+        assert!(text.contains("RestartPreventExitStatus=2 3\n") && text.contains("WantedBy=default.target\n"));
+        let bad = service_text(Manager::Systemd, "/bin/x", &words(&["a\nExecStartPre=/bin/evil"]), &[]);
+        assert!(bad.is_err());
+    }
+
+    #[test]
+    fn xdg_config_home_is_used_only_when_absolute() {
+        let l = Location::systemd(Path::new("/home/al"), Some("/srv/cfg")).unwrap();
+        assert_eq!(l.file, Path::new("/srv/cfg/systemd/user/ollama-secure-connect.service"));
+        assert_eq!(l.folders[0], Path::new("/srv"));
+        let l = Location::systemd(Path::new("/home/al"), Some("relative")).unwrap();
+        assert_eq!(l.link.unwrap(), Path::new("/home/al/.config/systemd/user/default.target.wants/ollama-secure-connect.service"));
+        assert!(Location::systemd(Path::new("/home/a--b"), None).is_err());
+        assert!(Location::systemd(Path::new("/home/a\nb"), None).is_err());
+    }
+
+    fn fresh() -> Found {
+        Found { existing_folders: vec!["/home".into(), "/home/al".into()], ..Found::default() }
+    }
+
+    #[test]
+    fn a_first_install_makes_and_records_the_folders_it_needs() {
+        let steps = install(&location(), &fresh(), render, "http://127.0.0.1:11434").unwrap();
+        let made: Vec<&Path> = steps.iter().filter_map(|s| if let Step::MakeFolder(p) = s { Some(p.as_path()) } else { None }).collect();
+        let expected = ["/home/al/.config", "/home/al/.config/systemd", "/home/al/.config/systemd/user", "/home/al/.config/systemd/user/default.target.wants"];
+        assert_eq!(made, expected.map(Path::new));
+        let Some(Step::Write { text, previous: None, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. })) else { panic!() };
+        assert_eq!(made_folders(text), expected.map(PathBuf::from));
+        assert!(is_ours(text));
+        assert!(matches!(steps.last(), Some(Step::Link { .. })), "no manager: nothing started, nothing proven");
+    }
+
+    fn installed(found: &Found) -> Found {
+        let steps = install(&location(), found, render, "u").unwrap();
+        let mut after = found.clone();
+        for step in steps {
+            match step {
+                Step::MakeFolder(p) => after.existing_folders.push(p),
+                Step::Write { text, .. } => after.file = Some(Ok(text)),
+                Step::Link { target, .. } => after.link = Some(Ok(target)),
+                _ => {}
+            }
+        }
+        let l = location();
+        after.folder_entries = vec![
+            (l.folders[4].clone(), vec![l.link.clone().unwrap()]),
+            (l.folders[3].clone(), vec![l.file.clone(), l.folders[4].clone()]),
+            (l.folders[2].clone(), vec![l.folders[3].clone()]),
+            (l.folders[1].clone(), vec![l.folders[2].clone()]),
+        ];
+        after
+    }
+
+    #[test]
+    fn a_second_install_changes_nothing_and_uninstall_removes_what_install_made() {
+        let mut found = installed(&fresh());
+        assert_eq!(install(&location(), &found, render, "u").unwrap(), vec![]);
+        found.manager_running = true;
+        assert_eq!(install(&location(), &found, render, "u").unwrap(), vec![], "running or not, nothing to change");
+        let steps = uninstall(&location(), &found).unwrap();
+        let text = describe(&steps);
+        assert_eq!(
+            text,
+            "run: systemctl --user stop ollama-secure-connect.service\n\
+             remove /home/al/.config/systemd/user/default.target.wants/ollama-secure-connect.service\n\
+             remove /home/al/.config/systemd/user/ollama-secure-connect.service\n\
+             remove folder /home/al/.config/systemd/user/default.target.wants (made for it, now empty)\n\
+             remove folder /home/al/.config/systemd/user (made for it, now empty)\n\
+             remove folder /home/al/.config/systemd (made for it, now empty)\n\
+             remove folder /home/al/.config (made for it, now empty)\n\
+             run: systemctl --user daemon-reload\n"
+        );
+        assert_eq!(uninstall(&location(), &fresh()).unwrap(), vec![], "nothing installed: nothing to do");
+    }
+
+    #[test]
+    fn folders_that_were_there_or_hold_something_else_stay() {
+        let mut before = fresh();
+        before.existing_folders.push("/home/al/.config".into());
+        let mut found = installed(&before);
+        // Something else moved into ~/.config/systemd since.
+        found.folder_entries[2].1.push("/home/al/.config/systemd/system.conf".into());
+        let steps = uninstall(&location(), &found).unwrap();
+        let folders: Vec<&Path> = steps.iter().filter_map(|s| if let Step::RemoveFolder(p) = s { Some(p.as_path()) } else { None }).collect();
+        assert_eq!(folders, ["/home/al/.config/systemd/user/default.target.wants", "/home/al/.config/systemd/user"].map(Path::new));
+    }
+
+    #[test]
+    fn a_running_manager_restarts_the_service_and_the_answer_is_proven() {
+        let mut found = installed(&fresh());
+        found.manager_running = true;
+        let changed = |made: &[PathBuf]| service_text(Manager::Systemd, "/usr/bin/ollama-secure", &words(&["connect", "--listen", "127.0.0.1:9"]), made);
+        let steps = install(&location(), &found, changed, "http://127.0.0.1:9").unwrap();
+        assert_eq!(
+            describe(&steps).lines().filter(|l| !l.starts_with("    ")).collect::<Vec<_>>(),
+            [
+                "replace /home/al/.config/systemd/user/ollama-secure-connect.service (mode 0644):",
+                "run: systemctl --user daemon-reload",
+                "run: systemctl --user restart ollama-secure-connect.service",
+                "check: GET http://127.0.0.1:9/api/version answers 200 through the service",
+            ]
+        );
+        let Step::Write { text, .. } = &steps[0] else { panic!() };
+        assert_eq!(made_folders(text).len(), 4, "the folders made by the first install stay recorded");
+    }
+
+    #[test]
+    fn files_that_are_not_ours_are_neither_replaced_nor_removed() {
+        let mut found = fresh();
+        found.file = Some(Ok("[Service]\nExecStart=/bin/true\n".into()));
+        assert!(install(&location(), &found, render, "u").unwrap_err().to_string().contains("not written by ollama-secure"));
+        assert!(uninstall(&location(), &found).unwrap_err().to_string().contains("not removed"));
+        let mut found = installed(&fresh());
+        found.link = Some(Ok("/elsewhere".into()));
+        assert!(install(&location(), &found, render, "u").is_err());
+        assert!(!uninstall(&location(), &found).unwrap().iter().any(|s| matches!(s, Step::RemoveFile { path, .. } if path.ends_with("default.target.wants/ollama-secure-connect.service"))));
+        let mut homeless = fresh();
+        homeless.existing_folders.clear();
+        assert!(install(&location(), &homeless, render, "u").is_err());
+    }
+
+    #[test]
+    fn the_launchd_agent_runs_the_same_command_and_is_loaded_into_the_login_domain() {
+        let location = Location::launchd(Path::new("/Users/al"), 501).unwrap();
+        let found = Found { existing_folders: vec!["/Users/al".into(), "/Users/al/Library".into()], manager_running: true, ..Found::default() };
+        let render = |made: &[PathBuf]| service_text(Manager::Launchd, "/opt/homebrew/bin/ollama-secure", &words(&["connect", "--url", "https://a.example/<&>"]), made);
+        let steps = install(&location, &found, render, "http://127.0.0.1:11434").unwrap();
+        let Some(Step::Write { text, path, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. })) else { panic!() };
+        assert_eq!(path, Path::new("/Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist"));
+        assert_eq!(
+            text.as_str(),
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+             <!-- Written by ollama-secure (connect, install); its uninstall removes it. -->\n\
+             <!-- made by ollama-secure: /Users/al/Library/LaunchAgents -->\n\
+             <!DOCTYPE plist PUBLIC \"-//Apple//DTD PLIST 1.0//EN\" \"http://www.apple.com/DTDs/PropertyList-1.0.dtd\">\n\
+             <plist version=\"1.0\">\n<dict>\n\
+             \x20 <key>Label</key>\n  <string>com.ollama-secure.connect</string>\n\
+             \x20 <key>ProgramArguments</key>\n  <array>\n\
+             \x20   <string>/opt/homebrew/bin/ollama-secure</string>\n    <string>connect</string>\n\
+             \x20   <string>--url</string>\n    <string>https://a.example/&lt;&amp;&gt;</string>\n\
+             \x20 </array>\n  <key>RunAtLoad</key>\n  <true/>\n\
+             \x20 <!-- Started again when it fails (an unreachable server at login), at most every 10 s. -->\n\
+             \x20 <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n\
+             \x20 <key>ThrottleInterval</key>\n  <integer>10</integer>\n\
+             </dict>\n</plist>\n"
+        );
+        assert_eq!(made_folders(text), [PathBuf::from("/Users/al/Library/LaunchAgents")]);
+        assert_eq!(
+            describe(&steps).lines().filter(|l| !l.starts_with("    ")).collect::<Vec<_>>(),
+            [
+                "create folder /Users/al/Library/LaunchAgents (mode 0755)",
+                "write /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist (mode 0644):",
+                "run: launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
+                "check: GET http://127.0.0.1:11434/api/version answers 200 through the service",
+            ]
+        );
+        let mut after = found.clone();
+        after.existing_folders.push("/Users/al/Library/LaunchAgents".into());
+        after.file = Some(Ok(text.clone()));
+        after.folder_entries = vec![("/Users/al/Library/LaunchAgents".into(), vec![path.clone()])];
+        assert_eq!(
+            describe(&uninstall(&location, &after).unwrap()),
+            "run: launchctl bootout gui/501/com.ollama-secure.connect\n\
+             remove /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist\n\
+             remove folder /Users/al/Library/LaunchAgents (made for it, now empty)\n"
+        );
+    }
+}
