@@ -254,3 +254,217 @@ fn connect_refuses_what_would_not_work() {
         .stderr_has("UNSET_KEY is not set")
         .run();
 }
+
+/// The words of a unit's `ExecStart=`, unquoted as systemd reads the
+/// quoting the tool writes (every word in double quotes, `%` and `$`
+/// doubled).
+fn exec_start(unit: &str) -> Vec<String> {
+    let line = unit.lines().find_map(|l| l.strip_prefix("ExecStart=")).expect("an ExecStart= line");
+    let (mut words, mut chars) = (Vec::new(), line.chars());
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' => continue,
+            '"' => {}
+            c => panic!("an unquoted word at {c:?}: {line}"),
+        }
+        let mut word = String::new();
+        loop {
+            match chars.next().expect("a closing quote") {
+                '"' => break,
+                '\\' => word.push(chars.next().unwrap()),
+                c @ ('%' | '$') => {
+                    assert_eq!(chars.next(), Some(c), "a lone {c}: {line}");
+                    word.push(c);
+                }
+                c => word.push(c),
+            }
+        }
+        words.push(word);
+    }
+    words
+}
+
+/// `connect --install` on a machine whose user has no systemd manager
+/// running (this one): the unit and its enabling link are written where
+/// systemd looks, the folders made for them are recorded and are all that
+/// `--uninstall` removes, a re-run changes nothing, and the unit's command,
+/// run from elsewhere with nothing of this shell's environment, forwards
+/// with the key it reads from its file.
+#[test]
+fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = Deployment::prepare("nginx", CREDENTIALS);
+    d.init().env("BOB_PASSWORD", "bob's password is long enough").env("CI_KEY", CI_KEY).any_stdout().run();
+    let home = d.sandbox.mkdir("home/al");
+    let runtime = d.sandbox.mkdir("home/run");
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let secret = |name: &str, text: &str, mode: u32| {
+        let path = d.sandbox.write(&format!("secrets/{name}"), &format!("{text}\n"));
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    };
+    let key = secret("key", CI_KEY, 0o600);
+    let readable = secret("readable", CI_KEY, 0o644);
+    let wrong = secret("wrong", "osk_d3JvbmcwMDAwMDAwOndyb25nd3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3h4", 0o600);
+    let listen = format!("127.0.0.1:{}", free_port());
+    let url = format!("http://{DOMAIN}:{}", d.port);
+    let resolve = format!("{DOMAIN}:{}:127.0.0.1", d.port);
+    let connect = |extra: &[&str]| {
+        Tool::new()
+            .env("HOME", home.to_str().unwrap())
+            // Not absolute: ignored, as the XDG specification says.
+            .env("XDG_CONFIG_HOME", "")
+            .env("XDG_RUNTIME_DIR", runtime.to_str().unwrap())
+            .args(["connect", "--url", &url, "--resolve", &resolve, "--listen", &listen])
+            .args(extra)
+    };
+    let home_tree = || crate::support::tree(&home);
+    let empty = home_tree();
+    assert!(empty.is_empty());
+
+    // What the service could not use is refused, and nothing is written.
+    connect(&["--install", "--api-key-env", "CI_KEY"])
+        .env("CI_KEY", CI_KEY)
+        .status(2)
+        .stderr_has("the service has neither this shell's environment nor a terminal")
+        .run();
+    connect(&["--install", "--api-key-file", &readable]).status(2).stderr_has(&format!("chmod 600 {readable}")).run();
+    connect(&["--install", "--api-key-file", &wrong]).status(3).stderr_has("refused these credentials (401)").run();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_at = taken.local_addr().unwrap().to_string();
+    Tool::new()
+        .env("HOME", home.to_str().unwrap())
+        .args(["connect", "--url", &url, "--resolve", &resolve, "--listen", &taken_at, "--install", "--api-key-file", &key])
+        .status(1)
+        .stderr_has(&format!("something else listens on {taken_at}"))
+        .run();
+    drop(taken);
+    assert_eq!(home_tree(), empty);
+
+    let unit_path = home.join(".config/systemd/user/ollama-secure-connect.service");
+    let link_path = home.join(".config/systemd/user/default.target.wants/ollama-secure-connect.service");
+    let dry = connect(&["--install", "--api-key-file", &key, "--dry-run"]).any_stdout().run();
+    for part in [
+        "connect --install would:\n",
+        &format!("create folder {}/.config (mode 0755)\n", home.display()),
+        &format!("write {} (mode 0644):\n", unit_path.display()),
+        &format!("    # made by ollama-secure: {}/.config/systemd/user/default.target.wants\n", home.display()),
+        &format!("link {} -> {} (enables it at login)\n", link_path.display(), unit_path.display()),
+        "Nothing was changed (dry run).\n",
+    ] {
+        assert!(dry.stdout.contains(part), "no {part:?} in:\n{}", dry.stdout);
+    }
+    assert!(!dry.stdout.contains(&CI_KEY["osk_".len()..]), "the key in the dry run");
+    assert_eq!(home_tree(), empty, "the dry run changed something");
+
+    connect(&["--install", "--api-key-file", &key])
+        .stdout_has(&format!("Installed {}: http://{listen} forwards to {url}/, from every login on.", unit_path.display()))
+        .stdout_has("Not started: no systemd user manager runs for you now")
+        .stdout_has("this one's PID 1 is not systemd")
+        .run();
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    assert!(!unit.contains(&CI_KEY["osk_".len()..]), "the key in the unit");
+    assert_eq!(std::fs::metadata(&unit_path).unwrap().permissions().mode() & 0o7777, 0o644);
+    assert_eq!(std::fs::read_link(&link_path).unwrap(), unit_path);
+    // systemd's own reading of the unit finds nothing wrong.
+    let verify = Command::new("systemd-analyze")
+        .args(["verify", "--user"])
+        .arg(&unit_path)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .output()
+        .unwrap();
+    assert!(verify.status.success(), "{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert_eq!(
+        exec_start(&unit),
+        [BIN, "connect", "--url", &format!("{url}/"), "--listen", &listen, "--api-key-file", &key, "--resolve", &resolve]
+    );
+
+    // The unit's command as systemd would run it: another folder, no
+    // environment of ours. Without credentials, through it: the models.
+    let words = exec_start(&unit);
+    let mut service = Command::new(&words[0])
+        .args(&words[1..])
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    BufReader::new(service.stdout.take().unwrap()).read_line(&mut said).unwrap();
+    assert!(said.starts_with(&format!("Forwarding http://{listen}")), "{said}");
+    let tags: serde_json::Value = plain_client().get(format!("http://{listen}/api/tags")).send().unwrap().json().unwrap();
+    assert_eq!(tags["models"][0]["name"], MODEL);
+    let _ = service.kill();
+    let _ = service.wait();
+
+    let installed = home_tree();
+    connect(&["--install", "--api-key-file", &key])
+        .stdout(&format!("Nothing to change: {} is installed as asked.\n", unit_path.display()))
+        .run();
+    assert_eq!(home_tree(), installed);
+
+    let uninstall = || Tool::new().env("HOME", home.to_str().unwrap()).env("XDG_CONFIG_HOME", "").args(["connect", "--uninstall"]);
+    uninstall()
+        .args(["--dry-run"])
+        .stdout_has(&format!("remove folder {}/.config (made for it, now empty)\n", home.display()))
+        .stdout_has("Nothing was changed (dry run).")
+        .run();
+    assert_eq!(home_tree(), installed);
+    uninstall().stdout(&format!("Removed the connect service ({}).\n", unit_path.display())).run();
+    assert_eq!(home_tree(), empty, "uninstall left something");
+    uninstall()
+        .stdout(&format!("Nothing to change: no connect service is installed ({} does not exist).\n", unit_path.display()))
+        .run();
+
+    // Folders that were there before, and what else is in them, stay.
+    d.sandbox.write("home/al/.config/systemd/user/other.service", "[Service]\nExecStart=/bin/true\n");
+    let before = home_tree();
+    connect(&["--install", "--api-key-file", &key]).any_stdout().run();
+    assert_ne!(home_tree(), before);
+    uninstall().any_stdout().run();
+    assert_eq!(home_tree(), before, "uninstall removed what it did not make");
+
+    // A unit of the same name that is not ours is neither replaced nor removed.
+    std::fs::write(&unit_path, "[Service]\nExecStart=/bin/true\n").unwrap();
+    connect(&["--install", "--api-key-file", &key]).status(1).stderr_has("was not written by ollama-secure").run();
+    uninstall().status(1).stderr_has("not removed").run();
+    assert_eq!(std::fs::read_to_string(&unit_path).unwrap(), "[Service]\nExecStart=/bin/true\n");
+}
+
+/// The launchd agent `--install` writes on macOS, read by Python's
+/// plistlib (the format's reader here, where there is no Mac): launchd's
+/// keys, the command word for word, the folders it made.
+#[test]
+fn connect_launchd_agent_is_a_property_list_launchd_reads() {
+    use ollama_secure::user_service::{Manager, made_folders, service_text};
+    let args: Vec<String> =
+        ["connect", "--url", "https://o.example.com/", "--api-key-file", "/Users/a l/k<&>\"'"].map(String::from).to_vec();
+    let made = [std::path::PathBuf::from("/Users/a l/Library/LaunchAgents")];
+    let text = service_text(Manager::Launchd, "/opt/homebrew/bin/ollama-secure", &args, &made).unwrap();
+    let mut python = Command::new("python3")
+        .args(["-c", "import json, plistlib, sys; print(json.dumps(plistlib.loads(sys.stdin.buffer.read())))"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    python.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    let out = python.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}\n{text}", String::from_utf8_lossy(&out.stderr));
+    let plist: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut program = vec!["/opt/homebrew/bin/ollama-secure".to_string()];
+    program.extend(args);
+    assert_eq!(
+        plist,
+        serde_json::json!({
+            "Label": "com.ollama-secure.connect",
+            "ProgramArguments": program,
+            "RunAtLoad": true,
+            "KeepAlive": {"SuccessfulExit": false},
+            "ThrottleInterval": 10,
+        })
+    );
+    assert_eq!(made_folders(&text), made);
+}
