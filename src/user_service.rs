@@ -117,7 +117,8 @@ fn systemd_unit(program: &str, args: &[String], made: &[String]) -> String {
     for folder in made {
         text.push_str(&format!("# {MADE}{folder}\n"));
     }
-    let command: Vec<String> = std::iter::once(program).chain(args.iter().map(String::as_str)).map(systemd_word).collect();
+    let command: Vec<String> =
+        std::iter::once(program).chain(args.iter().map(String::as_str)).map(systemd_word).collect();
     text.push_str(&format!(
         "[Unit]\n\
          Description=ollama-secure connect: a local port to a protected Ollama server\n\
@@ -226,15 +227,31 @@ pub enum Step {
     MakeFolder(PathBuf),
     /// Writes the service file (mode 0644: it holds no secret, only the
     /// paths of the files that do). `previous`: the text it replaces.
-    Write { path: PathBuf, text: String, previous: Option<String> },
-    Link { link: PathBuf, target: PathBuf },
+    Write {
+        path: PathBuf,
+        text: String,
+        previous: Option<String>,
+    },
+    Link {
+        link: PathBuf,
+        target: PathBuf,
+    },
     /// Removes the service file (`text`, to restore on failure) or a link.
-    RemoveFile { path: PathBuf, text: Option<String>, link_target: Option<PathBuf> },
+    RemoveFile {
+        path: PathBuf,
+        text: Option<String>,
+        link_target: Option<PathBuf>,
+    },
     RemoveFolder(PathBuf),
     /// A command, and the one that undoes it (if any).
-    Run { args: Vec<String>, undo: Option<Vec<String>> },
+    Run {
+        args: Vec<String>,
+        undo: Option<Vec<String>>,
+    },
     /// A real request through the new service: it answers.
-    Prove { url: String },
+    Prove {
+        url: String,
+    },
 }
 
 fn words(args: &[&str]) -> Vec<String> {
@@ -307,7 +324,8 @@ pub fn install(
     if found.manager_running {
         match location.manager {
             Manager::Systemd => {
-                steps.push(Step::Run { args: systemctl(&["daemon-reload"]), undo: Some(systemctl(&["daemon-reload"])) });
+                steps
+                    .push(Step::Run { args: systemctl(&["daemon-reload"]), undo: Some(systemctl(&["daemon-reload"])) });
                 steps.push(Step::Run {
                     args: systemctl(&["restart", SYSTEMD_UNIT]),
                     undo: Some(systemctl(&["stop", SYSTEMD_UNIT])),
@@ -373,7 +391,8 @@ pub fn uninstall(location: &Location, found: &Found) -> Result<Vec<Step>> {
     // Innermost first; a folder goes only when all it holds goes too.
     let made = made_folders(&text);
     for folder in location.folders.iter().rev().filter(|f| made.contains(f) && found.existing_folders.contains(f)) {
-        let entries = found.folder_entries.iter().find(|(dir, _)| dir == folder).map(|(_, e)| e.as_slice()).unwrap_or(&[]);
+        let entries =
+            found.folder_entries.iter().find(|(dir, _)| dir == folder).map(|(_, e)| e.as_slice()).unwrap_or(&[]);
         if entries.iter().all(|entry| removed.contains(entry)) {
             steps.push(Step::RemoveFolder(folder.clone()));
             removed.push(folder.clone());
@@ -403,9 +422,13 @@ pub fn describe(steps: &[Step]) -> String {
                 text.push_str(&format!("link {} -> {} (enables it at login)\n", link.display(), target.display()))
             }
             Step::RemoveFile { path, .. } => text.push_str(&format!("remove {}\n", path.display())),
-            Step::RemoveFolder(path) => text.push_str(&format!("remove folder {} (made for it, now empty)\n", path.display())),
+            Step::RemoveFolder(path) => {
+                text.push_str(&format!("remove folder {} (made for it, now empty)\n", path.display()))
+            }
             Step::Run { args, .. } => text.push_str(&format!("run: {}\n", args.join(" "))),
-            Step::Prove { url } => text.push_str(&format!("check: GET {url}/api/version answers 200 through the service\n")),
+            Step::Prove { url } => {
+                text.push_str(&format!("check: GET {url}/api/version answers 200 through the service\n"))
+            }
         }
     }
     text
@@ -416,7 +439,15 @@ mod tests {
     use super::*;
 
     fn args() -> Vec<String> {
-        words(&["connect", "--url", "https://o.example.com/a b", "--listen", "127.0.0.1:11434", "--api-key-file", "/home/al ice/k%h$HOME\"\\"])
+        words(&[
+            "connect",
+            "--url",
+            "https://o.example.com/a b",
+            "--listen",
+            "127.0.0.1:11434",
+            "--api-key-file",
+            "/home/al ice/k%h$HOME\"\\",
+        ])
     }
 
     fn location() -> Location {
@@ -446,7 +477,10 @@ mod tests {
         assert_eq!(l.file, Path::new("/srv/cfg/systemd/user/ollama-secure-connect.service"));
         assert_eq!(l.folders[0], Path::new("/srv"));
         let l = Location::systemd(Path::new("/home/al"), Some("relative")).unwrap();
-        assert_eq!(l.link.unwrap(), Path::new("/home/al/.config/systemd/user/default.target.wants/ollama-secure-connect.service"));
+        assert_eq!(
+            l.link.unwrap(),
+            Path::new("/home/al/.config/systemd/user/default.target.wants/ollama-secure-connect.service")
+        );
         assert!(Location::systemd(Path::new("/home/a--b"), None).is_err());
         assert!(Location::systemd(Path::new("/home/a\nb"), None).is_err());
     }
@@ -458,10 +492,19 @@ mod tests {
     #[test]
     fn a_first_install_makes_and_records_the_folders_it_needs() {
         let steps = install(&location(), &fresh(), render, "http://127.0.0.1:11434").unwrap();
-        let made: Vec<&Path> = steps.iter().filter_map(|s| if let Step::MakeFolder(p) = s { Some(p.as_path()) } else { None }).collect();
-        let expected = ["/home/al/.config", "/home/al/.config/systemd", "/home/al/.config/systemd/user", "/home/al/.config/systemd/user/default.target.wants"];
+        let made: Vec<&Path> =
+            steps.iter().filter_map(|s| if let Step::MakeFolder(p) = s { Some(p.as_path()) } else { None }).collect();
+        let expected = [
+            "/home/al/.config",
+            "/home/al/.config/systemd",
+            "/home/al/.config/systemd/user",
+            "/home/al/.config/systemd/user/default.target.wants",
+        ];
         assert_eq!(made, expected.map(Path::new));
-        let Some(Step::Write { text, previous: None, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. })) else { panic!() };
+        let Some(Step::Write { text, previous: None, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. }))
+        else {
+            panic!()
+        };
         assert_eq!(made_folders(text), expected.map(PathBuf::from));
         assert!(is_ours(text));
         assert!(matches!(steps.last(), Some(Step::Link { .. })), "no manager: nothing started, nothing proven");
@@ -518,15 +561,26 @@ mod tests {
         // Something else moved into ~/.config/systemd since.
         found.folder_entries[2].1.push("/home/al/.config/systemd/system.conf".into());
         let steps = uninstall(&location(), &found).unwrap();
-        let folders: Vec<&Path> = steps.iter().filter_map(|s| if let Step::RemoveFolder(p) = s { Some(p.as_path()) } else { None }).collect();
-        assert_eq!(folders, ["/home/al/.config/systemd/user/default.target.wants", "/home/al/.config/systemd/user"].map(Path::new));
+        let folders: Vec<&Path> =
+            steps.iter().filter_map(|s| if let Step::RemoveFolder(p) = s { Some(p.as_path()) } else { None }).collect();
+        assert_eq!(
+            folders,
+            ["/home/al/.config/systemd/user/default.target.wants", "/home/al/.config/systemd/user"].map(Path::new)
+        );
     }
 
     #[test]
     fn a_running_manager_restarts_the_service_and_the_answer_is_proven() {
         let mut found = installed(&fresh());
         found.manager_running = true;
-        let changed = |made: &[PathBuf]| service_text(Manager::Systemd, "/usr/bin/ollama-secure", &words(&["connect", "--listen", "127.0.0.1:9"]), made);
+        let changed = |made: &[PathBuf]| {
+            service_text(
+                Manager::Systemd,
+                "/usr/bin/ollama-secure",
+                &words(&["connect", "--listen", "127.0.0.1:9"]),
+                made,
+            )
+        };
         let steps = install(&location(), &found, changed, "http://127.0.0.1:9").unwrap();
         assert_eq!(
             describe(&steps).lines().filter(|l| !l.starts_with("    ")).collect::<Vec<_>>(),
@@ -545,7 +599,9 @@ mod tests {
     fn files_that_are_not_ours_are_neither_replaced_nor_removed() {
         let mut found = fresh();
         found.file = Some(Ok("[Service]\nExecStart=/bin/true\n".into()));
-        assert!(install(&location(), &found, render, "u").unwrap_err().to_string().contains("not written by ollama-secure"));
+        assert!(
+            install(&location(), &found, render, "u").unwrap_err().to_string().contains("not written by ollama-secure")
+        );
         assert!(uninstall(&location(), &found).unwrap_err().to_string().contains("not removed"));
         let mut found = installed(&fresh());
         found.link = Some(Ok("/elsewhere".into()));
@@ -559,10 +615,23 @@ mod tests {
     #[test]
     fn the_launchd_agent_runs_the_same_command_and_is_loaded_into_the_login_domain() {
         let location = Location::launchd(Path::new("/Users/al"), 501).unwrap();
-        let found = Found { existing_folders: vec!["/Users/al".into(), "/Users/al/Library".into()], manager_running: true, ..Found::default() };
-        let render = |made: &[PathBuf]| service_text(Manager::Launchd, "/opt/homebrew/bin/ollama-secure", &words(&["connect", "--url", "https://a.example/<&>"]), made);
+        let found = Found {
+            existing_folders: vec!["/Users/al".into(), "/Users/al/Library".into()],
+            manager_running: true,
+            ..Found::default()
+        };
+        let render = |made: &[PathBuf]| {
+            service_text(
+                Manager::Launchd,
+                "/opt/homebrew/bin/ollama-secure",
+                &words(&["connect", "--url", "https://a.example/<&>"]),
+                made,
+            )
+        };
         let steps = install(&location, &found, render, "http://127.0.0.1:11434").unwrap();
-        let Some(Step::Write { text, path, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. })) else { panic!() };
+        let Some(Step::Write { text, path, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. })) else {
+            panic!()
+        };
         assert_eq!(path, Path::new("/Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist"));
         assert_eq!(
             text.as_str(),

@@ -24,7 +24,10 @@ const PROOF_TIMEOUT: Duration = Duration::from_secs(20);
 /// neither this shell's environment nor a terminal to ask on), one that
 /// nobody else can read.
 pub fn credentials_from_files(flags: &ClientCredentials) -> Result<Credentials> {
-    if flags.api_key_env.is_some() || flags.password_env.is_some() || (flags.username.is_some() && flags.password_file.is_none()) {
+    if flags.api_key_env.is_some()
+        || flags.password_env.is_some()
+        || (flags.username.is_some() && flags.password_file.is_none())
+    {
         return Err(Error::input(
             "--install: the service has neither this shell's environment nor a terminal to ask on: \
              give the secret in a file it reads at each start, --api-key-file FILE or --username NAME --password-file FILE (chmod 600 FILE)",
@@ -51,11 +54,10 @@ pub fn credentials_from_files(flags: &ClientCredentials) -> Result<Credentials> 
 
 /// Where this user's service goes on this operating system.
 fn location(system: &dyn System) -> Result<Location> {
-    let home = system
-        .env_var("HOME")
-        .map(PathBuf::from)
-        .filter(|home| home.is_absolute())
-        .ok_or_else(|| Error::input("HOME is not set to an absolute path: the service goes under your home folder"))?;
+    let home =
+        system.env_var("HOME").map(PathBuf::from).filter(|home| home.is_absolute()).ok_or_else(|| {
+            Error::input("HOME is not set to an absolute path: the service goes under your home folder")
+        })?;
     match Os::current() {
         Os::MacHomebrew(_) => Location::launchd(&home, nix::unistd::getuid().as_raw()),
         Os::Debian => Location::systemd(&home, system.env_var("XDG_CONFIG_HOME").as_deref()),
@@ -104,7 +106,8 @@ fn service_args(args: &ConnectArgs, listen: SocketAddr, server: &Url) -> Result<
         let path = std::path::absolute(path).map_err(|e| Error::input(format!("{flag} {}: {e}", path.display())))?;
         path.to_str().map(str::to_string).ok_or_else(|| Error::input(format!("{flag} {}: not UTF-8", path.display())))
     };
-    let mut words = vec!["connect".to_string(), "--url".into(), server.as_str().into(), "--listen".into(), listen.to_string()];
+    let mut words =
+        vec!["connect".to_string(), "--url".into(), server.as_str().into(), "--listen".into(), listen.to_string()];
     let flags = &args.credentials;
     if let Some(file) = &flags.api_key_file {
         words.extend(["--api-key-file".into(), absolute("--api-key-file", file)?]);
@@ -125,7 +128,10 @@ fn service_args(args: &ConnectArgs, listen: SocketAddr, server: &Url) -> Result<
 /// ever listening; a `connect` there is this service already (or one run
 /// by hand, which the restart replaces).
 fn port_is_free_or_ours(system: &dyn System, listen: SocketAddr) -> Result<()> {
-    let taken = system.tcp_listeners().into_iter().find(|l| l.port == listen.port() && (l.address == listen.ip() || l.address.is_unspecified()));
+    let taken = system
+        .tcp_listeners()
+        .into_iter()
+        .find(|l| l.port == listen.port() && (l.address == listen.ip() || l.address.is_unspecified()));
     let Some(listener) = taken else { return Ok(()) };
     match system.socket_owner(listener.inode) {
         Some(owner) if owner.name == "ollama-secure" => Ok(()),
@@ -138,8 +144,10 @@ fn port_is_free_or_ours(system: &dyn System, listen: SocketAddr) -> Result<()> {
 
 pub fn install(args: &ConnectArgs, listen: SocketAddr, server: &Url, system: &dyn System) -> Result<()> {
     let location = location(system)?;
-    let program = std::env::current_exe().map_err(|e| Error::failed(format!("cannot tell where this program is: {e}")))?;
-    let program = program.to_str().ok_or_else(|| Error::failed(format!("{}: not UTF-8", program.display())))?.to_string();
+    let program =
+        std::env::current_exe().map_err(|e| Error::failed(format!("cannot tell where this program is: {e}")))?;
+    let program =
+        program.to_str().ok_or_else(|| Error::failed(format!("{}: not UTF-8", program.display())))?.to_string();
     let words = service_args(args, listen, server)?;
     port_is_free_or_ours(system, listen)?;
     let found = found(system, &location);
@@ -162,11 +170,17 @@ pub fn install(args: &ConnectArgs, listen: SocketAddr, server: &Url, system: &dy
         crate::outln!(
             "Not started: no systemd user manager runs for you now ({} does not answer); it starts at your next login{}.",
             user_manager_socket(system).display(),
-            if booted { "" } else { " on a machine that runs systemd (this one's PID 1 is not systemd: run `ollama-secure connect` in your session here)" }
+            if booted {
+                ""
+            } else {
+                " on a machine that runs systemd (this one's PID 1 is not systemd: run `ollama-secure connect` in your session here)"
+            }
         );
     }
     if location.manager == Manager::Systemd {
-        crate::outln!("To start it at boot rather than at login: loginctl enable-linger $USER. Remove it with: ollama-secure connect --uninstall");
+        crate::outln!(
+            "To start it at boot rather than at login: loginctl enable-linger $USER. Remove it with: ollama-secure connect --uninstall"
+        );
     }
     Ok(())
 }
@@ -175,7 +189,10 @@ pub fn uninstall(dry_run: bool, system: &dyn System) -> Result<()> {
     let location = location(system)?;
     let steps = user_service::uninstall(&location, &found(system, &location))?;
     if steps.is_empty() {
-        crate::outln!("Nothing to change: no connect service is installed ({} does not exist).", location.file.display());
+        crate::outln!(
+            "Nothing to change: no connect service is installed ({} does not exist).",
+            location.file.display()
+        );
         return Ok(());
     }
     if dry_run {
@@ -276,7 +293,9 @@ fn undo_one(system: &dyn System, undo: Undo) -> std::result::Result<(), String> 
         Undo::RemoveFolder(path) => system.remove_dir(&path).map_err(io("restore", &path)),
         Undo::MakeFolder(path) => system.create_dir(&path, 0o755).map_err(io("restore", &path)),
         Undo::Remove(path) => system.remove_file(&path).map_err(io("restore", &path)),
-        Undo::Write(path, text) => system.write_atomic(&path, text.as_bytes(), ownership(0o644)).map_err(io("restore", &path)),
+        Undo::Write(path, text) => {
+            system.write_atomic(&path, text.as_bytes(), ownership(0o644)).map_err(io("restore", &path))
+        }
         Undo::Link(link, target) => system.symlink(&target, &link).map_err(io("restore", &link)),
         Undo::Run(words) => run(system, &words),
     }
@@ -286,7 +305,8 @@ fn undo_one(system: &dyn System, undo: Undo) -> std::result::Result<(), String> 
 /// service adds them, so a 200 proves it runs and logs in.
 fn prove(system: &dyn System, base: &str) -> std::result::Result<(), String> {
     let url = Url::parse(&format!("{base}/api/version")).map_err(|e| e.to_string())?;
-    let request = HttpRequest { timeout: Duration::from_secs(2), follow_redirects: false, ..HttpRequest::get(url.clone()) };
+    let request =
+        HttpRequest { timeout: Duration::from_secs(2), follow_redirects: false, ..HttpRequest::get(url.clone()) };
     let start = system.now();
     loop {
         let last = match system.http(&request) {

@@ -31,10 +31,14 @@ struct Connect {
 
 impl Connect {
     fn start(d: &Deployment, credentials: &[&str], env: &[(&str, &str)]) -> Connect {
+        Connect::start_at(&d.url(""), &format!("{}:{}:{}", d.domain, d.port, d.address), credentials, env)
+    }
+
+    /// `connect` to `url`, its host connected as `resolve` says.
+    fn start_at(url: &str, resolve: &str, credentials: &[&str], env: &[(&str, &str)]) -> Connect {
         let address = format!("127.0.0.1:{}", free_port());
         let mut child = Command::new(BIN)
-            .args(["connect", "--url", &format!("http://{DOMAIN}:{}", d.port), "--listen", &address])
-            .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", d.port)])
+            .args(["connect", "--url", url, "--listen", &address, "--resolve", resolve])
             .args(credentials)
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
@@ -334,7 +338,18 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     let taken_at = taken.local_addr().unwrap().to_string();
     Tool::new()
         .env("HOME", home.to_str().unwrap())
-        .args(["connect", "--url", &url, "--resolve", &resolve, "--listen", &taken_at, "--install", "--api-key-file", &key])
+        .args([
+            "connect",
+            "--url",
+            &url,
+            "--resolve",
+            &resolve,
+            "--listen",
+            &taken_at,
+            "--install",
+            "--api-key-file",
+            &key,
+        ])
         .status(1)
         .stderr_has(&format!("something else listens on {taken_at}"))
         .run();
@@ -358,7 +373,10 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     assert_eq!(home_tree(), empty, "the dry run changed something");
 
     connect(&["--install", "--api-key-file", &key])
-        .stdout_has(&format!("Installed {}: http://{listen} forwards to {url}/, from every login on.", unit_path.display()))
+        .stdout_has(&format!(
+            "Installed {}: http://{listen} forwards to {url}/, from every login on.",
+            unit_path.display()
+        ))
         .stdout_has("Not started: no systemd user manager runs for you now")
         .stdout_has("this one's PID 1 is not systemd")
         .run();
@@ -373,10 +391,26 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
         .env("XDG_RUNTIME_DIR", &runtime)
         .output()
         .unwrap();
-    assert!(verify.status.success(), "{}{}", String::from_utf8_lossy(&verify.stdout), String::from_utf8_lossy(&verify.stderr));
+    assert!(
+        verify.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&verify.stdout),
+        String::from_utf8_lossy(&verify.stderr)
+    );
     assert_eq!(
         exec_start(&unit),
-        [BIN, "connect", "--url", &format!("{url}/"), "--listen", &listen, "--api-key-file", &key, "--resolve", &resolve]
+        [
+            BIN,
+            "connect",
+            "--url",
+            &format!("{url}/"),
+            "--listen",
+            &listen,
+            "--api-key-file",
+            &key,
+            "--resolve",
+            &resolve
+        ]
     );
 
     // The unit's command as systemd would run it: another folder, no
@@ -394,7 +428,8 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     let mut said = String::new();
     BufReader::new(service.stdout.take().unwrap()).read_line(&mut said).unwrap();
     assert!(said.starts_with(&format!("Forwarding http://{listen}")), "{said}");
-    let tags: serde_json::Value = plain_client().get(format!("http://{listen}/api/tags")).send().unwrap().json().unwrap();
+    let tags: serde_json::Value =
+        plain_client().get(format!("http://{listen}/api/tags")).send().unwrap().json().unwrap();
     assert_eq!(tags["models"][0]["name"], MODEL);
     let _ = service.kill();
     let _ = service.wait();
@@ -405,7 +440,8 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
         .run();
     assert_eq!(home_tree(), installed);
 
-    let uninstall = || Tool::new().env("HOME", home.to_str().unwrap()).env("XDG_CONFIG_HOME", "").args(["connect", "--uninstall"]);
+    let uninstall =
+        || Tool::new().env("HOME", home.to_str().unwrap()).env("XDG_CONFIG_HOME", "").args(["connect", "--uninstall"]);
     uninstall()
         .args(["--dry-run"])
         .stdout_has(&format!("remove folder {}/.config (made for it, now empty)\n", home.display()))
@@ -415,7 +451,10 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     uninstall().stdout(&format!("Removed the connect service ({}).\n", unit_path.display())).run();
     assert_eq!(home_tree(), empty, "uninstall left something");
     uninstall()
-        .stdout(&format!("Nothing to change: no connect service is installed ({} does not exist).\n", unit_path.display()))
+        .stdout(&format!(
+            "Nothing to change: no connect service is installed ({} does not exist).\n",
+            unit_path.display()
+        ))
         .run();
 
     // Folders that were there before, and what else is in them, stay.
@@ -439,8 +478,9 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
 #[test]
 fn connect_launchd_agent_is_a_property_list_launchd_reads() {
     use ollama_secure::user_service::{Manager, made_folders, service_text};
-    let args: Vec<String> =
-        ["connect", "--url", "https://o.example.com/", "--api-key-file", "/Users/a l/k<&>\"'"].map(String::from).to_vec();
+    let args: Vec<String> = ["connect", "--url", "https://o.example.com/", "--api-key-file", "/Users/a l/k<&>\"'"]
+        .map(String::from)
+        .to_vec();
     let made = [std::path::PathBuf::from("/Users/a l/Library/LaunchAgents")];
     let text = service_text(Manager::Launchd, "/opt/homebrew/bin/ollama-secure", &args, &made).unwrap();
     let mut python = Command::new("python3")
@@ -467,4 +507,39 @@ fn connect_launchd_agent_is_a_property_list_launchd_reads() {
         })
     );
     assert_eq!(made_folders(&text), made);
+}
+
+/// Over HTTPS (nginx with a certificate from pebble, whose root no system
+/// trusts): without `--cacert` the start-up check says the TLS failure in
+/// words and nothing listens; with it, requests without credentials go
+/// through.
+#[test]
+fn connect_over_https_trusts_a_private_ca_only_when_told() {
+    let d = Deployment::prepare_https("nginx");
+    d.init().any_stdout().run();
+    let root = d.tls.as_ref().unwrap().root.display().to_string();
+    let resolve = format!("{}:{}:{}", d.domain, d.port, d.address);
+    let alice = ["--username", "alice", "--password-env", "ALICE_PASSWORD"];
+    Tool::new()
+        .env("ALICE_PASSWORD", ALICE)
+        .args(["connect", "--url", &d.url(""), "--resolve", &resolve, "--listen", "127.0.0.1:0"])
+        .args(alice)
+        .status(1)
+        .stderr_has(&format!("cannot reach {}/: TLS failed", d.url("")))
+        .run();
+    let connect = Connect::start_at(
+        &d.url(""),
+        &resolve,
+        &[&["--cacert", root.as_str()][..], &alice].concat(),
+        &[("ALICE_PASSWORD", ALICE)],
+    );
+    let tags: serde_json::Value = plain_client().get(connect.url("/api/tags")).send().unwrap().json().unwrap();
+    assert_eq!(tags["models"][0]["name"], MODEL);
+    assert_eq!(d.status("/api/tags", None), 401, "directly, without credentials");
+    let (mut answer, first) = first_token(&connect);
+    assert_eq!(first.lines().count(), 1, "{first}");
+    d.ollama.release_stream();
+    let mut rest = String::new();
+    answer.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest.lines().count(), TOKENS.len(), "every other token over TLS: {rest}");
 }

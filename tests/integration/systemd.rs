@@ -12,7 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -464,6 +464,90 @@ fn nginx_install() {
     users_through_the_unit("nginx", &answers, 80, master);
     a_failed_run_is_rolled_back("nginx", &answers, 80);
     assert_eq!(main_pid("nginx"), master, "nginx was restarted, not reloaded");
+    connect_as_a_user_service(80);
+}
+
+/// `connect --install` for a user whose systemd manager runs (root's own,
+/// `user@0.service`, as a login starts it): the unit is started and proven
+/// through its port, systemd starts it again when it is killed, a re-run
+/// changes nothing, and `--uninstall` stops it and leaves the home folder
+/// as it was.
+fn connect_as_a_user_service(port: u16) {
+    let (started, why) = run("systemctl", &["start", "user@0.service"]);
+    assert!(started, "{why}{}", run("journalctl", &["--no-pager", "-n", "60"]).1);
+    let user = |args: &[&str]| {
+        let mut all = vec!["--user"];
+        all.extend(args);
+        let out = Command::new("systemctl").args(&all).env("XDG_RUNTIME_DIR", "/run/user/0").output().unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let password = format!("{RECORDS}/alice-password");
+    fs::write(&password, format!("{ALICE}\n")).unwrap();
+    fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).unwrap();
+    let home_before = crate::support::tree(Path::new("/root"));
+    let listen = "127.0.0.1:11500";
+    let connect = || {
+        Tool::new().env("HOME", "/root").env("XDG_RUNTIME_DIR", "/run/user/0").args([
+            "connect",
+            "--url",
+            &format!("http://{DOMAIN}:{port}"),
+            "--resolve",
+            &format!("{DOMAIN}:{port}:127.0.0.1"),
+            "--listen",
+            listen,
+            "--install",
+            "--username",
+            "alice",
+            "--password-file",
+            &password,
+        ])
+    };
+    connect()
+        .stdout_has("Installed /root/.config/systemd/user/ollama-secure-connect.service")
+        .stdout_has("It runs now. Point clients at it, e.g.: OLLAMA_HOST=127.0.0.1:11500 ollama list")
+        .run();
+    assert_eq!(user(&["is-enabled", "ollama-secure-connect.service"]), "enabled");
+    assert_eq!(user(&["is-active", "ollama-secure-connect.service"]), "active");
+    let through = || {
+        reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .build()
+            .unwrap()
+            .get(format!("http://{listen}/api/version"))
+            .send()
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0)
+    };
+    assert_eq!(through(), 200, "no credentials sent: the service added alice's");
+    let pid: i32 =
+        user(&["show", "--property", "MainPID", "--value", "ollama-secure-connect.service"]).parse().unwrap();
+    assert!(pid > 0);
+    // Killed, it is started again (Restart=on-failure).
+    run("kill", &["-KILL", &pid.to_string()]);
+    within(Duration::from_secs(20), "the killed service started again", || {
+        let now: i32 =
+            user(&["show", "--property", "MainPID", "--value", "ollama-secure-connect.service"]).parse().unwrap_or(0);
+        now > 0 && now != pid && through() == 200
+    });
+    connect()
+        .stdout("Nothing to change: /root/.config/systemd/user/ollama-secure-connect.service is installed as asked.\n")
+        .run();
+
+    Tool::new()
+        .env("HOME", "/root")
+        .env("XDG_RUNTIME_DIR", "/run/user/0")
+        .args(["connect", "--uninstall"])
+        .stdout("Removed the connect service (/root/.config/systemd/user/ollama-secure-connect.service).\n")
+        .run();
+    assert_ne!(user(&["is-active", "ollama-secure-connect.service"]), "active");
+    assert_eq!(through(), 0, "nothing listens on {listen} any more");
+    assert_eq!(
+        crate::support::tree(Path::new("/root")),
+        home_before,
+        "connect --uninstall left /root otherwise than before"
+    );
+    fs::remove_file(&password).unwrap();
+    systemctl(&["stop", "user@0.service"]);
 }
 
 // ---- Caddy ----------------------------------------------------------------
