@@ -568,7 +568,9 @@ fn through_connect(proxy: &'static str, upstream_port: u16, ollama: &StandIn, se
     let (direct_ttft, direct_bursts) = ttft(&format!("http://127.0.0.1:{}", streaming.port), true);
     let (forwarded_ttft, forwarded_bursts) = ttft(&format!("http://127.0.0.1:{}", connect.1), false);
     drop((connect, streaming));
-    for (behind, upstream) in [("stand-in Ollama", ollama.upstream()), ("trivial upstream", format!("127.0.0.1:{upstream_port}"))] {
+    for (behind, upstream) in
+        [("stand-in Ollama", ollama.upstream()), ("trivial upstream", format!("127.0.0.1:{upstream_port}"))]
+    {
         let [direct, forwarded, reference] = connect_throughput(proxy, &upstream, secs);
         let ratio = forwarded / direct;
         println!(

@@ -251,6 +251,13 @@ fn connect_refuses_what_would_not_work() {
     // Nothing listens there.
     let nobody = format!("http://127.0.0.1:{}", free_port());
     connect("127.0.0.1:0", &nobody).status(1).stderr_has(&format!("cannot reach {nobody}/")).run();
+    connect("127.0.0.1:0", &nobody)
+        .args(["--dry-run"])
+        .status(2)
+        .stderr_has("--dry-run goes with --install or --uninstall")
+        .run();
+    Tool::new().args(["connect", "--uninstall", "--url", &nobody]).status(2).stderr_has("cannot be used with").run();
+    Tool::new().args(["connect", "--url", &nobody]).status(2).stderr_has("give --username NAME").run();
     // No key in the variable.
     Tool::new()
         .args(["connect", "--url", &nobody, "--api-key-env", "UNSET_KEY"])
