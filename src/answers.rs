@@ -189,10 +189,10 @@ pub struct Answers {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::cors_origins")]
     pub cors_origins: Vec<String>,
-    /// Where Ollama listens: host:port, http://host:port or https://host:port (default 127.0.0.1:11434).
+    /// Where Ollama listens: host:port, http://host:port or https://host:port (default 127.0.0.1:11434); or a list of IP:PORT, for several Ollama servers behind the proxy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::upstream")]
-    pub upstream: Option<String>,
+    pub upstream: Option<Upstreams>,
     /// Who may log in with a password (at least one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::at_most_max_users::<UserAnswer>")]
@@ -663,5 +663,60 @@ mod tests {
         assert_eq!(a.timeout, Some(Scalar::Int(600)));
         let a = Answers::from_yaml("timeout: 10m\n", "a").unwrap();
         assert_eq!(a.timeout, Some(Scalar::Text("10m".into())));
+    }
+}
+
+/// `upstream:` as written: one address, or a list of them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Upstreams {
+    One(String),
+    Several(Vec<String>),
+}
+
+impl Upstreams {
+    /// Each address as written, in order.
+    pub fn texts(&self) -> Vec<&str> {
+        match self {
+            Upstreams::One(one) => vec![one.as_str()],
+            Upstreams::Several(several) => several.iter().map(String::as_str).collect(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Upstreams {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Upstreams, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Upstreams;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address (host:port) or a list of addresses")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<Upstreams, E> {
+                Ok(Upstreams::One(value.to_string()))
+            }
+            // YAML reads `upstream: 11434` as a number; it is judged as the
+            // text it is, as every other text field's is.
+            fn visit_u64<E: serde::de::Error>(self, value: u64) -> Result<Upstreams, E> {
+                Ok(Upstreams::One(value.to_string()))
+            }
+            fn visit_i64<E: serde::de::Error>(self, value: i64) -> Result<Upstreams, E> {
+                Ok(Upstreams::One(value.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, value: f64) -> Result<Upstreams, E> {
+                Ok(Upstreams::One(value.to_string()))
+            }
+            fn visit_bool<E: serde::de::Error>(self, value: bool) -> Result<Upstreams, E> {
+                Ok(Upstreams::One(value.to_string()))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Upstreams, A::Error> {
+                let mut several = Vec::new();
+                while let Some(one) = seq.next_element::<String>()? {
+                    several.push(one);
+                }
+                Ok(Upstreams::Several(several))
+            }
+        }
+        deserializer.deserialize_any(Visitor)
     }
 }

@@ -7,7 +7,7 @@ use std::io;
 use std::path::Path;
 
 use crate::access::{ApiKey, Role};
-use crate::answers::{Answers, BanAnswers, HttpsAnswers, KeyAnswer, PathAnswers, UserAnswer};
+use crate::answers::{Answers, BanAnswers, HttpsAnswers, KeyAnswer, PathAnswers, Upstreams, UserAnswer};
 use crate::error::{AfterWizard, Error, Finding, Problem, Result};
 use crate::fields::{self, Host, Upstream, Username};
 use crate::paths::{Os, Paths};
@@ -258,8 +258,8 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
             format_args!("is the same as port ({port}); the HTTP server (challenges, redirect) needs its own port"),
         );
     }
-    let upstream = p.check("upstream", fields::upstream(answers.upstream.as_deref().unwrap_or("127.0.0.1:11434")));
-    if let Some(up) = &upstream {
+    let upstreams = upstreams(answers.upstream.as_ref(), p);
+    for up in upstreams.iter().flatten() {
         warnings.extend(upstream_warnings(up));
     }
     let timeout_secs = match &answers.timeout {
@@ -306,7 +306,8 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         port: port?,
         allow_from: allow_from?,
         cors_origins: cors_origins?,
-        upstream: upstream?,
+        upstream: upstreams.as_ref()?.first()?.clone(),
+        other_upstreams: upstreams?.split_off(1),
         https,
         timeout_secs: timeout_secs?,
     };
@@ -321,6 +322,48 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         )));
     }
     Some(site)
+}
+
+/// `upstream:`, one address or several Ollama servers (each once). With
+/// several, each is `IP:PORT` over http: one Host header goes to all of
+/// them (nginx sets it before it chooses one), `localhost`, which Ollama
+/// accepts on a loopback listener and does not check on any other.
+fn upstreams(answer: Option<&Upstreams>, p: &mut Problems) -> Option<Vec<Upstream>> {
+    let texts = answer.map_or_else(|| vec!["127.0.0.1:11434"], Upstreams::texts);
+    let several = matches!(answer, Some(Upstreams::Several(_)));
+    if texts.is_empty() {
+        p.add("upstream", "is an empty list: give Ollama's address (host:port), or a list of them");
+        return None;
+    }
+    if texts.len() > fields::MAX_UPSTREAMS {
+        p.add("upstream", format_args!("lists {} servers; at most {} are supported", texts.len(), fields::MAX_UPSTREAMS));
+        return None;
+    }
+    let mut all = Vec::new();
+    let mut fine = true;
+    for (i, text) in texts.iter().enumerate() {
+        let field = if several { format!("upstream[{i}]") } else { "upstream".to_string() };
+        let Some(up) = p.check(&field, fields::upstream(text)) else {
+            fine = false;
+            continue;
+        };
+        if texts.len() > 1 && (up.scheme != fields::Scheme::Http || !matches!(up.host, Host::Ip(_))) {
+            p.add(
+                &field,
+                format_args!(
+                    "{text:?}: with several Ollama servers, give each as IP:PORT over http (e.g. 10.0.0.11:11434): \
+                     the proxy sends one Host header to all of them"
+                ),
+            );
+            fine = false;
+        } else if all.iter().any(|seen: &Upstream| seen.host_port() == up.host_port()) {
+            p.add(&field, format_args!("{} is listed twice", up.host_port()));
+            fine = false;
+        } else {
+            all.push(up);
+        }
+    }
+    fine.then_some(all)
 }
 
 fn upstream_warnings(up: &Upstream) -> Vec<Finding> {

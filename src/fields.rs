@@ -576,6 +576,9 @@ fn username_text(value: &str) -> Result<String, String> {
 /// let in anyone who knows those 72.
 pub const PASSWORD_MAX_BYTES: usize = 72;
 
+/// The most Ollama servers one proxy balances over.
+pub const MAX_UPSTREAMS: usize = 64;
+
 /// A password a person chose: not empty, no NUL (it ends the password for
 /// crypt(3), so nobody could log in), and within bcrypt's 72 bytes.
 pub fn password(value: &str) -> Result<(), String> {

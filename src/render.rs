@@ -141,6 +141,15 @@ struct UpstreamContext {
     url: String,
 }
 
+fn upstream_context(upstream: &crate::fields::Upstream) -> UpstreamContext {
+    UpstreamContext {
+        scheme: upstream.scheme.as_str(),
+        host: upstream.host.to_string(),
+        host_port: upstream.host_port(),
+        url: upstream.url(),
+    }
+}
+
 #[derive(Serialize)]
 struct HttpsContext {
     http_port: u16,
@@ -164,6 +173,10 @@ pub fn path_text(path: &Path) -> String {
 struct SiteContext {
     version: &'static str,
     upstream: UpstreamContext,
+    /// The other Ollama servers when there are several (the first is `upstream`).
+    other_upstreams: Vec<UpstreamContext>,
+    /// The Host header nginx sends to Ollama.
+    upstream_host: String,
     /// `_` is nginx's conventional "no particular name".
     server_name: String,
     bind: Option<String>,
@@ -219,12 +232,12 @@ pub fn site_context(setup: &Setup) -> Value {
     });
     Value::from(Serde(SiteContext {
         version: env!("CARGO_PKG_VERSION"),
-        upstream: UpstreamContext {
-            scheme: upstream.scheme.as_str(),
-            host: upstream.host.to_string(),
-            host_port: upstream.host_port(),
-            url: upstream.url(),
-        },
+        upstream: upstream_context(upstream),
+        other_upstreams: site.other_upstreams.iter().map(upstream_context).collect(),
+        // nginx sets one Host for every server: with several (IP literals,
+        // config.rs), `localhost`, which Ollama accepts on a loopback
+        // listener and does not check on any other.
+        upstream_host: if site.other_upstreams.is_empty() { upstream.host_port() } else { "localhost".to_string() },
         server_name: site.domain.as_ref().map(Host::url_form).unwrap_or_else(|| "_".to_string()),
         bind: site.listen_address.map(|a| a.to_string()),
         site_address,

@@ -233,9 +233,13 @@ pub fn cors_origins(_: &mut SchemaGenerator) -> Schema {
     schema_of(json!({"type": ["array", "null"], "items": origin}))
 }
 
+/// One address, or a list of them (several Ollama servers; that each is
+/// then an IP over http, and none twice, is the tool's to judge).
 pub fn upstream(_: &mut SchemaGenerator) -> Schema {
     let words = format!("{} (an IPv6 address in brackets: [::1]:11434)", fields::UPSTREAM_FORMS);
-    optional(with_host("(https?://)?", &format!(":{PORT_TEXT}/?"), &words))
+    let one = with_host("(https?://)?", &format!(":{PORT_TEXT}/?"), &words);
+    let several = json!({"type": "array", "minItems": 1, "maxItems": fields::MAX_UPSTREAMS, "items": one.clone()});
+    schema_of(json!({"anyOf": [one, several, {"type": "null"}]}))
 }
 
 pub fn acme_directory(_: &mut SchemaGenerator) -> Schema {

@@ -49,7 +49,11 @@ pub struct Site {
     /// Browser origins whose pages may call the API; empty: no CORS.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cors_origins: Vec<crate::fields::Origin>,
+    /// Where Ollama listens; with several servers, the first of them.
     pub upstream: Upstream,
+    /// The other Ollama servers, when the proxy balances over several.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub other_upstreams: Vec<Upstream>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<Https>,
     pub timeout_secs: u64,

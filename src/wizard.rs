@@ -11,7 +11,7 @@ use dialoguer::theme::{ColorfulTheme, SimpleTheme, Theme};
 use dialoguer::{Confirm, Input, Password, Select};
 
 use crate::access::Role;
-use crate::answers::{Answers, HttpsAnswers, UserAnswer};
+use crate::answers::{Answers, HttpsAnswers, Upstreams, UserAnswer};
 use crate::error::{Error, Result};
 use crate::facts::{self, OllamaProbe};
 use crate::fields;
@@ -211,8 +211,14 @@ fn say_if_http_port_taken(defaults: &Answers, proxy: ProxyKind) {
 
 /// Where Ollama listens, and whether it answers there (said, not judged:
 /// it may be started later).
-fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
-    let default = defaults.upstream.clone().unwrap_or_else(|| "127.0.0.1:11434".to_string());
+fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<Upstreams> {
+    let default = match &defaults.upstream {
+        // Several servers from --defaults are used as written, like the
+        // settings the wizard does not ask about.
+        Some(Upstreams::Several(several)) if several.len() > 1 => return Ok(Upstreams::Several(several.clone())),
+        Some(up) => up.texts().first().map_or_else(|| "127.0.0.1:11434".to_string(), |t| t.to_string()),
+        None => "127.0.0.1:11434".to_string(),
+    };
     let build = |_: Option<&str>| Input::with_theme(theme).default(default.clone());
     let upstream = ask_until_valid(theme, "Where Ollama listens", build, |v| fields::upstream(v).map(|_| ()))?;
     let url = fields::upstream(&upstream).map(|u| u.url()).unwrap_or_default();
@@ -224,7 +230,7 @@ fn ask_upstream(theme: &dyn Theme, defaults: &Answers) -> Result<String> {
         }
         OllamaProbe::NotProbed => {}
     }
-    Ok(upstream)
+    Ok(Upstreams::One(upstream))
 }
 
 /// One user: a name not taken yet, and a generated or typed password.

@@ -84,7 +84,7 @@ pub fn answers_with(proxy: Proxy, field: Field, value: &str) -> Answers {
     match field {
         Field::Domain => a.domain = Some(v),
         Field::Username => a.users[0].username = v,
-        Field::Upstream => a.upstream = Some(v),
+        Field::Upstream => a.upstream = Some(ollama_secure::answers::Upstreams::One(v)),
         Field::Email | Field::AcmeDirectory => {
             a.domain = Some("ollama.example.com".into());
             a.https = Some(HttpsAnswers {

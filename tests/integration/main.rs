@@ -9,6 +9,7 @@ mod support;
 mod allow_from;
 mod apply_e2e;
 mod auth_cache;
+mod backends;
 mod bans;
 mod caddy_admin;
 mod check_e2e;

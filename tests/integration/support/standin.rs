@@ -42,6 +42,9 @@ struct Shared {
     released: Mutex<bool>,
     release: Condvar,
     shutdown: AtomicBool,
+    /// Every connection accepted, to close when the stand-in stops, as a
+    /// killed Ollama's are.
+    connections: Mutex<Vec<TcpStream>>,
     version: Mutex<String>,
     /// Generations whose client went away before the last token.
     cut_off: std::sync::atomic::AtomicUsize,
@@ -77,6 +80,7 @@ impl StandIn {
             released: Mutex::new(false),
             release: Condvar::new(),
             shutdown: AtomicBool::new(false),
+            connections: Mutex::new(Vec::new()),
             version: Mutex::new(VERSION.to_string()),
             cut_off: Default::default(),
         });
@@ -85,6 +89,9 @@ impl StandIn {
             while !accept_shared.shutdown.load(Ordering::SeqCst) {
                 match listener.accept() {
                     Ok((stream, _)) => {
+                        if let Ok(clone) = stream.try_clone() {
+                            accept_shared.connections.lock().unwrap().push(clone);
+                        }
                         let conn_shared = accept_shared.clone();
                         thread::spawn(move || serve_connection(stream, addr, conn_shared));
                     }
@@ -129,6 +136,9 @@ impl Drop for StandIn {
     fn drop(&mut self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
         self.release_stream();
+        for connection in self.shared.connections.lock().unwrap().drain(..) {
+            let _ = connection.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
