@@ -336,7 +336,10 @@ fn upstreams(answer: Option<&Upstreams>, p: &mut Problems) -> Option<Vec<Upstrea
         return None;
     }
     if texts.len() > fields::MAX_UPSTREAMS {
-        p.add("upstream", format_args!("lists {} servers; at most {} are supported", texts.len(), fields::MAX_UPSTREAMS));
+        p.add(
+            "upstream",
+            format_args!("lists {} servers; at most {} are supported", texts.len(), fields::MAX_UPSTREAMS),
+        );
         return None;
     }
     let mut all = Vec::new();
@@ -782,6 +785,40 @@ mod tests {
         assert_eq!(c.settings.file_group.as_str(), "www-data");
         assert_eq!(c.install, None);
         assert_eq!(c.settings.site.public_url(), "http://127.0.0.1:8080");
+    }
+
+    #[test]
+    fn upstream_takes_one_address_or_several_ollama_servers_each_once() {
+        let base = "proxy: nginx\nusers: [{username: a, generate: true}]\n";
+        let site = |yaml: &str| load(&format!("{base}{yaml}")).map(|c| c.settings.site);
+        let one = site("upstream: 10.0.0.11:11434\n").unwrap();
+        assert_eq!((one.upstream.host_port(), one.other_upstreams.len()), ("10.0.0.11:11434".to_string(), 0));
+        assert_eq!(site("upstream: [10.0.0.11:11434]\n").unwrap(), one, "a list of one is the one");
+        let three = site("upstream: [10.0.0.11:11434, 'http://10.0.0.12:11434', '[::1]:11435']\n").unwrap();
+        let others: Vec<String> = three.other_upstreams.iter().map(|u| u.host_port()).collect();
+        assert_eq!(
+            (three.upstream.host_port(), others),
+            ("10.0.0.11:11434".to_string(), vec!["10.0.0.12:11434".to_string(), "[::1]:11435".to_string()])
+        );
+        let err = |yaml: &str| site(yaml).unwrap_err().to_string();
+        assert!(err("upstream: []\n").contains("upstream: is an empty list"), "{}", err("upstream: []\n"));
+        let twice = err("upstream: [10.0.0.11:11434, 10.0.0.12:11434, 'http://10.0.0.11:11434/']\n");
+        assert!(twice.contains("upstream[2]: 10.0.0.11:11434 is listed twice"), "{twice}");
+        for (entry, at) in [("gpu2.example.com:11434", 1), ("'https://10.0.0.12:11434'", 1)] {
+            let text = err(&format!("upstream: [10.0.0.11:11434, {entry}]\n"));
+            assert!(
+                text.contains(&format!("upstream[{at}]:")) && text.contains("give each as IP:PORT over http"),
+                "{entry}: {text}"
+            );
+        }
+        let bad = err("upstream: [10.0.0.11:11434, 'unix:/x', 10.0.0.13:99999]\n");
+        assert!(bad.contains("upstream[1]:") && bad.contains("upstream[2]:"), "every bad entry named: {bad}");
+        let many: Vec<String> =
+            (0..=fields::MAX_UPSTREAMS).map(|i| format!("10.0.{}.{}:11434", i / 200, i % 200 + 1)).collect();
+        assert!(err(&format!("upstream: [{}]\n", many.join(", "))).contains("at most 64"));
+        assert!(
+            err("upstream: {address: 10.0.0.11:11434}\n").contains("an address (host:port) or a list of addresses")
+        );
     }
 
     #[test]
