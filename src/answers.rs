@@ -193,6 +193,10 @@ pub struct Answers {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::upstream")]
     pub upstream: Option<Upstreams>,
+    /// With several upstreams: `credential` keeps each user's or key's requests on one Ollama server while it is up (its caches stay warm); absent: the server with the fewest open requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "crate::schema::sticky")]
+    pub sticky: Option<String>,
     /// Who may log in with a password (at least one).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::at_most_max_users::<UserAnswer>")]

@@ -259,6 +259,18 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         );
     }
     let upstreams = upstreams(answers.upstream.as_ref(), p);
+    let sticky_credential = match answers.sticky.as_deref() {
+        None => false,
+        Some("credential") if upstreams.as_ref().is_some_and(|all| all.len() < 2) => {
+            p.add("sticky", "needs several Ollama servers in upstream (a list): with one, every request goes there");
+            false
+        }
+        Some("credential") => true,
+        Some(other) => {
+            p.add("sticky", format_args!("{other:?}: the one choice is `credential` (absent: the least busy server)"));
+            false
+        }
+    };
     for up in upstreams.iter().flatten() {
         warnings.extend(upstream_warnings(up));
     }
@@ -308,6 +320,7 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         cors_origins: cors_origins?,
         upstream: upstreams.as_ref()?.first()?.clone(),
         other_upstreams: upstreams?.split_off(1),
+        sticky_credential,
         https,
         timeout_secs: timeout_secs?,
     };
@@ -819,6 +832,18 @@ mod tests {
         assert!(
             err("upstream: {address: 10.0.0.11:11434}\n").contains("an address (host:port) or a list of addresses")
         );
+    }
+
+    #[test]
+    fn sticky_credential_needs_several_servers() {
+        let base = "proxy: nginx\nusers: [{username: a, generate: true}]\n";
+        let site = |yaml: &str| load(&format!("{base}{yaml}")).map(|c| c.settings.site);
+        assert!(site("upstream: [10.0.0.11:11434, 10.0.0.12:11434]\nsticky: credential\n").unwrap().sticky_credential);
+        assert!(!site("upstream: [10.0.0.11:11434, 10.0.0.12:11434]\n").unwrap().sticky_credential);
+        let one = site("sticky: credential\n").unwrap_err().to_string();
+        assert!(one.contains("sticky: needs several Ollama servers"), "{one}");
+        let other = site("upstream: [10.0.0.11:11434, 10.0.0.12:11434]\nsticky: ip\n").unwrap_err().to_string();
+        assert!(other.contains("the one choice is `credential`"), "{other}");
     }
 
     #[test]

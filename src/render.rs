@@ -177,6 +177,8 @@ struct SiteContext {
     other_upstreams: Vec<UpstreamContext>,
     /// The Host header nginx sends to Ollama.
     upstream_host: String,
+    /// Several servers: one credential, one server.
+    sticky_credential: bool,
     /// `_` is nginx's conventional "no particular name".
     server_name: String,
     bind: Option<String>,
@@ -237,6 +239,7 @@ pub fn site_context(setup: &Setup) -> Value {
         // nginx sets one Host for every server: with several (IP literals,
         // config.rs), `localhost`, which Ollama accepts on a loopback
         // listener and does not check on any other.
+        sticky_credential: site.sticky_credential,
         upstream_host: if site.other_upstreams.is_empty() { upstream.host_port() } else { "localhost".to_string() },
         server_name: site.domain.as_ref().map(Host::url_form).unwrap_or_else(|| "_".to_string()),
         bind: site.listen_address.map(|a| a.to_string()),

@@ -314,6 +314,10 @@ pub fn caddy_source(_: &mut SchemaGenerator) -> Schema {
     optional(json!({"type": "string", "enum": names}))
 }
 
+pub fn sticky(_: &mut SchemaGenerator) -> Schema {
+    optional(json!({"type": "string", "enum": ["credential"]}))
+}
+
 pub fn version(_: &mut SchemaGenerator) -> Schema {
     optional(json!({"type": "integer", "const": 1}))
 }

@@ -54,6 +54,10 @@ pub struct Site {
     /// The other Ollama servers, when the proxy balances over several.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub other_upstreams: Vec<Upstream>,
+    /// With several: each credential's requests go to one server while it
+    /// is up (`sticky: credential`), instead of the least busy.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub sticky_credential: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<Https>,
     pub timeout_secs: u64,

@@ -97,3 +97,66 @@ fn nginx_balances_over_several_ollama_servers() {
 fn caddy_balances_over_several_ollama_servers() {
     balances_and_survives_a_server_going("caddy");
 }
+
+/// Where each of `count` GETs of `user` went: the index of every server
+/// that saw one.
+fn servers_of(d: &Deployment, all: &[&StandIn], user: (&str, &str), count: usize) -> Vec<usize> {
+    // Caddy's health checks ask /api/version: only /api/tags is ours.
+    let tags = |s: &StandIn| s.seen().iter().filter(|seen| seen.path == "/api/tags").count();
+    let before: Vec<usize> = all.iter().map(|s| tags(s)).collect();
+    for _ in 0..count {
+        assert_eq!(d.status("/api/tags", Some(user)), 200, "{}", d.proxy);
+    }
+    (0..all.len()).filter(|&i| tags(all[i]) > before[i]).collect()
+}
+
+fn sticky_credential_pins(proxy: &'static str) {
+    const BOB: &str = "bob's password is long enough too";
+    let d = Deployment::prepare(proxy, &format!("{ALICE_ONLY}  - {{username: bob, password_env: BOB_PASSWORD}}\n"));
+    // Three servers of this test's own (the deployment's stand-in is not
+    // among them), so that any of them can be stopped.
+    let mut servers: Vec<Option<StandIn>> = (0..3).map(|_| Some(StandIn::start())).collect();
+    let list: Vec<String> = servers.iter().flatten().map(StandIn::upstream).collect();
+    let answers = std::fs::read_to_string(&d.answers).unwrap();
+    let single = format!("upstream: {}\n", d.ollama.upstream());
+    let several = format!("upstream: [{}]\nsticky: credential\n", list.join(", "));
+    std::fs::write(&d.answers, answers.replace(&single, &several)).unwrap();
+    d.init().env("BOB_PASSWORD", BOB).any_stdout().run();
+    let running =
+        |servers: &[Option<StandIn>]| -> Vec<usize> { (0..servers.len()).filter(|&i| servers[i].is_some()).collect() };
+    let pinned = |servers: &[Option<StandIn>], user: (&str, &str)| -> Vec<usize> {
+        let up = running(servers);
+        let all: Vec<&StandIn> = servers.iter().flatten().collect();
+        servers_of(&d, &all, user, 12).into_iter().map(|i| up[i]).collect()
+    };
+
+    // Each credential's requests all reach one server, and stay there.
+    let alice = pinned(&servers, ("alice", ALICE));
+    assert_eq!(alice.len(), 1, "{proxy}: alice's requests went to servers {alice:?}");
+    let bob = pinned(&servers, ("bob", BOB));
+    assert_eq!(bob.len(), 1, "{proxy}: bob's requests went to servers {bob:?}");
+    assert_eq!(pinned(&servers, ("alice", ALICE)), alice, "{proxy}: alice moved");
+
+    // Alice's server goes away: her requests go on, and once one has found
+    // it gone (Caddy 2.6 may send that one elsewhere), all to one other.
+    let gone = list[alice[0]].clone();
+    servers[alice[0]] = None;
+    std::thread::sleep(Duration::from_millis(700));
+    assert_eq!(d.status("/api/tags", Some(("alice", ALICE))), 200, "{proxy}");
+    let moved = pinned(&servers, ("alice", ALICE));
+    assert_eq!(moved.len(), 1, "{proxy}: with {gone} gone, alice's requests went to {moved:?}");
+    assert_ne!(moved, alice, "{proxy}");
+    if bob != alice {
+        assert_eq!(pinned(&servers, ("bob", BOB)), bob, "{proxy}: bob's server is up: he stays");
+    }
+}
+
+#[test]
+fn nginx_sticky_credential_keeps_each_credential_on_one_server() {
+    sticky_credential_pins("nginx");
+}
+
+#[test]
+fn caddy_sticky_credential_keeps_each_credential_on_one_server() {
+    sticky_credential_pins("caddy");
+}
