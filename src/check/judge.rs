@@ -385,25 +385,97 @@ fn streaming(r: &Replies, o: &Options) -> Outcome {
 
 /// Is Ollama on this machine listening beyond loopback, where it can be
 /// reached without the proxy's password?
-pub fn exposure(listeners: &[Listener], port: u16) -> Outcome {
+/// Ollama's ports on this machine: `--ollama-port`, and those of the
+/// servers on loopback a setup here balances over.
+fn local_ports(o: &Options) -> Vec<u16> {
+    let mut ports = vec![o.ollama_port];
+    for url in &o.backends {
+        let ip = url.host_str().and_then(|host| host.trim_matches(['[', ']']).parse::<std::net::IpAddr>().ok());
+        let local = ip.is_some_and(fields::is_loopback);
+        if let (true, Some(port)) = (local, url.port_or_known_default())
+            && !ports.contains(&port)
+        {
+            ports.push(port);
+        }
+    }
+    ports
+}
+
+pub fn exposure(listeners: &[Listener], ports: &[u16]) -> Outcome {
     const NAME: &str = "exposure";
     const TITLE: &str = "Ollama reachable only through the proxy";
-    let on_port: Vec<&Listener> = listeners.iter().filter(|l| l.port == port).collect();
-    if on_port.is_empty() {
-        return Outcome::new(NAME, TITLE, Status::Skip, format!("nothing listens on port {port} on this machine"));
+    let listening: Vec<u16> = ports.iter().copied().filter(|&port| listeners.iter().any(|l| l.port == port)).collect();
+    let words = |ports: &[u16]| ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ");
+    if listening.is_empty() {
+        return Outcome::new(
+            NAME,
+            TITLE,
+            Status::Skip,
+            format!("nothing listens on port {} on this machine", words(ports)),
+        );
     }
-    let exposed: Vec<String> =
-        on_port.iter().filter(|l| !fields::is_loopback(l.address)).map(|l| l.address.to_string()).collect();
-    if exposed.is_empty() {
-        return Outcome::new(NAME, TITLE, Status::Pass, format!("port {port} listens on loopback only"));
+    let exposed: Vec<(u16, String)> = listening
+        .iter()
+        .filter_map(|&port| {
+            let wide: Vec<String> = listeners
+                .iter()
+                .filter(|l| l.port == port && !fields::is_loopback(l.address))
+                .map(|l| l.address.to_string())
+                .collect();
+            (!wide.is_empty()).then(|| (port, wide.join(", ")))
+        })
+        .collect();
+    let Some((first, _)) = exposed.first() else {
+        return Outcome::new(NAME, TITLE, Status::Pass, format!("port {} listens on loopback only", words(&listening)));
+    };
+    let said: Vec<String> = exposed.iter().map(|(port, on)| format!("port {port} also listens on {on}")).collect();
+    Outcome::new(NAME, TITLE, Status::Fail, format!("{}: the password can be bypassed", said.join("; ")))
+        .hint(crate::ollama::exposure_fix(*first))
+}
+
+/// Each Ollama server behind a proxy that balances over several: up (its
+/// version and how many models) or down (why). The proxy leaves a down
+/// one out, so requests still work; it is a failure all the same, for the
+/// capacity it costs.
+fn backends(r: &Replies) -> Option<Outcome> {
+    const NAME: &str = "backends";
+    const TITLE: &str = "every Ollama server behind the proxy answers";
+    if r.backends.is_empty() {
+        return None;
     }
-    Outcome::new(
-        NAME,
-        TITLE,
-        Status::Fail,
-        format!("port {port} also listens on {}: the password can be bypassed", exposed.join(", ")),
-    )
-    .hint(crate::ollama::exposure_fix(port))
+    let mut up = Vec::new();
+    let mut down = Vec::new();
+    for backend in &r.backends {
+        let address = backend.url.as_str().trim_end_matches('/').trim_start_matches("http://").to_string();
+        let version = backend.version.as_ref().ok().filter(|reply| reply.status == 200).and_then(|reply| {
+            serde_json::from_str::<serde_json::Value>(&reply.body).ok()?.get("version")?.as_str().map(str::to_string)
+        });
+        match (version, &backend.version) {
+            (Some(version), _) => {
+                let models = backend.models.as_ref().ok().filter(|reply| reply.status == 200).and_then(|reply| {
+                    Some(serde_json::from_str::<serde_json::Value>(&reply.body).ok()?.get("models")?.as_array()?.len())
+                });
+                let models = models.map_or("its models unknown".to_string(), |n| {
+                    format!("{n} model{}", if n == 1 { "" } else { "s" })
+                });
+                up.push(format!("{address} (Ollama {version}, {models})"));
+            }
+            (None, Ok(reply)) => down.push(format!("{address} ({}, not Ollama's answer)", status_text(reply.status))),
+            (None, Err(why)) => down.push(format!("{address} ({why})")),
+        }
+    }
+    let total = r.backends.len();
+    if down.is_empty() {
+        return Some(Outcome::new(NAME, TITLE, Status::Pass, format!("{total} of {total}: {}", up.join(", "))));
+    }
+    let mut said = format!("{} of {total} down: {}", down.len(), down.join(", "));
+    if !up.is_empty() {
+        said.push_str(&format!("; up: {}", up.join(", ")));
+    }
+    Some(Outcome::new(NAME, TITLE, Status::Fail, said).hint(
+        "The proxy leaves a server out while it fails and sends its requests to the others, with less capacity. \
+         Start Ollama there (reachable from this machine), or take it out of `upstream` and run `ollama-secure init` again.",
+    ))
 }
 
 /// The certificate, judged from the answer without credentials (made with
@@ -486,8 +558,9 @@ pub fn judge(r: &Replies, o: &Options) -> Vec<Outcome> {
         host,
         large_body(r, o),
         streaming(r, o),
-        exposure(&r.listeners, o.ollama_port),
+        exposure(&r.listeners, &local_ports(o)),
     ]);
+    checks.extend(backends(r));
     checks.extend(redirect(r, o));
     checks.extend(caddy_admin(r, o));
     checks
@@ -537,6 +610,7 @@ mod tests {
             auth_socket: None,
             caddy_admin: None,
             error_log: None,
+            backends: vec![],
         }
     }
 
@@ -571,6 +645,7 @@ mod tests {
             auth_socket: None,
             caddy_admin: None,
             error_log: None,
+            backends: vec![],
             now: std::time::SystemTime::now(),
         }
     }
@@ -788,11 +863,63 @@ mod tests {
     }
 
     #[test]
+    fn each_ollama_server_behind_the_proxy_is_reported_up_or_down() {
+        use super::super::probe::BackendReplies;
+        let backend = |url: &str, version: Result<HttpReply, String>, models: Result<HttpReply, String>| {
+            BackendReplies { url: url.parse().unwrap(), version, models }
+        };
+        let mut r = healthy();
+        assert_eq!(backends(&r), None, "one server: no such check");
+        r.backends = vec![
+            backend(
+                "http://10.0.0.11:11434",
+                reply(200, &[], "{\"version\":\"0.17.1\"}"),
+                reply(200, &[], "{\"models\":[{},{}]}"),
+            ),
+            backend("http://127.0.0.1:11435/", reply(200, &[], "{\"version\":\"0.17.2\"}"), Err("timed out".into())),
+        ];
+        let up = backends(&r).unwrap();
+        assert_eq!(
+            (up.status, up.detail.as_str()),
+            (
+                Status::Pass,
+                "2 of 2: 10.0.0.11:11434 (Ollama 0.17.1, 2 models), 127.0.0.1:11435 (Ollama 0.17.2, its models unknown)"
+            )
+        );
+        r.backends.push(backend(
+            "http://10.0.0.13:11434",
+            Err("connection refused: nothing listens there".into()),
+            Err(NOT_SENT.into()),
+        ));
+        r.backends.push(backend("http://10.0.0.14:11434", reply(403, &[], ""), Err(NOT_SENT.into())));
+        let down = backends(&r).unwrap();
+        assert_eq!(down.status, Status::Fail);
+        assert!(
+            down.detail.starts_with(
+                "2 of 4 down: 10.0.0.13:11434 (connection refused: nothing listens there), 10.0.0.14:11434 (403"
+            ),
+            "{}",
+            down.detail
+        );
+        assert!(down.detail.contains("; up: 10.0.0.11:11434"), "{}", down.detail);
+        // The local one's port is among those the exposure check looks at.
+        let mut o = options("http://127.0.0.1:8080");
+        o.backends = r.backends.iter().map(|b| b.url.clone()).collect();
+        assert_eq!(local_ports(&o), vec![11434, 11435]);
+    }
+
+    #[test]
     fn exposure_is_judged_from_listeners() {
         let l = |a: &str, port| Listener { address: a.parse().unwrap(), port, inode: 1 };
-        assert_eq!(exposure(&[l("127.0.0.1", 8080)], 11434).status, Status::Skip);
-        assert_eq!(exposure(&[l("127.0.0.1", 11434), l("::1", 11434)], 11434).status, Status::Pass);
-        assert_eq!(exposure(&[l("::", 11434)], 11434).status, Status::Fail);
+        assert_eq!(exposure(&[l("127.0.0.1", 8080)], &[11434]).status, Status::Skip);
+        assert_eq!(exposure(&[l("127.0.0.1", 11434), l("::1", 11434)], &[11434]).status, Status::Pass);
+        assert_eq!(exposure(&[l("::", 11434)], &[11434]).status, Status::Fail);
+        // A second local server's port is judged too.
+        let two = exposure(&[l("127.0.0.1", 11434), l("0.0.0.0", 11435)], &[11434, 11435]);
+        assert_eq!(
+            (two.status, two.detail.as_str()),
+            (Status::Fail, "port 11435 also listens on 0.0.0.0: the password can be bypassed")
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub struct Options {
     /// The error log of the proxy of a setup on this machine: read when
     /// it answers 500, to show why.
     pub error_log: Option<PathBuf>,
+    /// The Ollama servers behind a setup on this machine that balances
+    /// over several: each is asked directly.
+    pub backends: Vec<Url>,
 }
 
 /// Where a Caddy's admin API is, as its Caddyfile says.
@@ -135,7 +138,17 @@ pub struct Replies {
     /// The end of the proxy's error log (`ERROR_LOG_TAIL` bytes), read
     /// when a request got a 500.
     pub error_log: Option<(PathBuf, std::io::Result<Vec<u8>>)>,
+    /// Each of `Options::backends`, asked directly.
+    pub backends: Vec<BackendReplies>,
     pub now: SystemTime,
+}
+
+/// One Ollama server's answers to `/api/version` and `/api/tags`.
+#[derive(Debug, Clone)]
+pub struct BackendReplies {
+    pub url: Url,
+    pub version: std::result::Result<HttpReply, String>,
+    pub models: std::result::Result<HttpReply, String>,
 }
 
 /// How much of the end of an error log is read for its last error.
@@ -186,6 +199,18 @@ fn generation(options: &Options, model: &str) -> HttpRequest {
 }
 
 /// Makes every request, in the order the report lists them.
+/// One Ollama server, asked directly (its address is an IP literal, a
+/// Host it accepts), briefly: a server that is down costs little.
+fn ask_backend(system: &dyn System, url: &Url) -> BackendReplies {
+    let ask = |path: &str| {
+        let url = url.join(path).map_err(|e| e.to_string())?;
+        system.http(&HttpRequest { timeout: Duration::from_secs(3), follow_redirects: false, ..HttpRequest::get(url) })
+    };
+    let version = ask("/api/version");
+    let models = if version.is_ok() { ask("/api/tags") } else { Err(NOT_SENT.to_string()) };
+    BackendReplies { url: url.clone(), version, models }
+}
+
 pub fn collect(system: &dyn System, options: &Options) -> Replies {
     let version = endpoint(options, "api/version");
     let with_password = |url: Url| request(options, url).credentials(Some(options.credentials.clone()));
@@ -232,6 +257,7 @@ pub fn collect(system: &dyn System, options: &Options) -> Replies {
             _ => None,
         },
         error_log: None,
+        backends: options.backends.iter().map(|url| ask_backend(system, url)).collect(),
         now: system.now(),
     };
     let server_error = [

@@ -61,10 +61,22 @@ fn local_setup(system: &dyn System, answers: Option<&Path>) -> Result<LocalSetup
         Err(_) => return Ok(LocalSetup::default()),
     };
     let (paths, proxy) = (&installed.paths, installed.state.proxy.module());
+    // With several Ollama servers, each is asked too.
+    let site = installed.state.settings.as_ref().map(|settings| &settings.site);
+    let backends = site
+        .filter(|site| !site.other_upstreams.is_empty())
+        .map(|site| {
+            std::iter::once(&site.upstream)
+                .chain(&site.other_upstreams)
+                .filter_map(|u| reqwest::Url::parse(&u.url()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
     Ok(LocalSetup {
         auth_socket: proxy.auth_socket(paths).map(Path::to_path_buf),
         caddy_admin: proxy.admin_api(system, paths),
         error_log: proxy.error_log(system, paths),
+        backends,
     })
 }
 
@@ -74,6 +86,7 @@ struct LocalSetup {
     auth_socket: Option<PathBuf>,
     caddy_admin: Option<AdminApi>,
     error_log: Option<PathBuf>,
+    backends: Vec<reqwest::Url>,
 }
 
 pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
@@ -81,7 +94,7 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
         .ok()
         .filter(|u| matches!(u.scheme(), "http" | "https") && u.host_str().is_some())
         .ok_or_else(|| Error::input(format!("--url {:?}: give an http:// or https:// URL", args.url)))?;
-    let LocalSetup { auth_socket, caddy_admin, error_log } = local_setup(system, args.answers.as_deref())?;
+    let LocalSetup { auth_socket, caddy_admin, error_log, backends } = local_setup(system, args.answers.as_deref())?;
     let overrides = args.resolve.iter().map(|r| check::parse_resolve(r)).collect::<Result<Vec<_>>>()?;
     let options = Options {
         url,
@@ -96,6 +109,7 @@ pub fn run(args: CheckArgs, system: &dyn System) -> Result<()> {
         auth_socket,
         caddy_admin,
         error_log,
+        backends,
     };
     let report = check::run(system, &options);
     if args.json {

@@ -426,5 +426,9 @@ fn check_options(setup: &Setup, username: String, password: Secret, cacert_pem: 
         // Its plan has said so already, with the fix; `check` judges it.
         caddy_admin: None,
         error_log: None,
+        // Requests through the proxy prove the site; each of several
+        // Ollama servers is `check`'s to report (one may be down for a
+        // while, which the proxy copes with).
+        backends: Vec::new(),
     }
 }

@@ -30,6 +30,17 @@ fn balances_and_survives_a_server_going(proxy: &'static str) {
     std::fs::write(&d.answers, answers.replace(&single, &several)).unwrap();
     d.init().any_stdout().run();
     assert_eq!(d.status("/api/tags", None), 401, "{proxy}");
+    // `check` on this machine asks each server too. (The tests' Caddy keeps
+    // its admin API on TCP, which `check` rightly fails.)
+    let check = d.check().args(["--answers", &d.answers]);
+    let check = if proxy == "caddy" { check.status(3).stderr_has("the check found problems") } else { check };
+    check
+        .stdout_has(&format!(
+            "PASS  every Ollama server behind the proxy answers: 3 of 3: {} (Ollama ",
+            d.ollama.upstream()
+        ))
+        .any_stdout()
+        .run();
 
     // 32 streams at once, each held after its first token: with least
     // connections each server gets about a third.
@@ -77,6 +88,15 @@ fn balances_and_survives_a_server_going(proxy: &'static str) {
     }
     let after = (generations(&d.ollama), generations(&kept));
     assert_eq!(after.0 - before.0 + after.1 - before.1, 20, "{proxy}: the other two answered all");
+    d.check()
+        .args(["--answers", &d.answers])
+        .status(3)
+        .stderr_has("the check found problems")
+        .stdout_has(&format!(
+            "FAIL  every Ollama server behind the proxy answers: 1 of 3 down: {gone} (connection refused"
+        ))
+        .any_stdout()
+        .run();
 
     // Back on its address: after the 10 s it is left out, it gets requests again.
     let back = StandIn::start_on(&gone);
