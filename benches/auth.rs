@@ -15,11 +15,15 @@
 //!   - the timing oracle: a wrong password for a known user vs an unknown user;
 //!   - `connect` (a local forwarder adding alice's password): req/s and time
 //!     to first token through it to the proxy vs directly to the proxy
-//!     (goals: req/s at least 0.9 of direct, TTFT within 2 ms).
+//!     (goals: req/s at least 0.9 of direct, TTFT within 2 ms);
+//!   - several Ollama servers: generations per second with three servers
+//!     vs one, each serving one generation at a time (about 3x).
 //!
 //! Run: `cargo bench --bench auth` (needs nginx, caddy and wrk from apt).
 //! BENCH_SECONDS sets the length of each wrk run and flood (default 10);
-//! BENCH_FLOODS_ONLY=1 runs the floods alone, BENCH_CONNECT_ONLY=1 `connect`.
+//! BENCH_FLOODS_ONLY=1 runs the floods alone, BENCH_CONNECT_ONLY=1 `connect`,
+//! BENCH_BACKENDS_ONLY=1 several Ollama servers (generations per second
+//! with one and with three, each serving one generation at a time).
 //! Numbers are printed, never asserted: a test must not depend on timing.
 
 // Test code slices text it made itself; the lint guards the tool's own code.
@@ -606,6 +610,10 @@ fn main() {
     let (upstream_port, _upstream) = trivial_upstream(&upstream_sandbox);
     let ollama = StandIn::start();
     let (direct_ttft, direct_bursts) = ttft(&ollama.url(), false);
+    if std::env::var_os("BENCH_BACKENDS_ONLY").is_some() {
+        backends_table(secs);
+        return;
+    }
     if std::env::var_os("BENCH_CONNECT_ONLY").is_some() {
         connect_table(upstream_port, &ollama, secs);
         return;
@@ -658,6 +666,7 @@ fn main() {
     }
     if throughput {
         connect_table(upstream_port, &ollama, secs);
+        backends_table(secs);
     }
     println!(
         "\nFloods, chosen passwords at bcrypt cost 12; a cached user (alice) asks from 127.0.0.9 every 20 ms; half way, bob logs in for the first time\n"
@@ -666,6 +675,63 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     for proxy in ["nginx", "caddy"] {
         floods(proxy, &format!("127.0.0.1:{upstream_port}"), secs);
+    }
+}
+
+/// Generations per second through the proxy with one and with three
+/// stand-ins that each generate for one request at a time (Ollama's
+/// default), 12 clients asking in a loop: a backend-bound workload, where
+/// three servers should give about three times one.
+fn backends_table(secs: u64) {
+    println!(
+        "\nSeveral Ollama servers (each one generation at a time, about 0.3 s each), 12 clients, alice's password\n"
+    );
+    println!("| proxy | 1 server, generations/s | 3 servers, generations/s | ratio (about 3) | spread over the 3 |");
+    println!("|---|---|---|---|---|");
+    for proxy in ["nginx", "caddy"] {
+        let run = |servers: &[StandIn]| -> f64 {
+            let list: Vec<String> = servers.iter().map(StandIn::upstream).collect();
+            let p = Proxy::start(proxy, &format!("[{}]", list.join(", ")));
+            let url = format!("http://127.0.0.1:{}/api/generate", p.port);
+            let done = Arc::new(AtomicU64::new(0));
+            let stop = Arc::new(AtomicBool::new(false));
+            let clients: Vec<_> = (0..12)
+                .map(|_| {
+                    let (url, done, stop) = (url.clone(), done.clone(), stop.clone());
+                    std::thread::spawn(move || {
+                        let client =
+                            reqwest::blocking::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+                        let body = serde_json::json!({"model": "tinyllama", "prompt": "hi"});
+                        while !stop.load(Ordering::SeqCst) {
+                            let answer =
+                                client.post(&url).basic_auth("alice", Some(PASSWORD)).json(&body).send().unwrap();
+                            assert_eq!(answer.status(), 200, "a generation failed");
+                            answer.text().unwrap();
+                            done.fetch_add(1, Ordering::SeqCst);
+                        }
+                    })
+                })
+                .collect();
+            // Counted after a second of warm-up, over the run.
+            std::thread::sleep(Duration::from_secs(1));
+            let (start, before) = (Instant::now(), done.load(Ordering::SeqCst));
+            std::thread::sleep(Duration::from_secs(secs));
+            let rate = (done.load(Ordering::SeqCst) - before) as f64 / start.elapsed().as_secs_f64();
+            stop.store(true, Ordering::SeqCst);
+            for client in clients {
+                client.join().unwrap();
+            }
+            rate
+        };
+        let one = run(&[StandIn::start_one_at_a_time()]);
+        let three_servers =
+            [StandIn::start_one_at_a_time(), StandIn::start_one_at_a_time(), StandIn::start_one_at_a_time()];
+        let three = run(&three_servers);
+        let spread: Vec<String> = three_servers
+            .iter()
+            .map(|s| s.seen().iter().filter(|seen| seen.path == "/api/generate").count().to_string())
+            .collect();
+        println!("| {proxy} | {one:.1} | {three:.1} | {:.2} | {} |", three / one, spread.join(" / "));
     }
 }
 

@@ -48,6 +48,9 @@ struct Shared {
     version: Mutex<String>,
     /// Generations whose client went away before the last token.
     cut_off: std::sync::atomic::AtomicUsize,
+    /// Held for each whole generation when the stand-in serves one at a
+    /// time, as Ollama does by default (`OLLAMA_NUM_PARALLEL=1`).
+    one_at_a_time: Option<Mutex<()>>,
 }
 
 pub struct StandIn {
@@ -61,7 +64,18 @@ impl StandIn {
         StandIn::start_on("127.0.0.1:0")
     }
 
+    /// A stand-in that generates for one request at a time, the others
+    /// waiting, as Ollama with one model and `OLLAMA_NUM_PARALLEL=1`: the
+    /// backend-bound workload several servers are for.
+    pub fn start_one_at_a_time() -> StandIn {
+        StandIn::start_with("127.0.0.1:0", true)
+    }
+
     pub fn start_on(address: &str) -> StandIn {
+        StandIn::start_with(address, false)
+    }
+
+    fn start_with(address: &str, one_at_a_time: bool) -> StandIn {
         let listener = TcpListener::bind(address).expect("the stand-in binds");
         let addr = listener.local_addr().unwrap();
         // Every address is loopback only where loopback is the one interface
@@ -83,6 +97,7 @@ impl StandIn {
             connections: Mutex::new(Vec::new()),
             version: Mutex::new(VERSION.to_string()),
             cut_off: Default::default(),
+            one_at_a_time: one_at_a_time.then(|| Mutex::new(())),
         });
         let accept_shared = shared.clone();
         thread::spawn(move || {
@@ -282,6 +297,7 @@ fn stream_generation(stream: &mut TcpStream, request: &Request, shared: &Shared,
         }
         format!("{v}\n")
     };
+    let _turn = shared.one_at_a_time.as_ref().map(|turn| turn.lock().unwrap_or_else(|e| e.into_inner()));
     if body.get("stream") == Some(&serde_json::Value::Bool(false)) {
         let text: String = TOKENS.concat();
         return respond(stream, 200, "application/json; charset=utf-8", piece(&text, true).trim_end().as_bytes());
