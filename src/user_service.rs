@@ -189,8 +189,11 @@ fn xml_text(text: &str) -> String {
 pub fn made_folders(text: &str) -> Vec<PathBuf> {
     text.lines()
         .filter_map(|line| {
-            let rest = line.strip_prefix("# ").or_else(|| line.strip_prefix("<!-- "))?;
-            let folder = rest.strip_prefix(MADE)?;
+            // Only the plist's XML comments are escaped; a unit's lines hold the path as it is.
+            if let Some(folder) = line.strip_prefix("# ").and_then(|rest| rest.strip_prefix(MADE)) {
+                return Some(PathBuf::from(folder));
+            }
+            let folder = line.strip_prefix("<!-- ")?.strip_prefix(MADE)?;
             let folder = folder.strip_suffix(" -->").unwrap_or(folder);
             let folder = folder.replace("&quot;", "\"").replace("&gt;", ">").replace("&lt;", "<").replace("&amp;", "&");
             Some(PathBuf::from(folder))

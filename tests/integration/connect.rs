@@ -447,8 +447,13 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
         .run();
     assert_eq!(home_tree(), installed);
 
-    let uninstall =
-        || Tool::new().env("HOME", home.to_str().unwrap()).env("XDG_CONFIG_HOME", "").args(["connect", "--uninstall"]);
+    let uninstall = || {
+        Tool::new()
+            .env("HOME", home.to_str().unwrap())
+            .env("XDG_CONFIG_HOME", "")
+            .env("XDG_RUNTIME_DIR", runtime.to_str().unwrap())
+            .args(["connect", "--uninstall"])
+    };
     uninstall()
         .args(["--dry-run"])
         .stdout_has(&format!("remove folder {}/.config (made for it, now empty)\n", home.display()))
