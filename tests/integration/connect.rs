@@ -37,17 +37,20 @@ impl Connect {
     /// `connect` to `url`, its host connected as `resolve` says.
     fn start_at(url: &str, resolve: &str, credentials: &[&str], env: &[(&str, &str)]) -> Connect {
         let address = format!("127.0.0.1:{}", free_port());
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["connect", "--url", url, "--listen", &address, "--resolve", resolve])
             .args(credentials)
             .envs(env.iter().copied())
             .env("NO_COLOR", "1")
-            .current_dir(ROOT)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .current_dir(ROOT);
+        Connect::spawn(command, address)
+    }
+
+    /// Runs `command` (a `connect` listening on `address`) until it says it
+    /// listens; stopped by its PID when dropped.
+    fn spawn(mut command: Command, address: String) -> Connect {
+        let mut child = command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
         // It prints once it listens; a failed start ends the output instead.
         let mut said = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
@@ -423,23 +426,13 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     // The unit's command as systemd would run it: another folder, no
     // environment of ours. Without credentials, through it: the models.
     let words = exec_start(&unit);
-    let mut service = Command::new(&words[0])
-        .args(&words[1..])
-        .env_clear()
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut said = String::new();
-    BufReader::new(service.stdout.take().unwrap()).read_line(&mut said).unwrap();
-    assert!(said.starts_with(&format!("Forwarding http://{listen}")), "{said}");
-    let tags: serde_json::Value =
-        plain_client().get(format!("http://{listen}/api/tags")).send().unwrap().json().unwrap();
+    let mut command = Command::new(&words[0]);
+    command.args(&words[1..]).env_clear().current_dir("/");
+    let service = Connect::spawn(command, listen.clone());
+    assert!(service.said.starts_with(&format!("Forwarding http://{listen}")), "{}", service.said);
+    let tags: serde_json::Value = plain_client().get(service.url("/api/tags")).send().unwrap().json().unwrap();
     assert_eq!(tags["models"][0]["name"], MODEL);
-    let _ = service.kill();
-    let _ = service.wait();
+    drop(service);
 
     let installed = home_tree();
     connect(&["--install", "--api-key-file", &key])
