@@ -232,6 +232,13 @@ pub struct ConnectArgs {
     #[arg(long, hide = true)]
     pub secret_on_stdin: bool,
 
+    /// Run as the launchd agent `--install` writes: launchd restarts an
+    /// agent after any failing exit status and cannot be told which ones
+    /// are final, so a failure that retrying cannot mend (wrong
+    /// credentials, 3; a wrong command, 2) ends with status 0.
+    #[arg(long, hide = true, conflicts_with_all = ["install", "uninstall"])]
+    pub as_launchd_agent: bool,
+
     /// Instead of forwarding now, install a service of this user's that
     /// runs this `connect` at every login (a systemd user unit; a launchd
     /// agent on macOS), and start it when the user's service manager runs.

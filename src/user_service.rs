@@ -9,6 +9,7 @@
 //! `--uninstall` removes those (when empty) and never a folder that was
 //! there before.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -21,6 +22,9 @@ const MADE: &str = "made by ollama-secure: ";
 
 pub const SYSTEMD_UNIT: &str = "ollama-secure-connect.service";
 pub const LAUNCHD_LABEL: &str = "com.ollama-secure.connect";
+/// `connect`'s flag for a launchd agent: a failure that retrying cannot
+/// mend (exit status 2 or 3) ends with status 0.
+pub const LAUNCHD_AGENT_FLAG: &str = "--as-launchd-agent";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Manager {
@@ -105,6 +109,12 @@ pub fn service_text(manager: Manager, program: &str, args: &[String], made: &[Pa
             return Err(Error::input(format!("{word:?}: a control character cannot go in the service's command")));
         }
     }
+    // systemd takes the program's path literally: no `$$` or `%%` escapes there.
+    if manager == Manager::Systemd && (program.contains('$') || program.contains('%')) {
+        return Err(Error::input(format!(
+            "{program}: a systemd unit cannot run a program whose path holds `$` or `%`; install ollama-secure elsewhere"
+        )));
+    }
     let made: Vec<String> = made.iter().map(|p| p.display().to_string()).collect();
     Ok(match manager {
         Manager::Systemd => systemd_unit(program, args, &made),
@@ -122,12 +132,12 @@ fn systemd_unit(program: &str, args: &[String], made: &[String]) -> String {
     text.push_str(&format!(
         "[Unit]\n\
          Description=ollama-secure connect: a local port to a protected Ollama server\n\
-         After=network-online.target\n\
          \n\
          [Service]\n\
          ExecStart={}\n\
-         # Unreachable at start (the network comes later): try again. Wrong\n\
-         # credentials (3) or a wrong command (2) stay wrong: stop.\n\
+         # A user manager cannot wait for the system's network: a server\n\
+         # unreachable at login is tried again. Wrong credentials (3) or a\n\
+         # wrong command (2) stay wrong: stop.\n\
          Restart=on-failure\n\
          RestartSec=5\n\
          RestartPreventExitStatus=2 3\n\
@@ -168,12 +178,14 @@ fn launchd_plist(program: &str, args: &[String], made: &[String]) -> String {
     );
     text.push_str(&format!("  <key>Label</key>\n  <string>{LAUNCHD_LABEL}</string>\n"));
     text.push_str("  <key>ProgramArguments</key>\n  <array>\n");
-    for word in std::iter::once(program).chain(args.iter().map(String::as_str)) {
+    for word in std::iter::once(program).chain(args.iter().map(String::as_str)).chain([LAUNCHD_AGENT_FLAG]) {
         text.push_str(&format!("    <string>{}</string>\n", xml_text(word)));
     }
     text.push_str(
         "  </array>\n  <key>RunAtLoad</key>\n  <true/>\n\
-         \x20 <!-- Started again when it fails (an unreachable server at login), at most every 10 s. -->\n\
+         \x20 <!-- Started again when it fails (an unreachable server at login), at most every 10 s.\n\
+         \x20      launchd cannot be told which exit statuses are final: with the last argument,\n\
+         \x20      wrong credentials or a wrong command end with status 0, and it is not restarted. -->\n\
          \x20 <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n\
          \x20 <key>ThrottleInterval</key>\n  <integer>10</integer>\n\
          </dict>\n</plist>\n",
@@ -206,7 +218,7 @@ pub fn is_ours(text: &str) -> bool {
     text.lines().take(2).any(|line| line.contains(MARK))
 }
 
-/// What is on disk where the service goes.
+/// What is on disk where the service goes, and what its manager says.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Found {
     /// The service file: `None` when missing, else its text (`Err` when it
@@ -215,18 +227,23 @@ pub struct Found {
     /// Where the enabling link points, when there is one (`Err`: something
     /// else is there).
     pub link: Option<std::result::Result<PathBuf, String>>,
-    /// Which of the location's folders exist.
+    /// Which of the location's folders exist (a link to a folder counts).
     pub existing_folders: Vec<PathBuf>,
     /// What else each folder holds (for removing a folder only when empty).
     pub folder_entries: Vec<(PathBuf, Vec<PathBuf>)>,
     /// The service manager runs for this user now (systemd: its private
     /// socket listens; launchd: always, in a login session).
     pub manager_running: bool,
+    /// The manager runs the service now (systemd: active; launchd: loaded).
+    pub service_running: bool,
 }
 
-/// One thing `--install` or `--uninstall` does. Each carries what undoes it.
+/// One thing `--install` or `--uninstall` does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// Does nothing; when a later step fails, runs these, in this order,
+    /// after every later step is undone (the old unit back in place).
+    OnFailure(Vec<Vec<String>>),
     MakeFolder(PathBuf),
     /// Writes the service file (mode 0644: it holds no secret, only the
     /// paths of the files that do). `previous`: the text it replaces.
@@ -251,10 +268,48 @@ pub enum Step {
         args: Vec<String>,
         undo: Option<Vec<String>>,
     },
-    /// A real request through the new service: it answers.
+    /// A real request through the new service's port answers 200, and the
+    /// process listening there is the one the manager runs (`pid_query`
+    /// prints its PID, read by `service_pid`), not a `connect` run by hand.
     Prove {
-        url: String,
+        listen: SocketAddr,
+        manager: Manager,
+        pid_query: Vec<String>,
     },
+}
+
+/// What undoes a performed step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Undo {
+    RemoveFolder(PathBuf),
+    MakeFolder(PathBuf),
+    Remove(PathBuf),
+    Write(PathBuf, String),
+    Link(PathBuf, PathBuf),
+    Run(Vec<String>),
+}
+
+/// What undoes `step`, in the order it is undone.
+pub fn undo_of(step: &Step) -> Vec<Undo> {
+    match step {
+        Step::OnFailure(commands) => commands.iter().cloned().map(Undo::Run).collect(),
+        Step::MakeFolder(path) => vec![Undo::RemoveFolder(path.clone())],
+        Step::Write { path, previous: Some(previous), .. } => vec![Undo::Write(path.clone(), previous.clone())],
+        Step::Write { path, previous: None, .. } | Step::Link { link: path, .. } => vec![Undo::Remove(path.clone())],
+        Step::RemoveFile { path, text: Some(text), .. } => vec![Undo::Write(path.clone(), text.clone())],
+        Step::RemoveFile { path, text: None, link_target: Some(target) } => {
+            vec![Undo::Link(path.clone(), target.clone())]
+        }
+        Step::RemoveFile { .. } | Step::Prove { .. } => vec![],
+        Step::RemoveFolder(path) => vec![Undo::MakeFolder(path.clone())],
+        Step::Run { undo, .. } => undo.iter().cloned().map(Undo::Run).collect(),
+    }
+}
+
+/// Everything that undoes the steps performed before one failed, newest
+/// first.
+pub fn rollback(performed: &[Step]) -> Vec<Undo> {
+    performed.iter().rev().flat_map(undo_of).collect()
 }
 
 fn words(args: &[&str]) -> Vec<String> {
@@ -265,15 +320,76 @@ fn systemctl(args: &[&str]) -> Vec<String> {
     words(&[&["systemctl", "--user"], args].concat())
 }
 
-/// The steps that install the service so that its file says `desired`
-/// (made by `service_text`, with `made` folders) and, where the manager
-/// runs, start it (again) and prove it answers at `proof_url`.
+impl Location {
+    fn launchd_service(&self) -> String {
+        format!("{}/{LAUNCHD_LABEL}", self.domain)
+    }
+
+    /// The command whose output says whether the manager runs the service
+    /// (its exit status, and for systemd its output: `active`).
+    pub fn state_query(&self) -> Vec<String> {
+        match self.manager {
+            Manager::Systemd => systemctl(&["is-active", SYSTEMD_UNIT]),
+            Manager::Launchd => words(&["launchctl", "print", &self.launchd_service()]),
+        }
+    }
+
+    /// The command that prints the PID of the service's process.
+    pub fn pid_query(&self) -> Vec<String> {
+        match self.manager {
+            Manager::Systemd => systemctl(&["show", "--property", "MainPID", "--value", SYSTEMD_UNIT]),
+            Manager::Launchd => words(&["launchctl", "print", &self.launchd_service()]),
+        }
+    }
+
+    /// The steps that start the service from the file on disk and prove it.
+    fn start(&self, listen: SocketAddr, undo: Option<Vec<String>>) -> Vec<Step> {
+        let args = match self.manager {
+            Manager::Systemd => systemctl(&["restart", SYSTEMD_UNIT]),
+            Manager::Launchd => words(&["launchctl", "bootstrap", &self.domain, &self.file.display().to_string()]),
+        };
+        vec![Step::Run { args, undo }, Step::Prove { listen, manager: self.manager, pid_query: self.pid_query() }]
+    }
+
+    fn stop(&self) -> Vec<String> {
+        match self.manager {
+            Manager::Systemd => systemctl(&["stop", SYSTEMD_UNIT]),
+            Manager::Launchd => words(&["launchctl", "bootout", &self.launchd_service()]),
+        }
+    }
+}
+
+/// Whether the output of `state_query` (with its exit status) says the
+/// service runs.
+pub fn service_running(manager: Manager, success: bool, output: &str) -> bool {
+    match manager {
+        Manager::Systemd => matches!(output.trim(), "active" | "activating" | "reloading"),
+        Manager::Launchd => success,
+    }
+}
+
+/// The service's PID from the output of `pid_query` (systemd: the bare
+/// number, 0 when it runs nothing; launchd: the `pid = N` line).
+pub fn service_pid(manager: Manager, output: &str) -> Option<u32> {
+    let pid = match manager {
+        Manager::Systemd => output.trim().parse().ok(),
+        Manager::Launchd => {
+            output.lines().find_map(|line| line.trim().strip_prefix("pid = ")).and_then(|pid| pid.trim().parse().ok())
+        }
+    };
+    pid.filter(|pid| *pid > 0)
+}
+
+/// The steps that install the service so that its file says what `render`
+/// makes (given the folders made for it) and, where the manager runs,
+/// (re)start it and prove it answers on `listen`. A failure puts the old
+/// file back and the old service in the state it was: running, or not.
 /// No steps: nothing to change.
 pub fn install(
     location: &Location,
     found: &Found,
     render: impl Fn(&[PathBuf]) -> Result<String>,
-    proof_url: &str,
+    listen: SocketAddr,
 ) -> Result<Vec<Step>> {
     let previous = match &found.file {
         None => None,
@@ -303,8 +419,7 @@ pub fn install(
         }
     }
     let text = render(&made)?;
-    let changed = previous.as_deref() != Some(text.as_str());
-    if changed {
+    if previous.as_deref() != Some(text.as_str()) {
         steps.push(Step::Write { path: location.file.clone(), text, previous: previous.clone() });
     }
     if let Some(link) = &location.link {
@@ -321,34 +436,51 @@ pub fn install(
             None => steps.push(Step::Link { link: link.clone(), target: location.file.clone() }),
         }
     }
-    if steps.is_empty() {
+    if !found.manager_running {
         return Ok(steps);
     }
-    if found.manager_running {
-        match location.manager {
-            Manager::Systemd => {
-                steps
-                    .push(Step::Run { args: systemctl(&["daemon-reload"]), undo: Some(systemctl(&["daemon-reload"])) });
-                steps.push(Step::Run {
-                    args: systemctl(&["restart", SYSTEMD_UNIT]),
-                    undo: Some(systemctl(&["stop", SYSTEMD_UNIT])),
-                });
-            }
-            Manager::Launchd => {
-                let service = format!("{}/{LAUNCHD_LABEL}", location.domain);
-                if previous.is_some() {
-                    steps.push(Step::Run { args: words(&["launchctl", "bootout", &service]), undo: None });
-                }
-                let file = location.file.display().to_string();
-                steps.push(Step::Run {
-                    args: words(&["launchctl", "bootstrap", &location.domain, &file]),
-                    undo: Some(words(&["launchctl", "bootout", &service])),
-                });
-            }
+    if steps.is_empty() {
+        // Installed as asked; stopped (wrong credentials at its last start,
+        // or stopped by hand) it is started again, and proven.
+        if found.service_running {
+            return Ok(steps);
         }
-        steps.push(Step::Prove { url: proof_url.to_string() });
+        return Ok(location.start(listen, Some(location.stop())));
     }
-    Ok(steps)
+    let running = found.service_running;
+    let mut all = Vec::new();
+    match location.manager {
+        Manager::Systemd => {
+            // Undone last: the manager reads the old unit again, and runs
+            // it if it ran.
+            let mut again = vec![systemctl(&["daemon-reload"])];
+            if running {
+                again.push(systemctl(&["restart", SYSTEMD_UNIT]));
+            }
+            all.push(Step::OnFailure(again));
+            all.extend(steps);
+            all.push(Step::Run { args: systemctl(&["daemon-reload"]), undo: None });
+        }
+        Manager::Launchd => {
+            if running {
+                let old = previous.as_ref().map(|_| location.file.display().to_string());
+                all.extend(
+                    old.map(|file| Step::OnFailure(vec![words(&["launchctl", "bootstrap", &location.domain, &file])])),
+                );
+                all.push(Step::Run { args: location.stop(), undo: None });
+            }
+            all.extend(steps);
+        }
+    }
+    // A service that ran before is brought back by `OnFailure`; one that
+    // did not is stopped again. launchd loads an agent only once: the new
+    // one is always unloaded first.
+    let undo_start = match location.manager {
+        Manager::Systemd => (!running).then(|| location.stop()),
+        Manager::Launchd => Some(location.stop()),
+    };
+    all.extend(location.start(listen, undo_start));
+    Ok(all)
 }
 
 /// The steps that stop the service and remove its files, and the folders
@@ -368,17 +500,14 @@ pub fn uninstall(location: &Location, found: &Found) -> Result<Vec<Step>> {
     };
     let mut steps = Vec::new();
     let mut removed = Vec::new();
-    if found.manager_running && text.is_some() {
-        match location.manager {
-            Manager::Systemd => steps.push(Step::Run {
-                args: systemctl(&["stop", SYSTEMD_UNIT]),
-                undo: Some(systemctl(&["start", SYSTEMD_UNIT])),
-            }),
-            Manager::Launchd => steps.push(Step::Run {
-                args: words(&["launchctl", "bootout", &format!("{}/{LAUNCHD_LABEL}", location.domain)]),
-                undo: Some(words(&["launchctl", "bootstrap", &location.domain, &location.file.display().to_string()])),
-            }),
-        }
+    if found.manager_running && found.service_running {
+        let start_again = match location.manager {
+            Manager::Systemd => systemctl(&["start", SYSTEMD_UNIT]),
+            Manager::Launchd => {
+                words(&["launchctl", "bootstrap", &location.domain, &location.file.display().to_string()])
+            }
+        };
+        steps.push(Step::Run { args: location.stop(), undo: Some(start_again) });
     }
     if let (Some(link), Some(Ok(target))) = (&location.link, &found.link)
         && target == &location.file
@@ -413,6 +542,10 @@ pub fn describe(steps: &[Step]) -> String {
     let mut text = String::new();
     for step in steps {
         match step {
+            Step::OnFailure(commands) => {
+                let commands: Vec<String> = commands.iter().map(|c| c.join(" ")).collect();
+                text.push_str(&format!("if a later step fails, once all is put back: run {}\n", commands.join("; ")))
+            }
             Step::MakeFolder(path) => text.push_str(&format!("create folder {} (mode 0755)\n", path.display())),
             Step::Write { path, text: content, previous } => {
                 let verb = if previous.is_some() { "replace" } else { "write" };
@@ -429,9 +562,9 @@ pub fn describe(steps: &[Step]) -> String {
                 text.push_str(&format!("remove folder {} (made for it, now empty)\n", path.display()))
             }
             Step::Run { args, .. } => text.push_str(&format!("run: {}\n", args.join(" "))),
-            Step::Prove { url } => {
-                text.push_str(&format!("check: GET {url}/api/version answers 200 through the service\n"))
-            }
+            Step::Prove { listen, .. } => text.push_str(&format!(
+                "check: GET http://{listen}/api/version answers 200, from the process the manager runs\n"
+            )),
         }
     }
     text
@@ -451,6 +584,10 @@ mod tests {
             "--api-key-file",
             "/home/al ice/k%h$HOME\"\\",
         ])
+    }
+
+    fn listen() -> SocketAddr {
+        "127.0.0.1:11434".parse().unwrap()
     }
 
     fn location() -> Location {
@@ -494,7 +631,7 @@ mod tests {
 
     #[test]
     fn a_first_install_makes_and_records_the_folders_it_needs() {
-        let steps = install(&location(), &fresh(), render, "http://127.0.0.1:11434").unwrap();
+        let steps = install(&location(), &fresh(), render, listen()).unwrap();
         let made: Vec<&Path> =
             steps.iter().filter_map(|s| if let Step::MakeFolder(p) = s { Some(p.as_path()) } else { None }).collect();
         let expected = [
@@ -514,7 +651,7 @@ mod tests {
     }
 
     fn installed(found: &Found) -> Found {
-        let steps = install(&location(), found, render, "u").unwrap();
+        let steps = install(&location(), found, render, listen()).unwrap();
         let mut after = found.clone();
         for step in steps {
             match step {
@@ -537,9 +674,14 @@ mod tests {
     #[test]
     fn a_second_install_changes_nothing_and_uninstall_removes_what_install_made() {
         let mut found = installed(&fresh());
-        assert_eq!(install(&location(), &found, render, "u").unwrap(), vec![]);
+        assert_eq!(install(&location(), &found, render, listen()).unwrap(), vec![]);
         found.manager_running = true;
-        assert_eq!(install(&location(), &found, render, "u").unwrap(), vec![], "running or not, nothing to change");
+        found.service_running = true;
+        assert_eq!(
+            install(&location(), &found, render, listen()).unwrap(),
+            vec![],
+            "running as asked: nothing to change"
+        );
         let steps = uninstall(&location(), &found).unwrap();
         let text = describe(&steps);
         assert_eq!(
@@ -576,6 +718,7 @@ mod tests {
     fn a_running_manager_restarts_the_service_and_the_answer_is_proven() {
         let mut found = installed(&fresh());
         found.manager_running = true;
+        found.service_running = true;
         let changed = |made: &[PathBuf]| {
             service_text(
                 Manager::Systemd,
@@ -584,18 +727,78 @@ mod tests {
                 made,
             )
         };
-        let steps = install(&location(), &found, changed, "http://127.0.0.1:9").unwrap();
+        let steps = install(&location(), &found, changed, "127.0.0.1:9".parse().unwrap()).unwrap();
         assert_eq!(
             describe(&steps).lines().filter(|l| !l.starts_with("    ")).collect::<Vec<_>>(),
             [
+                "if a later step fails, once all is put back: run systemctl --user daemon-reload; systemctl --user restart ollama-secure-connect.service",
                 "replace /home/al/.config/systemd/user/ollama-secure-connect.service (mode 0644):",
                 "run: systemctl --user daemon-reload",
                 "run: systemctl --user restart ollama-secure-connect.service",
-                "check: GET http://127.0.0.1:9/api/version answers 200 through the service",
+                "check: GET http://127.0.0.1:9/api/version answers 200, from the process the manager runs",
             ]
         );
-        let Step::Write { text, .. } = &steps[0] else { panic!() };
+        let Step::Write { text, previous: Some(old), .. } = &steps[1] else { panic!() };
         assert_eq!(made_folders(text).len(), 4, "the folders made by the first install stay recorded");
+        // The proof fails: the old unit is back, read again and running.
+        assert_eq!(
+            rollback(&steps[..4]),
+            [
+                Undo::Write(location().file, old.clone()),
+                Undo::Run(systemctl(&["daemon-reload"])),
+                Undo::Run(systemctl(&["restart", SYSTEMD_UNIT])),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_install_of_a_service_that_did_not_run_leaves_it_stopped_and_unread() {
+        let mut found = fresh();
+        found.manager_running = true;
+        let steps = install(&location(), &found, render, listen()).unwrap();
+        let l = location();
+        let performed = &steps[..steps.len() - 1];
+        assert!(matches!(steps.last(), Some(Step::Prove { .. })));
+        let undo = rollback(performed);
+        assert_eq!(undo[0], Undo::Run(systemctl(&["stop", SYSTEMD_UNIT])), "stopped before its file goes");
+        assert_eq!(undo[1], Undo::Remove(l.link.clone().unwrap()));
+        assert_eq!(undo[2], Undo::Remove(l.file.clone()));
+        assert_eq!(undo.last(), Some(&Undo::Run(systemctl(&["daemon-reload"]))), "read again once the files are gone");
+        assert_eq!(undo.iter().filter(|u| matches!(u, Undo::RemoveFolder(_))).count(), 4);
+    }
+
+    #[test]
+    fn an_installed_service_that_stopped_is_started_again_and_proven() {
+        let mut found = installed(&fresh());
+        found.manager_running = true;
+        assert_eq!(
+            describe(&install(&location(), &found, render, listen()).unwrap()),
+            "run: systemctl --user restart ollama-secure-connect.service\n\
+             check: GET http://127.0.0.1:11434/api/version answers 200, from the process the manager runs\n"
+        );
+        // Uninstalling a stopped service does not stop it, nor start it on failure.
+        assert!(!uninstall(&location(), &found).unwrap().iter().any(|s| matches!(s, Step::Run { undo: Some(_), .. })));
+    }
+
+    #[test]
+    fn the_service_pid_and_state_are_read_from_what_the_manager_prints() {
+        assert_eq!(service_pid(Manager::Systemd, "4242\n"), Some(4242));
+        assert_eq!(service_pid(Manager::Systemd, "0\n"), None, "systemd prints 0 when nothing runs");
+        let print = "gui/501/com.ollama-secure.connect = {\n\tactive count = 1\n\tpath = /Users/al/x.plist\n\tpid = 977\n\tstate = running\n}\n";
+        assert_eq!(service_pid(Manager::Launchd, print), Some(977));
+        assert_eq!(service_pid(Manager::Launchd, "\tstate = not running\n"), None);
+        assert!(service_running(Manager::Systemd, true, "active\n"));
+        assert!(!service_running(Manager::Systemd, false, "failed\n"));
+        assert!(service_running(Manager::Launchd, true, print));
+    }
+
+    #[test]
+    fn a_program_path_systemd_would_expand_is_refused() {
+        for program in ["/opt/$HOME/ollama-secure", "/opt/100%/ollama-secure"] {
+            let err = service_text(Manager::Systemd, program, &args(), &[]).unwrap_err();
+            assert!(err.to_string().contains("`$` or `%`"), "{err}");
+        }
+        assert!(service_text(Manager::Launchd, "/opt/100%/ollama-secure", &args(), &[]).is_ok());
     }
 
     #[test]
@@ -603,16 +806,19 @@ mod tests {
         let mut found = fresh();
         found.file = Some(Ok("[Service]\nExecStart=/bin/true\n".into()));
         assert!(
-            install(&location(), &found, render, "u").unwrap_err().to_string().contains("not written by ollama-secure")
+            install(&location(), &found, render, listen())
+                .unwrap_err()
+                .to_string()
+                .contains("not written by ollama-secure")
         );
         assert!(uninstall(&location(), &found).unwrap_err().to_string().contains("not removed"));
         let mut found = installed(&fresh());
         found.link = Some(Ok("/elsewhere".into()));
-        assert!(install(&location(), &found, render, "u").is_err());
+        assert!(install(&location(), &found, render, listen()).is_err());
         assert!(!uninstall(&location(), &found).unwrap().iter().any(|s| matches!(s, Step::RemoveFile { path, .. } if path.ends_with("default.target.wants/ollama-secure-connect.service"))));
         let mut homeless = fresh();
         homeless.existing_folders.clear();
-        assert!(install(&location(), &homeless, render, "u").is_err());
+        assert!(install(&location(), &homeless, render, listen()).is_err());
     }
 
     #[test]
@@ -631,7 +837,7 @@ mod tests {
                 made,
             )
         };
-        let steps = install(&location, &found, render, "http://127.0.0.1:11434").unwrap();
+        let steps = install(&location, &found, render, listen()).unwrap();
         let Some(Step::Write { text, path, .. }) = steps.iter().find(|s| matches!(s, Step::Write { .. })) else {
             panic!()
         };
@@ -647,8 +853,11 @@ mod tests {
              \x20 <key>ProgramArguments</key>\n  <array>\n\
              \x20   <string>/opt/homebrew/bin/ollama-secure</string>\n    <string>connect</string>\n\
              \x20   <string>--url</string>\n    <string>https://a.example/&lt;&amp;&gt;</string>\n\
+             \x20   <string>--as-launchd-agent</string>\n\
              \x20 </array>\n  <key>RunAtLoad</key>\n  <true/>\n\
-             \x20 <!-- Started again when it fails (an unreachable server at login), at most every 10 s. -->\n\
+             \x20 <!-- Started again when it fails (an unreachable server at login), at most every 10 s.\n\
+             \x20      launchd cannot be told which exit statuses are final: with the last argument,\n\
+             \x20      wrong credentials or a wrong command end with status 0, and it is not restarted. -->\n\
              \x20 <key>KeepAlive</key>\n  <dict>\n    <key>SuccessfulExit</key>\n    <false/>\n  </dict>\n\
              \x20 <key>ThrottleInterval</key>\n  <integer>10</integer>\n\
              </dict>\n</plist>\n"
@@ -660,12 +869,35 @@ mod tests {
                 "create folder /Users/al/Library/LaunchAgents (mode 0755)",
                 "write /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist (mode 0644):",
                 "run: launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
-                "check: GET http://127.0.0.1:11434/api/version answers 200 through the service",
+                "check: GET http://127.0.0.1:11434/api/version answers 200, from the process the manager runs",
             ]
         );
         let mut after = found.clone();
         after.existing_folders.push("/Users/al/Library/LaunchAgents".into());
         after.file = Some(Ok(text.clone()));
+        after.service_running = true;
+        // A new command for a loaded agent: unloaded, replaced, loaded; on
+        // failure the new one is unloaded and the old one loaded again.
+        let other = |made: &[PathBuf]| service_text(Manager::Launchd, "/opt/homebrew/bin/ollama-secure", &[], made);
+        let again = install(&location, &after, other, listen()).unwrap();
+        assert_eq!(
+            describe(&again).lines().filter(|l| !l.starts_with("    ")).collect::<Vec<_>>(),
+            [
+                "if a later step fails, once all is put back: run launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
+                "run: launchctl bootout gui/501/com.ollama-secure.connect",
+                "replace /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist (mode 0644):",
+                "run: launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
+                "check: GET http://127.0.0.1:11434/api/version answers 200, from the process the manager runs",
+            ]
+        );
+        assert_eq!(
+            rollback(&again[..4]),
+            [
+                Undo::Run(words(&["launchctl", "bootout", "gui/501/com.ollama-secure.connect"])),
+                Undo::Write(path.clone(), text.clone()),
+                Undo::Run(words(&["launchctl", "bootstrap", "gui/501", &path.display().to_string()])),
+            ]
+        );
         after.folder_entries = vec![("/Users/al/Library/LaunchAgents".into(), vec![path.clone()])];
         assert_eq!(
             describe(&uninstall(&location, &after).unwrap()),

@@ -13,6 +13,22 @@ use crate::system::{Credentials, HttpRequest, System, Trust, forward};
 const SECRET_LIMIT: usize = 16 * 1024;
 
 pub fn run(args: ConnectArgs, system: &dyn System) -> Result<()> {
+    if !args.as_launchd_agent {
+        return forward_or_install(args, system);
+    }
+    match forward_or_install(args, system) {
+        Err(e) if matches!(e.exit_code(), crate::error::exit::INPUT | crate::error::exit::CHECK_FAILED) => {
+            crate::errln!("{}", e.report(crate::style::stderr()));
+            crate::errln!(
+                "Not retried: this would fail again. Mend it, then run `ollama-secure connect --install` again."
+            );
+            Ok(())
+        }
+        other => other,
+    }
+}
+
+fn forward_or_install(args: ConnectArgs, system: &dyn System) -> Result<()> {
     if args.uninstall {
         return super::connect_service::uninstall(args.dry_run, system);
     }

@@ -14,8 +14,8 @@ use crate::cli::{ClientCredentials, ConnectArgs};
 use crate::error::{Error, Result};
 use crate::paths::Os;
 use crate::plan::Command;
-use crate::system::{Credentials, Existing, HttpRequest, Ownership, SocketState, System};
-use crate::user_service::{self, Found, Location, Manager, Step};
+use crate::system::{Credentials, Existing, HttpRequest, Owner, Ownership, SocketState, System};
+use crate::user_service::{self, Found, Location, Manager, Step, Undo};
 
 /// How long a freshly started service has to answer through its port.
 const PROOF_TIMEOUT: Duration = Duration::from_secs(20);
@@ -52,16 +52,55 @@ pub fn credentials_from_files(flags: &ClientCredentials) -> Result<Credentials> 
     super::check::client_credentials(flags)
 }
 
-/// Where this user's service goes on this operating system.
-fn location(system: &dyn System) -> Result<Location> {
+/// Whether this user's service manager runs now: launchd always does in
+/// a login session; systemd's user manager answers on its private socket.
+fn manager_running(system: &dyn System) -> bool {
+    match Os::current() {
+        Os::MacHomebrew(_) => true,
+        Os::Debian => system.unix_socket(&user_manager_socket(system)) == SocketState::Listening,
+    }
+}
+
+/// Where this user's service goes on this operating system. systemd's
+/// user manager looks under its own `XDG_CONFIG_HOME` (not this shell's):
+/// asked when it runs, else the default that a login starts it with.
+fn location(system: &dyn System, manager_running: bool) -> Result<Location> {
     let home =
         system.env_var("HOME").map(PathBuf::from).filter(|home| home.is_absolute()).ok_or_else(|| {
             Error::input("HOME is not set to an absolute path: the service goes under your home folder")
         })?;
     match Os::current() {
         Os::MacHomebrew(_) => Location::launchd(&home, nix::unistd::getuid().as_raw()),
-        Os::Debian => Location::systemd(&home, system.env_var("XDG_CONFIG_HOME").as_deref()),
+        Os::Debian => {
+            let config_home = if manager_running { manager_variable(system, "XDG_CONFIG_HOME")? } else { None };
+            Location::systemd(&home, config_home.as_deref())
+        }
     }
+}
+
+/// A variable of the running systemd user manager's environment.
+fn manager_variable(system: &dyn System, name: &str) -> Result<Option<String>> {
+    let output = system.run(&Command::new("systemctl", &["--user", "show-environment"]));
+    if !output.success {
+        return Err(Error::failed(format!("`systemctl --user show-environment` failed: {}", output.output.trim())));
+    }
+    Ok(output.output.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('=')).map(str::to_string))
+}
+
+/// A folder, or a link that leads to one (a home on another disk).
+fn is_folder(system: &dyn System, path: &Path) -> bool {
+    let mut path = path.to_path_buf();
+    // Links of links, up to the kernel's own limit.
+    for _ in 0..40 {
+        match system.inspect(&path) {
+            Existing::Dir { .. } => return true,
+            Existing::Symlink { target } => {
+                path = path.parent().map(|parent| parent.join(&target)).unwrap_or(target);
+            }
+            _ => return false,
+        }
+    }
+    false
 }
 
 /// systemd's user manager answers on its private socket.
@@ -73,7 +112,7 @@ fn user_manager_socket(system: &dyn System) -> PathBuf {
     runtime.join("systemd").join("private")
 }
 
-fn found(system: &dyn System, location: &Location) -> Found {
+fn found(system: &dyn System, location: &Location, manager_running: bool) -> Found {
     let file = match system.inspect(&location.file) {
         Existing::Missing => None,
         Existing::File { content, .. } => Some(String::from_utf8(content).map_err(|_| "not UTF-8 text".to_string())),
@@ -85,18 +124,25 @@ fn found(system: &dyn System, location: &Location) -> Found {
         Existing::Symlink { target } => Some(Ok(target)),
         _ => Some(Err("not a link".to_string())),
     });
-    let existing_folders: Vec<PathBuf> = location
-        .folders
-        .iter()
-        .filter(|folder| matches!(system.inspect(folder), Existing::Dir { .. }))
-        .cloned()
-        .collect();
+    let existing_folders: Vec<PathBuf> =
+        location.folders.iter().filter(|folder| is_folder(system, folder)).cloned().collect();
     let folder_entries = existing_folders.iter().map(|folder| (folder.clone(), system.list_dir(folder))).collect();
-    let manager_running = match location.manager {
-        Manager::Systemd => system.unix_socket(&user_manager_socket(system)) == SocketState::Listening,
-        Manager::Launchd => true,
+    let service_running = manager_running && {
+        let output = query(system, &location.state_query());
+        user_service::service_running(location.manager, output.success, &output.output)
     };
-    Found { file, link, existing_folders, folder_entries, manager_running }
+    Found { file, link, existing_folders, folder_entries, manager_running, service_running }
+}
+
+fn query(system: &dyn System, words: &[String]) -> crate::system::RunOutput {
+    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+    system.run(&Command::new(&words[0], &args))
+}
+
+/// The PID of the process the manager runs for the service, if any.
+fn service_pid(system: &dyn System, location: &Location) -> Option<u32> {
+    let output = query(system, &location.pid_query());
+    if output.success { user_service::service_pid(location.manager, &output.output) } else { None }
 }
 
 /// The arguments the service runs `connect` with: these, with every file
@@ -124,35 +170,46 @@ fn service_args(args: &ConnectArgs, listen: SocketAddr, server: &Url) -> Result<
     Ok(words)
 }
 
-/// Something other than `connect` on the port would keep the service from
-/// ever listening; a `connect` there is this service already (or one run
-/// by hand, which the restart replaces).
-fn port_is_free_or_ours(system: &dyn System, listen: SocketAddr) -> Result<()> {
+/// Who listens on the port: nobody (`None`), a process, or one we may not see (`Err`).
+fn listener(system: &dyn System, listen: SocketAddr) -> Option<std::result::Result<Owner, ()>> {
     let taken = system
         .tcp_listeners()
         .into_iter()
-        .find(|l| l.port == listen.port() && (l.address == listen.ip() || l.address.is_unspecified()));
-    let Some(listener) = taken else { return Ok(()) };
-    match system.socket_owner(listener.inode) {
-        Some(owner) if owner.name == "ollama-secure" => Ok(()),
+        .find(|l| l.port == listen.port() && (l.address == listen.ip() || l.address.is_unspecified()))?;
+    Some(system.socket_owner(taken.inode).ok_or(()))
+}
+
+/// Anything but the service itself on the port (another program, or a
+/// `connect` run by hand) would keep the service from ever listening.
+fn port_is_free_or_ours(system: &dyn System, listen: SocketAddr, service: Option<u32>) -> Result<()> {
+    match listener(system, listen) {
+        None => Ok(()),
+        Some(Ok(owner)) if Some(owner.pid) == service => Ok(()),
+        Some(Ok(owner)) if owner.name == "ollama-secure" => Err(Error::failed(format!(
+            "an ollama-secure not run by the service (PID {}, perhaps a `connect` started by hand) listens on {listen}: \
+             the service could never listen there; stop it (kill {}) or give another port with --listen 127.0.0.1:PORT",
+            owner.pid, owner.pid
+        ))),
         owner => Err(Error::failed(format!(
             "something else listens on {listen}{}: the service could never listen there; give another port with --listen 127.0.0.1:PORT",
-            owner.map(|o| format!(" ({}, PID {})", o.name, o.pid)).unwrap_or_default()
+            owner.and_then(Result::ok).map(|o| format!(" ({}, PID {})", o.name, o.pid)).unwrap_or_default()
         ))),
     }
 }
 
 pub fn install(args: &ConnectArgs, listen: SocketAddr, server: &Url, system: &dyn System) -> Result<()> {
-    let location = location(system)?;
+    let manager_running = manager_running(system);
+    let location = location(system, manager_running)?;
     let program =
         std::env::current_exe().map_err(|e| Error::failed(format!("cannot tell where this program is: {e}")))?;
     let program =
         program.to_str().ok_or_else(|| Error::failed(format!("{}: not UTF-8", program.display())))?.to_string();
     let words = service_args(args, listen, server)?;
-    port_is_free_or_ours(system, listen)?;
-    let found = found(system, &location);
+    let found = found(system, &location, manager_running);
+    let running_pid = if found.service_running { service_pid(system, &location) } else { None };
+    port_is_free_or_ours(system, listen, running_pid)?;
     let render = |made: &[PathBuf]| user_service::service_text(location.manager, &program, &words, made);
-    let steps = user_service::install(&location, &found, render, &format!("http://{listen}"))?;
+    let steps = user_service::install(&location, &found, render, listen)?;
     if steps.is_empty() {
         crate::outln!("Nothing to change: {} is installed as asked.", location.file.display());
         return Ok(());
@@ -186,8 +243,9 @@ pub fn install(args: &ConnectArgs, listen: SocketAddr, server: &Url, system: &dy
 }
 
 pub fn uninstall(dry_run: bool, system: &dyn System) -> Result<()> {
-    let location = location(system)?;
-    let steps = user_service::uninstall(&location, &found(system, &location))?;
+    let manager_running = manager_running(system);
+    let location = location(system, manager_running)?;
+    let steps = user_service::uninstall(&location, &found(system, &location, manager_running))?;
     if steps.is_empty() {
         crate::outln!(
             "Nothing to change: no connect service is installed ({} does not exist).",
@@ -204,29 +262,19 @@ pub fn uninstall(dry_run: bool, system: &dyn System) -> Result<()> {
     Ok(())
 }
 
-/// Undoes one performed step.
-enum Undo {
-    RemoveFolder(PathBuf),
-    MakeFolder(PathBuf),
-    Remove(PathBuf),
-    Write(PathBuf, String),
-    Link(PathBuf, PathBuf),
-    Run(Vec<String>),
-}
-
+/// Performs the steps; when one fails, undoes those before it, newest
+/// first, as `user_service::rollback` says.
 fn perform(system: &dyn System, steps: &[Step]) -> Result<()> {
-    let mut undo = Vec::new();
-    for step in steps {
-        match perform_one(system, step) {
-            Ok(Some(u)) => undo.push(u),
-            Ok(None) => {}
-            Err(cause) => {
-                let leftovers: Vec<String> = undo.into_iter().rev().filter_map(|u| undo_one(system, u).err()).collect();
-                if leftovers.is_empty() {
-                    return Err(Error::failed(format!("{cause}; everything this run changed is as it was")));
-                }
-                return Err(Error::RollbackIncomplete { cause: Box::new(Error::failed(cause)), leftovers });
+    for (done, step) in steps.iter().enumerate() {
+        if let Err(cause) = perform_one(system, step) {
+            let leftovers: Vec<String> = user_service::rollback(&steps[..done])
+                .into_iter()
+                .filter_map(|undo| undo_one(system, undo).err())
+                .collect();
+            if leftovers.is_empty() {
+                return Err(Error::failed(format!("{cause}; everything this run changed is as it was")));
             }
+            return Err(Error::RollbackIncomplete { cause: Box::new(Error::failed(cause)), leftovers });
         }
     }
     Ok(())
@@ -248,44 +296,19 @@ fn io<'a>(what: &'a str, path: &'a Path) -> impl Fn(std::io::Error) -> String + 
     move |e| format!("cannot {what} {}: {e}", path.display())
 }
 
-fn perform_one(system: &dyn System, step: &Step) -> std::result::Result<Option<Undo>, String> {
-    Ok(match step {
-        Step::MakeFolder(path) => {
-            system.create_dir(path, 0o755).map_err(io("create", path))?;
-            Some(Undo::RemoveFolder(path.clone()))
+fn perform_one(system: &dyn System, step: &Step) -> std::result::Result<(), String> {
+    match step {
+        Step::OnFailure(_) => Ok(()),
+        Step::MakeFolder(path) => system.create_dir(path, 0o755).map_err(io("create", path)),
+        Step::Write { path, text, .. } => {
+            system.write_atomic(path, text.as_bytes(), ownership(0o644)).map_err(io("write", path))
         }
-        Step::Write { path, text, previous } => {
-            system.write_atomic(path, text.as_bytes(), ownership(0o644)).map_err(io("write", path))?;
-            Some(match previous {
-                Some(previous) => Undo::Write(path.clone(), previous.clone()),
-                None => Undo::Remove(path.clone()),
-            })
-        }
-        Step::Link { link, target } => {
-            system.symlink(target, link).map_err(io("link", link))?;
-            Some(Undo::Remove(link.clone()))
-        }
-        Step::RemoveFile { path, text, link_target } => {
-            system.remove_file(path).map_err(io("remove", path))?;
-            match (text, link_target) {
-                (Some(text), _) => Some(Undo::Write(path.clone(), text.clone())),
-                (None, Some(target)) => Some(Undo::Link(path.clone(), target.clone())),
-                (None, None) => None,
-            }
-        }
-        Step::RemoveFolder(path) => {
-            system.remove_dir(path).map_err(io("remove", path))?;
-            Some(Undo::MakeFolder(path.clone()))
-        }
-        Step::Run { args, undo } => {
-            run(system, args)?;
-            undo.clone().map(Undo::Run)
-        }
-        Step::Prove { url } => {
-            prove(system, url)?;
-            None
-        }
-    })
+        Step::Link { link, target } => system.symlink(target, link).map_err(io("link", link)),
+        Step::RemoveFile { path, .. } => system.remove_file(path).map_err(io("remove", path)),
+        Step::RemoveFolder(path) => system.remove_dir(path).map_err(io("remove", path)),
+        Step::Run { args, .. } => run(system, args),
+        Step::Prove { listen, manager, pid_query } => prove(system, *listen, *manager, pid_query),
+    }
 }
 
 fn undo_one(system: &dyn System, undo: Undo) -> std::result::Result<(), String> {
@@ -302,23 +325,40 @@ fn undo_one(system: &dyn System, undo: Undo) -> std::result::Result<(), String> 
 }
 
 /// A real request through the service's port, without credentials: the
-/// service adds them, so a 200 proves it runs and logs in.
-fn prove(system: &dyn System, base: &str) -> std::result::Result<(), String> {
-    let url = Url::parse(&format!("{base}/api/version")).map_err(|e| e.to_string())?;
+/// service adds them, so a 200 from the process the manager runs (not
+/// from a `connect` someone else started on the port) proves it runs and
+/// logs in.
+fn prove(
+    system: &dyn System,
+    listen: SocketAddr,
+    manager: Manager,
+    pid_query: &[String],
+) -> std::result::Result<(), String> {
+    let url = Url::parse(&format!("http://{listen}/api/version")).map_err(|e| e.to_string())?;
     let request =
         HttpRequest { timeout: Duration::from_secs(2), follow_redirects: false, ..HttpRequest::get(url.clone()) };
     let start = system.now();
     loop {
-        let last = match system.http(&request) {
-            Ok(reply) if reply.status == 200 => return Ok(()),
-            Ok(reply) => format!("it answered {}", reply.status),
-            Err(e) => e,
+        let service = query(system, pid_query);
+        let service = if service.success { user_service::service_pid(manager, &service.output) } else { None };
+        let last = match (system.http(&request), listener(system, listen)) {
+            (Ok(reply), Some(Ok(owner))) if reply.status == 200 && Some(owner.pid) == service => return Ok(()),
+            (Ok(reply), Some(Ok(owner))) if reply.status == 200 => {
+                format!("PID {} answers there, the service is {service:?}", owner.pid)
+            }
+            (Ok(reply), _) => format!("it answered {}", reply.status),
+            (Err(e), _) => e,
         };
         if system.now().duration_since(start).unwrap_or_default() > PROOF_TIMEOUT {
+            let why = match manager {
+                Manager::Systemd => format!("`journalctl --user -u {}` says why", user_service::SYSTEMD_UNIT),
+                Manager::Launchd => {
+                    format!("`{}` shows its last exit status", pid_query.join(" "))
+                }
+            };
             return Err(format!(
-                "the service did not answer 200 at {url} within {} s ({last}); `journalctl --user -u {}` says why",
-                PROOF_TIMEOUT.as_secs(),
-                user_service::SYSTEMD_UNIT
+                "the service did not answer 200 at {url} within {} s ({last}); {why}",
+                PROOF_TIMEOUT.as_secs()
             ));
         }
         system.sleep(Duration::from_millis(200));

@@ -210,12 +210,19 @@ fn forwards_without_credentials(proxy: &'static str) {
     assert!(peak < 40 * 1024, "{proxy}: connect held {peak} KiB for a 50 MiB upload");
 
     // Wrong credentials: said at start-up, nothing listens.
-    Tool::new()
-        .args(["connect", "--url", &format!("http://{DOMAIN}:{}", d.port), "--api-key-env", "WRONG"])
-        .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", d.port), "--listen", "127.0.0.1:0"])
-        .env("WRONG", "osk_d3JvbmcwMDAwMDAwOndyb25nd3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3h4")
-        .status(3)
+    let wrong = || {
+        Tool::new()
+            .args(["connect", "--url", &format!("http://{DOMAIN}:{}", d.port), "--api-key-env", "WRONG"])
+            .args(["--resolve", &format!("{DOMAIN}:{}:127.0.0.1", d.port), "--listen", "127.0.0.1:0"])
+            .env("WRONG", "osk_d3JvbmcwMDAwMDAwOndyb25nd3Jvbmd3cm9uZ3dyb25nd3Jvbmd3cm9uZ3h4")
+    };
+    wrong().status(3).stderr_has("refused these credentials (401)").run();
+    // As the launchd agent: status 0, so that launchd does not retry them every 10 s.
+    wrong()
+        .args(["--as-launchd-agent"])
+        .status(0)
         .stderr_has("refused these credentials (401)")
+        .stderr_has("Not retried: this would fail again.")
         .run();
 }
 
@@ -254,6 +261,14 @@ fn connect_refuses_what_would_not_work() {
     // Nothing listens there.
     let nobody = format!("http://127.0.0.1:{}", free_port());
     connect("127.0.0.1:0", &nobody).status(1).stderr_has(&format!("cannot reach {nobody}/")).run();
+    // As the launchd agent, an unreachable server is still a failure (retried), a wrong command not.
+    connect("127.0.0.1:0", &nobody).args(["--as-launchd-agent"]).status(1).stderr_has("cannot reach").run();
+    connect("localhost", &nobody)
+        .args(["--as-launchd-agent"])
+        .status(0)
+        .stderr_has("give a loopback address and port")
+        .stderr_has("Not retried")
+        .run();
     connect("127.0.0.1:0", &nobody)
         .args(["--dry-run"])
         .status(2)
@@ -326,8 +341,8 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     let connect = |extra: &[&str]| {
         Tool::new()
             .env("HOME", home.to_str().unwrap())
-            // Not absolute: ignored, as the XDG specification says.
-            .env("XDG_CONFIG_HOME", "")
+            // The shell's, not the user manager's (none runs here): not used.
+            .env("XDG_CONFIG_HOME", "/nonexistent/config")
             .env("XDG_RUNTIME_DIR", runtime.to_str().unwrap())
             .args(["connect", "--url", &url, "--resolve", &resolve, "--listen", &listen])
             .args(extra)
@@ -443,7 +458,7 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     let uninstall = || {
         Tool::new()
             .env("HOME", home.to_str().unwrap())
-            .env("XDG_CONFIG_HOME", "")
+            .env("XDG_CONFIG_HOME", "/nonexistent/config")
             .env("XDG_RUNTIME_DIR", runtime.to_str().unwrap())
             .args(["connect", "--uninstall"])
     };
@@ -475,6 +490,20 @@ fn connect_install_writes_a_user_service_and_uninstall_takes_it_away() {
     connect(&["--install", "--api-key-file", &key]).status(1).stderr_has("was not written by ollama-secure").run();
     uninstall().status(1).stderr_has("not removed").run();
     assert_eq!(std::fs::read_to_string(&unit_path).unwrap(), "[Service]\nExecStart=/bin/true\n");
+
+    // A ~/.config that is a link to a folder elsewhere is used, not recorded
+    // as made, and left as it was.
+    let linked = d.sandbox.mkdir("home/bo");
+    let elsewhere = d.sandbox.mkdir("disk/bo-config");
+    std::os::unix::fs::symlink(&elsewhere, linked.join(".config")).unwrap();
+    let both = || (crate::support::tree(&linked), crate::support::tree(&elsewhere));
+    let before = both();
+    let as_bo = |extra: &[&str]| connect(extra).env("HOME", linked.to_str().unwrap());
+    as_bo(&["--install", "--api-key-file", &key]).any_stdout().run();
+    let unit = std::fs::read_to_string(elsewhere.join("systemd/user/ollama-secure-connect.service")).unwrap();
+    assert!(!unit.contains(&format!("made by ollama-secure: {}\n", linked.join(".config").display())), "{unit}");
+    uninstall().env("HOME", linked.to_str().unwrap()).any_stdout().run();
+    assert_eq!(both(), before, "the link and the folder it leads to are as before");
 }
 
 /// The launchd agent `--install` writes on macOS, read by Python's
@@ -501,6 +530,7 @@ fn connect_launchd_agent_is_a_property_list_launchd_reads() {
     let plist: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let mut program = vec!["/opt/homebrew/bin/ollama-secure".to_string()];
     program.extend(args);
+    program.push("--as-launchd-agent".into());
     assert_eq!(
         plist,
         serde_json::json!({

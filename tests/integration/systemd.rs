@@ -469,9 +469,11 @@ fn nginx_install() {
 
 /// `connect --install` for a user whose systemd manager runs (root's own,
 /// `user@0.service`, as a login starts it): the unit is started and proven
-/// through its port, systemd starts it again when it is killed, a re-run
-/// changes nothing, and `--uninstall` stops it and leaves the home folder
-/// as it was.
+/// through its port, with a password file whose path holds what systemd
+/// would expand or split (the process gets it word for word); systemd
+/// starts it again when it is killed, a re-run changes nothing, a stopped
+/// unit is started again, a `connect` run by hand on the port is refused,
+/// and `--uninstall` stops it and leaves the home folder as it was.
 fn connect_as_a_user_service(port: u16) {
     let (started, why) = run("systemctl", &["start", "user@0.service"]);
     assert!(started, "{why}{}", run("journalctl", &["--no-pager", "-n", "60"]).1);
@@ -481,7 +483,9 @@ fn connect_as_a_user_service(port: u16) {
         let out = Command::new("systemctl").args(&all).env("XDG_RUNTIME_DIR", "/run/user/0").output().unwrap();
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let password = format!("{RECORDS}/alice-password");
+    let odd = format!("{RECORDS}/a b%h$HOME\"\\");
+    fs::create_dir_all(&odd).unwrap();
+    let password = format!("{odd}/alice-password");
     fs::write(&password, format!("{ALICE}\n")).unwrap();
     fs::set_permissions(&password, fs::Permissions::from_mode(0o600)).unwrap();
     let home_before = crate::support::tree(Path::new("/root"));
@@ -522,6 +526,12 @@ fn connect_as_a_user_service(port: u16) {
     let pid: i32 =
         user(&["show", "--property", "MainPID", "--value", "ollama-secure-connect.service"]).parse().unwrap();
     assert!(pid > 0);
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap();
+    let words: Vec<String> =
+        cmdline.split(|b| *b == 0).filter(|w| !w.is_empty()).map(|w| String::from_utf8_lossy(w).into_owned()).collect();
+    let at = words.iter().position(|w| w == "--password-file").expect("no --password-file");
+    assert_eq!(words[at + 1], password, "the path reached the process otherwise: {words:?}");
+    assert_eq!(words[1..3], ["connect".to_string(), "--url".to_string()]);
     // Killed, it is started again (Restart=on-failure).
     run("kill", &["-KILL", &pid.to_string()]);
     within(Duration::from_secs(20), "the killed service started again", || {
@@ -532,6 +542,36 @@ fn connect_as_a_user_service(port: u16) {
     connect()
         .stdout("Nothing to change: /root/.config/systemd/user/ollama-secure-connect.service is installed as asked.\n")
         .run();
+    // Stopped by hand: installing again starts it, and proves it.
+    user(&["stop", "ollama-secure-connect.service"]);
+    assert_eq!(through(), 0);
+    connect().stdout_has("It runs now.").run();
+    assert_eq!(through(), 200);
+    // A `connect` run by hand on another port: installing the service there is refused.
+    let by_hand_port = "127.0.0.1:11501";
+    let mut by_hand = Command::new(env!("CARGO_BIN_EXE_ollama-secure"))
+        .args(["connect", "--url", &format!("http://{DOMAIN}:{port}"), "--resolve"])
+        .arg(format!("{DOMAIN}:{port}:127.0.0.1"))
+        .args(["--listen", by_hand_port, "--username", "alice", "--password-file", &password])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    listening(11501, "the connect run by hand");
+    let refused = Command::new(env!("CARGO_BIN_EXE_ollama-secure"))
+        .env("HOME", "/root")
+        .env("XDG_RUNTIME_DIR", "/run/user/0")
+        .args(["connect", "--url", &format!("http://{DOMAIN}:{port}"), "--resolve"])
+        .arg(format!("{DOMAIN}:{port}:127.0.0.1"))
+        .args(["--listen", by_hand_port, "--install", "--username", "alice", "--password-file", &password])
+        .output()
+        .unwrap();
+    by_hand.kill().unwrap();
+    by_hand.wait().unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(said.contains(&format!("an ollama-secure not run by the service (PID {}", by_hand.id())), "{said}");
+    assert_eq!(through(), 200, "the installed service is as it was");
 
     Tool::new()
         .env("HOME", "/root")
@@ -546,7 +586,7 @@ fn connect_as_a_user_service(port: u16) {
         home_before,
         "connect --uninstall left /root otherwise than before"
     );
-    fs::remove_file(&password).unwrap();
+    fs::remove_dir_all(&odd).unwrap();
     systemctl(&["stop", "user@0.service"]);
 }
 
