@@ -1,9 +1,10 @@
 //! Several Ollama servers behind one proxy (`upstream:` a list), real nginx
 //! and Caddy in front of three stand-ins: 32 streams at once spread over
-//! all three (least connections), each server sees a Host it accepts; one
-//! server stopped, no request started after that fails (refused
-//! connections go on to the others); started again, it gets requests
-//! again.
+//! all three (least connections) and all complete, each server sees a Host
+//! it accepts; a slow server gets fewer; one server stopped while streams
+//! on it are half sent, those end with an error and are not sent again,
+//! and no request started after that fails (refused connections go on to
+//! the others); started again, it gets requests again.
 
 use std::io::Read;
 use std::time::{Duration, Instant};
@@ -66,13 +67,69 @@ fn balances_and_survives_a_server_going(proxy: &'static str) {
         assert_eq!(first.lines().chain(rest.lines()).count(), TOKENS.len() + 1, "{proxy}: {first}{rest}");
     }
 
-    // One server goes away: every request after that is answered, by the
-    // others. Caddy 2.6 cannot send a POST on after a refused connection
-    // (caddyserver/caddy#7546, fixed in 2.11): its POSTs are sent once its
-    // health check (every 2 s) has left that server out.
+    // A slow server (its generations held, the others' answered at once)
+    // gets fewer: a request goes where the fewest are open.
+    d.ollama.hold_streams();
+    let before: Vec<usize> = all.iter().map(|s| generations(s)).collect();
+    let mut held = Vec::new();
+    for _ in 0..12 {
+        let mut answer = generate(&d, GATED_PROMPT);
+        assert_eq!(answer.status(), 200, "{proxy}");
+        crate::support::read_first_line(&mut answer);
+        held.push(answer);
+        // The fast servers' answers end meanwhile.
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let spread: Vec<usize> = all.iter().zip(&before).map(|(s, b)| generations(s) - b).collect();
+    assert!(spread[0] <= 2 && spread[1] >= 4 && spread[2] >= 4, "{proxy}: the slow server got its share: {spread:?}");
+    d.ollama.release_stream();
+    for mut answer in held {
+        let mut rest = String::new();
+        answer.read_to_string(&mut rest).unwrap();
+        assert!(rest.contains("\"done\":true"), "{proxy}: {rest}");
+    }
+
+    // A server dies while streams on it are half sent: those end early,
+    // with an error (no final `done`), and are not sent again to another
+    // server (a generation had started); the other streams complete.
+    for standin in all {
+        standin.hold_streams();
+    }
+    let before: Vec<usize> = all.iter().map(|s| generations(s)).collect();
+    let streams: Vec<_> = (0..9)
+        .map(|_| {
+            let mut answer = generate(&d, GATED_PROMPT);
+            assert_eq!(answer.status(), 200, "{proxy}");
+            crate::support::read_first_line(&mut answer);
+            answer
+        })
+        .collect();
+    let on: Vec<usize> = all.iter().zip(&before).map(|(s, b)| generations(s) - b).collect();
+    assert!(on[2] > 0, "{proxy}: no stream on the server that dies: {on:?}");
     let gone = others[1].upstream();
     let [kept, stopped] = others;
     drop(stopped);
+    d.ollama.release_stream();
+    kept.release_stream();
+    let (mut complete, mut cut) = (0, 0);
+    for mut answer in streams {
+        let mut rest = String::new();
+        match answer.read_to_string(&mut rest) {
+            Ok(_) if rest.contains("\"done\":true") => complete += 1,
+            _ => cut += 1,
+        }
+    }
+    assert_eq!((complete, cut), (on[0] + on[1], on[2]), "{proxy}: streams on {gone} ended otherwise");
+    assert_eq!(
+        (generations(&d.ollama), generations(&kept)),
+        (before[0] + on[0], before[1] + on[1]),
+        "{proxy}: a cut generation was sent again"
+    );
+
+    // One server went away: every request after that is answered, by the
+    // others. Caddy 2.6 cannot send a POST on after a refused connection
+    // (caddyserver/caddy#7546, fixed in 2.11): its POSTs are sent once its
+    // health check (every 2 s) has left that server out.
     std::thread::sleep(Duration::from_millis(700));
     for _ in 0..20 {
         assert_eq!(d.status("/api/tags", Some(("alice", ALICE))), 200, "{proxy}: a GET failed after {gone} went away");

@@ -140,6 +140,12 @@ impl StandIn {
         self.shared.cut_off.load(Ordering::SeqCst)
     }
 
+    /// Gated generations wait again after their first token, until the
+    /// next `release_stream`.
+    pub fn hold_streams(&self) {
+        *self.shared.released.lock().unwrap() = false;
+    }
+
     /// Lets a gated generation send the rest of its tokens.
     pub fn release_stream(&self) {
         *self.shared.released.lock().unwrap() = true;
