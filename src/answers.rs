@@ -189,7 +189,7 @@ pub struct Answers {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "crate::schema::cors_origins")]
     pub cors_origins: Vec<String>,
-    /// Where Ollama listens: host:port, http://host:port or https://host:port (default 127.0.0.1:11434); or a list of IP:PORT, for several Ollama servers behind the proxy.
+    /// Where Ollama listens: host:port, http://host:port or https://host:port (default 127.0.0.1:11434); or a list of IP:PORT, for several Ollama servers behind the proxy, each also as {address: IP:PORT, weight: N, max_conns: N}.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "crate::schema::upstream")]
     pub upstream: Option<Upstreams>,
@@ -675,7 +675,67 @@ mod tests {
 #[serde(untagged)]
 pub enum Upstreams {
     One(String),
-    Several(Vec<String>),
+    Several(Vec<UpstreamEntry>),
+}
+
+/// One server of an `upstream:` list: its address, or the address with
+/// how the proxy shares requests with it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum UpstreamEntry {
+    Address(String),
+    Detailed(UpstreamDetail),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamDetail {
+    /// IP:PORT, as a plain entry.
+    pub address: String,
+    /// Its share of requests against the others' (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<i64>,
+    /// At most this many requests at once go to it (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_conns: Option<i64>,
+}
+
+impl UpstreamEntry {
+    pub fn address(&self) -> &str {
+        match self {
+            UpstreamEntry::Address(address) | UpstreamEntry::Detailed(UpstreamDetail { address, .. }) => address,
+        }
+    }
+
+    /// `weight` and `max_conns`, when given.
+    pub fn shares(&self) -> (Option<i64>, Option<i64>) {
+        match self {
+            UpstreamEntry::Address(_) => (None, None),
+            UpstreamEntry::Detailed(detail) => (detail.weight, detail.max_conns),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for UpstreamEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<UpstreamEntry, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = UpstreamEntry;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an address (IP:PORT) or a mapping with address, weight and max_conns")
+            }
+            fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<UpstreamEntry, E> {
+                Ok(UpstreamEntry::Address(value.to_string()))
+            }
+            // Through serde's own map reader: an unknown or misspelt key is
+            // named, with the keys that are known.
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<UpstreamEntry, A::Error> {
+                UpstreamDetail::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(UpstreamEntry::Detailed)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Upstreams {
@@ -683,7 +743,7 @@ impl Upstreams {
     pub fn texts(&self) -> Vec<&str> {
         match self {
             Upstreams::One(one) => vec![one.as_str()],
-            Upstreams::Several(several) => several.iter().map(String::as_str).collect(),
+            Upstreams::Several(several) => several.iter().map(UpstreamEntry::address).collect(),
         }
     }
 }
@@ -715,7 +775,7 @@ impl<'de> Deserialize<'de> for Upstreams {
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Upstreams, A::Error> {
                 let mut several = Vec::new();
-                while let Some(one) = seq.next_element::<String>()? {
+                while let Some(one) = seq.next_element::<UpstreamEntry>()? {
                     several.push(one);
                 }
                 Ok(Upstreams::Several(several))

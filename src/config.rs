@@ -13,7 +13,7 @@ use crate::fields::{self, Host, Upstream, Username};
 use crate::paths::{Os, Paths};
 use crate::proxy::{PackageSource, ProxyKind};
 use crate::secret::Secret;
-use crate::setup::{Ban, CostPolicy, Https, Settings, Site};
+use crate::setup::{Ban, CostPolicy, Https, Settings, Share, Site};
 
 /// Where a user's password comes from, once the answers are resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -311,6 +311,7 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         }
     }
     let cors_origins: Option<Vec<_>> = cors_origins.into_iter().collect();
+    let shares = shares(answers.upstream.as_ref(), proxy, p);
     let site = Site {
         ban: None,
         domain,
@@ -321,6 +322,7 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
         upstream: upstreams.as_ref()?.first()?.clone(),
         other_upstreams: upstreams?.split_off(1),
         sticky_credential,
+        shares,
         https,
         timeout_secs: timeout_secs?,
     };
@@ -341,6 +343,39 @@ fn site(answers: &Answers, proxy: Option<ProxyKind>, p: &mut Problems, warnings:
 /// several, each is `IP:PORT` over http: one Host header goes to all of
 /// them (nginx sets it before it chooses one), `localhost`, which Ollama
 /// accepts on a loopback listener and does not check on any other.
+/// Each server's `weight` and `max_conns`, judged: with several servers
+/// only, in range, and as the proxy can express them. Empty: none given.
+fn shares(answer: Option<&Upstreams>, proxy: Option<ProxyKind>, p: &mut Problems) -> Vec<Share> {
+    let Some(Upstreams::Several(entries)) = answer else { return Vec::new() };
+    if entries.iter().all(|entry| entry.shares() == (None, None)) {
+        return Vec::new();
+    }
+    let mut shares = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        let (weight, max_conns) = entry.shares();
+        let mut judge = |name: &str, value: Option<i64>, range: std::ops::RangeInclusive<i64>| -> Option<u32> {
+            let value = value?;
+            let field = format!("upstream[{i}].{name}");
+            if entries.len() < 2 {
+                p.add(&field, "applies when there are several Ollama servers: with one, every request goes there");
+                None
+            } else if !range.contains(&value) {
+                p.add(&field, format_args!("{value} is not between {} and {}", range.start(), range.end()));
+                None
+            } else {
+                u32::try_from(value).ok()
+            }
+        };
+        let weight = judge("weight", weight, fields::WEIGHTS);
+        let max_conns = judge("max_conns", max_conns, fields::MAX_CONNS);
+        shares.push(Share { weight, max_conns });
+    }
+    if let Some((field, why)) = proxy.and_then(|k| k.module().shares_problem(&shares)) {
+        p.add(&field, why);
+    }
+    shares
+}
+
 fn upstreams(answer: Option<&Upstreams>, p: &mut Problems) -> Option<Vec<Upstream>> {
     let texts = answer.map_or_else(|| vec!["127.0.0.1:11434"], Upstreams::texts);
     let several = matches!(answer, Some(Upstreams::Several(_)));
@@ -832,6 +867,41 @@ mod tests {
         assert!(
             err("upstream: {address: 10.0.0.11:11434}\n").contains("an address (host:port) or a list of addresses")
         );
+    }
+
+    #[test]
+    fn each_of_several_servers_may_have_a_weight_and_a_limit_as_the_proxy_can_express_them() {
+        let site = |proxy: &str, list: &str| {
+            load(&format!("proxy: {proxy}\nusers: [{{username: a, generate: true}}]\nupstream: {list}\n"))
+                .map(|c| c.settings.site)
+        };
+        let nginx = site("nginx", "[{address: 10.0.0.11:11434, weight: 3, max_conns: 4}, 10.0.0.12:11434]").unwrap();
+        assert_eq!(nginx.share(0), Share { weight: Some(3), max_conns: Some(4) });
+        assert_eq!(
+            (nginx.share(1), nginx.other_upstreams[0].host_port()),
+            (Share::default(), "10.0.0.12:11434".into())
+        );
+        assert_eq!(
+            site("nginx", "[10.0.0.11:11434, 10.0.0.12:11434]").unwrap().shares,
+            vec![],
+            "none given: none kept"
+        );
+        let err = |proxy: &str, list: &str| site(proxy, list).unwrap_err().to_string();
+        let one = err("nginx", "[{address: 10.0.0.11:11434, weight: 2}]");
+        assert!(one.contains("upstream[0].weight: applies when there are several Ollama servers"), "{one}");
+        let range =
+            err("nginx", "[{address: 10.0.0.11:11434, weight: 0}, {address: 10.0.0.12:11434, max_conns: 10001}]");
+        assert!(range.contains("upstream[0].weight: 0 is not between 1 and 100"), "{range}");
+        assert!(range.contains("upstream[1].max_conns: 10001 is not between 1 and 10000"), "{range}");
+        let typo = err("nginx", "[{address: 10.0.0.11:11434, wieght: 2}, 10.0.0.12:11434]");
+        assert!(typo.contains("unknown field `wieght`") && typo.contains("max_conns"), "{typo}");
+        let caddy = err("caddy", "[{address: 10.0.0.11:11434, weight: 2}, 10.0.0.12:11434]");
+        assert!(caddy.contains("upstream[0].weight: Caddy cannot weigh servers"), "{caddy}");
+        let uneven = err("caddy", "[{address: 10.0.0.11:11434, max_conns: 2}, 10.0.0.12:11434]");
+        assert!(uneven.contains("upstream[1].max_conns: missing: Caddy sets one limit for every server"), "{uneven}");
+        let even =
+            site("caddy", "[{address: 10.0.0.11:11434, max_conns: 2}, {address: 10.0.0.12:11434, max_conns: 2}]");
+        assert_eq!(even.unwrap().share(1).max_conns, Some(2));
     }
 
     #[test]

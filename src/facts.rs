@@ -131,7 +131,8 @@ pub struct Facts {
     /// Group name → gid, for the groups files are given to.
     pub groups: BTreeMap<String, u32>,
     pub port_uses: Vec<PortUse>,
-    pub ollama: OllamaProbe,
+    /// What each Ollama server answered, in the setup's order (empty: not asked).
+    pub ollama: Vec<OllamaProbe>,
     pub fail2ban: Fail2banFacts,
     /// The auth-only server's socket, for a proxy that has one.
     pub auth_socket: Option<SocketState>,
@@ -188,7 +189,7 @@ impl Facts {
             listings: BTreeMap::new(),
             groups: BTreeMap::new(),
             port_uses: Vec::new(),
-            ollama: OllamaProbe::NotProbed,
+            ollama: Vec::new(),
             auth_socket: None,
             site: SiteAnswer::NotProbed,
             site_certificate: None,
@@ -221,8 +222,8 @@ pub struct Probe<'a> {
     /// Ports the site will listen on: who uses them now.
     pub ports: Vec<u16>,
     pub groups: Vec<String>,
-    /// Ollama's URL, to see whether it answers.
-    pub upstream: Option<String>,
+    /// Each Ollama server's URL, to see whether it answers.
+    pub upstreams: Vec<String>,
     /// Our site's public URL and the local address that serves it.
     pub site: Option<(String, IpAddr)>,
     /// Bans are wanted: fail2ban is asked about.
@@ -253,7 +254,7 @@ impl Probe<'_> {
             interest,
             ports: [site.port].into_iter().chain(site.https.as_ref().map(|h| h.http_port)).collect(),
             groups: vec![settings.file_group.to_string()],
-            upstream: Some(site.upstream.url()),
+            upstreams: std::iter::once(&site.upstream).chain(&site.other_upstreams).map(|u| u.url()).collect(),
             site: Some((site.public_url(), site.local_address())),
             bans: site.ban.is_some(),
             repository: None,
@@ -269,7 +270,7 @@ impl Probe<'_> {
             interest: Vec::new(),
             ports: Vec::new(),
             groups: settings.map(|s| s.file_group.to_string()).into_iter().collect(),
-            upstream: None,
+            upstreams: Vec::new(),
             site: settings.map(|s| (s.site.public_url(), s.site.local_address())),
             bans: false,
             repository: None,
@@ -570,7 +571,9 @@ pub fn probe(system: &dyn System, probe: Probe) -> Facts {
         listings,
         groups,
         port_uses,
-        ollama: probe.upstream.map_or(OllamaProbe::NotProbed, |url| probe_ollama(system, &url, Duration::from_secs(3))),
+        // One after another: a refused connection is said at once; only a
+        // server that does not answer takes its 3 s.
+        ollama: probe.upstreams.iter().map(|url| probe_ollama(system, url, Duration::from_secs(3))).collect(),
         auth_socket: module.auth_socket(paths).map(|socket| system.unix_socket(socket)),
         site,
         site_certificate,

@@ -578,6 +578,11 @@ pub const PASSWORD_MAX_BYTES: usize = 72;
 
 /// The most Ollama servers one proxy balances over.
 pub const MAX_UPSTREAMS: usize = 64;
+/// A server's `weight` among several (nginx takes any positive number; a
+/// share beyond 100 to 1 is a typo more likely than a plan).
+pub const WEIGHTS: std::ops::RangeInclusive<i64> = 1..=100;
+/// A server's `max_conns`: requests at once.
+pub const MAX_CONNS: std::ops::RangeInclusive<i64> = 1..=10_000;
 
 /// A password a person chose: not empty, no NUL (it ends the password for
 /// crypt(3), so nobody could log in), and within bcrypt's 72 bytes.

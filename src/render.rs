@@ -139,14 +139,19 @@ struct UpstreamContext {
     host: String,
     host_port: String,
     url: String,
+    /// With several servers: its `weight` and `max_conns`, when given.
+    weight: Option<u32>,
+    max_conns: Option<u32>,
 }
 
-fn upstream_context(upstream: &crate::fields::Upstream) -> UpstreamContext {
+fn upstream_context(upstream: &crate::fields::Upstream, share: crate::setup::Share) -> UpstreamContext {
     UpstreamContext {
         scheme: upstream.scheme.as_str(),
         host: upstream.host.to_string(),
         host_port: upstream.host_port(),
         url: upstream.url(),
+        weight: share.weight,
+        max_conns: share.max_conns,
     }
 }
 
@@ -234,8 +239,13 @@ pub fn site_context(setup: &Setup) -> Value {
     });
     Value::from(Serde(SiteContext {
         version: env!("CARGO_PKG_VERSION"),
-        upstream: upstream_context(upstream),
-        other_upstreams: site.other_upstreams.iter().map(upstream_context).collect(),
+        upstream: upstream_context(upstream, site.share(0)),
+        other_upstreams: site
+            .other_upstreams
+            .iter()
+            .enumerate()
+            .map(|(i, u)| upstream_context(u, site.share(i + 1)))
+            .collect(),
         // nginx sets one Host for every server: with several (IP literals,
         // config.rs), `localhost`, which Ollama accepts on a loopback
         // listener and does not check on any other.

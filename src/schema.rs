@@ -238,7 +238,26 @@ pub fn cors_origins(_: &mut SchemaGenerator) -> Schema {
 pub fn upstream(_: &mut SchemaGenerator) -> Schema {
     let words = format!("{} (an IPv6 address in brackets: [::1]:11434)", fields::UPSTREAM_FORMS);
     let one = with_host("(https?://)?", &format!(":{PORT_TEXT}/?"), &words);
-    let several = json!({"type": "array", "minItems": 1, "maxItems": fields::MAX_UPSTREAMS, "items": one.clone()});
+    let detailed = json!({
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["address"],
+        "properties": {
+            "address": one.clone(),
+            "weight": {
+                "description": "Its share of requests against the others' (default 1; nginx only).",
+                "type": "integer", "minimum": fields::WEIGHTS.start(), "maximum": fields::WEIGHTS.end(),
+            },
+            "max_conns": {
+                "description": "At most this many requests at once go to it (default: no limit; with Caddy, the same on every entry).",
+                "type": "integer", "minimum": fields::MAX_CONNS.start(), "maximum": fields::MAX_CONNS.end(),
+            },
+        },
+    });
+    let several = json!({
+        "type": "array", "minItems": 1, "maxItems": fields::MAX_UPSTREAMS,
+        "items": {"anyOf": [one.clone(), detailed]},
+    });
     schema_of(json!({"anyOf": [one, several, {"type": "null"}]}))
 }
 

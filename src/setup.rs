@@ -58,11 +58,33 @@ pub struct Site {
     /// is up (`sticky: credential`), instead of the least busy.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sticky_credential: bool,
+    /// With several: each server's share, in order (`upstream` first);
+    /// empty when none has a `weight` or `max_conns`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shares: Vec<Share>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub https: Option<Https>,
     pub timeout_secs: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ban: Option<Ban>,
+}
+
+/// How the proxy shares requests with one of several Ollama servers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct Share {
+    /// Its share against the others' (nginx's `weight`; none: 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub weight: Option<u32>,
+    /// At most this many requests at once (none: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_conns: Option<u32>,
+}
+
+impl Site {
+    /// The `i`th server's share (`upstream` is 0).
+    pub fn share(&self, i: usize) -> Share {
+        self.shares.get(i).copied().unwrap_or_default()
+    }
 }
 
 /// fail2ban bans an address after `after` failed logins within

@@ -146,26 +146,35 @@ fn install(
     Ok(steps)
 }
 
-fn ollama_finding(setup: &Setup, facts: &Facts) -> Finding {
-    let url = setup.settings.site.upstream.url();
-    match &facts.ollama {
-        OllamaProbe::Answers { version } => match crate::advisories::judge(version) {
-            crate::advisories::Verdict::Affected(found) => Finding::warning(format!(
-                "Ollama {version} answers at {url}, and it is affected by {}: upgrade it to {} or later \
-                 (`ollama-secure check` says how); meanwhile only the admin role reaches model management",
-                found.iter().map(|a| a.id).collect::<Vec<_>>().join(", "),
-                found.iter().map(|a| a.fixed_in).next_back().unwrap_or_default(),
+/// What each Ollama server answered before anything is changed.
+fn ollama_findings(setup: &Setup, facts: &Facts) -> Vec<Finding> {
+    let site = &setup.settings.site;
+    let several = !site.other_upstreams.is_empty();
+    let urls: Vec<String> = std::iter::once(&site.upstream).chain(&site.other_upstreams).map(|u| u.url()).collect();
+    urls.iter()
+        .enumerate()
+        .map(|(i, url)| match facts.ollama.get(i).unwrap_or(&OllamaProbe::NotProbed) {
+            OllamaProbe::Answers { version } => match crate::advisories::judge(version) {
+                crate::advisories::Verdict::Affected(found) => Finding::warning(format!(
+                    "Ollama {version} answers at {url}, and it is affected by {}: upgrade it to {} or later \
+                     (`ollama-secure check` says how); meanwhile only the admin role reaches model management",
+                    found.iter().map(|a| a.id).collect::<Vec<_>>().join(", "),
+                    found.iter().map(|a| a.fixed_in).next_back().unwrap_or_default(),
+                )),
+                _ => Finding::info(format!("Ollama {version} answers at {url}")),
+            },
+            OllamaProbe::Unexpected(why) => {
+                Finding::warning(format!("something answers at {url} but not like Ollama ({why})"))
+            }
+            OllamaProbe::NotReachable(why) if several => Finding::warning(format!(
+                "Ollama does not answer at {url} ({why}); the proxy sends requests to the other servers until it does"
             )),
-            _ => Finding::info(format!("Ollama {version} answers at {url}")),
-        },
-        OllamaProbe::Unexpected(why) => {
-            Finding::warning(format!("something answers at {url} but not like Ollama ({why})"))
-        }
-        OllamaProbe::NotReachable(why) => Finding::warning(format!(
-            "Ollama does not answer at {url} ({why}); the proxy will answer 502 until it does"
-        )),
-        OllamaProbe::NotProbed => Finding::info(format!("Ollama at {url} was not probed")),
-    }
+            OllamaProbe::NotReachable(why) => Finding::warning(format!(
+                "Ollama does not answer at {url} ({why}); the proxy will answer 502 until it does"
+            )),
+            OllamaProbe::NotProbed => Finding::info(format!("Ollama at {url} was not probed")),
+        })
+        .collect()
 }
 
 /// What can be done about another program on `port`: what can be
@@ -236,7 +245,7 @@ pub fn check(
             )),
         }
     }
-    findings.push(ollama_finding(setup, facts));
+    findings.extend(ollama_findings(setup, facts));
     findings.extend(setup.proxy().warnings(&setup.settings.paths, facts));
     install
 }

@@ -573,7 +573,7 @@ fn an_ollama_with_a_known_critical_advisory_is_named_before_anything_is_done() {
     let config = config(NGINX);
     let words = |version: &str| {
         let mut facts = nginx_fresh();
-        facts.ollama = crate::facts::OllamaProbe::Answers { version: version.into() };
+        facts.ollama = vec![crate::facts::OllamaProbe::Answers { version: version.into() }];
         let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
         plan.findings.iter().map(|f| f.to_string()).filter(|f| f.contains("Ollama ")).collect::<Vec<_>>().join("\n")
     };
@@ -581,6 +581,30 @@ fn an_ollama_with_a_known_critical_advisory_is_named_before_anything_is_done() {
     assert!(old.starts_with("warning: Ollama 0.17.0 answers at http://127.0.0.1:11434"), "{old}");
     assert!(old.contains("CVE-2026-7482: upgrade it to 0.17.1 or later"), "{old}");
     assert_eq!(words("0.17.1"), "Ollama 0.17.1 answers at http://127.0.0.1:11434");
+}
+
+#[test]
+fn every_ollama_server_is_said_before_anything_is_done() {
+    let config = config(&format!("{NGINX}upstream: [10.0.0.11:11434, 10.0.0.12:11434, 10.0.0.13:11434]\n"));
+    let mut facts = nginx_fresh();
+    facts.ollama = vec![
+        crate::facts::OllamaProbe::Answers { version: "0.17.1".into() },
+        crate::facts::OllamaProbe::NotReachable("connection refused".into()),
+        crate::facts::OllamaProbe::Answers { version: "0.17.0".into() },
+    ];
+    let plan = for_setup(&setup_for(&config, &facts), &facts, Goal::Init { install: None }).unwrap();
+    let said: Vec<String> = plan.findings.iter().map(|f| f.to_string()).filter(|f| f.contains("Ollama ")).collect();
+    assert_eq!(said.len(), 3, "{said:?}");
+    assert_eq!(said[0], "Ollama 0.17.1 answers at http://10.0.0.11:11434");
+    assert_eq!(
+        said[1],
+        "warning: Ollama does not answer at http://10.0.0.12:11434 (connection refused); the proxy sends requests to the other servers until it does"
+    );
+    assert!(
+        said[2].starts_with("warning: Ollama 0.17.0 answers at http://10.0.0.13:11434, and it is affected by"),
+        "{}",
+        said[2]
+    );
 }
 
 #[test]

@@ -337,6 +337,32 @@ impl Proxy for Caddy {
         }
     }
 
+    fn shares_problem(&self, shares: &[crate::setup::Share]) -> Option<(String, String)> {
+        if let Some(i) = shares.iter().position(|share| share.weight.is_some()) {
+            return Some((
+                format!("upstream[{i}].weight"),
+                "Caddy cannot weigh servers while it balances by open requests or by credential (its one weighted \
+                 policy, weighted_round_robin, ignores both, and Debian's Caddy 2.6 lacks it): drop weight, or use nginx"
+                    .to_string(),
+            ));
+        }
+        // The Caddyfile has one limit for every server of a reverse_proxy
+        // (`unhealthy_request_count`); per server needs Caddy's JSON.
+        let first = shares.first().and_then(|share| share.max_conns);
+        shares.iter().position(|share| share.max_conns != first).map(|i| {
+            (
+                format!("upstream[{i}].max_conns"),
+                format!(
+                    "{}: Caddy sets one limit for every server (unhealthy_request_count): give every entry the same max_conns",
+                    match shares[i].max_conns {
+                        Some(n) => format!("{n} differs from upstream[0]'s"),
+                        None => "missing".to_string(),
+                    }
+                ),
+            )
+        })
+    }
+
     fn https_problem(&self, https: &Https) -> Option<(&'static str, String)> {
         (https.http_port != 80).then(|| {
             (

@@ -290,6 +290,9 @@ pub trait Proxy: Sync {
 
     /// What this proxy cannot do with these HTTPS settings: (field, why).
     fn https_problem(&self, https: &Https) -> Option<(&'static str, String)>;
+    /// Why this proxy cannot share requests over several servers as asked
+    /// (`weight`, `max_conns`), naming the field.
+    fn shares_problem(&self, shares: &[crate::setup::Share]) -> Option<(String, String)>;
 
     /// Where the users live, and in which format.
     fn users_file<'a>(&self, paths: &'a Paths) -> &'a Path;

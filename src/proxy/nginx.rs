@@ -207,6 +207,12 @@ impl Proxy for Nginx {
         }
     }
 
+    /// nginx takes both on each `server` line, with `least_conn` and with
+    /// `hash ... consistent`.
+    fn shares_problem(&self, _shares: &[crate::setup::Share]) -> Option<(String, String)> {
+        None
+    }
+
     fn https_problem(&self, _https: &Https) -> Option<(&'static str, String)> {
         None
     }

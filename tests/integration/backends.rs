@@ -29,7 +29,11 @@ fn balances_and_survives_a_server_going(proxy: &'static str) {
     assert!(answers.contains(&single), "{answers}");
     let several = format!("upstream: [{}, {}, {}]\n", d.ollama.upstream(), others[0].upstream(), others[1].upstream());
     std::fs::write(&d.answers, answers.replace(&single, &several)).unwrap();
-    d.init().any_stdout().run();
+    let init = d.init().any_stdout().run();
+    for standin in [&d.ollama, &others[0], &others[1]] {
+        let said = format!("Ollama 0.17.1 answers at {}\n", standin.url());
+        assert!(init.stdout.contains(&said), "{proxy}: init did not ask {}:\n{}", standin.url(), init.stdout);
+    }
     assert_eq!(d.status("/api/tags", None), 401, "{proxy}");
     // `check` on this machine asks each server too. (The tests' Caddy keeps
     // its admin API on TCP, which `check` rightly fails.)
@@ -236,4 +240,92 @@ fn nginx_sticky_credential_keeps_each_credential_on_one_server() {
 #[test]
 fn caddy_sticky_credential_keeps_each_credential_on_one_server() {
     sticky_credential_pins("caddy");
+}
+
+/// The deployment's answers with `upstream:` (and what follows) replaced.
+fn with_upstreams(d: &Deployment, upstreams: &str) {
+    let answers = std::fs::read_to_string(&d.answers).unwrap();
+    let single = format!("upstream: {}\n", d.ollama.upstream());
+    assert!(answers.contains(&single), "{answers}");
+    std::fs::write(&d.answers, answers.replace(&single, upstreams)).unwrap();
+}
+
+/// nginx: `weight: 3` against 1, with no request open, sends three of four
+/// there.
+#[test]
+fn nginx_weight_shares_requests_between_servers() {
+    let d = Deployment::prepare("nginx", ALICE_ONLY);
+    let light = StandIn::start();
+    with_upstreams(
+        &d,
+        &format!("upstream:\n  - {{address: {}, weight: 3}}\n  - {}\n", d.ollama.upstream(), light.upstream()),
+    );
+    d.init().any_stdout().run();
+    let tags = |s: &StandIn| s.seen().iter().filter(|seen| seen.path == "/api/tags").count();
+    let before = (tags(&d.ollama), tags(&light));
+    for _ in 0..40 {
+        assert_eq!(d.status("/api/tags", Some(("alice", ALICE))), 200);
+    }
+    let (heavy, light) = (tags(&d.ollama) - before.0, tags(&light) - before.1);
+    assert_eq!(heavy + light, 40);
+    assert!((26..=34).contains(&heavy), "weight 3 of 4 got {heavy} of 40 (the other {light})");
+}
+
+/// `max_conns: 1` on both servers, with `sticky: credential`: alice's
+/// second stream, while her first is open on her server, goes to the
+/// other one; a third, with both full, is refused rather than queued on
+/// a full server.
+fn max_conns_overflows(proxy: &'static str) {
+    let d = Deployment::prepare(proxy, ALICE_ONLY);
+    let other = StandIn::start();
+    with_upstreams(
+        &d,
+        &format!(
+            "upstream:\n  - {{address: {}, max_conns: 1}}\n  - {{address: {}, max_conns: 1}}\nsticky: credential\n",
+            d.ollama.upstream(),
+            other.upstream()
+        ),
+    );
+    d.init().any_stdout().run();
+    let all = [&d.ollama, &other];
+    let open = |n: usize| -> Vec<_> {
+        (0..n)
+            .map(|_| {
+                let mut answer = generate(&d, GATED_PROMPT);
+                assert_eq!(answer.status(), 200, "{proxy}");
+                crate::support::read_first_line(&mut answer);
+                answer
+            })
+            .collect()
+    };
+    let first = open(1);
+    let pinned: Vec<usize> = all.iter().map(|s| generations(s)).collect();
+    let second = open(1);
+    let now: Vec<usize> = all.iter().map(|s| generations(s)).collect();
+    assert_eq!(now.iter().sum::<usize>(), 2, "{proxy}: {now:?}");
+    assert!(now[0] == 1 && now[1] == 1, "{proxy}: the second stream went to the full server: {pinned:?} then {now:?}");
+    let third = generate(&d, GATED_PROMPT).status().as_u16();
+    assert_eq!(all.iter().map(|s| generations(s)).sum::<usize>(), 2, "{proxy}: a full server got a third stream");
+    // nginx: "no live upstreams" at once; Caddy: no server available (2.11
+    // after trying for lb_try_duration, 2.6 at once).
+    assert_eq!(third, if proxy == "nginx" { 502 } else { 503 }, "{proxy}: with every server full");
+    for standin in all {
+        standin.release_stream();
+    }
+    for mut answer in first.into_iter().chain(second) {
+        let mut rest = String::new();
+        answer.read_to_string(&mut rest).unwrap();
+        assert!(rest.contains("\"done\":true"), "{proxy}: {rest}");
+    }
+    assert_eq!(generate(&d, "hi").status(), 200, "{proxy}: served again once the streams ended");
+}
+
+#[test]
+fn nginx_max_conns_sends_the_overflow_to_another_server() {
+    max_conns_overflows("nginx");
+}
+
+#[test]
+fn caddy_max_conns_sends_the_overflow_to_another_server() {
+    max_conns_overflows("caddy");
 }
