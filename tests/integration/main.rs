@@ -18,6 +18,7 @@ mod clients;
 mod connect;
 mod conventions;
 mod cors;
+mod fleet;
 mod harden;
 mod hostile_input;
 mod https_e2e;
