@@ -49,12 +49,17 @@ use clap::Parser;
 /// here, once.
 pub fn run(args: impl IntoIterator<Item = OsString>) -> i32 {
     style::detect();
-    let cli = match cli::Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match cli::Cli::try_parse_from(&args) {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
             return match e.kind() {
                 clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => error::exit::OK,
+                // A launchd agent restarts on any failing status: a command
+                // it cannot parse (an upgrade dropped a flag) would fail
+                // again every 10 s.
+                _ if args.iter().any(|a| a == crate::user_service::LAUNCHD_AGENT_FLAG) => error::exit::OK,
                 _ => error::exit::INPUT,
             };
         }

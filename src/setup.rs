@@ -71,6 +71,7 @@ pub struct Site {
 
 /// How the proxy shares requests with one of several Ollama servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Share {
     /// Its share against the others' (nginx's `weight`; none: 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]

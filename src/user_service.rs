@@ -234,8 +234,12 @@ pub struct Found {
     /// The service manager runs for this user now (systemd: its private
     /// socket listens; launchd: always, in a login session).
     pub manager_running: bool,
-    /// The manager runs the service now (systemd: active; launchd: loaded).
+    /// The manager runs the service now (systemd: active; launchd: a
+    /// process runs for the agent).
     pub service_running: bool,
+    /// launchd: the agent is loaded, whether or not a process runs for it
+    /// (one that ended with status 0 stays loaded). systemd: as running.
+    pub service_loaded: bool,
 }
 
 /// One thing `--install` or `--uninstall` does.
@@ -359,12 +363,23 @@ impl Location {
     }
 }
 
+/// The configuration folder in a systemd user manager's unit path (its
+/// entries separated by spaces): the one whose `systemd/user` has
+/// `systemd/user.control` listed too.
+pub fn config_home_in_unit_path(unit_path: &str) -> Option<String> {
+    let entries: Vec<&str> = unit_path.split_whitespace().collect();
+    entries.iter().find_map(|entry| {
+        let config = entry.strip_suffix("/systemd/user")?;
+        entries.contains(&format!("{entry}.control").as_str()).then(|| config.to_string())
+    })
+}
+
 /// Whether the output of `state_query` (with its exit status) says the
 /// service runs.
 pub fn service_running(manager: Manager, success: bool, output: &str) -> bool {
     match manager {
         Manager::Systemd => matches!(output.trim(), "active" | "activating" | "reloading"),
-        Manager::Launchd => success,
+        Manager::Launchd => success && service_pid(manager, output).is_some(),
     }
 }
 
@@ -445,7 +460,11 @@ pub fn install(
         if found.service_running {
             return Ok(steps);
         }
-        return Ok(location.start(listen, Some(location.stop())));
+        if location.manager == Manager::Launchd && found.service_loaded {
+            steps.push(Step::Run { args: location.stop(), undo: None });
+        }
+        steps.extend(location.start(listen, Some(location.stop())));
+        return Ok(steps);
     }
     let running = found.service_running;
     let mut all = Vec::new();
@@ -462,12 +481,20 @@ pub fn install(
             all.push(Step::Run { args: systemctl(&["daemon-reload"]), undo: None });
         }
         Manager::Launchd => {
-            if running {
-                let old = previous.as_ref().map(|_| location.file.display().to_string());
-                all.extend(
-                    old.map(|file| Step::OnFailure(vec![words(&["launchctl", "bootstrap", &location.domain, &file])])),
-                );
+            if found.service_loaded {
+                let Some(_) = &previous else {
+                    return Err(Error::failed(format!(
+                        "the launchd agent {LAUNCHD_LABEL} is loaded but {} is gone: unload it first (launchctl bootout {})",
+                        location.file.display(),
+                        location.launchd_service()
+                    )));
+                };
                 all.push(Step::Run { args: location.stop(), undo: None });
+                // After the unload: were that to fail, nothing is to be loaded again.
+                if running {
+                    let file = location.file.display().to_string();
+                    all.push(Step::OnFailure(vec![words(&["launchctl", "bootstrap", &location.domain, &file])]));
+                }
             }
             all.extend(steps);
         }
@@ -500,14 +527,15 @@ pub fn uninstall(location: &Location, found: &Found) -> Result<Vec<Step>> {
     };
     let mut steps = Vec::new();
     let mut removed = Vec::new();
-    if found.manager_running && found.service_running {
+    // Only ours: a unit of that name from elsewhere, without our file, is left alone.
+    if found.manager_running && found.service_loaded && text.is_some() {
         let start_again = match location.manager {
             Manager::Systemd => systemctl(&["start", SYSTEMD_UNIT]),
             Manager::Launchd => {
                 words(&["launchctl", "bootstrap", &location.domain, &location.file.display().to_string()])
             }
         };
-        steps.push(Step::Run { args: location.stop(), undo: Some(start_again) });
+        steps.push(Step::Run { args: location.stop(), undo: found.service_running.then_some(start_again) });
     }
     if let (Some(link), Some(Ok(target))) = (&location.link, &found.link)
         && target == &location.file
@@ -677,6 +705,7 @@ mod tests {
         assert_eq!(install(&location(), &found, render, listen()).unwrap(), vec![]);
         found.manager_running = true;
         found.service_running = true;
+        found.service_loaded = true;
         assert_eq!(
             install(&location(), &found, render, listen()).unwrap(),
             vec![],
@@ -719,6 +748,7 @@ mod tests {
         let mut found = installed(&fresh());
         found.manager_running = true;
         found.service_running = true;
+        found.service_loaded = true;
         let changed = |made: &[PathBuf]| {
             service_text(
                 Manager::Systemd,
@@ -776,6 +806,34 @@ mod tests {
             "run: systemctl --user restart ollama-secure-connect.service\n\
              check: GET http://127.0.0.1:11434/api/version answers 200, from the process the manager runs\n"
         );
+        // A launchd agent that is loaded but ended (status 0 after refused
+        // credentials) is unloaded and loaded again.
+        let agent = Location::launchd(Path::new("/Users/al"), 501).unwrap();
+        let plist = |made: &[PathBuf]| service_text(Manager::Launchd, "/opt/homebrew/bin/ollama-secure", &[], made);
+        let mut ended = Found {
+            existing_folders: agent.folders.clone(),
+            manager_running: true,
+            service_loaded: true,
+            ..Found::default()
+        };
+        ended.file = Some(Ok(plist(&[]).unwrap()));
+        assert_eq!(
+            describe(&install(&agent, &ended, plist, listen()).unwrap()).lines().collect::<Vec<_>>(),
+            [
+                "run: launchctl bootout gui/501/com.ollama-secure.connect",
+                "run: launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
+                "check: GET http://127.0.0.1:11434/api/version answers 200, from the process the manager runs",
+            ]
+        );
+        // Loaded, with our file gone: refused, not unloaded.
+        ended.file = None;
+        assert!(install(&agent, &ended, plist, listen()).unwrap_err().to_string().contains("is loaded but"));
+        // Nor does uninstall stop a unit of that name that is not from our file.
+        let mut elsewhere = fresh();
+        elsewhere.manager_running = true;
+        elsewhere.service_running = true;
+        elsewhere.service_loaded = true;
+        assert_eq!(uninstall(&location(), &elsewhere).unwrap(), vec![]);
         // Uninstalling a stopped service does not stop it, nor start it on failure.
         assert!(!uninstall(&location(), &found).unwrap().iter().any(|s| matches!(s, Step::Run { undo: Some(_), .. })));
     }
@@ -790,6 +848,16 @@ mod tests {
         assert!(service_running(Manager::Systemd, true, "active\n"));
         assert!(!service_running(Manager::Systemd, false, "failed\n"));
         assert!(service_running(Manager::Launchd, true, print));
+    }
+
+    #[test]
+    fn the_configuration_folder_is_read_from_the_managers_unit_path() {
+        // As systemd 252 prints it for root, with XDG_CONFIG_HOME=/srv/cfg in the manager.
+        let path = "/srv/cfg/systemd/user.control /run/user/0/systemd/user.control /run/user/0/systemd/transient \
+                    /run/user/0/systemd/generator.early /srv/cfg/systemd/user /etc/systemd/user /run/systemd/user \
+                    /root/.local/share/systemd/user /usr/lib/systemd/user\n";
+        assert_eq!(config_home_in_unit_path(path).as_deref(), Some("/srv/cfg"));
+        assert_eq!(config_home_in_unit_path("/etc/systemd/user /usr/lib/systemd/user"), None);
     }
 
     #[test]
@@ -876,6 +944,7 @@ mod tests {
         after.existing_folders.push("/Users/al/Library/LaunchAgents".into());
         after.file = Some(Ok(text.clone()));
         after.service_running = true;
+        after.service_loaded = true;
         // A new command for a loaded agent: unloaded, replaced, loaded; on
         // failure the new one is unloaded and the old one loaded again.
         let other = |made: &[PathBuf]| service_text(Manager::Launchd, "/opt/homebrew/bin/ollama-secure", &[], made);
@@ -883,8 +952,8 @@ mod tests {
         assert_eq!(
             describe(&again).lines().filter(|l| !l.starts_with("    ")).collect::<Vec<_>>(),
             [
-                "if a later step fails, once all is put back: run launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
                 "run: launchctl bootout gui/501/com.ollama-secure.connect",
+                "if a later step fails, once all is put back: run launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
                 "replace /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist (mode 0644):",
                 "run: launchctl bootstrap gui/501 /Users/al/Library/LaunchAgents/com.ollama-secure.connect.plist",
                 "check: GET http://127.0.0.1:11434/api/version answers 200, from the process the manager runs",

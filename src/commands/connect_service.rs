@@ -63,7 +63,8 @@ fn manager_running(system: &dyn System) -> bool {
 
 /// Where this user's service goes on this operating system. systemd's
 /// user manager looks under its own `XDG_CONFIG_HOME` (not this shell's):
-/// asked when it runs, else the default that a login starts it with.
+/// read from its unit path when it runs, else the default a login starts
+/// it with.
 fn location(system: &dyn System, manager_running: bool) -> Result<Location> {
     let home =
         system.env_var("HOME").map(PathBuf::from).filter(|home| home.is_absolute()).ok_or_else(|| {
@@ -72,19 +73,24 @@ fn location(system: &dyn System, manager_running: bool) -> Result<Location> {
     match Os::current() {
         Os::MacHomebrew(_) => Location::launchd(&home, nix::unistd::getuid().as_raw()),
         Os::Debian => {
-            let config_home = if manager_running { manager_variable(system, "XDG_CONFIG_HOME")? } else { None };
+            let config_home = if manager_running { manager_config_home(system)? } else { None };
             Location::systemd(&home, config_home.as_deref())
         }
     }
 }
 
-/// A variable of the running systemd user manager's environment.
-fn manager_variable(system: &dyn System, name: &str) -> Result<Option<String>> {
-    let output = system.run(&Command::new("systemctl", &["--user", "show-environment"]));
+/// The configuration folder the running systemd user manager loads units
+/// from (its `XDG_CONFIG_HOME`): the entry of its unit path that has
+/// `user.control` beside it, which only the configuration folder has.
+fn manager_config_home(system: &dyn System) -> Result<Option<String>> {
+    let output = system.run(&Command::new("systemctl", &["--user", "show", "--property=UnitPath", "--value"]));
     if !output.success {
-        return Err(Error::failed(format!("`systemctl --user show-environment` failed: {}", output.output.trim())));
+        return Err(Error::failed(format!(
+            "`systemctl --user show --property=UnitPath` failed: {}",
+            output.output.trim()
+        )));
     }
-    Ok(output.output.lines().find_map(|line| line.strip_prefix(name)?.strip_prefix('=')).map(str::to_string))
+    Ok(user_service::config_home_in_unit_path(&output.output))
 }
 
 /// A folder, or a link that leads to one (a home on another disk).
@@ -127,11 +133,15 @@ fn found(system: &dyn System, location: &Location, manager_running: bool) -> Fou
     let existing_folders: Vec<PathBuf> =
         location.folders.iter().filter(|folder| is_folder(system, folder)).cloned().collect();
     let folder_entries = existing_folders.iter().map(|folder| (folder.clone(), system.list_dir(folder))).collect();
-    let service_running = manager_running && {
-        let output = query(system, &location.state_query());
-        user_service::service_running(location.manager, output.success, &output.output)
+    let state = manager_running.then(|| query(system, &location.state_query()));
+    let service_running = state
+        .as_ref()
+        .is_some_and(|output| user_service::service_running(location.manager, output.success, &output.output));
+    let service_loaded = match location.manager {
+        Manager::Systemd => service_running,
+        Manager::Launchd => state.as_ref().is_some_and(|output| output.success),
     };
-    Found { file, link, existing_folders, folder_entries, manager_running, service_running }
+    Found { file, link, existing_folders, folder_entries, manager_running, service_running, service_loaded }
 }
 
 fn query(system: &dyn System, words: &[String]) -> crate::system::RunOutput {
@@ -343,6 +353,11 @@ fn prove(
         let service = if service.success { user_service::service_pid(manager, &service.output) } else { None };
         let last = match (system.http(&request), listener(system, listen)) {
             (Ok(reply), Some(Ok(owner))) if reply.status == 200 && Some(owner.pid) == service => return Ok(()),
+            // macOS has no /proc to tell a port's owner by: the agent runs
+            // and the port answers for it.
+            (Ok(reply), _) if reply.status == 200 && manager == Manager::Launchd && service.is_some() => {
+                return Ok(());
+            }
             (Ok(reply), Some(Ok(owner))) if reply.status == 200 => {
                 format!("PID {} answers there, the service is {service:?}", owner.pid)
             }

@@ -263,6 +263,8 @@ fn connect_refuses_what_would_not_work() {
     connect("127.0.0.1:0", &nobody).status(1).stderr_has(&format!("cannot reach {nobody}/")).run();
     // As the launchd agent, an unreachable server is still a failure (retried), a wrong command not.
     connect("127.0.0.1:0", &nobody).args(["--as-launchd-agent"]).status(1).stderr_has("cannot reach").run();
+    // A command it cannot parse, too (an upgrade that dropped a flag).
+    Tool::new().args(["connect", "--as-launchd-agent", "--no-such-flag"]).status(0).stderr_has("--no-such-flag").run();
     connect("localhost", &nobody)
         .args(["--as-launchd-agent"])
         .status(0)

@@ -48,7 +48,7 @@ impl Sshd {
         let mut config: String = addresses.iter().map(|a| format!("ListenAddress {a}:{port}\n")).collect();
         config.push_str(&format!(
             "HostKey {}\nAuthorizedKeysFile {}\nPidFile {}\nPermitRootLogin prohibit-password\n\
-             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n",
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\nPrintLastLog no\n",
             host_key.display(),
             authorized.display(),
             dir.join("sshd.pid").display()
@@ -117,6 +117,8 @@ fn inventory(hosts: &[Host], sshd: &Sshd, users: &[&str]) -> String {
                 "ansible_ssh_common_args",
                 "-F /dev/null -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no".into(),
             ),
+            // No pty: sshd would record the login in the machine's wtmp.
+            ("ansible_ssh_use_tty", false.into()),
             ("ansible_python_interpreter", "/usr/bin/python3".into()),
             ("ansible_remote_tmp", host.d.sandbox.path("ansible-tmp").display().to_string().into()),
             ("ollama_secure_binary", env!("CARGO_BIN_EXE_ollama-secure").into()),
@@ -161,6 +163,8 @@ fn play(control: &Sandbox, inventory: &str, extra: &[&str]) -> Played {
         .env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_HOST_KEY_CHECKING", "False")
         .env("ANSIBLE_FORKS", "3")
+        // No master connection lingering after the play (ControlPersist).
+        .env("ANSIBLE_SSH_ARGS", "-o ControlMaster=no")
         .output()
         .expect("ansible-playbook runs");
     let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
@@ -194,6 +198,14 @@ fn ansible_rolls_ollama_secure_out_to_every_host() {
             Host { name: format!("ollama{}", i + 1), address, d, bin }
         })
         .collect();
+    // Login records of the machine, which sshd writes for a session with a pty.
+    let records = || -> Vec<Option<u64>> {
+        ["/var/log/wtmp", "/var/log/lastlog", "/var/log/btmp"]
+            .iter()
+            .map(|f| fs::metadata(f).ok().map(|m| m.len()))
+            .collect()
+    };
+    let records_before = records();
     let sshd = Sshd::start(&control, &addresses);
     // The passwords, in a file that Ansible Vault encrypted.
     let secrets =
@@ -272,6 +284,21 @@ fn ansible_rolls_ollama_secure_out_to_every_host() {
     fs::write(&secrets, secrets_text).unwrap();
     vault_encrypt(&control, &secrets);
     let rotated = play(&control, &with_bob, &[]);
+    for (run, output) in [("check", &checked.output), ("again", &again.output), ("rotated", &rotated.output)] {
+        for secret in [ALICE, BOB, ROTATED] {
+            assert!(!output.contains(secret), "a password in Ansible's output ({run})");
+        }
+    }
+
+    // A generated password would be shown only in Ansible's output: refused.
+    let generated = with_bob.replace("password: '{{ vault_bob_password }}'", "generate: true");
+    assert_ne!(generated, with_bob);
+    let refused = play(&control, &generated, &["--check"]);
+    for host in &hosts {
+        assert_eq!(refused.recap[&host.name].1, 1, "{}: generate not refused\n{}", host.name, refused.output);
+    }
+    assert!(refused.output.contains("`generate` in ollama_secure_answers"), "{}", refused.output);
+    assert_eq!(records(), records_before, "the machine's login records changed");
     for host in &hosts {
         assert_eq!(rotated.recap[&host.name], (1, 0), "{}: alice rotated\n{}", host.name, rotated.output);
         assert_eq!(host.d.status("/api/tags", Some(("alice", ROTATED))), 200, "{}", host.name);
