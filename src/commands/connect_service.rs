@@ -144,15 +144,19 @@ fn found(system: &dyn System, location: &Location, manager_running: bool) -> Fou
     Found { file, link, existing_folders, folder_entries, manager_running, service_running, service_loaded }
 }
 
+/// Runs a planned command (its words), whatever its exit status.
 fn query(system: &dyn System, words: &[String]) -> crate::system::RunOutput {
-    let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
-    system.run(&Command::new(&words[0], &args))
+    let Some((program, args)) = words.split_first() else {
+        return crate::system::RunOutput { success: false, output: "no command".to_string() };
+    };
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    system.run(&Command::new(program, &args))
 }
 
 /// The PID of the process the manager runs for the service, if any.
-fn service_pid(system: &dyn System, location: &Location) -> Option<u32> {
-    let output = query(system, &location.pid_query());
-    if output.success { user_service::service_pid(location.manager, &output.output) } else { None }
+fn service_pid(system: &dyn System, manager: Manager, pid_query: &[String]) -> Option<u32> {
+    let output = query(system, pid_query);
+    if output.success { user_service::service_pid(manager, &output.output) } else { None }
 }
 
 /// The arguments the service runs `connect` with: these, with every file
@@ -216,7 +220,8 @@ pub fn install(args: &ConnectArgs, listen: SocketAddr, server: &Url, system: &dy
         program.to_str().ok_or_else(|| Error::failed(format!("{}: not UTF-8", program.display())))?.to_string();
     let words = service_args(args, listen, server)?;
     let found = found(system, &location, manager_running);
-    let running_pid = if found.service_running { service_pid(system, &location) } else { None };
+    let running_pid =
+        if found.service_running { service_pid(system, location.manager, &location.pid_query()) } else { None };
     port_is_free_or_ours(system, listen, running_pid)?;
     let render = |made: &[PathBuf]| user_service::service_text(location.manager, &program, &words, made);
     let steps = user_service::install(&location, &found, render, listen)?;
@@ -295,9 +300,7 @@ fn ownership(mode: u32) -> Ownership {
 }
 
 fn run(system: &dyn System, words: &[String]) -> std::result::Result<(), String> {
-    let (program, args) = words.split_first().ok_or("no command")?;
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let output = system.run(&Command::new(program, &args));
+    let output = query(system, words);
     if output.success { Ok(()) } else { Err(format!("`{}` failed: {}", words.join(" "), output.output.trim())) }
 }
 
@@ -349,8 +352,7 @@ fn prove(
         HttpRequest { timeout: Duration::from_secs(2), follow_redirects: false, ..HttpRequest::get(url.clone()) };
     let start = system.now();
     loop {
-        let service = query(system, pid_query);
-        let service = if service.success { user_service::service_pid(manager, &service.output) } else { None };
+        let service = service_pid(system, manager, pid_query);
         let last = match (system.http(&request), listener(system, listen)) {
             (Ok(reply), Some(Ok(owner))) if reply.status == 200 && Some(owner.pid) == service => return Ok(()),
             // macOS has no /proc to tell a port's owner by: the agent runs
