@@ -24,11 +24,10 @@ fn generate(d: &Deployment, prompt: &str) -> reqwest::blocking::Response {
 fn balances_and_survives_a_server_going(proxy: &'static str) {
     let d = Deployment::prepare(proxy, ALICE_ONLY);
     let others = [StandIn::start(), StandIn::start()];
-    let answers = std::fs::read_to_string(&d.answers).unwrap();
-    let single = format!("upstream: {}\n", d.ollama.upstream());
-    assert!(answers.contains(&single), "{answers}");
-    let several = format!("upstream: [{}, {}, {}]\n", d.ollama.upstream(), others[0].upstream(), others[1].upstream());
-    std::fs::write(&d.answers, answers.replace(&single, &several)).unwrap();
+    with_upstreams(
+        &d,
+        &format!("upstream: [{}, {}, {}]\n", d.ollama.upstream(), others[0].upstream(), others[1].upstream()),
+    );
     let init = d.init().any_stdout().run();
     for standin in [&d.ollama, &others[0], &others[1]] {
         let said = format!("Ollama 0.17.1 answers at {}\n", standin.url());
@@ -198,10 +197,7 @@ fn sticky_credential_pins(proxy: &'static str) {
     // among them), so that any of them can be stopped.
     let mut servers: Vec<Option<StandIn>> = (0..3).map(|_| Some(StandIn::start())).collect();
     let list: Vec<String> = servers.iter().flatten().map(StandIn::upstream).collect();
-    let answers = std::fs::read_to_string(&d.answers).unwrap();
-    let single = format!("upstream: {}\n", d.ollama.upstream());
-    let several = format!("upstream: [{}]\nsticky: credential\n", list.join(", "));
-    std::fs::write(&d.answers, answers.replace(&single, &several)).unwrap();
+    with_upstreams(&d, &format!("upstream: [{}]\nsticky: credential\n", list.join(", ")));
     d.init().env("BOB_PASSWORD", BOB).any_stdout().run();
     let running =
         |servers: &[Option<StandIn>]| -> Vec<usize> { (0..servers.len()).filter(|&i| servers[i].is_some()).collect() };
