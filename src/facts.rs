@@ -254,7 +254,7 @@ impl Probe<'_> {
             interest,
             ports: [site.port].into_iter().chain(site.https.as_ref().map(|h| h.http_port)).collect(),
             groups: vec![settings.file_group.to_string()],
-            upstreams: std::iter::once(&site.upstream).chain(&site.other_upstreams).map(|u| u.url()).collect(),
+            upstreams: site.upstreams().map(|u| u.url()).collect(),
             site: Some((site.public_url(), site.local_address())),
             bans: site.ban.is_some(),
             repository: None,

@@ -184,6 +184,8 @@ struct SiteContext {
     upstream_host: String,
     /// Several servers: one credential, one server.
     sticky_credential: bool,
+    /// Some server has a `weight` or `max_conns`.
+    shares_given: bool,
     /// `_` is nginx's conventional "no particular name".
     server_name: String,
     bind: Option<String>,
@@ -250,6 +252,7 @@ pub fn site_context(setup: &Setup) -> Value {
         // config.rs), `localhost`, which Ollama accepts on a loopback
         // listener and does not check on any other.
         sticky_credential: site.sticky_credential,
+        shares_given: !site.shares.is_empty(),
         upstream_host: if site.other_upstreams.is_empty() { upstream.host_port() } else { "localhost".to_string() },
         server_name: site.domain.as_ref().map(Host::url_form).unwrap_or_else(|| "_".to_string()),
         bind: site.listen_address.map(|a| a.to_string()),

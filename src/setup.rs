@@ -82,6 +82,11 @@ pub struct Share {
 }
 
 impl Site {
+    /// Every Ollama server, `upstream` first.
+    pub fn upstreams(&self) -> impl Iterator<Item = &Upstream> {
+        std::iter::once(&self.upstream).chain(&self.other_upstreams)
+    }
+
     /// The `i`th server's share (`upstream` is 0).
     pub fn share(&self, i: usize) -> Share {
         self.shares.get(i).copied().unwrap_or_default()

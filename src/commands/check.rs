@@ -65,12 +65,7 @@ fn local_setup(system: &dyn System, answers: Option<&Path>) -> Result<LocalSetup
     let site = installed.state.settings.as_ref().map(|settings| &settings.site);
     let backends = site
         .filter(|site| !site.other_upstreams.is_empty())
-        .map(|site| {
-            std::iter::once(&site.upstream)
-                .chain(&site.other_upstreams)
-                .filter_map(|u| reqwest::Url::parse(&u.url()).ok())
-                .collect()
-        })
+        .map(|site| site.upstreams().filter_map(|u| reqwest::Url::parse(&u.url()).ok()).collect())
         .unwrap_or_default();
     Ok(LocalSetup {
         auth_socket: proxy.auth_socket(paths).map(Path::to_path_buf),

@@ -126,11 +126,7 @@ fn gather(system: &dyn System, args: &StatusArgs) -> Result<Status> {
         proxy: settings.proxy.to_string(),
         url: settings.site.public_url(),
         // Several Ollama servers: all of them, the first first.
-        upstream: std::iter::once(&settings.site.upstream)
-            .chain(&settings.site.other_upstreams)
-            .map(|u| u.url())
-            .collect::<Vec<_>>()
-            .join(", "),
+        upstream: settings.site.upstreams().map(|u| u.url()).collect::<Vec<_>>().join(", "),
         state_file: installed.paths.state.clone(),
         files: installed.state.files.iter().map(|f| f.path.clone()).collect(),
         links: installed.state.links.clone(),

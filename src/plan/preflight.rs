@@ -150,7 +150,7 @@ fn install(
 fn ollama_findings(setup: &Setup, facts: &Facts) -> Vec<Finding> {
     let site = &setup.settings.site;
     let several = !site.other_upstreams.is_empty();
-    let urls: Vec<String> = std::iter::once(&site.upstream).chain(&site.other_upstreams).map(|u| u.url()).collect();
+    let urls: Vec<String> = site.upstreams().map(|u| u.url()).collect();
     urls.iter()
         .enumerate()
         .map(|(i, url)| match facts.ollama.get(i).unwrap_or(&OllamaProbe::NotProbed) {
