@@ -83,8 +83,10 @@ fn balances_and_survives_a_server_going(proxy: &'static str) {
         // The fast servers' answers end meanwhile.
         std::thread::sleep(Duration::from_millis(400));
     }
+    // Between the two idle fast servers Caddy picks at random (nginx in
+    // turn), so only the slow server's share is asserted.
     let spread: Vec<usize> = all.iter().zip(&before).map(|(s, b)| generations(s) - b).collect();
-    assert!(spread[0] <= 2 && spread[1] >= 4 && spread[2] >= 4, "{proxy}: the slow server got its share: {spread:?}");
+    assert!(spread[0] <= 2 && spread[1] + spread[2] >= 10, "{proxy}: the slow server got its share: {spread:?}");
     d.ollama.release_stream();
     for mut answer in held {
         let mut rest = String::new();
